@@ -1,0 +1,243 @@
+// Package sandbox is the provider contract: the small "driver" interface that every sandbox backend
+// (the local bubblewrap provider, the Vercel provider, future ones) implements, and that the engine
+// uses without knowing which backend it talks to.
+//
+// # What a provider is
+//
+// A provider starts sandboxes from snapshots and turns sandboxes back into snapshots. It knows
+// nothing of workspaces, leases, runs or history: those live in the engine. The only durable thing a
+// provider hands out is a SnapshotRef, an opaque string the engine stores in its commits.
+//
+// # The durable state of a sandbox
+//
+// A sandbox's durable state is the directory /workspace (the default working directory) and the
+// sandbox user's home directory. Everything else (/tmp, processes, the network) is ephemeral.
+//
+// # Lifecycle
+//
+//	Start(snapshot S) ──► running sandbox ──► Snapshot() ──► new snapshot S' (sandbox has ended)
+//	                          │
+//	                          └──────────────► Stop()     ──► changes discarded (sandbox has ended)
+//
+//   - Start boots a sandbox whose /workspace and home hold exactly the state of snapshot S (or are
+//     empty when S is ""). S itself is never modified: any number of sandboxes may start from the
+//     same snapshot at the same time, and none sees another's changes (fork isolation).
+//   - While running, a sandbox runs commands (Exec) and reads and writes files. Changes live only
+//     in that sandbox.
+//   - Snapshot captures the sandbox's current durable state — new, changed and deleted files — as a
+//     new immutable snapshot and ENDS the sandbox (some backends, like Vercel's, cannot snapshot a
+//     running VM; we make that the rule everywhere). Processes still running are killed first.
+//   - Stop ends the sandbox and discards its changes. Stop after Snapshot, or twice, is a no-op.
+//   - Once ended, every method except Stop returns ErrEnded.
+//
+// Snapshots are immutable and independent: deleting one (DeleteSnapshot) never affects another,
+// even if the provider shares storage between them internally (the local provider shares overlay
+// layers). A provider must keep whatever a live snapshot needs and may free the rest.
+//
+// # Paths
+//
+// File operations take paths inside /workspace: either relative ("src/main.go", resolved against
+// /workspace) or absolute under it ("/workspace/src/main.go"). A path that leaves /workspace — by
+// "..", by being absolute elsewhere, or through a symbolic link whose target lies outside — fails
+// with an error wrapping ErrPathEscape and nothing is read or written.
+//
+// # Errors
+//
+// Providers wrap the sentinel errors below so the engine can map them with errors.Is; the message
+// around them says what happened in terms a user can act on.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"time"
+
+	"github.com/sandkit/sandkit-mcp/policies"
+)
+
+// Sentinel errors every provider wraps.
+var (
+	// ErrNotFound: the snapshot, file or sandbox does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrEnded: the sandbox has been snapshotted, stopped, or died.
+	ErrEnded = errors.New("sandbox has ended")
+	// ErrPathEscape: a path leaves /workspace (.., absolute elsewhere, or a symlink pointing out).
+	ErrPathEscape = errors.New("path escapes /workspace")
+	// ErrInvalid: a request the provider cannot accept as given (bad path syntax, a directory where
+	// a file is expected, a file too large, ...).
+	ErrInvalid = errors.New("invalid request")
+	// ErrUnsupported: the provider does not offer this capability (see Capabilities).
+	ErrUnsupported = errors.New("not supported by this provider")
+	// ErrUnavailable: the backend itself is not usable (bwrap missing, credentials missing, ...).
+	ErrUnavailable = errors.New("provider unavailable")
+)
+
+// WorkspaceDir is the path of the durable workspace directory inside every sandbox.
+const WorkspaceDir = "/workspace"
+
+// SnapshotRef names a snapshot. It is opaque to everyone but the provider that made it; the empty
+// ref means "the empty state".
+type SnapshotRef string
+
+// Provider is a sandbox backend. Implementations are safe for concurrent use.
+type Provider interface {
+	// Name is the provider's stable identifier ("local", "vercel"), stored with every workspace.
+	Name() string
+
+	// Capabilities says which optional features this provider offers.
+	Capabilities() Capabilities
+
+	// Start boots a sandbox from opts.Snapshot (see the lifecycle in the package doc). It returns
+	// once the sandbox can accept Exec and file calls. A snapshot that no longer exists yields an
+	// error wrapping ErrNotFound.
+	Start(ctx context.Context, opts StartOptions) (Sandbox, error)
+
+	// DeleteSnapshot frees a snapshot. Sandboxes already started from it are unaffected. Deleting
+	// a snapshot that does not exist is not an error (garbage collection may race a crash).
+	DeleteSnapshot(ctx context.Context, ref SnapshotRef) error
+
+	// Snapshots lists every snapshot the provider currently holds, for garbage collection after a
+	// crash: the engine deletes those no commit references. Providers that cannot list return
+	// ErrUnsupported.
+	Snapshots(ctx context.Context) ([]SnapshotRef, error)
+
+	// Close releases the provider's resources. Running sandboxes are stopped.
+	Close() error
+}
+
+// Capabilities declares optional features, so callers never have to guess.
+type Capabilities struct {
+	// Egress is true when the provider enforces policies other than deny-all. When false, a
+	// sandbox started with such a policy still has no network, and Sandbox.Warnings says so.
+	Egress bool
+	// MaxFileSize is the largest file WriteFiles accepts and ReadFile returns in one call, in bytes.
+	MaxFileSize int64
+}
+
+// StartOptions configures a new sandbox.
+type StartOptions struct {
+	// Snapshot is the state to start from; "" starts empty.
+	Snapshot SnapshotRef
+	// Policy is the effective egress policy for this sandbox (already normalized).
+	Policy policies.Policy
+	// Env is added to the environment of every command (Exec may add more).
+	Env map[string]string
+	// Lifetime bounds how long the sandbox may live; the provider ends it afterwards. Zero means
+	// the provider's default.
+	Lifetime time.Duration
+	// Label is a human-readable tag for logs and diagnostics (e.g. the workspace id).
+	Label string
+}
+
+// Sandbox is one running sandbox. Its methods are safe for concurrent use, but a provider may
+// serialize them.
+type Sandbox interface {
+	// ID identifies the sandbox for logs and diagnostics.
+	ID() string
+
+	// Warnings lists things the caller should tell the user about this sandbox, e.g. that the
+	// requested egress policy is not enforced and the sandbox has no network instead.
+	Warnings() []string
+
+	// Exec runs one command in the foreground and waits for it. Output is streamed, in order, to
+	// req.Stdout and req.Stderr as it is produced; the provider never buffers it unboundedly.
+	//
+	// A command that exits with any status is a success of Exec (see ExecResult.ExitCode). When
+	// req.Timeout elapses the whole process tree of the command is killed and the result has
+	// TimedOut set. When ctx is cancelled the process tree is killed and Exec returns ctx.Err().
+	// A command that cannot be started (not found, not executable) returns an ExecResult with
+	// exit code 127 and a message on Stderr, like a shell.
+	Exec(ctx context.Context, req ExecRequest) (ExecResult, error)
+
+	// WriteFiles creates or replaces files, creating parent directories as needed. All paths are
+	// validated before anything is written.
+	WriteFiles(ctx context.Context, files []File) error
+
+	// ReadFile reads up to max bytes (max <= 0: up to Capabilities.MaxFileSize) starting at
+	// offset. Reading a directory fails with ErrInvalid.
+	ReadFile(ctx context.Context, path string, offset, max int64) (FileContent, error)
+
+	// ListFiles lists the entries under dir (a directory inside /workspace) down to depth levels
+	// (1 = only the directory's own entries). Symlinks are listed, not followed.
+	ListFiles(ctx context.Context, dir string, depth int) ([]FileEntry, error)
+
+	// Snapshot captures the durable state as a new snapshot and ends the sandbox.
+	Snapshot(ctx context.Context) (SnapshotInfo, error)
+
+	// Stop ends the sandbox and discards its uncommitted changes.
+	Stop(ctx context.Context) error
+}
+
+// ExecRequest is one command to run.
+type ExecRequest struct {
+	// Command is the program (looked up in PATH when it has no slash); Args follow it.
+	Command string
+	Args    []string
+	// Cwd is the working directory inside the sandbox; "" means /workspace. A relative Cwd is
+	// resolved against /workspace.
+	Cwd string
+	// Env adds variables to the command's environment.
+	Env map[string]string
+	// Stdin is fed to the command; nil means an empty stdin.
+	Stdin []byte
+	// Timeout kills the command's whole process tree when it elapses; zero means no timeout.
+	Timeout time.Duration
+	// Stdout and Stderr receive the output as it is produced; nil discards it.
+	Stdout, Stderr io.Writer
+}
+
+// ExecResult is how a command ended.
+type ExecResult struct {
+	// ExitCode is the command's exit status; 128+N when killed by signal N; -1 when it timed out.
+	ExitCode int
+	// TimedOut is true when the command was killed because Timeout elapsed.
+	TimedOut bool
+	// Duration is the wall time of the command inside the sandbox.
+	Duration time.Duration
+}
+
+// File is one file to write.
+type File struct {
+	// Path inside /workspace (see the package doc).
+	Path string
+	// Content is the complete new content.
+	Content []byte
+	// Mode is the permission bits; zero means 0644.
+	Mode fs.FileMode
+}
+
+// FileContent is the result of ReadFile.
+type FileContent struct {
+	// Data holds the bytes read.
+	Data []byte
+	// Size is the file's total size, so a caller can tell whether it has read everything.
+	Size int64
+}
+
+// FileEntry describes one entry of ListFiles.
+type FileEntry struct {
+	// Path relative to /workspace, with forward slashes ("src/main.go").
+	Path string
+	// Type is "file", "dir", "symlink" or "other".
+	Type string
+	// Size in bytes (files only).
+	Size int64
+	// Mode holds the permission bits.
+	Mode fs.FileMode
+	// ModTime is the last modification time.
+	ModTime time.Time
+	// Target is a symlink's target, as stored.
+	Target string `json:",omitempty"`
+}
+
+// SnapshotInfo describes a snapshot just taken.
+type SnapshotInfo struct {
+	// Ref names the new snapshot.
+	Ref SnapshotRef
+	// ChangedBytes and ChangedFiles measure what this snapshot adds over the one the sandbox
+	// started from (new or modified file content; deletions count as files). Zero when unknown.
+	ChangedBytes int64
+	ChangedFiles int64
+}
