@@ -15,20 +15,20 @@
 //
 // # Lifecycle
 //
-//	Start(snapshot S) ──► running sandbox ──► Snapshot() ──► new snapshot S' (sandbox has ended)
-//	                          │
-//	                          └──────────────► Stop()     ──► changes discarded (sandbox has ended)
+//		Start(snapshot S) ──► running sandbox ──► Snapshot() ──► new snapshot S' (sandbox has ended)
+//		                          │
+//		                          └──────────────► Stop()     ──► changes discarded (sandbox has ended)
 //
-//   - Start boots a sandbox whose /workspace and home hold exactly the state of snapshot S (or are
-//     empty when S is ""). S itself is never modified: any number of sandboxes may start from the
-//     same snapshot at the same time, and none sees another's changes (fork isolation).
-//   - While running, a sandbox runs commands (Exec) and reads and writes files. Changes live only
-//     in that sandbox.
-//   - Snapshot captures the sandbox's current durable state — new, changed and deleted files — as a
-//     new immutable snapshot and ENDS the sandbox (some backends, like Vercel's, cannot snapshot a
-//     running VM; we make that the rule everywhere). Processes still running are killed first.
-//   - Stop ends the sandbox and discards its changes. Stop after Snapshot, or twice, is a no-op.
-//   - Once ended, every method except Stop returns ErrEnded.
+//	  - Start boots a sandbox whose /workspace and home hold exactly the state of snapshot S (or are
+//	    empty when S is ""). S itself is never modified: any number of sandboxes may start from the
+//	    same snapshot at the same time, and none sees another's changes (fork isolation).
+//	  - While running, a sandbox runs commands (Exec) and reads and writes files. Changes live only
+//	    in that sandbox.
+//	  - Snapshot captures the sandbox's current durable state — new, changed and deleted files — as a
+//	    new immutable snapshot and ENDS the sandbox (some backends, like Vercel's, cannot snapshot a
+//	    running VM; we make that the rule everywhere). Processes still running are killed first.
+//	  - Stop ends the sandbox and discards its changes. Stop after Snapshot, or twice, is a no-op.
+//	  - Once ended, every method except Stop returns ErrEnded.
 //
 // Snapshots are immutable and independent: deleting one (DeleteSnapshot) never affects another,
 // even if the provider shares storage between them internally (the local provider shares overlay

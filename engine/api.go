@@ -1,0 +1,72 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/sandkit/sandkit-mcp/policies"
+)
+
+// Limits the engine enforces on agent input.
+const (
+	// DefaultTimeout applies to a run_command without timeout_ms.
+	DefaultTimeout = 10 * time.Minute
+	// MaxTimeout is the longest timeout a command may ask for.
+	MaxTimeout = 24 * time.Hour
+	// MaxFileSize is the largest single file write_files accepts and read_file returns at once.
+	MaxFileSize = 16 << 20
+	// MaxWriteTotal bounds the total content of one write_files call.
+	MaxWriteTotal = 64 << 20
+	// MaxStdin bounds stdin given to a command.
+	MaxStdin = 16 << 20
+	// MaxFilesPerWrite bounds the number of files in one write_files call.
+	MaxFilesPerWrite = 1000
+	// OutputKeep is how many bytes of each output stream a run keeps at its head and at its tail;
+	// the middle of longer output is dropped (and counted).
+	OutputKeep = 256 << 10
+	// MaxListDepth bounds list_files depth.
+	MaxListDepth = 16
+	// MaxListEntries bounds how many entries list_files returns.
+	MaxListEntries = 5000
+)
+
+// CreateWorkspaceRequest holds create_workspace's arguments.
+type CreateWorkspaceRequest struct {
+	// Name must be unique; empty means a generated name.
+	Name string
+	// Policy is the durable default egress policy; nil means the operator default.
+	Policy *policies.Policy
+	// ExposedPorts are the ports sessions may publish (1-65535).
+	ExposedPorts []int
+	Labels       map[string]string
+	// Template names an operator-defined setup template (egress issue); empty for none.
+	Template string
+}
+
+// RunCommandRequest holds run_command's arguments.
+type RunCommandRequest struct {
+	// Workspace is an id or a name.
+	Workspace string
+	Command   string
+	Args      []string
+	Cwd       string
+	Env       map[string]string
+	Stdin     []byte
+	// Timeout of 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Policy overrides the workspace policy for this run only.
+	Policy *policies.Policy
+	// Background returns at once with the run queued or running; poll it with GetRun.
+	Background bool
+	// IdempotencyKey makes a retried call return the same run instead of running again.
+	IdempotencyKey string
+	// Progress, when set, is called (rate-limited by the caller's choice) with the latest complete
+	// output line while a foreground command runs. It must not block.
+	Progress func(line string)
+}
+
+// RunResult is a run plus its captured output.
+type RunResult struct {
+	Run    Run
+	Stdout Output
+	Stderr Output
+}

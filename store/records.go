@@ -1,0 +1,117 @@
+package store
+
+import (
+	"time"
+
+	"github.com/sandkit/sandkit-mcp/policies"
+)
+
+// Workspace is the stored record of a workspace.
+type Workspace struct {
+	ID           string            `json:"id"`
+	Name         string            `json:"name"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	Provider     string            `json:"provider"`
+	Policy       policies.Policy   `json:"policy"`
+	ExposedPorts []int             `json:"exposed_ports,omitempty"`
+	// Head is the commit the workspace's durable state is at; it always names a commit.
+	Head string `json:"head"`
+	// Version increases by one with every stored change; PutWorkspace compares it (CAS).
+	Version  uint64    `json:"version"`
+	Template string    `json:"template,omitempty"`
+	Created  time.Time `json:"created_at"`
+	Updated  time.Time `json:"updated_at"`
+}
+
+// Commit kinds.
+const (
+	CommitEmpty   = "empty"
+	CommitRun     = "run"
+	CommitSession = "session"
+	CommitWrite   = "write"
+	CommitRestore = "restore"
+	CommitFork    = "fork"
+	CommitSetup   = "setup"
+)
+
+// Commit is an immutable point in a workspace's history.
+type Commit struct {
+	ID        string `json:"id"`
+	Workspace string `json:"workspace_id"`
+	Parent    string `json:"parent,omitempty"`
+	// Snapshot is the provider's opaque snapshot ref holding this commit's state.
+	Snapshot string `json:"snapshot"`
+	Kind     string `json:"kind"`
+	// Message says what made the commit ("run: npm test (exit 0)", "write 2 files", ...).
+	Message string `json:"message"`
+	// RunID is set for kind "run".
+	RunID string `json:"run_id,omitempty"`
+	// ExitCode is set for kind "run".
+	ExitCode *int `json:"exit_code,omitempty"`
+	// Source is the commit a restore or fork copied its state from.
+	Source       string    `json:"source_commit,omitempty"`
+	ChangedBytes int64     `json:"changed_bytes"`
+	ChangedFiles int64     `json:"changed_files"`
+	Created      time.Time `json:"created_at"`
+}
+
+// Run statuses.
+const (
+	RunQueued    = "queued"
+	RunRunning   = "running"
+	RunExited    = "exited"
+	RunFailed    = "failed"
+	RunCancelled = "cancelled"
+	RunLost      = "lost"
+)
+
+// Run is the record of one durable command.
+type Run struct {
+	ID        string   `json:"run_id"`
+	Workspace string   `json:"workspace_id"`
+	Command   string   `json:"command"`
+	Args      []string `json:"args,omitempty"`
+	Cwd       string   `json:"cwd,omitempty"`
+	// EnvNames lists the names of the variables the caller set; values are never stored, since
+	// they may be secrets.
+	EnvNames []string `json:"env_names,omitempty"`
+	// Policy describes the effective egress policy of the run (never a secret).
+	Policy string `json:"policy,omitempty"`
+	// Status is queued, running, exited (the command ran to an exit status or timed out),
+	// failed (the sandbox could not run it), cancelled, or lost (the server died meanwhile).
+	Status   string `json:"status"`
+	ExitCode *int   `json:"exit_code,omitempty"`
+	TimedOut bool   `json:"timed_out,omitempty"`
+	// Error explains a failed, cancelled or lost run.
+	Error string `json:"error,omitempty"`
+	// BaseCommit is the head the run started from; CommitID the commit it produced.
+	BaseCommit     string     `json:"base_commit,omitempty"`
+	CommitID       string     `json:"commit_id,omitempty"`
+	IdempotencyKey string     `json:"idempotency_key,omitempty"`
+	Background     bool       `json:"background,omitempty"`
+	Created        time.Time  `json:"created_at"`
+	Started        *time.Time `json:"started_at,omitempty"`
+	Finished       *time.Time `json:"finished_at,omitempty"`
+	DurationMS     int64      `json:"duration_ms"`
+	Warnings       []string   `json:"warnings,omitempty"`
+}
+
+// Done reports whether the run has reached a final status.
+func (r Run) Done() bool {
+	switch r.Status {
+	case RunExited, RunFailed, RunCancelled, RunLost:
+		return true
+	}
+	return false
+}
+
+// Output is a bounded capture of one output stream: the first and last bytes, and how many bytes
+// in the middle were left out.
+type Output struct {
+	Head []byte
+	Tail []byte
+	// Omitted counts the bytes between Head and Tail that were not kept.
+	Omitted int64
+	// Total is the stream's full length.
+	Total int64
+}
