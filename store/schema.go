@@ -1,0 +1,89 @@
+package store
+
+import (
+	"fmt"
+	"strconv"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the version of the file layout this binary writes. Bump it, and register a
+// migration from the previous version in builtinSchema, whenever the layout or a record's meaning
+// changes in a way an older binary would misread.
+//
+// Version 1 (the first) is the layout described in buckets.go.
+const SchemaVersion = 1
+
+// A migration rewrites a file from one schema version to the next. It runs inside the opening
+// transaction, with raw bbolt access, and must not commit or roll back itself.
+type migration func(tx *bolt.Tx) error
+
+// schema is what Open checks a file against: the version it brings files to, the migrations that
+// get older files there (keyed by the version they start from: migrations[v] turns v into v+1),
+// and the buckets every file of this version holds.
+type schema struct {
+	version    uint64
+	migrations map[uint64]migration
+	buckets    []string
+}
+
+// builtinSchema is the schema of this binary. Version 1 is the first, so nothing migrates yet.
+func builtinSchema() *schema {
+	return &schema{
+		version:    SchemaVersion,
+		migrations: map[uint64]migration{},
+		buckets:    dataBuckets(),
+	}
+}
+
+// prepare runs in Open's transaction: it initialises a new file, refuses a file from a newer
+// binary, migrates an older one, and makes sure every bucket exists.
+func (sc *schema) prepare(tx *bolt.Tx, path string) error {
+	sb := tx.Bucket([]byte(bucketSchema))
+	if sb == nil {
+		empty := true
+		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+		if !empty {
+			return fmt.Errorf("store: %s has buckets but no schema version: %w; it is not a sandkit-mcp "+
+				"state file (move it away or choose another data dir)", path, ErrSchema)
+		}
+		return sc.finish(tx, path)
+	}
+	raw := sb.Get([]byte(keySchemaVersion))
+	v, err := strconv.ParseUint(string(raw), 10, 64)
+	if err == nil && v == 0 {
+		err = fmt.Errorf("version 0 does not exist")
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", path, corrupt(bucketSchema, keySchemaVersion, err))
+	}
+	if v > sc.version {
+		return fmt.Errorf("store: %s: %w %d: this sandkit-mcp knows schema versions up to %d; "+
+			"upgrade sandkit-mcp to open this data dir", path, ErrSchema, v, sc.version)
+	}
+	for ; v < sc.version; v++ {
+		m := sc.migrations[v]
+		if m == nil {
+			return fmt.Errorf("store: %s: %w %d: no migration from version %d to %d is known",
+				path, ErrSchema, v, v, v+1)
+		}
+		if err := m(tx); err != nil {
+			return fmt.Errorf("store: %s: migrate schema version %d to %d: %w", path, v, v+1, err)
+		}
+	}
+	return sc.finish(tx, path)
+}
+
+// finish creates any missing bucket and records the schema version.
+func (sc *schema) finish(tx *bolt.Tx, path string) error {
+	for _, name := range append([]string{bucketSchema}, sc.buckets...) {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("store: %s: create bucket %q: %w", path, name, err)
+		}
+	}
+	v := []byte(strconv.FormatUint(sc.version, 10))
+	if err := tx.Bucket([]byte(bucketSchema)).Put([]byte(keySchemaVersion), v); err != nil {
+		return fmt.Errorf("store: %s: write schema version: %w", path, err)
+	}
+	return nil
+}
