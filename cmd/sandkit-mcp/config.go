@@ -1,0 +1,91 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lmittmann/tint"
+	"golang.org/x/sys/unix"
+)
+
+// config holds the flags shared by every subcommand.
+type config struct {
+	dataDir  string
+	bwrap    string
+	logLevel string
+}
+
+func parseConfig(name string, args []string) (config, *flag.FlagSet, error) {
+	var c config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.dataDir, "data-dir", "", "state directory")
+	fs.StringVar(&c.bwrap, "bwrap", "", "bubblewrap binary")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level")
+	if err := fs.Parse(args); err != nil {
+		return c, fs, usageError{fmt.Errorf("%s: %v (see sandkit-mcp help)", name, err)}
+	}
+	if fs.NArg() > 0 {
+		return c, fs, usageError{fmt.Errorf("%s: unexpected argument %q (see sandkit-mcp help)", name, fs.Arg(0))}
+	}
+	if c.dataDir == "" {
+		c.dataDir = os.Getenv("SANDKIT_DATA_DIR")
+	}
+	if c.dataDir == "" {
+		d, err := defaultDataDir()
+		if err != nil {
+			return c, fs, err
+		}
+		c.dataDir = d
+	}
+	abs, err := filepath.Abs(c.dataDir)
+	if err != nil {
+		return c, fs, fmt.Errorf("data dir %q: %w", c.dataDir, err)
+	}
+	c.dataDir = abs
+	return c, fs, nil
+}
+
+// defaultDataDir is $XDG_DATA_HOME/sandkit, i.e. ~/.local/share/sandkit.
+func defaultDataDir() (string, error) {
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "sandkit"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("cannot find a home directory for the default data dir (%v); pass --data-dir or set SANDKIT_DATA_DIR", err)
+	}
+	return filepath.Join(home, ".local", "share", "sandkit"), nil
+}
+
+// newLogger logs to stderr: tint for a terminal, JSON otherwise. Never stdout: on the stdio door
+// stdout carries the MCP stream.
+func newLogger(level string) (*slog.Logger, error) {
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		lv = slog.LevelDebug
+	case "info", "":
+		lv = slog.LevelInfo
+	case "warn", "warning":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		return nil, usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", level)}
+	}
+	if isTerminal(os.Stderr) {
+		return slog.New(tint.NewHandler(os.Stderr, &tint.Options{Level: lv})), nil
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), nil
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

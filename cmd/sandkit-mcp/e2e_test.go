@@ -1,0 +1,280 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// The end-to-end tests build the real binary and drive it over stdio with the official MCP Go SDK
+// client, pinned to protocol 2025-11-25.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sandkit-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "sandkit-mcp")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			binPath = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v\n%s", buildErr, binPath)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" && buildErr == nil {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+type client struct {
+	t        testing.TB
+	cs       *mcp.ClientSession
+	progress chan *mcp.ProgressNotificationParams
+}
+
+func connect(t testing.TB, dataDir string) *client {
+	t.Helper()
+	c := &client{t: t, progress: make(chan *mcp.ProgressNotificationParams, 100)}
+	cl := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
+			select {
+			case c.progress <- r.Params:
+			default:
+			}
+		},
+	})
+	cmd := exec.Command(binary(t), "--data-dir", dataDir, "--log-level", "warn")
+	cmd.Stderr = os.Stderr
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cs, err := cl.Connect(ctx, &mcp.CommandTransport{Command: cmd}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	c.cs = cs
+	t.Cleanup(func() { cs.Close() })
+	return c
+}
+
+// call invokes a tool and returns its structured result, its text, and whether it is an error.
+func (c *client) call(tool string, args map[string]any) (map[string]any, string, bool) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		c.t.Fatalf("%s: protocol error: %v", tool, err)
+	}
+	return decode(res)
+}
+
+func decode(res *mcp.CallToolResult) (map[string]any, string, bool) {
+	var text strings.Builder
+	for _, ct := range res.Content {
+		if tc, ok := ct.(*mcp.TextContent); ok {
+			text.WriteString(tc.Text)
+		}
+	}
+	out := map[string]any{}
+	if res.StructuredContent != nil {
+		b, _ := json.Marshal(res.StructuredContent)
+		_ = json.Unmarshal(b, &out)
+	}
+	return out, text.String(), res.IsError
+}
+
+func (c *client) ok(tool string, args map[string]any) map[string]any {
+	c.t.Helper()
+	out, text, isErr := c.call(tool, args)
+	if isErr {
+		c.t.Fatalf("%s(%v): unexpected tool error: %s", tool, args, text)
+	}
+	return out
+}
+
+func (c *client) fails(tool string, args map[string]any, want string) {
+	c.t.Helper()
+	_, text, isErr := c.call(tool, args)
+	if !isErr {
+		c.t.Fatalf("%s(%v): expected a tool error containing %q, got success: %s", tool, args, want, text)
+	}
+	if !strings.Contains(strings.ToLower(text), strings.ToLower(want)) {
+		c.t.Fatalf("%s(%v): error %q does not mention %q", tool, args, text, want)
+	}
+}
+
+func TestStdioStory(t *testing.T) {
+	c := connect(t, t.TempDir())
+	tl, err := c.cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tl.Tools) < 13 {
+		t.Fatalf("expected at least 13 tools, got %d", len(tl.Tools))
+	}
+	ws := c.ok("create_workspace", map[string]any{"name": "story", "labels": map[string]any{"e2e": "yes"}})
+	if ws["name"] != "story" || !strings.HasPrefix(ws["id"].(string), "ws_") {
+		t.Fatalf("create_workspace: %v", ws)
+	}
+	c.ok("write_files", map[string]any{"workspace": "story", "files": []any{map[string]any{"path": "hello.txt", "content": "hello\n"}}})
+	r := c.ok("run_command", map[string]any{"workspace": "story", "command": "sh", "args": []any{"-c", "cat hello.txt; echo two > two.txt; exit 4"}})
+	if r["exit_code"].(float64) != 4 || r["stdout"] != "hello\n" || r["commit_id"] == "" {
+		t.Fatalf("run_command: %v", r)
+	}
+	r2 := c.ok("run_command", map[string]any{"workspace": "story", "command": "cat", "args": []any{"two.txt"}})
+	if r2["stdout"] != "two\n" {
+		t.Fatalf("second run must see the first's file: %v", r2)
+	}
+	h := c.ok("workspace_history", map[string]any{"workspace": "story"})
+	commits := h["commits"].([]any)
+	if len(commits) != 4 {
+		t.Fatalf("history: %v", h)
+	}
+	writeCommit := commits[2].(map[string]any)["id"].(string)
+	c.ok("fork_workspace", map[string]any{"workspace": "story", "name": "story-fork"})
+	c.ok("run_command", map[string]any{"workspace": "story-fork", "command": "sh", "args": []any{"-c", "echo fork > f.txt"}})
+	lf := c.ok("list_files", map[string]any{"workspace": "story"})
+	if strings.Contains(mustJSON(lf), "f.txt") {
+		t.Fatalf("fork's file visible in the original: %v", lf)
+	}
+	c.ok("restore_workspace", map[string]any{"workspace": "story", "commit_id": writeCommit})
+	rf := c.ok("read_file", map[string]any{"workspace": "story", "path": "hello.txt"})
+	if rf["content"] != "hello\n" {
+		t.Fatalf("read_file after restore: %v", rf)
+	}
+	c.fails("read_file", map[string]any{"workspace": "story", "path": "two.txt"}, "not found")
+
+	// Background run + get_run.
+	bg := c.ok("run_command", map[string]any{"workspace": "story", "command": "sh", "args": []any{"-c", "sleep 0.2; echo bg"}, "background": true})
+	id := bg["run_id"].(string)
+	done := c.ok("get_run", map[string]any{"run_id": id, "wait_ms": 60000})
+	if done["status"] != "exited" || !strings.Contains(done["stdout"].(string), "bg") {
+		t.Fatalf("get_run: %v", done)
+	}
+
+	// Bad input: clear tool errors, head unchanged.
+	before := c.ok("get_workspace", map[string]any{"workspace": "story"})["head"]
+	c.fails("get_workspace", map[string]any{"workspace": "nope"}, "nope")
+	c.fails("create_workspace", map[string]any{"name": "story"}, "already exists")
+	c.fails("run_command", map[string]any{"workspace": "story", "command": ""}, "command")
+	c.fails("run_command", map[string]any{"workspace": "story", "command": "true", "timeout_ms": -5}, "timeout")
+	c.fails("run_command", map[string]any{"workspace": "story", "command": "true", "timeout_ms": 999999999999}, "timeout")
+	c.fails("read_file", map[string]any{"workspace": "story", "path": "../etc/passwd"}, "workspace")
+	c.fails("write_files", map[string]any{"workspace": "story", "files": []any{map[string]any{"path": "/etc/x", "content": "x"}}}, "workspace")
+	c.fails("write_files", map[string]any{"workspace": "story", "files": []any{map[string]any{"path": "b.bin", "content": "!!notbase64", "encoding": "base64"}}}, "base64")
+	c.fails("get_run", map[string]any{"run_id": "run_nope"}, "run_nope")
+	c.fails("cancel_run", map[string]any{"run_id": id}, "already finished")
+	c.fails("restore_workspace", map[string]any{"workspace": "story", "commit_id": "c_nope"}, "c_nope")
+	if after := c.ok("get_workspace", map[string]any{"workspace": "story"})["head"]; after != before {
+		t.Fatalf("head moved on failed calls: %v → %v", before, after)
+	}
+	c.ok("delete_workspace", map[string]any{"workspace": "story-fork"})
+	c.fails("get_workspace", map[string]any{"workspace": "story-fork"}, "story-fork")
+}
+
+func TestProgressAndCancel(t *testing.T) {
+	c := connect(t, t.TempDir())
+	c.ok("create_workspace", map[string]any{"name": "p"})
+	params := &mcp.CallToolParams{Name: "run_command", Arguments: map[string]any{
+		"workspace": "p", "command": "sh", "args": []any{"-c", "for i in 1 2 3 4 5 6; do echo line-$i; sleep 0.3; done"},
+	}}
+	params.SetProgressToken("tok-1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := c.cs.CallTool(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, text, isErr := decode(res); isErr {
+		t.Fatal(text)
+	}
+	var msgs []string
+	for len(c.progress) > 0 {
+		p := <-c.progress
+		if p.ProgressToken != "tok-1" {
+			t.Fatalf("progress for the wrong token: %v", p.ProgressToken)
+		}
+		msgs = append(msgs, p.Message)
+	}
+	if len(msgs) < 2 || !strings.Contains(strings.Join(msgs, "|"), "line-") {
+		t.Fatalf("expected progress notifications carrying output lines, got %q", msgs)
+	}
+
+	// Cancelling the request (the SDK sends notifications/cancelled) kills the command.
+	cctx, ccancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(500 * time.Millisecond); ccancel() }()
+	start := time.Now()
+	_, err = c.cs.CallTool(cctx, &mcp.CallToolParams{Name: "run_command", Arguments: map[string]any{
+		"workspace": "p", "command": "sh", "args": []any{"-c", "echo partial > cancelled.txt; sleep 30"},
+	}})
+	if err == nil {
+		t.Fatal("a cancelled call should return the context error")
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Fatalf("cancel took %v", time.Since(start))
+	}
+	// The server recorded the run cancelled and did not commit it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, text, isErr := c.call("read_file", map[string]any{"workspace": "p", "path": "cancelled.txt"})
+		if isErr && strings.Contains(text, "not found") {
+			break
+		}
+		if !isErr {
+			t.Fatal("a cancelled run was committed")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read_file: %s", text)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestSecondServerOnSameDataDir(t *testing.T) {
+	dir := t.TempDir()
+	c := connect(t, dir)
+	c.ok("list_workspaces", map[string]any{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary(t), "--data-dir", dir).CombinedOutput()
+	if err == nil {
+		t.Fatal("a second server on the same data dir must fail")
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the second server hung instead of failing")
+	}
+	if !strings.Contains(string(out), "another sandkit-mcp process") {
+		t.Fatalf("unclear error: %s", out)
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

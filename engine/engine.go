@@ -1,0 +1,202 @@
+// Package engine is the domain of sandkit-mcp: workspaces, their history of commits, durable runs
+// and (later) live sessions. Every lifecycle rule lives here; the tools layer only translates.
+//
+// # Rules
+//
+//  1. A workspace's head always names a commit. The first commit is empty (or a template's).
+//  2. Durable operations on one workspace — run_command, write_files, restore, fork's read of its
+//     source — run one at a time, in arrival order. Each starts from the current head and, on
+//     completion, records a new commit and moves head by compare-and-swap in one store
+//     transaction, together with the run's final record.
+//  3. A durable command commits whatever its exit code, and also when it times out. It does not
+//     commit when the caller cancels it, when the sandbox fails, or when the server dies: then
+//     head stays where it was, and the run reads cancelled, failed or lost.
+//  4. Run records outlive the server. A run that was queued or running when the server stopped
+//     reads lost after the next start, and its workspace is at its previous head.
+//  5. An idempotency key makes a retried run_command return the run already recorded under that
+//     key; the command never runs twice.
+//  6. Nothing leaks: a sandbox is stopped on every path, and snapshots that no commit references
+//     are deleted (at once when the engine makes them obsolete, and at start-up after a crash).
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sandkit/sandkit-mcp/policies"
+	"github.com/sandkit/sandkit-mcp/sandbox"
+	"github.com/sandkit/sandkit-mcp/store"
+)
+
+// Options configures an Engine.
+type Options struct {
+	// Store holds the engine's records; the engine does not close it.
+	Store *store.Store
+	// Provider runs sandboxes; the engine does not close it.
+	Provider sandbox.Provider
+	// Logger receives operational logs; nil discards them.
+	Logger *slog.Logger
+	// DefaultPolicy applies to new workspaces created without a policy; zero means deny-all.
+	DefaultPolicy policies.Policy
+}
+
+// Engine owns workspaces, commits and runs. It is safe for concurrent use.
+type Engine struct {
+	st       *store.Store
+	prov     sandbox.Provider
+	log      *slog.Logger
+	defPol   policies.Policy
+	ctx      context.Context // cancelled by Close: background work ends
+	cancel   context.CancelFunc
+	queues   queues
+	mu       sync.Mutex
+	active   map[string]*activeRun // run id → in-flight run
+	workers  sync.WaitGroup
+	closed   bool
+	closeErr error
+}
+
+// Open starts an engine over a store and a provider. It reconciles the store with reality first:
+// runs that were in flight when a previous server stopped are marked lost, and snapshots no
+// commit references are deleted.
+func Open(ctx context.Context, opts Options) (*Engine, error) {
+	if opts.Store == nil || opts.Provider == nil {
+		return nil, errors.New("engine: Options.Store and Options.Provider are required")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	def := opts.DefaultPolicy
+	if def.Mode == "" {
+		def = policies.Deny()
+	}
+	def, err := policies.Normalize(def)
+	if err != nil {
+		return nil, fmt.Errorf("engine: default policy: %w", err)
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		st: opts.Store, prov: opts.Provider, log: log, defPol: def,
+		ctx: bg, cancel: cancel,
+		active: map[string]*activeRun{},
+	}
+	e.queues.init()
+	if err := e.reconcile(ctx); err != nil {
+		cancel()
+		return nil, err
+	}
+	return e, nil
+}
+
+// reconcile marks in-flight runs lost and collects garbage snapshots.
+func (e *Engine) reconcile(ctx context.Context) error {
+	now := time.Now().UTC()
+	var lost int
+	err := e.st.Update(func(tx *store.Tx) error {
+		runs, err := tx.Runs(func(r store.Run) bool { return !r.Done() })
+		if err != nil {
+			return err
+		}
+		for _, r := range runs {
+			was := statusWord(r.Status)
+			r.Status = store.RunLost
+			r.Finished = &now
+			r.Error = fmt.Sprintf("the server stopped while this run was %s; it did not commit, and workspace %s is still at the head it had before; run the command again if needed",
+				was, r.Workspace)
+			if err := tx.PutRun(r); err != nil {
+				return err
+			}
+			lost++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("engine: reconcile runs: %w", err)
+	}
+	if lost > 0 {
+		e.log.Warn("marked runs lost after restart", "count", lost)
+	}
+	held, err := e.prov.Snapshots(ctx)
+	if errors.Is(err, sandbox.ErrUnsupported) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("engine: list provider snapshots: %w", err)
+	}
+	var refs map[string]int
+	if err := e.st.View(func(tx *store.Tx) error {
+		refs, err = tx.SnapshotRefs()
+		return err
+	}); err != nil {
+		return fmt.Errorf("engine: reconcile snapshots: %w", err)
+	}
+	for _, ref := range held {
+		if refs[string(ref)] == 0 {
+			if err := e.prov.DeleteSnapshot(ctx, ref); err != nil {
+				e.log.Warn("could not delete orphan snapshot", "snapshot", ref, "err", err)
+			} else {
+				e.log.Info("deleted orphan snapshot", "snapshot", ref)
+			}
+		}
+	}
+	return nil
+}
+
+func statusWord(s string) string {
+	if s == store.RunQueued {
+		return "queued"
+	}
+	return "running"
+}
+
+// Close cancels in-flight work (those runs read lost) and waits for it to stop. It does not close
+// the store or the provider.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return e.closeErr
+	}
+	e.closed = true
+	e.mu.Unlock()
+	e.cancel()
+	e.workers.Wait()
+	return nil
+}
+
+func (e *Engine) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
+// gcSnapshots deletes the given snapshots when no commit references them any more.
+func (e *Engine) gcSnapshots(candidates ...string) {
+	if len(candidates) == 0 {
+		return
+	}
+	var refs map[string]int
+	if err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		refs, err = tx.SnapshotRefs()
+		return err
+	}); err != nil {
+		e.log.Warn("snapshot gc: read refs", "err", err)
+		return
+	}
+	seen := map[string]bool{}
+	for _, c := range candidates {
+		if c == "" || seen[c] || refs[c] > 0 {
+			continue
+		}
+		seen[c] = true
+		if err := e.prov.DeleteSnapshot(context.Background(), sandbox.SnapshotRef(c)); err != nil {
+			e.log.Warn("snapshot gc: delete", "snapshot", c, "err", err)
+		}
+	}
+}

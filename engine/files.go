@@ -1,0 +1,261 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/sandkit/sandkit-mcp/sandbox"
+	"github.com/sandkit/sandkit-mcp/store"
+)
+
+// WriteFiles writes files durably: the files are written into a sandbox started from head and the
+// result becomes one new commit (kind "write"). Every path and size is checked before anything is
+// written; on any failure head does not move.
+func (e *Engine) WriteFiles(ctx context.Context, ref string, files []WriteFile) (Commit, error) {
+	if e.isClosed() {
+		return Commit{}, ErrClosed
+	}
+	if len(files) == 0 {
+		return Commit{}, fmt.Errorf("%w: files is empty; give at least one {path, content}", ErrInvalid)
+	}
+	if len(files) > MaxFilesPerWrite {
+		return Commit{}, fmt.Errorf("%w: %d files in one call is more than the %d allowed; split the write", ErrInvalid, len(files), MaxFilesPerWrite)
+	}
+	var total int
+	seen := map[string]bool{}
+	out := make([]sandbox.File, 0, len(files))
+	for _, f := range files {
+		p, err := cleanPath(f.Path, false)
+		if err != nil {
+			return Commit{}, err
+		}
+		if seen[p] {
+			return Commit{}, fmt.Errorf("%w: path %q appears twice in one write", ErrInvalid, f.Path)
+		}
+		seen[p] = true
+		if len(f.Content) > MaxFileSize {
+			return Commit{}, fmt.Errorf("%w: %s is %d bytes, more than the %d-byte limit per file; generate large files with run_command instead", ErrInvalid, f.Path, len(f.Content), MaxFileSize)
+		}
+		total += len(f.Content)
+		if f.Mode&^0o7777 != 0 {
+			return Commit{}, fmt.Errorf("%w: mode %o of %s has bits beyond permissions (use e.g. 0644 or 0755)", ErrInvalid, f.Mode, f.Path)
+		}
+		out = append(out, sandbox.File{Path: p, Content: f.Content, Mode: fs.FileMode(f.Mode)})
+	}
+	if total > MaxWriteTotal {
+		return Commit{}, fmt.Errorf("%w: %d bytes in one call is more than the %d-byte limit; split the write", ErrInvalid, total, MaxWriteTotal)
+	}
+	w, err := e.lookup(ref)
+	if err != nil {
+		return Commit{}, err
+	}
+	msg := writeMessage(out)
+	var commit Commit
+	var jerr error
+	j := e.enqueue(w.ID, func(jctx context.Context) {
+		commit, jerr = e.durably(jctx, w.ID, CommitWrite, msg, func(sb sandbox.Sandbox) error {
+			return sb.WriteFiles(jctx, out)
+		})
+	})
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		if e.withdraw(j) {
+			return Commit{}, fmt.Errorf("%w: write_files was cancelled before it started; nothing was written", ErrCancelled)
+		}
+		j.cancel()
+		<-j.done
+	}
+	return commit, jerr
+}
+
+func writeMessage(files []sandbox.File) string {
+	names := make([]string, 0, 3)
+	for i, f := range files {
+		if i == 3 {
+			names = append(names, fmt.Sprintf("and %d more", len(files)-3))
+			break
+		}
+		names = append(names, f.Path)
+	}
+	return fmt.Sprintf("write %d file(s): %s", len(files), strings.Join(names, ", "))
+}
+
+// durably runs one durable change that needs a sandbox: start from head, apply, snapshot, and
+// record a commit moving head by compare-and-swap. It runs inside the workspace's queue.
+func (e *Engine) durably(ctx context.Context, wsID, kind, msg string, apply func(sandbox.Sandbox) error) (Commit, error) {
+	if ctx.Err() != nil {
+		return Commit{}, fmt.Errorf("%w: %v", ErrCancelled, ctx.Err())
+	}
+	var w store.Workspace
+	var base store.Commit
+	if err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		if w, err = tx.Workspace(wsID); err != nil {
+			return err
+		}
+		base, err = tx.Commit(w.Head)
+		return err
+	}); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return Commit{}, fmt.Errorf("%w: the workspace was deleted", ErrNotFound)
+		}
+		return Commit{}, err
+	}
+	sb, err := e.prov.Start(ctx, sandbox.StartOptions{Snapshot: sandbox.SnapshotRef(base.Snapshot), Policy: w.Policy, Label: w.ID})
+	if err != nil {
+		return Commit{}, e.provErr(err, "start a sandbox")
+	}
+	if err := apply(sb); err != nil {
+		_ = sb.Stop(context.Background())
+		return Commit{}, e.provErr(err, "")
+	}
+	info, err := sb.Snapshot(ctx)
+	if err != nil {
+		_ = sb.Stop(context.Background())
+		return Commit{}, e.provErr(err, "save the change")
+	}
+	c := store.Commit{
+		ID: newID(commitPrefix), Workspace: w.ID, Parent: base.ID, Snapshot: string(info.Ref),
+		Kind: kind, Message: msg, ChangedBytes: info.ChangedBytes, ChangedFiles: info.ChangedFiles,
+		Created: time.Now().UTC(),
+	}
+	if err := e.advance(w.ID, base.ID, c); err != nil {
+		_ = e.prov.DeleteSnapshot(context.Background(), info.Ref)
+		return Commit{}, err
+	}
+	return c, nil
+}
+
+// advance records commit c and moves the workspace head from base to it, atomically.
+func (e *Engine) advance(wsID, base string, c store.Commit) error {
+	err := e.st.Update(func(tx *store.Tx) error {
+		cur, err := tx.Workspace(wsID)
+		if err != nil {
+			return err
+		}
+		if cur.Head != base {
+			return fmt.Errorf("%w: head moved from %s to %s meanwhile; retry", ErrBusy, base, cur.Head)
+		}
+		if err := tx.PutCommit(c); err != nil {
+			return err
+		}
+		cur.Head = c.ID
+		cur.Updated = c.Created
+		_, err = tx.PutWorkspace(cur, cur.Version)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: the workspace was deleted meanwhile", ErrNotFound)
+	}
+	if err != nil && !errors.Is(err, ErrBusy) {
+		return fmt.Errorf("record commit: %w", err)
+	}
+	return err
+}
+
+// provErr maps a provider error to an engine error, keeping the provider's message.
+func (e *Engine) provErr(err error, doing string) error {
+	prefix := ""
+	if doing != "" {
+		prefix = "could not " + doing + ": "
+	}
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %s%v", ErrCancelled, prefix, err)
+	case errors.Is(err, sandbox.ErrPathEscape):
+		return fmt.Errorf("%w: %s%v (paths must stay inside /workspace, also through symlinks)", ErrInvalid, prefix, err)
+	case errors.Is(err, sandbox.ErrInvalid):
+		return fmt.Errorf("%w: %s%v", ErrInvalid, prefix, err)
+	case errors.Is(err, sandbox.ErrNotFound):
+		return fmt.Errorf("%w: %s%v", ErrNotFound, prefix, err)
+	default:
+		return fmt.Errorf("%w: %s%v", ErrProvider, prefix, err)
+	}
+}
+
+// atHead starts a throwaway sandbox at the workspace head for a read and stops it afterwards.
+func (e *Engine) atHead(ctx context.Context, ref string, read func(sb sandbox.Sandbox, head string) error) error {
+	var w store.Workspace
+	var head store.Commit
+	if err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		if w, err = lookupTx(tx, ref); err != nil {
+			return err
+		}
+		head, err = tx.Commit(w.Head)
+		return err
+	}); err != nil {
+		return err
+	}
+	sb, err := e.prov.Start(ctx, sandbox.StartOptions{Snapshot: sandbox.SnapshotRef(head.Snapshot), Policy: w.Policy, Label: w.ID})
+	if err != nil {
+		return e.provErr(err, "start a sandbox to read from")
+	}
+	defer sb.Stop(context.Background())
+	return read(sb, head.ID)
+}
+
+// ReadFile reads a file at the workspace head: up to max bytes (<=0: MaxFileSize) from offset.
+func (e *Engine) ReadFile(ctx context.Context, ref, path string, offset, max int64) (FileContent, error) {
+	p, err := cleanPath(path, false)
+	if err != nil {
+		return FileContent{}, err
+	}
+	if offset < 0 {
+		return FileContent{}, fmt.Errorf("%w: offset must be 0 or more", ErrInvalid)
+	}
+	if max <= 0 || max > MaxFileSize {
+		max = MaxFileSize
+	}
+	var fc FileContent
+	err = e.atHead(ctx, ref, func(sb sandbox.Sandbox, head string) error {
+		c, err := sb.ReadFile(ctx, p, offset, max)
+		if err != nil {
+			return e.provErr(err, "")
+		}
+		fc = FileContent{Path: p, Data: c.Data, Size: c.Size, Offset: offset}
+		return nil
+	})
+	return fc, err
+}
+
+// ListFiles lists a directory at the workspace head, depth levels deep (<=0: 1).
+func (e *Engine) ListFiles(ctx context.Context, ref, path string, depth int) ([]FileEntry, error) {
+	p := "."
+	if path != "" {
+		var err error
+		if p, err = cleanPath(path, true); err != nil {
+			return nil, err
+		}
+	}
+	if depth <= 0 {
+		depth = 1
+	}
+	if depth > MaxListDepth {
+		return nil, fmt.Errorf("%w: depth %d is more than the maximum %d", ErrInvalid, depth, MaxListDepth)
+	}
+	var out []FileEntry
+	err := e.atHead(ctx, ref, func(sb sandbox.Sandbox, head string) error {
+		entries, err := sb.ListFiles(ctx, p, depth)
+		if err != nil {
+			return e.provErr(err, "")
+		}
+		out = make([]FileEntry, 0, len(entries))
+		for i, en := range entries {
+			if i == MaxListEntries {
+				break
+			}
+			out = append(out, FileEntry{
+				Path: en.Path, Type: en.Type, Size: en.Size, Mode: fmt.Sprintf("%04o", en.Mode.Perm()),
+				ModTime: en.ModTime.UTC(), Target: en.Target,
+			})
+		}
+		return nil
+	})
+	return out, err
+}

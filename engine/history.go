@@ -1,0 +1,167 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sandkit/sandkit-mcp/store"
+)
+
+// History lists commits from the head back along parent links, newest first, at most limit
+// (<=0: 50; at most 1000).
+func (e *Engine) History(ctx context.Context, ref string, limit int) ([]Commit, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	if limit > 1000 {
+		return nil, fmt.Errorf("%w: limit %d is more than 1000", ErrInvalid, limit)
+	}
+	var out []Commit
+	err := e.st.View(func(tx *store.Tx) error {
+		w, err := lookupTx(tx, ref)
+		if err != nil {
+			return err
+		}
+		out, err = tx.History(w.Head, limit)
+		return err
+	})
+	return out, err
+}
+
+// commitOf finds a commit of workspace w (any commit it ever had, not only those on the current
+// history chain).
+func commitOf(tx *store.Tx, w store.Workspace, id string) (store.Commit, error) {
+	if id == "" {
+		return store.Commit{}, fmt.Errorf("%w: commit_id is required; workspace_history lists the commits", ErrInvalid)
+	}
+	c, err := tx.Commit(id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Workspace != w.ID) {
+		return store.Commit{}, fmt.Errorf("%w: workspace %s has no commit %q; workspace_history lists its commits", ErrNotFound, w.Name, id)
+	}
+	return c, err
+}
+
+// Restore makes a new commit (kind "restore") whose state is that of an earlier commit of the same
+// workspace and moves head to it. History is kept: the commits after the restored one stay
+// reachable by id and can be restored in turn. It costs no copy: the commit shares the snapshot.
+func (e *Engine) Restore(ctx context.Context, ref, commitID string) (Workspace, Commit, error) {
+	if e.isClosed() {
+		return Workspace{}, Commit{}, ErrClosed
+	}
+	w, err := e.lookup(ref)
+	if err != nil {
+		return Workspace{}, Commit{}, err
+	}
+	var c store.Commit
+	var out store.Workspace
+	var jerr error
+	j := e.enqueue(w.ID, func(context.Context) {
+		jerr = e.st.Update(func(tx *store.Tx) error {
+			cur, err := tx.Workspace(w.ID)
+			if err != nil {
+				return err
+			}
+			src, err := commitOf(tx, cur, commitID)
+			if err != nil {
+				return err
+			}
+			c = store.Commit{
+				ID: newID(commitPrefix), Workspace: w.ID, Parent: cur.Head, Snapshot: src.Snapshot,
+				Kind: CommitRestore, Source: src.ID, Message: fmt.Sprintf("restore to %s (%s)", src.ID, src.Message),
+				Created: time.Now().UTC(),
+			}
+			if err := tx.PutCommit(c); err != nil {
+				return err
+			}
+			cur.Head = c.ID
+			cur.Updated = c.Created
+			out, err = tx.PutWorkspace(cur, cur.Version)
+			return err
+		})
+	})
+	<-j.done
+	if errors.Is(jerr, store.ErrNotFound) {
+		return Workspace{}, Commit{}, fmt.Errorf("%w: the workspace was deleted", ErrNotFound)
+	}
+	if jerr != nil {
+		return Workspace{}, Commit{}, jerr
+	}
+	return e.view(out), c, nil
+}
+
+// Fork makes a new workspace whose head shares the state of a commit of the source workspace
+// (commitID "" = the source's head at the time the fork reaches the front of the source's queue).
+// The new workspace copies the source's policy, exposed ports and labels; it costs no copy.
+func (e *Engine) Fork(ctx context.Context, ref, commitID, name string) (Workspace, error) {
+	if e.isClosed() {
+		return Workspace{}, ErrClosed
+	}
+	src, err := e.lookup(ref)
+	if err != nil {
+		return Workspace{}, err
+	}
+	id := newID(wsPrefix)
+	if name == "" {
+		name = src.Name + "-fork-" + id[len(wsPrefix):len(wsPrefix)+6]
+		if len(name) > 64 {
+			name = "fork-" + id[len(wsPrefix):len(wsPrefix)+8]
+		}
+	}
+	if err := validName(name); err != nil {
+		return Workspace{}, err
+	}
+	var nw store.Workspace
+	var jerr error
+	j := e.enqueue(src.ID, func(context.Context) {
+		jerr = e.st.Update(func(tx *store.Tx) error {
+			cur, err := tx.Workspace(src.ID)
+			if err != nil {
+				return err
+			}
+			from := cur.Head
+			if commitID != "" {
+				from = commitID
+			}
+			sc, err := commitOf(tx, cur, from)
+			if err != nil {
+				return err
+			}
+			now := time.Now().UTC()
+			first := store.Commit{
+				ID: newID(commitPrefix), Workspace: id, Snapshot: sc.Snapshot, Kind: CommitFork, Source: sc.ID,
+				Message: fmt.Sprintf("fork of %s at %s", cur.Name, sc.ID), Created: now,
+			}
+			labels := map[string]string{}
+			for k, v := range cur.Labels {
+				labels[k] = v
+			}
+			nw = store.Workspace{
+				ID: id, Name: name, Labels: labels, Provider: cur.Provider, Policy: cur.Policy,
+				ExposedPorts: append([]int(nil), cur.ExposedPorts...), Head: first.ID, Created: now, Updated: now,
+			}
+			if err := tx.PutCommit(first); err != nil {
+				return err
+			}
+			if err := tx.CreateWorkspace(nw); err != nil {
+				return err
+			}
+			nw.Version = 1
+			return nil
+		})
+	})
+	<-j.done
+	switch {
+	case errors.Is(jerr, store.ErrExists):
+		return Workspace{}, fmt.Errorf("%w: a workspace named %q already exists; give fork_workspace another name", ErrExists, name)
+	case errors.Is(jerr, ErrNotFound), errors.Is(jerr, ErrInvalid):
+		return Workspace{}, jerr
+	case errors.Is(jerr, store.ErrNotFound):
+		return Workspace{}, fmt.Errorf("%w: the source workspace was deleted", ErrNotFound)
+	case jerr != nil:
+		return Workspace{}, fmt.Errorf("fork: %w", jerr)
+	}
+	e.log.Info("workspace forked", "from", src.ID, "to", id)
+	return e.view(nw), nil
+}

@@ -1,0 +1,494 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sandkit/sandkit-mcp/policies"
+	"github.com/sandkit/sandkit-mcp/sandbox"
+	"github.com/sandkit/sandkit-mcp/store"
+)
+
+// activeRun is a run queued or running in this process.
+type activeRun struct {
+	id     string
+	ws     string
+	job    *job
+	stdout *capture
+	stderr *capture
+	done   chan struct{} // closed once the final record is stored
+
+	mu     sync.Mutex
+	reason string // why it was cancelled, if it was
+}
+
+// RunCommand runs a durable command (see RunCommandRequest and the package rules). In the
+// foreground it returns when the command has finished and its commit is recorded; with Background
+// it returns at once with the run queued. A foreground call whose ctx is cancelled kills the
+// command; the run reads cancelled and the workspace head does not move.
+func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResult, error) {
+	if e.isClosed() {
+		return RunResult{}, ErrClosed
+	}
+	if strings.TrimSpace(req.Command) == "" {
+		return RunResult{}, fmt.Errorf("%w: command is empty; give a program name like \"sh\" with args [\"-c\", \"echo hi\"]", ErrInvalid)
+	}
+	if strings.ContainsRune(req.Command, 0) || slices.ContainsFunc(req.Args, func(a string) bool { return strings.ContainsRune(a, 0) }) {
+		return RunResult{}, fmt.Errorf("%w: command and args must not contain NUL bytes", ErrInvalid)
+	}
+	if len(req.Args) > 4096 {
+		return RunResult{}, fmt.Errorf("%w: %d args is too many (at most 4096); put long input in a file with write_files", ErrInvalid, len(req.Args))
+	}
+	if len(req.Stdin) > MaxStdin {
+		return RunResult{}, fmt.Errorf("%w: stdin is %d bytes, more than the %d-byte limit; write it to a file with write_files and redirect from it", ErrInvalid, len(req.Stdin), MaxStdin)
+	}
+	if err := validEnv(req.Env); err != nil {
+		return RunResult{}, err
+	}
+	timeout, err := validTimeout(req.Timeout)
+	if err != nil {
+		return RunResult{}, err
+	}
+	cwd := "."
+	if req.Cwd != "" {
+		if cwd, err = cleanPath(req.Cwd, true); err != nil {
+			return RunResult{}, err
+		}
+	}
+	var override *policies.Policy
+	if req.Policy != nil {
+		p, err := normalizePolicy(*req.Policy)
+		if err != nil {
+			return RunResult{}, err
+		}
+		override = &p
+	}
+	if len(req.IdempotencyKey) > 256 {
+		return RunResult{}, fmt.Errorf("%w: idempotency_key is longer than 256 bytes", ErrInvalid)
+	}
+	w, err := e.lookup(req.Workspace)
+	if err != nil {
+		return RunResult{}, err
+	}
+	if w.Provider != e.prov.Name() {
+		return RunResult{}, fmt.Errorf("%w: workspace %s belongs to provider %q, but this server runs provider %q", ErrInvalid, w.Name, w.Provider, e.prov.Name())
+	}
+	pol := w.Policy
+	if override != nil {
+		pol = *override
+	}
+	envNames := make([]string, 0, len(req.Env))
+	for k := range req.Env {
+		envNames = append(envNames, k)
+	}
+	sort.Strings(envNames)
+	run := store.Run{
+		ID: newID(runPrefix), Workspace: w.ID, Command: req.Command, Args: req.Args, Cwd: req.Cwd,
+		EnvNames: envNames, Policy: pol.String(), Status: RunQueued, IdempotencyKey: req.IdempotencyKey,
+		Background: req.Background, Created: time.Now().UTC(),
+	}
+	if !e.prov.Capabilities().Egress && pol.Mode != policies.DenyAll {
+		run.Warnings = append(run.Warnings, fmt.Sprintf("egress policy %q is not enforced by the %s provider yet: this command has no network access at all", pol.String(), e.prov.Name()))
+	}
+
+	// Record the run, or find the one already recorded under the idempotency key, atomically.
+	var prior *store.Run
+	err = e.st.Update(func(tx *store.Tx) error {
+		if req.IdempotencyKey != "" {
+			r, err := tx.RunByIdempotencyKey(w.ID, req.IdempotencyKey)
+			if err == nil {
+				prior = &r
+				return nil
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		return tx.PutRun(run)
+	})
+	if err != nil {
+		return RunResult{}, fmt.Errorf("record run: %w", err)
+	}
+	if prior != nil {
+		if prior.Command != req.Command || !slices.Equal(prior.Args, req.Args) {
+			return RunResult{}, fmt.Errorf("%w: idempotency_key %q was already used on this workspace for a different command (run %s: %s); use a new key for a new command",
+				ErrInvalid, req.IdempotencyKey, prior.ID, cmdline(prior.Command, prior.Args))
+		}
+		wait := time.Duration(0)
+		if !req.Background {
+			wait = MaxTimeout
+		}
+		return e.GetRun(ctx, prior.ID, wait)
+	}
+
+	lines := &lineWatch{notify: req.Progress}
+	if req.Background {
+		lines = nil
+	}
+	ar := &activeRun{
+		id: run.ID, ws: w.ID,
+		stdout: newCapture(OutputKeep, lines), stderr: newCapture(OutputKeep, lines),
+		done: make(chan struct{}),
+	}
+	e.mu.Lock()
+	e.active[run.ID] = ar
+	e.mu.Unlock()
+	ar.job = e.enqueue(w.ID, func(jctx context.Context) {
+		e.execute(jctx, ar, req, cwd, timeout, override)
+	})
+	e.log.Info("run queued", "run", run.ID, "workspace", w.ID, "command", req.Command, "background", req.Background)
+	if req.Background {
+		return RunResult{Run: run}, nil
+	}
+	select {
+	case <-ar.done:
+	case <-ctx.Done():
+		e.cancelRun(ar, "the caller cancelled the request")
+		<-ar.done
+	}
+	return e.result(run.ID)
+}
+
+// execute is the job of one run: start a sandbox from head, run, commit, record.
+func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandRequest, cwd string, timeout time.Duration, override *policies.Policy) {
+	if ctx.Err() != nil {
+		e.finishInterrupted(ar, nil)
+		return
+	}
+	// Mark running and read the head to start from.
+	started := time.Now().UTC()
+	var w store.Workspace
+	var base store.Commit
+	err := e.st.Update(func(tx *store.Tx) error {
+		var err error
+		if w, err = tx.Workspace(ar.ws); err != nil {
+			return err
+		}
+		if base, err = tx.Commit(w.Head); err != nil {
+			return err
+		}
+		r, err := tx.Run(ar.id)
+		if err != nil {
+			return err
+		}
+		r.Status = RunRunning
+		r.Started = &started
+		r.BaseCommit = base.ID
+		return tx.PutRun(r)
+	})
+	if err != nil {
+		e.finish(ar, func(r *store.Run) {
+			r.Status = RunFailed
+			r.Error = fmt.Sprintf("could not start: %v", err)
+			if errors.Is(err, store.ErrNotFound) {
+				r.Error = "could not start: the workspace was deleted"
+			}
+		})
+		return
+	}
+	pol := w.Policy
+	if override != nil {
+		pol = *override
+	}
+	sb, err := e.prov.Start(ctx, sandbox.StartOptions{
+		Snapshot: sandbox.SnapshotRef(base.Snapshot), Policy: pol, Label: w.ID,
+		Lifetime: timeout + 2*time.Minute,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			e.finishInterrupted(ar, nil)
+			return
+		}
+		e.finish(ar, func(r *store.Run) {
+			r.Status = RunFailed
+			r.Error = fmt.Sprintf("the sandbox could not start from commit %s: %v; the workspace is unchanged", base.ID, err)
+		})
+		return
+	}
+	warnings := sb.Warnings()
+	res, err := sb.Exec(ctx, sandbox.ExecRequest{
+		Command: req.Command, Args: req.Args, Cwd: cwd, Env: req.Env, Stdin: req.Stdin,
+		Timeout: timeout, Stdout: ar.stdout, Stderr: ar.stderr,
+	})
+	if err != nil {
+		_ = sb.Stop(context.Background())
+		if ctx.Err() != nil {
+			e.finishInterrupted(ar, warnings)
+			return
+		}
+		e.finish(ar, func(r *store.Run) {
+			r.Status = RunFailed
+			r.Error = fmt.Sprintf("the sandbox failed while running the command: %v; nothing was committed and the workspace is unchanged", err)
+			r.Warnings = mergeWarnings(r.Warnings, warnings)
+		})
+		return
+	}
+	// The command ran to an end (exit status or timeout): commit whatever it left (rule 3).
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	defer cancel()
+	info, err := sb.Snapshot(sctx)
+	if err != nil {
+		_ = sb.Stop(context.Background())
+		e.finish(ar, func(r *store.Run) {
+			r.Status = RunFailed
+			code := res.ExitCode
+			r.ExitCode = &code
+			r.TimedOut = res.TimedOut
+			r.Error = fmt.Sprintf("the command ended (exit %d) but its changes could not be saved: %v; the workspace is unchanged", res.ExitCode, err)
+			r.Warnings = mergeWarnings(r.Warnings, warnings)
+		})
+		return
+	}
+	code := res.ExitCode
+	finished := time.Now().UTC()
+	commit := store.Commit{
+		ID: newID(commitPrefix), Workspace: w.ID, Parent: base.ID, Snapshot: string(info.Ref),
+		Kind: CommitRun, Message: runMessage(req.Command, req.Args, res), RunID: ar.id, ExitCode: &code,
+		ChangedBytes: info.ChangedBytes, ChangedFiles: info.ChangedFiles, Created: finished,
+	}
+	stdout, stderr := ar.stdout.output(), ar.stderr.output()
+	err = e.st.Update(func(tx *store.Tx) error {
+		cur, err := tx.Workspace(w.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Head != base.ID {
+			return fmt.Errorf("%w: head moved from %s to %s while the command ran", ErrBusy, base.ID, cur.Head)
+		}
+		if err := tx.PutCommit(commit); err != nil {
+			return err
+		}
+		cur.Head = commit.ID
+		cur.Updated = finished
+		if _, err := tx.PutWorkspace(cur, cur.Version); err != nil {
+			return err
+		}
+		r, err := tx.Run(ar.id)
+		if err != nil {
+			return err
+		}
+		r.Status = RunExited
+		r.ExitCode = &code
+		r.TimedOut = res.TimedOut
+		r.CommitID = commit.ID
+		r.Finished = &finished
+		r.DurationMS = res.Duration.Milliseconds()
+		r.Warnings = mergeWarnings(r.Warnings, warnings)
+		if res.TimedOut {
+			r.Error = fmt.Sprintf("the command timed out after %d ms and was killed; what it had written is committed", timeout.Milliseconds())
+		}
+		if err := tx.PutRun(r); err != nil {
+			return err
+		}
+		return tx.PutRunOutput(ar.id, stdout, stderr)
+	})
+	if err != nil {
+		_ = e.prov.DeleteSnapshot(context.Background(), info.Ref)
+		e.finish(ar, func(r *store.Run) {
+			r.Status = RunFailed
+			r.ExitCode = &code
+			r.TimedOut = res.TimedOut
+			r.Error = fmt.Sprintf("the command ended (exit %d) but its commit could not be recorded: %v; the workspace is unchanged", res.ExitCode, err)
+		})
+		return
+	}
+	e.log.Info("run committed", "run", ar.id, "workspace", w.ID, "exit", code, "commit", commit.ID, "ms", res.Duration.Milliseconds())
+	e.release(ar)
+}
+
+// finishInterrupted records a run stopped by cancellation (cancelled) or by the engine closing
+// (lost); nothing is committed.
+func (e *Engine) finishInterrupted(ar *activeRun, warnings []string) {
+	ar.mu.Lock()
+	reason := ar.reason
+	ar.mu.Unlock()
+	e.finish(ar, func(r *store.Run) {
+		r.Warnings = mergeWarnings(r.Warnings, warnings)
+		if reason != "" {
+			r.Status = RunCancelled
+			r.Error = fmt.Sprintf("cancelled: %s; nothing was committed and the workspace is unchanged", reason)
+			return
+		}
+		r.Status = RunLost
+		r.Error = "the server shut down while this run was in flight; nothing was committed and the workspace is unchanged; run the command again if needed"
+	})
+}
+
+// finish stores a run's final record (with its output) and releases it.
+func (e *Engine) finish(ar *activeRun, mutate func(r *store.Run)) {
+	now := time.Now().UTC()
+	stdout, stderr := ar.stdout.output(), ar.stderr.output()
+	err := e.st.Update(func(tx *store.Tx) error {
+		r, err := tx.Run(ar.id)
+		if err != nil {
+			return err
+		}
+		mutate(&r)
+		r.Finished = &now
+		if r.Started != nil {
+			r.DurationMS = now.Sub(*r.Started).Milliseconds()
+		}
+		if err := tx.PutRun(r); err != nil {
+			return err
+		}
+		return tx.PutRunOutput(ar.id, stdout, stderr)
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		e.log.Error("could not record the end of a run", "run", ar.id, "err", err)
+	}
+	e.release(ar)
+}
+
+func (e *Engine) release(ar *activeRun) {
+	e.mu.Lock()
+	delete(e.active, ar.id)
+	e.mu.Unlock()
+	close(ar.done)
+}
+
+// cancelRun cancels an active run: a queued one is recorded cancelled at once; a running one is
+// killed by its job context and recorded by its job.
+func (e *Engine) cancelRun(ar *activeRun, reason string) {
+	ar.mu.Lock()
+	first := ar.reason == ""
+	if first {
+		ar.reason = reason
+	}
+	ar.mu.Unlock()
+	if !first {
+		return
+	}
+	if e.withdraw(ar.job) {
+		ar.job.cancel()
+		e.finishInterrupted(ar, nil)
+		return
+	}
+	ar.job.cancel()
+}
+
+// cancelWorkspaceRuns cancels every active run of a workspace and waits until each is recorded.
+func (e *Engine) cancelWorkspaceRuns(wsID, reason string) {
+	e.mu.Lock()
+	var runs []*activeRun
+	for _, ar := range e.active {
+		if ar.ws == wsID {
+			runs = append(runs, ar)
+		}
+	}
+	e.mu.Unlock()
+	for _, ar := range runs {
+		e.cancelRun(ar, reason)
+	}
+	for _, ar := range runs {
+		<-ar.done
+	}
+}
+
+// GetRun returns a run and its output, waiting up to wait for it to finish (0: don't wait).
+func (e *Engine) GetRun(ctx context.Context, id string, wait time.Duration) (RunResult, error) {
+	if wait < 0 || wait > MaxTimeout {
+		return RunResult{}, fmt.Errorf("%w: wait_ms must be between 0 and %d", ErrInvalid, MaxTimeout.Milliseconds())
+	}
+	e.mu.Lock()
+	ar := e.active[id]
+	e.mu.Unlock()
+	if ar != nil && wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ar.done:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	return e.result(id)
+}
+
+// result reads a run's record and output: live output for an active run, stored output otherwise.
+func (e *Engine) result(id string) (RunResult, error) {
+	if !hasPrefix(id, runPrefix) {
+		return RunResult{}, fmt.Errorf("%w: %q is not a run id (run ids look like run_…); run_command returns one", ErrInvalid, id)
+	}
+	e.mu.Lock()
+	ar := e.active[id]
+	e.mu.Unlock()
+	var res RunResult
+	err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		if res.Run, err = tx.Run(id); err != nil {
+			return err
+		}
+		if ar == nil || res.Run.Done() {
+			res.Stdout, res.Stderr, err = tx.RunOutput(id)
+		}
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return RunResult{}, fmt.Errorf("%w: no run %q (it may belong to a deleted workspace)", ErrNotFound, id)
+	}
+	if err != nil {
+		return RunResult{}, fmt.Errorf("read run %s: %w", id, err)
+	}
+	if ar != nil && !res.Run.Done() {
+		res.Stdout, res.Stderr = ar.stdout.output(), ar.stderr.output()
+	}
+	return res, nil
+}
+
+// CancelRun cancels a queued or running run; it reads cancelled and its workspace head does not
+// move. Cancelling a finished run is an error that says how it finished.
+func (e *Engine) CancelRun(ctx context.Context, id string) (Run, error) {
+	res, err := e.result(id)
+	if err != nil {
+		return Run{}, err
+	}
+	if res.Run.Done() {
+		return res.Run, fmt.Errorf("%w: run %s already finished (status %s); there is nothing to cancel", ErrInvalid, id, res.Run.Status)
+	}
+	e.mu.Lock()
+	ar := e.active[id]
+	e.mu.Unlock()
+	if ar == nil {
+		return res.Run, fmt.Errorf("%w: run %s is not running in this server", ErrNotFound, id)
+	}
+	e.cancelRun(ar, "cancel_run was called")
+	select {
+	case <-ar.done:
+	case <-ctx.Done():
+		return Run{}, fmt.Errorf("%w: %v", ErrCancelled, ctx.Err())
+	}
+	res, err = e.result(id)
+	return res.Run, err
+}
+
+func runMessage(cmd string, args []string, res sandbox.ExecResult) string {
+	line := cmdline(cmd, args)
+	if res.TimedOut {
+		return fmt.Sprintf("run: %s (timed out)", line)
+	}
+	return fmt.Sprintf("run: %s (exit %d)", line, res.ExitCode)
+}
+
+// cmdline renders a command for messages, shortened to 120 characters.
+func cmdline(cmd string, args []string) string {
+	s := strings.Join(append([]string{cmd}, args...), " ")
+	if len(s) > 120 {
+		s = s[:117] + "..."
+	}
+	return s
+}
+
+func mergeWarnings(a, b []string) []string {
+	for _, w := range b {
+		if !slices.Contains(a, w) {
+			a = append(a, w)
+		}
+	}
+	return a
+}

@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sandkit/sandkit-mcp/policies"
+	"github.com/sandkit/sandkit-mcp/sandbox"
+)
+
+// validName checks a workspace name: 1–64 characters of letters, digits, '.', '_' and '-',
+// starting with a letter or digit, and not shaped like an id.
+func validName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: workspace name is empty", ErrInvalid)
+	}
+	if len(name) > 64 {
+		return fmt.Errorf("%w: workspace name %q is longer than 64 characters", ErrInvalid, name)
+	}
+	for i, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || (i > 0 && (r == '.' || r == '_' || r == '-'))
+		if !ok {
+			return fmt.Errorf("%w: workspace name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", ErrInvalid, name)
+		}
+	}
+	if hasPrefix(name, wsPrefix) {
+		return fmt.Errorf("%w: workspace name %q starts with %q, which is reserved for ids; pick another name", ErrInvalid, name, wsPrefix)
+	}
+	return nil
+}
+
+func validLabels(labels map[string]string) error {
+	if len(labels) > 32 {
+		return fmt.Errorf("%w: at most 32 labels per workspace", ErrInvalid)
+	}
+	for k, v := range labels {
+		if k == "" || len(k) > 63 || strings.ContainsAny(k, "= \t\n") {
+			return fmt.Errorf("%w: label key %q must be 1–63 characters without '=' or spaces", ErrInvalid, k)
+		}
+		if len(v) > 256 || !utf8.ValidString(v) {
+			return fmt.Errorf("%w: label %q: value must be valid UTF-8 of at most 256 bytes", ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
+func validPorts(ports []int) ([]int, error) {
+	seen := map[int]bool{}
+	var out []int
+	for _, p := range ports {
+		if p < 1 || p > 65535 {
+			return nil, fmt.Errorf("%w: exposed port %d is outside 1–65535", ErrInvalid, p)
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	if len(out) > 16 {
+		return nil, fmt.Errorf("%w: at most 16 exposed ports", ErrInvalid)
+	}
+	return out, nil
+}
+
+func normalizePolicy(p policies.Policy) (policies.Policy, error) {
+	n, err := policies.Normalize(p)
+	if err != nil {
+		return policies.Policy{}, fmt.Errorf("%w: %v", ErrPolicy, err)
+	}
+	return n, nil
+}
+
+func validTimeout(d time.Duration) (time.Duration, error) {
+	switch {
+	case d == 0:
+		return DefaultTimeout, nil
+	case d < 0:
+		return 0, fmt.Errorf("%w: timeout_ms must be positive (omit it for the default of %d ms)", ErrInvalid, DefaultTimeout.Milliseconds())
+	case d > MaxTimeout:
+		return 0, fmt.Errorf("%w: timeout_ms %d is larger than the maximum %d ms (24 h); use background=true with a shorter timeout per step", ErrInvalid, d.Milliseconds(), MaxTimeout.Milliseconds())
+	}
+	return d, nil
+}
+
+// cleanPath validates a path inside /workspace and returns it relative to /workspace ("." for the
+// directory itself). It rejects what is wrong by syntax; symlinks are the provider's job.
+func cleanPath(p string, allowRoot bool) (string, error) {
+	orig := p
+	if strings.ContainsRune(p, 0) {
+		return "", fmt.Errorf("%w: path %q contains a NUL byte", ErrInvalid, orig)
+	}
+	if !utf8.ValidString(p) {
+		return "", fmt.Errorf("%w: path is not valid UTF-8", ErrInvalid)
+	}
+	if strings.HasPrefix(p, "/") {
+		if p != sandbox.WorkspaceDir && !strings.HasPrefix(p, sandbox.WorkspaceDir+"/") {
+			return "", fmt.Errorf("%w: path %q is outside /workspace; use a path relative to /workspace or starting with /workspace/", ErrInvalid, orig)
+		}
+		p = strings.TrimPrefix(strings.TrimPrefix(p, sandbox.WorkspaceDir), "/")
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("%w: path %q uses \"..\"; paths must stay inside /workspace", ErrInvalid, orig)
+		}
+	}
+	c := path.Clean("/" + p)[1:]
+	if c == "" {
+		c = "."
+	}
+	if c == "." && !allowRoot {
+		return "", fmt.Errorf("%w: path %q names /workspace itself; give a file path", ErrInvalid, orig)
+	}
+	if len(c) > 4096 {
+		return "", fmt.Errorf("%w: path is longer than 4096 bytes", ErrInvalid)
+	}
+	return c, nil
+}
+
+func validEnv(env map[string]string) error {
+	for k, v := range env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return fmt.Errorf("%w: environment variable name %q is invalid (empty, or contains '=' or NUL)", ErrInvalid, k)
+		}
+		if strings.ContainsRune(v, 0) {
+			return fmt.Errorf("%w: environment variable %s contains a NUL byte", ErrInvalid, k)
+		}
+	}
+	return nil
+}

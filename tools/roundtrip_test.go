@@ -1,0 +1,433 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/server"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/sandbox/local"
+	"github.com/sandkit/sandkit-mcp/store"
+)
+
+// The round-trip tests drive the tools the way an agent does: the real engine (bbolt file, local
+// bubblewrap provider) behind an mcp-go server, spoken to over in-process pipes by an independent
+// client, the official Go SDK, pinned to the session-bearing protocol 2025-11-25.
+
+// rig is one server + client pair over io.Pipe.
+type rig struct {
+	t        *testing.T
+	cs       *sdk.ClientSession
+	mu       sync.Mutex
+	progress map[string][]*sdk.ProgressNotificationParams // by token
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	pv, err := local.New(local.Options{Dir: filepath.Join(dir, "local")})
+	if err != nil {
+		t.Fatalf("local provider: %v (install bubblewrap: apt-get install -y bubblewrap)", err)
+	}
+	t.Cleanup(func() { pv.Close() })
+	eng, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+
+	s := server.NewMCPServer("sandkit-test", "0", server.WithToolCapabilities(false))
+	Register(s, eng, Options{ProgressInterval: 100 * time.Millisecond, ProgressHeartbeat: time.Second})
+
+	c2sR, c2sW := io.Pipe() // client → server
+	s2cR, s2cW := io.Pipe() // server → client
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- server.NewStdioServer(s).Listen(ctx, c2sR, s2cW) }()
+
+	r := &rig{t: t, progress: map[string][]*sdk.ProgressNotificationParams{}}
+	client := sdk.NewClient(&sdk.Implementation{Name: "tools-roundtrip", Version: "0"}, &sdk.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, req *sdk.ProgressNotificationClientRequest) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			tok := fmt.Sprint(req.Params.ProgressToken)
+			r.progress[tok] = append(r.progress[tok], req.Params)
+		},
+	})
+	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer ccancel()
+	cs, err := client.Connect(cctx, &sdk.IOTransport{Reader: s2cR, Writer: c2sW}, &sdk.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		cancel()
+		t.Fatalf("connect: %v", err)
+	}
+	r.cs = cs
+	t.Cleanup(func() {
+		cs.Close()
+		c2sW.Close()
+		cancel()
+		select {
+		case <-served:
+		case <-time.After(10 * time.Second):
+			t.Error("stdio server did not stop")
+		}
+	})
+	return r
+}
+
+// call invokes a tool and returns its structured result, its text and its isError flag. A
+// protocol error fails the test: domain failures must be tool errors.
+func (r *rig) call(ctx context.Context, tool string, args map[string]any, token any) (map[string]any, string, bool) {
+	r.t.Helper()
+	p := &sdk.CallToolParams{Name: tool, Arguments: args}
+	if token != nil {
+		p.SetProgressToken(token)
+	}
+	res, err := r.cs.CallTool(ctx, p)
+	if err != nil {
+		r.t.Fatalf("%s: protocol error: %v", tool, err)
+	}
+	var text strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(*sdk.TextContent); ok {
+			text.WriteString(tc.Text)
+		}
+	}
+	out := map[string]any{}
+	if res.StructuredContent != nil {
+		b, err := json.Marshal(res.StructuredContent)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &out); err != nil {
+			r.t.Fatalf("%s: structuredContent is not a JSON object: %s", tool, b)
+		}
+	} else if !res.IsError {
+		r.t.Errorf("%s: success without structuredContent", tool)
+	}
+	return out, text.String(), res.IsError
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func (r *rig) ok(tool string, args map[string]any) (map[string]any, string) {
+	r.t.Helper()
+	out, text, isErr := r.call(ctxT(r.t), tool, args, nil)
+	if isErr {
+		r.t.Fatalf("%s(%v): unexpected tool error: %s", tool, args, text)
+	}
+	return out, text
+}
+
+func (r *rig) fails(tool string, args map[string]any, want string) (map[string]any, string) {
+	r.t.Helper()
+	out, text, isErr := r.call(ctxT(r.t), tool, args, nil)
+	if !isErr {
+		r.t.Fatalf("%s(%v): want a tool error containing %q, got success: %s", tool, args, want, text)
+	}
+	if !strings.Contains(text, want) {
+		r.t.Fatalf("%s(%v): error %q does not contain %q", tool, args, text, want)
+	}
+	return out, text
+}
+
+func str(m map[string]any, k string) string { s, _ := m[k].(string); return s }
+func num(m map[string]any, k string) int64  { f, _ := m[k].(float64); return int64(f) }
+
+func TestRoundTrip(t *testing.T) {
+	r := newRig(t)
+
+	t.Run("tools/list", func(t *testing.T) {
+		res, err := r.cs.ListTools(ctxT(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Tools) != len(toolArguments) {
+			t.Fatalf("listed %d tools, want %d", len(res.Tools), len(toolArguments))
+		}
+		for _, tool := range res.Tools {
+			if tool.Annotations == nil || tool.Annotations.DestructiveHint == nil || tool.Annotations.OpenWorldHint == nil || tool.Title == "" {
+				t.Errorf("%s: annotations or title lost on the wire: %+v", tool.Name, tool.Annotations)
+			}
+		}
+	})
+
+	ws, text := r.ok("create_workspace", map[string]any{"name": "rt", "labels": map[string]any{"suite": "tools"}})
+	wsID, head0 := str(ws, "id"), str(ws, "head")
+	if !strings.HasPrefix(wsID, "ws_") || !strings.HasPrefix(head0, "c_") || str(ws, "name") != "rt" {
+		t.Fatalf("create_workspace: %v", ws)
+	}
+	if !strings.Contains(text, "rt") || !strings.Contains(text, wsID) {
+		t.Errorf("create_workspace text %q names neither the workspace nor its id", text)
+	}
+
+	t.Run("errors are tool errors", func(t *testing.T) {
+		r.fails("get_workspace", map[string]any{"workspace": "nope"}, "not found")
+		r.fails("create_workspace", map[string]any{"name": "rt"}, "already exists")
+		r.fails("run_command", map[string]any{"workspace": "rt", "command": "true", "policy": map[string]any{"mode": "allow"}}, "needs at least one domain")
+		r.fails("get_run", map[string]any{"run_id": "run_doesnotexist"}, "not found")
+		r.fails("read_file", map[string]any{"workspace": "rt", "path": "../etc/passwd"}, "/workspace")
+	})
+
+	t.Run("files", func(t *testing.T) {
+		w, text := r.ok("write_files", map[string]any{"workspace": "rt", "files": []any{
+			map[string]any{"path": "hello.txt", "content": "hello, world\n"},
+			map[string]any{"path": "bin/run.sh", "content": "#!/bin/sh\necho ran\n", "mode": "0755"},
+			map[string]any{"path": "blob.bin", "content": "AP8B", "encoding": "base64"},
+		}})
+		if !strings.HasPrefix(str(w, "commit_id"), "c_") || num(w, "files") != 3 || !strings.Contains(text, str(w, "commit_id")) {
+			t.Fatalf("write_files: %v / %s", w, text)
+		}
+		f, text := r.ok("read_file", map[string]any{"workspace": wsID, "path": "hello.txt"})
+		if str(f, "content") != "hello, world\n" || str(f, "encoding") != "utf8" || num(f, "size") != 13 || f["truncated"] != false {
+			t.Errorf("read_file: %v", f)
+		}
+		if !strings.Contains(text, "hello, world") {
+			t.Errorf("read_file text lacks the content: %q", text)
+		}
+		b, _ := r.ok("read_file", map[string]any{"workspace": "rt", "path": "blob.bin"})
+		if str(b, "encoding") != "base64" || str(b, "content") != "AP8B" {
+			t.Errorf("binary read_file: %v", b)
+		}
+		part, _ := r.ok("read_file", map[string]any{"workspace": "rt", "path": "hello.txt", "offset": 7, "max_bytes": 3})
+		if str(part, "content") != "wor" || num(part, "next_offset") != 10 || part["truncated"] != true {
+			t.Errorf("windowed read_file: %v", part)
+		}
+		l, text := r.ok("list_files", map[string]any{"workspace": "rt", "depth": 2})
+		entries, _ := l["entries"].([]any)
+		var paths []string
+		for _, e := range entries {
+			paths = append(paths, str(e.(map[string]any), "path"))
+		}
+		got := strings.Join(paths, " ")
+		for _, want := range []string{"hello.txt", "bin", "bin/run.sh", "blob.bin"} {
+			if !strings.Contains(" "+got+" ", " "+want+" ") {
+				t.Errorf("list_files lacks %s: %v", want, paths)
+			}
+		}
+		if !strings.Contains(text, "bin/run.sh") {
+			t.Errorf("list_files text lacks entries: %q", text)
+		}
+	})
+
+	t.Run("run_command commits whatever the exit code", func(t *testing.T) {
+		res, text := r.ok("run_command", map[string]any{"workspace": "rt", "command": "sh",
+			"args": []any{"-c", "cat hello.txt; ./bin/run.sh; echo oops >&2; echo new > made.txt; exit 3"}})
+		if num(res, "exit_code") != 3 || str(res, "status") != "exited" {
+			t.Fatalf("run: %v", res)
+		}
+		if str(res, "stdout") != "hello, world\nran\n" || str(res, "stderr") != "oops\n" || res["stdout_truncated"] != false || num(res, "stdout_bytes") != 17 {
+			t.Errorf("output: %v", res)
+		}
+		commit := str(res, "commit_id")
+		if !strings.HasPrefix(commit, "c_") {
+			t.Fatalf("no commit: %v", res)
+		}
+		if !strings.Contains(text, "exited 3") || !strings.Contains(text, commit) || !strings.Contains(text, "hello, world") {
+			t.Errorf("text %q lacks the summary or the output", text)
+		}
+		f, _ := r.ok("read_file", map[string]any{"workspace": "rt", "path": "made.txt"})
+		if str(f, "content") != "new\n" {
+			t.Errorf("the failed command's file did not persist: %v", f)
+		}
+		h, text := r.ok("workspace_history", map[string]any{"workspace": "rt"})
+		commits, _ := h["commits"].([]any)
+		if len(commits) < 3 || str(commits[0].(map[string]any), "id") != commit || str(commits[0].(map[string]any), "kind") != "run" {
+			t.Errorf("history does not start with the run's commit: %v", h)
+		}
+		if !strings.Contains(text, commit+"  ") || !strings.Contains(text, "[head]") {
+			t.Errorf("history text: %q", text)
+		}
+	})
+
+	t.Run("large output is bounded", func(t *testing.T) {
+		const n = 200000
+		var total int64
+		for i := 1; i <= n; i++ {
+			total += int64(len(strconv.Itoa(i)) + 1)
+		}
+		res, _ := r.ok("run_command", map[string]any{"workspace": "rt", "command": "seq", "args": []any{"1", strconv.Itoa(n)}})
+		out := str(res, "stdout")
+		if res["stdout_truncated"] != true || num(res, "stdout_bytes") != total {
+			t.Fatalf("stdout_truncated=%v stdout_bytes=%d, want true %d", res["stdout_truncated"], num(res, "stdout_bytes"), total)
+		}
+		if len(out) > 17<<10 || !strings.HasPrefix(out, "1\n2\n3\n") || !strings.HasSuffix(out, fmt.Sprintf("%d\n", n)) {
+			t.Errorf("bounded stdout is %d bytes, starts %q, ends %q", len(out), out[:min(10, len(out))], out[max(0, len(out)-10):])
+		}
+		m := regexp.MustCompile(`\[… (\d+) bytes omitted; get_run with run_id (run_\w+) shows`).FindStringSubmatch(out)
+		if m == nil || m[2] != str(res, "run_id") {
+			t.Fatalf("no marker naming get_run and the run in stdout:\n%s", out[8000:8400])
+		}
+		omitted, _ := strconv.ParseInt(m[1], 10, 64)
+		// The head ends on a line break of the stream itself, so the counts must add up exactly.
+		i := strings.Index(out, m[0])
+		j := i + strings.Index(out[i:], " …]\n") + len(" …]\n")
+		if head, tail := out[:i], out[j:]; int64(len(head))+omitted+int64(len(tail)) != total {
+			t.Errorf("head %d + omitted %d + tail %d != total %d", len(head), omitted, len(tail), total)
+		}
+
+		g, _ := r.ok("get_run", map[string]any{"run_id": str(res, "run_id")})
+		gout := str(g, "stdout")
+		if g["stdout_truncated"] != true || len(gout) < 64<<10 || len(gout) > 74<<10 || !strings.HasSuffix(gout, fmt.Sprintf("%d\n", n)) {
+			t.Errorf("get_run stdout is %d bytes (want 64 KiB tail + 8 KiB head), ends %q", len(gout), gout[max(0, len(gout)-10):])
+		}
+	})
+
+	t.Run("invalid UTF-8 output", func(t *testing.T) {
+		res, text := r.ok("run_command", map[string]any{"workspace": "rt", "command": "printf", "args": []any{`a\377b\n`}})
+		if str(res, "stdout") != "a\uFFFDb\n" || num(res, "stdout_bytes") != 4 {
+			t.Errorf("stdout = %q (%d bytes)", str(res, "stdout"), num(res, "stdout_bytes"))
+		}
+		if !strings.Contains(text, "not valid UTF-8") {
+			t.Errorf("text does not say the output was not UTF-8: %q", text)
+		}
+	})
+
+	t.Run("progress carries output lines", func(t *testing.T) {
+		res, _, isErr := r.call(ctxT(t), "run_command", map[string]any{"workspace": "rt", "command": "sh",
+			"args": []any{"-c", "for i in 1 2 3 4 5 6; do echo step $i; sleep 0.3; done"}}, "tok-progress")
+		if isErr || num(res, "exit_code") != 0 {
+			t.Fatalf("run: %v", res)
+		}
+		r.mu.Lock()
+		got := r.progress["tok-progress"]
+		r.mu.Unlock()
+		if len(got) < 2 {
+			t.Fatalf("got %d progress notifications, want several", len(got))
+		}
+		last := -1.0
+		sawStep := false
+		for _, p := range got {
+			if p.Progress <= last {
+				t.Errorf("progress did not increase: %v after %v", p.Progress, last)
+			}
+			last = p.Progress
+			if strings.HasPrefix(p.Message, "step ") {
+				sawStep = true
+			}
+		}
+		if !sawStep {
+			t.Errorf("no progress message carried an output line: %+v", got)
+		}
+		if final := got[len(got)-1].Message; final != "step 6" {
+			t.Errorf("last progress message %q, want the last line \"step 6\"", final)
+		}
+	})
+
+	t.Run("cancellation kills the command and commits nothing", func(t *testing.T) {
+		before, _ := r.ok("get_workspace", map[string]any{"workspace": "rt"})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() {
+			_, err := r.cs.CallTool(ctx, &sdk.CallToolParams{Name: "run_command", Arguments: map[string]any{
+				"workspace": "rt", "command": "sleep", "args": []any{"30"}, "idempotency_key": "cancel-me"}})
+			done <- err
+		}()
+		time.Sleep(1500 * time.Millisecond)
+		cancel() // the SDK sends notifications/cancelled
+		if err := <-done; err == nil {
+			t.Error("the cancelled call returned no error to the client")
+		}
+		// The same idempotency key returns the run already made: it must read cancelled.
+		var run map[string]any
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			out, text, _ := r.call(ctxT(t), "run_command", map[string]any{
+				"workspace": "rt", "command": "sleep", "args": []any{"30"}, "idempotency_key": "cancel-me"}, nil)
+			run = out
+			if str(run, "status") == "cancelled" || time.Now().After(deadline) {
+				if str(run, "status") != "cancelled" {
+					t.Fatalf("run did not read cancelled: %v %s", run, text)
+				}
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if elapsed := time.Since(start); elapsed > 20*time.Second {
+			t.Errorf("cancel took %v: sleep 30 was not killed promptly", elapsed)
+		}
+		if str(run, "commit_id") != "" {
+			t.Errorf("a cancelled run committed: %v", run)
+		}
+		after, _ := r.ok("get_workspace", map[string]any{"workspace": "rt"})
+		if str(after, "head") != str(before, "head") {
+			t.Errorf("head moved from %s to %s after a cancelled run", str(before, "head"), str(after, "head"))
+		}
+	})
+
+	t.Run("background, get_run and cancel_run", func(t *testing.T) {
+		bg, text := r.ok("run_command", map[string]any{"workspace": "rt", "command": "sh", "args": []any{"-c", "sleep 0.5; echo done"}, "background": true})
+		id := str(bg, "run_id")
+		if !strings.HasPrefix(id, "run_") || (str(bg, "status") != "queued" && str(bg, "status") != "running") || !strings.Contains(text, "get_run") {
+			t.Fatalf("background run: %v / %s", bg, text)
+		}
+		g, _ := r.ok("get_run", map[string]any{"run_id": id, "wait_ms": 60000})
+		if str(g, "status") != "exited" || str(g, "stdout") != "done\n" || !strings.HasPrefix(str(g, "commit_id"), "c_") {
+			t.Errorf("get_run after wait: %v", g)
+		}
+
+		bg, _ = r.ok("run_command", map[string]any{"workspace": "rt", "command": "sleep", "args": []any{"30"}, "background": true})
+		id = str(bg, "run_id")
+		time.Sleep(500 * time.Millisecond)
+		c, text := r.ok("cancel_run", map[string]any{"run_id": id})
+		if str(c, "status") != "cancelled" || !strings.Contains(text, "cancelled") {
+			t.Errorf("cancel_run: %v / %s", c, text)
+		}
+		r.fails("cancel_run", map[string]any{"run_id": id}, "already finished")
+	})
+
+	t.Run("restore and fork", func(t *testing.T) {
+		h, _ := r.ok("workspace_history", map[string]any{"workspace": "rt", "limit": 1000})
+		commits := h["commits"].([]any)
+		first := str(commits[len(commits)-1].(map[string]any), "id")
+		if first != head0 {
+			t.Fatalf("oldest commit %s, want the first head %s", first, head0)
+		}
+		fk, _ := r.ok("fork_workspace", map[string]any{"workspace": "rt", "name": "rt-fork"})
+		if str(fk, "name") != "rt-fork" || str(fk, "id") == wsID {
+			t.Fatalf("fork: %v", fk)
+		}
+		rs, text := r.ok("restore_workspace", map[string]any{"workspace": "rt", "commit_id": head0})
+		if str(rs, "head") == head0 || !strings.Contains(text, head0) {
+			t.Errorf("restore made no new commit: %v / %s", rs, text)
+		}
+		r.fails("read_file", map[string]any{"workspace": "rt", "path": "hello.txt"}, "not found")
+		f, _ := r.ok("read_file", map[string]any{"workspace": "rt-fork", "path": "hello.txt"})
+		if str(f, "content") != "hello, world\n" {
+			t.Errorf("fork lost its files: %v", f)
+		}
+	})
+
+	t.Run("list and delete", func(t *testing.T) {
+		l, _ := r.ok("list_workspaces", map[string]any{"label": "suite=tools"})
+		if ws := l["workspaces"].([]any); len(ws) != 2 {
+			t.Errorf("list_workspaces by label: %v", l)
+		}
+		d, _ := r.ok("delete_workspace", map[string]any{"workspace": "rt-fork"})
+		if d["deleted"] != true || str(d, "name") != "rt-fork" {
+			t.Errorf("delete_workspace: %v", d)
+		}
+		r.fails("get_workspace", map[string]any{"workspace": "rt-fork"}, "not found")
+	})
+}

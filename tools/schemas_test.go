@@ -1,0 +1,221 @@
+package tools
+
+import (
+	"encoding/json"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// toolArguments is DESIGN §7's public contract for the tools of this package: each tool's
+// argument names, with nested objects as "parent.child" (array items as "parent[].child").
+// session_id (write_files, read_file, list_files) arrives with sessions.
+var toolArguments = map[string][]string{
+	"create_workspace":  {"name", "policy", "policy.mode", "policy.domains", "exposed_ports", "labels", "template"},
+	"list_workspaces":   {"label"},
+	"get_workspace":     {"workspace"},
+	"delete_workspace":  {"workspace"},
+	"run_command":       {"workspace", "command", "args", "cwd", "env", "stdin", "timeout_ms", "policy", "policy.mode", "policy.domains", "background", "idempotency_key"},
+	"get_run":           {"run_id", "wait_ms"},
+	"cancel_run":        {"run_id"},
+	"write_files":       {"workspace", "files", "files[].path", "files[].content", "files[].encoding", "files[].mode"},
+	"read_file":         {"workspace", "path", "encoding", "offset", "max_bytes"},
+	"list_files":        {"workspace", "path", "depth"},
+	"workspace_history": {"workspace", "limit"},
+	"restore_workspace": {"workspace", "commit_id"},
+	"fork_workspace":    {"workspace", "commit_id", "name"},
+}
+
+// requiredArguments are the arguments a call cannot omit.
+var requiredArguments = map[string][]string{
+	"create_workspace":  nil,
+	"list_workspaces":   nil,
+	"get_workspace":     {"workspace"},
+	"delete_workspace":  {"workspace"},
+	"run_command":       {"workspace", "command"},
+	"get_run":           {"run_id"},
+	"cancel_run":        {"run_id"},
+	"write_files":       {"workspace", "files"},
+	"read_file":         {"workspace", "path"},
+	"list_files":        {"workspace"},
+	"workspace_history": {"workspace"},
+	"restore_workspace": {"workspace", "commit_id"},
+	"fork_workspace":    {"workspace"},
+}
+
+func schemaOf(t *testing.T, raw json.RawMessage) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("schema is not a JSON object: %v\n%s", err, raw)
+	}
+	return m
+}
+
+// TestToolDefinitions checks what every client and model relies on: a description, a title, all
+// four annotations, and an inline object schema (no "$ref", no "$defs") whose every property is
+// described.
+func TestToolDefinitions(t *testing.T) {
+	tools := registeredTools(t)
+	if len(tools) != len(toolArguments) {
+		var names []string
+		for _, tool := range tools {
+			names = append(names, tool.Name)
+		}
+		t.Errorf("registered %d tools %v, want the %d of DESIGN §7 for this package", len(tools), names, len(toolArguments))
+	}
+	for _, tool := range tools {
+		t.Run(tool.Name, func(t *testing.T) {
+			if len(tool.Description) < 80 {
+				t.Errorf("description is missing or too short to guide a model: %q", tool.Description)
+			}
+			if tool.Title == "" || tool.Annotations.Title != tool.Title {
+				t.Errorf("title %q / annotations.title %q: want both set and equal", tool.Title, tool.Annotations.Title)
+			}
+			a := tool.Annotations
+			if a.ReadOnlyHint == nil || a.DestructiveHint == nil || a.IdempotentHint == nil || a.OpenWorldHint == nil {
+				t.Errorf("annotations must set all four hints: %+v", a)
+			} else if *a.ReadOnlyHint && *a.DestructiveHint {
+				t.Errorf("a read-only tool cannot be destructive")
+			}
+			if tool.InputSchema.Type != "" {
+				t.Errorf("InputSchema.Type is %q alongside RawInputSchema: tools/list would fail to marshal", tool.InputSchema.Type)
+			}
+			raw := string(tool.RawInputSchema)
+			for _, bad := range []string{`"$ref"`, `"$defs"`, `"definitions"`, `"$schema"`, `"$id"`} {
+				if strings.Contains(raw, bad) {
+					t.Errorf("schema contains %s; it must be inline and self-contained:\n%s", bad, raw)
+				}
+			}
+			s := schemaOf(t, tool.RawInputSchema)
+			if s["type"] != "object" {
+				t.Errorf(`schema's top-level type is %v, want "object"`, s["type"])
+			}
+			walkProperties(s, "", func(path string, prop map[string]any) {
+				if d, _ := prop["description"].(string); d == "" && !strings.HasSuffix(path, "[]") {
+					t.Errorf("argument %s has no description", path)
+				}
+			})
+		})
+	}
+}
+
+// TestToolAnnotations pins the behaviour hints that clients use to decide on confirmation and
+// retries.
+func TestToolAnnotations(t *testing.T) {
+	type h struct{ readOnly, destructive, idempotent, openWorld bool }
+	want := map[string]h{
+		"create_workspace":  {false, false, false, false},
+		"list_workspaces":   {true, false, true, false},
+		"get_workspace":     {true, false, true, false},
+		"delete_workspace":  {false, true, true, false},
+		"run_command":       {false, false, false, false},
+		"get_run":           {true, false, true, false},
+		"cancel_run":        {false, true, true, false},
+		"write_files":       {false, false, false, false},
+		"read_file":         {true, false, true, false},
+		"list_files":        {true, false, true, false},
+		"workspace_history": {true, false, true, false},
+		"restore_workspace": {false, false, false, false},
+		"fork_workspace":    {false, false, false, false},
+	}
+	for _, tool := range registeredTools(t) {
+		a := tool.Annotations
+		got := h{*a.ReadOnlyHint, *a.DestructiveHint, *a.IdempotentHint, *a.OpenWorldHint}
+		if got != want[tool.Name] {
+			t.Errorf("%s: hints (readOnly, destructive, idempotent, openWorld) = %v, want %v", tool.Name, got, want[tool.Name])
+		}
+	}
+}
+
+// TestToolArgumentNames checks that each schema names exactly DESIGN §7's arguments.
+func TestToolArgumentNames(t *testing.T) {
+	for _, tool := range registeredTools(t) {
+		want, ok := toolArguments[tool.Name]
+		if !ok {
+			t.Errorf("tool %s is not in DESIGN §7's list for this package", tool.Name)
+			continue
+		}
+		s := schemaOf(t, tool.RawInputSchema)
+		var got []string
+		walkProperties(s, "", func(path string, _ map[string]any) {
+			if !strings.HasSuffix(path, "[]") {
+				got = append(got, path)
+			}
+		})
+		sort.Strings(got)
+		want = slices.Clone(want)
+		sort.Strings(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: schema arguments %v, want %v", tool.Name, got, want)
+		}
+		var req []string
+		if r, ok := s["required"].([]any); ok {
+			for _, v := range r {
+				req = append(req, v.(string))
+			}
+		}
+		sort.Strings(req)
+		wantReq := slices.Clone(requiredArguments[tool.Name])
+		sort.Strings(wantReq)
+		if !slices.Equal(req, wantReq) {
+			t.Errorf("%s: required %v, want %v", tool.Name, req, wantReq)
+		}
+	}
+}
+
+// walkProperties calls fn for every property of an object schema, recursing into nested objects
+// and array items.
+func walkProperties(s map[string]any, prefix string, fn func(path string, prop map[string]any)) {
+	props, _ := s["properties"].(map[string]any)
+	for name, p := range props {
+		prop, _ := p.(map[string]any)
+		path := prefix + name
+		fn(path, prop)
+		walkProperties(prop, path+".", fn)
+		if items, ok := prop["items"].(map[string]any); ok {
+			walkProperties(items, path+"[].", fn)
+		}
+	}
+}
+
+// TestInputSchemaInline checks the reflection helper on its own: nested structs and pointers are
+// inlined, maps become objects, required comes only from the tag.
+func TestInputSchemaInline(t *testing.T) {
+	type inner struct {
+		X string `json:"x" jsonschema:"required" jsonschema_description:"x, with commas, and more"`
+	}
+	type args struct {
+		A string            `json:"a" jsonschema:"required" jsonschema_description:"a"`
+		B *inner            `json:"b,omitempty" jsonschema_description:"b"`
+		C []inner           `json:"c,omitempty" jsonschema_description:"c"`
+		D map[string]string `json:"d,omitempty" jsonschema_description:"d"`
+		E int               `json:"e" jsonschema_description:"e is not required: no tag"`
+	}
+	raw, err := inputSchema[args]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := schemaOf(t, raw)
+	if s["type"] != "object" || strings.Contains(string(raw), "$") {
+		t.Fatalf("schema is not inline:\n%s", raw)
+	}
+	if req, _ := s["required"].([]any); len(req) != 1 || req[0] != "a" {
+		t.Errorf("required = %v, want [a]", s["required"])
+	}
+	props := s["properties"].(map[string]any)
+	b := props["b"].(map[string]any)
+	if b["type"] != "object" || b["properties"].(map[string]any)["x"].(map[string]any)["description"] != "x, with commas, and more" {
+		t.Errorf("pointer to struct not inlined with its description: %v", b)
+	}
+	if c := props["c"].(map[string]any); c["items"].(map[string]any)["type"] != "object" {
+		t.Errorf("slice of structs not inlined: %v", c)
+	}
+	if d := props["d"].(map[string]any); d["type"] != "object" {
+		t.Errorf("map is not an object: %v", d)
+	}
+	if s["additionalProperties"] != false {
+		t.Errorf("additionalProperties = %v, want false", s["additionalProperties"])
+	}
+}

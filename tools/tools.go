@@ -1,0 +1,182 @@
+// Package tools is the MCP surface of sandkit-mcp: the agent-facing tools, their input schemas
+// (reflected from the argument structs with invopop/jsonschema), their handlers, and the mapping
+// of engine errors to tool errors.
+//
+// The contract with agents:
+//
+//   - Tool names and argument names are public (DESIGN §7); the golden files in
+//     testdata/toolsnaps/ pin every tool definition, so a change to the surface is a reviewed diff.
+//   - Every tool declares all four behaviour annotations, honestly, and a title.
+//   - A successful call returns structuredContent (always a JSON object) plus one text block a
+//     model can read on its own: a one-line summary and, where the call is about data (output,
+//     file content, listings), that data in plain text.
+//   - A failed call is a tool result with isError set and a message that says what happened and
+//     what to do next. Domain failures are never protocol errors; handlers never return Go errors.
+//   - Output for a model is bounded (head + tail, with a marker saying how much was left out and
+//     how to read more).
+//   - Long calls send notifications/progress when the client asked for it, and
+//     notifications/cancelled stops the work.
+//
+// The engine enforces every rule; this package only translates.
+package tools
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/sandkit/sandkit-mcp/engine"
+)
+
+// Options tunes the tools. The zero value gives the documented defaults.
+type Options struct {
+	// Logger receives handler faults (panics, unexpected errors); nil discards them.
+	Logger *slog.Logger
+
+	// RunHeadBytes and RunTailBytes bound each output stream that run_command returns: at most
+	// this many bytes from the start and from the end, with a marker line between them.
+	// Defaults: 8 KiB each.
+	RunHeadBytes, RunTailBytes int
+	// PollHeadBytes and PollTailBytes bound each output stream that get_run returns.
+	// Defaults: 8 KiB head, 64 KiB tail.
+	PollHeadBytes, PollTailBytes int
+	// ReadDefaultBytes is read_file's window when max_bytes is not given. Default 128 KiB.
+	ReadDefaultBytes int
+
+	// ProgressInterval is the least time between two progress notifications. Default 250 ms.
+	ProgressInterval time.Duration
+	// ProgressHeartbeat is how often a progress notification is sent while a command prints
+	// nothing, so clients that reset their timeout on progress keep waiting. Default 5 s.
+	ProgressHeartbeat time.Duration
+}
+
+// Defaults for Options.
+const (
+	defaultRunHead     = 8 << 10
+	defaultRunTail     = 8 << 10
+	defaultPollHead    = 8 << 10
+	defaultPollTail    = 64 << 10
+	defaultReadWindow  = 128 << 10
+	defaultProgressGap = 250 * time.Millisecond
+	defaultHeartbeat   = 5 * time.Second
+)
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.RunHeadBytes, defaultRunHead)
+	def(&o.RunTailBytes, defaultRunTail)
+	def(&o.PollHeadBytes, defaultPollHead)
+	def(&o.PollTailBytes, defaultPollTail)
+	def(&o.ReadDefaultBytes, defaultReadWindow)
+	if o.ReadDefaultBytes > engine.MaxFileSize {
+		o.ReadDefaultBytes = engine.MaxFileSize
+	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = defaultProgressGap
+	}
+	if o.ProgressHeartbeat <= 0 {
+		o.ProgressHeartbeat = defaultHeartbeat
+	}
+	return o
+}
+
+// Register adds the workspace, run, file and history tools to s, served by e.
+func Register(s *server.MCPServer, e *engine.Engine, opts Options) {
+	s.AddTools(newToolset(s, e, opts).all()...)
+}
+
+// toolset holds what the handlers share.
+type toolset struct {
+	srv  *server.MCPServer
+	eng  *engine.Engine
+	opts Options
+	log  *slog.Logger
+}
+
+func newToolset(s *server.MCPServer, e *engine.Engine, opts Options) *toolset {
+	opts = opts.withDefaults()
+	return &toolset{srv: s, eng: e, opts: opts, log: opts.Logger}
+}
+
+// all lists every tool of this package, in the order a reader meets them.
+func (t *toolset) all() []server.ServerTool {
+	return []server.ServerTool{
+		t.createWorkspace(),
+		t.listWorkspaces(),
+		t.getWorkspace(),
+		t.deleteWorkspace(),
+		t.runCommand(),
+		t.getRun(),
+		t.cancelRun(),
+		t.writeFiles(),
+		t.readFile(),
+		t.listFiles(),
+		t.workspaceHistory(),
+		t.restoreWorkspace(),
+		t.forkWorkspace(),
+	}
+}
+
+// hints are a tool's behaviour annotations; every tool states all four.
+type hints struct {
+	readOnly, destructive, idempotent, openWorld bool
+}
+
+// toolDef describes one tool whose arguments decode into A.
+type toolDef[A any] struct {
+	name, title, description string
+	hints                    hints
+	// handle does the work; it returns a result (possibly an error result), never a Go error.
+	handle func(ctx context.Context, req mcp.CallToolRequest, args *A) *mcp.CallToolResult
+}
+
+// define builds the MCP tool (raw inline schema reflected from A, title, annotations) and its
+// handler, which decodes the arguments, recovers from panics, and never returns a Go error.
+func define[A any](t *toolset, d toolDef[A]) server.ServerTool {
+	schema, err := inputSchema[A]()
+	if err != nil {
+		panic(fmt.Sprintf("tools: schema for %s: %v", d.name, err)) // a programming error, caught by tests
+	}
+	tool := mcp.NewToolWithRawSchema(d.name, d.description, schema)
+	tool.Title = d.title
+	tool.Annotations = mcp.ToolAnnotation{
+		Title:           d.title,
+		ReadOnlyHint:    mcp.ToBoolPtr(d.hints.readOnly),
+		DestructiveHint: mcp.ToBoolPtr(d.hints.destructive),
+		IdempotentHint:  mcp.ToBoolPtr(d.hints.idempotent),
+		OpenWorldHint:   mcp.ToBoolPtr(d.hints.openWorld),
+	}
+	handler := func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				t.log.Error("tool handler panicked", "tool", d.name, "panic", p, "stack", string(debug.Stack()))
+				res = errorText("internal error: the server failed while handling " + d.name +
+					"; this is a server fault, not a problem with your arguments; the server log has details")
+				err = nil
+			}
+		}()
+		args := new(A)
+		if msg := decodeArgs(req, args); msg != "" {
+			return errorText(msg), nil
+		}
+		return d.handle(ctx, req, args), nil
+	}
+	return server.ServerTool{Tool: tool, Handler: handler}
+}
+
+// result is a successful tool result: structured content (a JSON object) plus a text block.
+func result(structured any, text string) *mcp.CallToolResult {
+	return mcp.NewToolResultStructured(structured, text)
+}
