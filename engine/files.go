@@ -164,15 +164,21 @@ func (e *Engine) provErr(err error, doing string) error {
 	if doing != "" {
 		prefix = "could not " + doing + ": "
 	}
+	// The provider's message starts with its own sentinel ("not found: …"); the engine's sentinel
+	// says the same, so keep only one.
+	msg := err.Error()
+	for _, s := range []error{sandbox.ErrNotFound, sandbox.ErrInvalid, sandbox.ErrPathEscape, sandbox.ErrEnded, sandbox.ErrUnavailable, sandbox.ErrUnsupported} {
+		msg = strings.TrimPrefix(msg, s.Error()+": ")
+	}
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w: %s%v", ErrCancelled, prefix, err)
+		return fmt.Errorf("%w: %s%s", ErrCancelled, prefix, msg)
 	case errors.Is(err, sandbox.ErrPathEscape):
 		return fmt.Errorf("%w: %s%v (paths must stay inside /workspace, also through symlinks)", ErrInvalid, prefix, err)
 	case errors.Is(err, sandbox.ErrInvalid):
-		return fmt.Errorf("%w: %s%v", ErrInvalid, prefix, err)
+		return fmt.Errorf("%w: %s%s", ErrInvalid, prefix, msg)
 	case errors.Is(err, sandbox.ErrNotFound):
-		return fmt.Errorf("%w: %s%v", ErrNotFound, prefix, err)
+		return fmt.Errorf("%w: %s%s", ErrNotFound, prefix, msg)
 	default:
 		return fmt.Errorf("%w: %s%v", ErrProvider, prefix, err)
 	}

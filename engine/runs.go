@@ -93,9 +93,6 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 		EnvNames: envNames, Policy: pol.String(), Status: RunQueued, IdempotencyKey: req.IdempotencyKey,
 		Background: req.Background, Created: time.Now().UTC(),
 	}
-	if !e.prov.Capabilities().Egress && pol.Mode != policies.DenyAll {
-		run.Warnings = append(run.Warnings, fmt.Sprintf("egress policy %q is not enforced by the %s provider yet: this command has no network access at all", pol.String(), e.prov.Name()))
-	}
 
 	// Record the run, or find the one already recorded under the idempotency key, atomically.
 	var prior *store.Run

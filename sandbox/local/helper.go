@@ -1,0 +1,190 @@
+package local
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The helper bridges the gap between what the sandbox needs and what bwrap 0.8 (Debian 12) can
+// do: bwrap before 0.10 has no --overlay, so the provider mounts the overlays itself. It starts
+// this executable again in a new mount namespace (plus a user namespace when the provider is not
+// root); the helper
+//
+//  1. makes every mount private, so nothing it mounts propagates to the host;
+//  2. mounts a small tmpfs "stage" over a world-traversable directory (/run) and, inside it,
+//     the workspace and home overlays (always with userxattr, the format bwrap >= 0.10 --overlay
+//     would also produce), a bind of the sandbox /etc and one of its own executable (the agent);
+//  3. joins the sandbox's cgroups (root only);
+//  4. when the provider is root, drops to the unprivileged sandbox host uid/gid, so bwrap and
+//     everything in the sandbox run as that uid and never as host root;
+//  5. execs bwrap, which binds the stage into the sandbox by path.
+//
+// The stage is needed because bwrap resolves bind sources by path as the (now unprivileged) user:
+// the provider's data directory and executable may sit below directories that user cannot
+// traverse (/root, a 0700 temp dir), while /run is traversable by everyone.
+
+// helperSpec is what the provider tells the helper, as JSON on fd 3.
+type helperSpec struct {
+	// LayersDir becomes the working directory; overlay paths are relative to it so the mount
+	// data stays short (it is limited to one page) and survives the stage mount hiding them.
+	LayersDir string `json:"layers_dir"`
+	// Stage is the existing directory the staging tmpfs is mounted on.
+	Stage    string        `json:"stage"`
+	Overlays []overlaySpec `json:"overlays"`
+	// Etc is the directory bound read-only at the sandbox's /etc (see etc.go), relative to
+	// LayersDir.
+	Etc string `json:"etc"`
+	// Cgroups lists cgroup.procs files the helper joins before dropping privileges.
+	Cgroups []string `json:"cgroups,omitempty"`
+	// Drop asks the helper to switch to UID/GID (the provider runs as root).
+	Drop      bool `json:"drop"`
+	UID       int  `json:"uid"`
+	GID       int  `json:"gid"`
+	ParentPid int  `json:"parent_pid"`
+	// Bwrap is the absolute path of bwrap; Args are its options (passed with --args so host
+	// paths do not show in the sandbox's /proc/1/cmdline); Command is what it runs.
+	Bwrap   string   `json:"bwrap"`
+	Args    []string `json:"args"`
+	Seccomp []byte   `json:"seccomp,omitempty"`
+	Command []string `json:"command"`
+}
+
+type overlaySpec struct {
+	// Lower lists the lower directories top first, as overlayfs wants them.
+	Lower  []string `json:"lower"`
+	Upper  string   `json:"upper"`
+	Work   string   `json:"work"`
+	Target string   `json:"target"` // name under Stage
+}
+
+// Fixed descriptors of the helper (and of bwrap after the exec).
+const (
+	fdSpec   = 3 // helper spec (closed by the helper)
+	fdMaster = 4 // the agent's master control socket
+	fdInfo   = 5 // bwrap --info-fd
+)
+
+// overlayData is the mount data for one overlay.
+func overlayData(o overlaySpec) string {
+	return "lowerdir=" + strings.Join(o.Lower, ":") + ",upperdir=" + o.Upper + ",workdir=" + o.Work + ",userxattr"
+}
+
+func helperMain() error {
+	f := os.NewFile(fdSpec, "spec")
+	var spec helperSpec
+	err := json.NewDecoder(f).Decode(&spec)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("read spec: %w", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	if err := os.Chdir(spec.LayersDir); err != nil {
+		return err
+	}
+	// Open bwrap and our own executable before the stage may hide them. The executable is
+	// reopened by path: /proc/self/exe points into the parent's mount namespace, and a bind
+	// mount's source must be a mount of this one.
+	bw, err := os.Open(spec.Bwrap)
+	if err != nil {
+		return err
+	}
+	self, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return err
+	}
+	exeFd, err := unix.Open(self, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open own executable %s: %w", self, err)
+	}
+	if err := unix.Mount("tmpfs", spec.Stage, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=16m"); err != nil {
+		return fmt.Errorf("mount staging tmpfs on %s: %w", spec.Stage, err)
+	}
+	for _, o := range spec.Overlays {
+		target := filepath.Join(spec.Stage, o.Target)
+		if err := os.Mkdir(target, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount("overlay", target, "overlay", unix.MS_NOSUID|unix.MS_NODEV, overlayData(o)); err != nil {
+			return fmt.Errorf("mount overlay for %s (%d layers): %w", o.Target, len(o.Lower), err)
+		}
+	}
+	etc := filepath.Join(spec.Stage, "etc")
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(spec.Etc, etc, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind the sandbox /etc: %w", err)
+	}
+	fdir := filepath.Join(spec.Stage, "f")
+	if err := os.Mkdir(fdir, 0o700); err != nil {
+		return err
+	}
+	agent := filepath.Join(spec.Stage, "agent")
+	if err := os.WriteFile(agent, nil, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", exeFd), agent, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind the agent executable: %w", err)
+	}
+	argsFd, err := stageFd(filepath.Join(fdir, "args"), []byte(strings.Join(spec.Args, "\x00")+"\x00"))
+	if err != nil {
+		return err
+	}
+	argv := []string{"bwrap"}
+	if len(spec.Seccomp) > 0 {
+		scFd, err := stageFd(filepath.Join(fdir, "seccomp"), spec.Seccomp)
+		if err != nil {
+			return err
+		}
+		argv = append(argv, "--seccomp", strconv.Itoa(scFd))
+	}
+	argv = append(argv, "--args", strconv.Itoa(argsFd), "--")
+	argv = append(argv, spec.Command...)
+
+	for _, procs := range spec.Cgroups {
+		if err := os.WriteFile(procs, []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+			return fmt.Errorf("join cgroup: %w", err)
+		}
+	}
+	if spec.Drop {
+		if err := syscall.Setgroups(nil); err != nil {
+			return fmt.Errorf("setgroups: %w", err)
+		}
+		if err := syscall.Setresgid(spec.GID, spec.GID, spec.GID); err != nil {
+			return fmt.Errorf("setresgid %d: %w", spec.GID, err)
+		}
+		if err := syscall.Setresuid(spec.UID, spec.UID, spec.UID); err != nil {
+			return fmt.Errorf("setresuid %d: %w", spec.UID, err)
+		}
+		// A credential change clears the parent-death signal; set it again so bwrap (which
+		// this process becomes) still dies with the provider.
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+			return err
+		}
+	}
+	if spec.ParentPid != 0 && os.Getppid() != spec.ParentPid {
+		return fmt.Errorf("provider exited during start")
+	}
+	return syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", bw.Fd()), argv, []string{"PATH=/usr/bin:/bin"})
+}
+
+// stageFd writes data to a new file and returns a descriptor for it that survives exec.
+func stageFd(path string, data []byte) (int, error) {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return -1, err
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open %s: %w", path, err)
+	}
+	return fd, nil
+}

@@ -1,0 +1,266 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandkit/sandkit-mcp/sandbox"
+)
+
+// Defaults for Options fields left zero.
+const (
+	// DefaultHostUID and DefaultHostGID are the host uid/gid sandboxes run as when the provider
+	// runs as root. They belong to no account: choose another with Options.HostUID if your
+	// host uses this range (e.g. for subordinate ids).
+	DefaultHostUID = 1_000_000_000
+	DefaultHostGID = 1_000_000_000
+	// DefaultMaxFileSize is the largest file WriteFiles accepts and ReadFile returns at once.
+	DefaultMaxFileSize = 64 << 20
+	// DefaultMaxLayers is the longest layer chain a snapshot keeps before it is squashed.
+	DefaultMaxLayers = 32
+	// DefaultLifetime ends a sandbox nobody stopped.
+	DefaultLifetime = 24 * time.Hour
+	// DefaultTmpSize bounds each of the sandbox's tmpfs mounts (/tmp, /dev/shm).
+	DefaultTmpSize = 1 << 30
+)
+
+// Options configures the local provider.
+type Options struct {
+	// Dir is the provider's data directory (e.g. <data-dir>/local); it is created if needed.
+	// Only one provider may use a directory at a time.
+	Dir string
+	// Bwrap is the bubblewrap binary; "" looks "bwrap" up in PATH.
+	Bwrap string
+	// Logger receives the provider's logs; nil discards them.
+	Logger *slog.Logger
+
+	// HostUID and HostGID are the unprivileged host ids sandboxes run as when the provider runs
+	// as root (zero: DefaultHostUID/DefaultHostGID). Ignored when the provider is not root: then
+	// sandboxes run as the provider's own uid.
+	HostUID, HostGID int
+
+	// MemoryLimit (bytes) and PidsLimit bound each sandbox through cgroups where the host offers
+	// them (see Diagnose); zero means no limit.
+	MemoryLimit int64
+	PidsLimit   int64
+	// CgroupParent is a delegated cgroup v2 directory for per-sandbox leaves; on cgroup v1 hosts
+	// the provider's own cgroups are used instead (root only).
+	CgroupParent string
+
+	// DefaultLifetime applies when StartOptions.Lifetime is zero (zero: DefaultLifetime).
+	DefaultLifetime time.Duration
+	// MaxFileSize is Capabilities.MaxFileSize (zero: DefaultMaxFileSize).
+	MaxFileSize int64
+	// MaxLayers is the longest layer chain before a squash (zero: DefaultMaxLayers, at most 64).
+	MaxLayers int
+	// TmpSize bounds /tmp and /dev/shm in each sandbox (zero: DefaultTmpSize).
+	TmpSize int64
+}
+
+// Provider is the local bubblewrap provider. It is safe for concurrent use.
+type Provider struct {
+	opts    Options
+	log     *slog.Logger
+	bw      *bwrapInfo
+	store   *store
+	profile *sandboxProfile
+	seccomp []byte
+	limits  cgroupLimits
+
+	// The sandbox runs as uid/gid on the host; drop is true when the helper must switch to
+	// them (the provider is root).
+	uid, gid int
+	drop     bool
+
+	lock *os.File // flock on Dir/lock
+
+	mu      sync.Mutex
+	running map[string]*localSandbox
+	closed  bool
+}
+
+var _ sandbox.Provider = (*Provider)(nil)
+
+// New opens (creating if needed) the provider directory, cleans up what a previous run left
+// behind, and checks that bwrap is installed. A missing bwrap yields an error wrapping
+// sandbox.ErrUnavailable that says how to install it.
+func New(opts Options) (*Provider, error) {
+	if opts.Dir == "" {
+		return nil, fmt.Errorf("%w: local provider: Options.Dir is required", sandbox.ErrInvalid)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bw, err := findBwrap(opts.Bwrap)
+	if err != nil {
+		return nil, err
+	}
+	stage, err := stageDir()
+	if err != nil {
+		return nil, err
+	}
+	if opts.DefaultLifetime <= 0 {
+		opts.DefaultLifetime = DefaultLifetime
+	}
+	if opts.MaxFileSize <= 0 {
+		opts.MaxFileSize = DefaultMaxFileSize
+	}
+	if opts.MaxLayers <= 0 {
+		opts.MaxLayers = DefaultMaxLayers
+	}
+	opts.MaxLayers = min(opts.MaxLayers, 64)
+	if opts.TmpSize <= 0 {
+		opts.TmpSize = DefaultTmpSize
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	opts.Dir = dir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("local provider: create %s: %w", dir, err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("%w: local provider directory %s is in use by another process (%v); stop it or use another data directory", sandbox.ErrUnavailable, dir, err)
+	}
+	st, err := openStore(dir, log)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	if err := ensureEtc(filepath.Join(dir, "etc")); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("local provider: prepare the sandbox /etc: %w", err)
+	}
+	p := &Provider{
+		opts:    opts,
+		log:     log,
+		bw:      bw,
+		store:   st,
+		lock:    lock,
+		running: map[string]*localSandbox{},
+		limits:  cgroupLimits{memory: opts.MemoryLimit, pids: opts.PidsLimit, parent: opts.CgroupParent},
+		profile: &sandboxProfile{bw: bw, stage: stage, links: rootLinks(), tmpSize: opts.TmpSize},
+		seccomp: seccompProgram(),
+	}
+	if os.Geteuid() == 0 {
+		p.drop = true
+		p.uid, p.gid = opts.HostUID, opts.HostGID
+		if p.uid == 0 {
+			p.uid = DefaultHostUID
+		}
+		if p.gid == 0 {
+			p.gid = DefaultHostGID
+		}
+	} else {
+		p.uid, p.gid = os.Geteuid(), os.Getegid()
+	}
+	if p.seccomp == nil {
+		log.Warn("local: no seccomp filter for this architecture; sandboxes can create Unix sockets", "arch", runtime.GOARCH)
+	}
+	if p.limits.any() {
+		removeStaleCgroups(p.limits)
+		if ok, why := cgroupSupport(p.limits.parent); !ok {
+			log.Warn("local: memory/pids limits requested but not enforceable here", "reason", why)
+		}
+	}
+	log.Debug("local: provider ready", "dir", dir, "bwrap", bw.Path, "bwrap_version", bw.Version, "uid", p.uid, "drop", p.drop)
+	return p, nil
+}
+
+// Name implements sandbox.Provider.
+func (p *Provider) Name() string { return "local" }
+
+// Capabilities implements sandbox.Provider. Egress is false: sandboxes have no network at all.
+func (p *Provider) Capabilities() sandbox.Capabilities {
+	return sandbox.Capabilities{Egress: false, MaxFileSize: p.opts.MaxFileSize}
+}
+
+// Start implements sandbox.Provider.
+func (p *Provider) Start(ctx context.Context, opts sandbox.StartOptions) (sandbox.Sandbox, error) {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("%w: local provider is closed", sandbox.ErrUnavailable)
+	}
+	chain, err := p.store.acquire(opts.Snapshot)
+	if err != nil {
+		return nil, err
+	}
+	s := newLocalSandbox(p, chain, opts)
+	if err := s.boot(ctx); err != nil {
+		s.cleanup()
+		p.store.release(chain)
+		return nil, err
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		_ = s.Stop(context.Background())
+		return nil, fmt.Errorf("%w: local provider is closed", sandbox.ErrUnavailable)
+	}
+	p.running[s.id] = s
+	p.mu.Unlock()
+	s.armLifetime(opts.Lifetime)
+	return s, nil
+}
+
+func (p *Provider) unregister(id string) {
+	p.mu.Lock()
+	delete(p.running, id)
+	p.mu.Unlock()
+}
+
+// DeleteSnapshot implements sandbox.Provider. Layers the snapshot shares with other snapshots or
+// with running sandboxes are kept; the others are deleted.
+func (p *Provider) DeleteSnapshot(ctx context.Context, ref sandbox.SnapshotRef) error {
+	return p.store.delete(ref)
+}
+
+// Snapshots implements sandbox.Provider.
+func (p *Provider) Snapshots(ctx context.Context) ([]sandbox.SnapshotRef, error) {
+	return p.store.list(), nil
+}
+
+// Close stops every running sandbox and releases the provider directory.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	var all []*localSandbox
+	for _, s := range p.running {
+		all = append(all, s)
+	}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(all))
+	for i, s := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.end("the local provider was closed")
+		}()
+	}
+	wg.Wait()
+	errs = append(errs, p.lock.Close())
+	return errors.Join(errs...)
+}
