@@ -80,7 +80,7 @@ func newLogger(level string) (*slog.Logger, error) {
 		return nil, usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", level)}
 	}
 	if isTerminal(os.Stderr) {
-		return slog.New(tint.NewHandler(os.Stderr, &tint.Options{Level: lv})), nil
+		return slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: lv})), nil
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), nil
 }

@@ -138,6 +138,17 @@ func TestStdioStory(t *testing.T) {
 	if len(tl.Tools) < 13 {
 		t.Fatalf("expected at least 13 tools, got %d", len(tl.Tools))
 	}
+	pl, err := c.cs.ListPrompts(context.Background(), nil)
+	if err != nil || len(pl.Prompts) != 2 {
+		t.Fatalf("prompts/list: %v %+v", err, pl)
+	}
+	gp, err := c.cs.GetPrompt(context.Background(), &mcp.GetPromptParams{Name: "durable_task", Arguments: map[string]string{"task": "build the site", "workspace": "story"}})
+	if err != nil || len(gp.Messages) != 1 || !strings.Contains(gp.Messages[0].Content.(*mcp.TextContent).Text, "build the site") {
+		t.Fatalf("prompts/get durable_task: %v %+v", err, gp)
+	}
+	if _, err := c.cs.GetPrompt(context.Background(), &mcp.GetPromptParams{Name: "durable_task"}); err == nil {
+		t.Fatal("durable_task without its required task argument must fail")
+	}
 	ws := c.ok("create_workspace", map[string]any{"name": "story", "labels": map[string]any{"e2e": "yes"}})
 	if ws["name"] != "story" || !strings.HasPrefix(ws["id"].(string), "ws_") {
 		t.Fatalf("create_workspace: %v", ws)

@@ -1,12 +1,8 @@
 package local
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/sandkit/sandkit-mcp/sandbox"
@@ -47,7 +43,9 @@ func BenchmarkSandbox(b *testing.B) {
 	ctx := context.Background()
 	b.Run("baseline=bwrap-overlay-true", func(b *testing.B) {
 		for b.Loop() {
-			rawBwrapTrue(b, p)
+			if err := p.RunBare(context.Background(), "/usr/bin/true"); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 	b.Run("local=start-exec-true-stop", func(b *testing.B) {
@@ -82,55 +80,6 @@ func BenchmarkSandbox(b *testing.B) {
 			b.StartTimer()
 		}
 	})
-}
-
-// rawBwrapTrue runs the helper + bwrap profile of p with /usr/bin/true as the command, over a
-// fresh upper directory, and waits for it.
-func rawBwrapTrue(b *testing.B, p *Provider) {
-	dir := filepath.Join(p.store.sandboxes, "raw-"+newID())
-	defer removeTree(dir)
-	for _, sub := range []string{"workspace", "home"} {
-		for _, d := range []string{filepath.Join(dir, "upper", sub), filepath.Join(dir, "work", sub)} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				b.Fatal(err)
-			}
-		}
-		_ = os.Chown(filepath.Join(dir, "upper", sub), p.uid, p.gid)
-	}
-	rel := func(q string) string { r, _ := filepath.Rel(p.store.layers, q); return r }
-	spec := helperSpec{
-		LayersDir: p.store.layers, Stage: p.profile.stage, Etc: "../etc",
-		Drop: p.drop, UID: p.uid, GID: p.gid, Bwrap: p.bw.Path, Args: p.profile.args(),
-		Seccomp: p.seccomp, Command: []string{"/usr/bin/true"},
-	}
-	for _, o := range []struct{ sub, target string }{{"workspace", "ws"}, {"home", "home"}} {
-		spec.Overlays = append(spec.Overlays, overlaySpec{
-			Lower: p.store.lowerDirs(nil, o.sub), Upper: rel(filepath.Join(dir, "upper", o.sub)),
-			Work: rel(filepath.Join(dir, "work", o.sub)), Target: o.target,
-		})
-	}
-	specR, specW, _ := os.Pipe()
-	devnull, _ := os.Open(os.DevNull)
-	infoR, infoW, _ := os.Pipe()
-	defer devnull.Close()
-	defer infoR.Close()
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"sandkit-local-helper"}
-	cmd.Env = []string{reexecEnv + "=" + roleHelper}
-	cmd.ExtraFiles = []*os.File{specR, devnull, infoW}
-	cmd.SysProcAttr = helperSysProcAttr(p.drop, p.uid, p.gid)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	specR.Close()
-	infoW.Close()
-	_ = json.NewEncoder(specW).Encode(spec)
-	specW.Close()
-	if err := cmd.Wait(); err != nil {
-		b.Fatal(err, stderr.String())
-	}
 }
 
 // BenchmarkSnapshots: commit (start, write one file, snapshot) and fork (start + stop) on an
