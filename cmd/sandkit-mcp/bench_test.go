@@ -15,12 +15,14 @@ import (
 // BenchmarkRunCommandTrue measures, interleaved in one loop so machine noise hits all three alike:
 //
 //   - sh: plain `sh -c true` on the host (fork+exec);
+//   - bwrap-bind: plain bubblewrap with the reference profile of local-isolation-measured.md and a
+//     bind-mounted directory (no overlay, no helper): the floor of any bwrap sandbox;
 //   - bwrap: the raw sandbox of the local provider running `true` (helper + bwrap + overlay, no
 //     agent, nothing kept);
 //   - sandkit: `run_command true` through MCP over stdio to the built binary, including the
 //     sandbox start, the snapshot and the commit recorded in bbolt.
 //
-// It reports each as ms/op and the ratio sandkit/bwrap (target ≤ 6).
+// It reports each as ms/op and the ratios sandkit/bwrap and sandkit/bwrap-bind (target ≤ 6).
 //
 //	go test ./cmd/sandkit-mcp/ -run '^$' -bench RunCommandTrue -benchtime 100x
 func BenchmarkRunCommandTrue(b *testing.B) {
@@ -33,12 +35,22 @@ func BenchmarkRunCommandTrue(b *testing.B) {
 	c := connect(b, b.TempDir())
 	c.ok("create_workspace", map[string]any{"name": "bench"})
 	args := map[string]any{"workspace": "bench", "command": "true"}
+	bindDir := b.TempDir()
+	plain := func() *exec.Cmd {
+		return exec.Command("bwrap", "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+			"--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
+			"--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+			"--symlink", "usr/lib64", "/lib64", "--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev",
+			"--tmpfs", "/tmp", "--bind", bindDir, "/workspace", "--chdir", "/workspace",
+			"--clearenv", "--setenv", "PATH", "/usr/bin", "true")
+	}
+	_ = plain().Run()
 	// Warm up all three paths once.
 	_ = exec.Command("sh", "-c", "true").Run()
 	_ = prov.RunBare(ctx, "/usr/bin/true")
 	c.ok("run_command", args)
 
-	var sh, bw, sk time.Duration
+	var sh, bb, bw, sk time.Duration
 	b.ResetTimer()
 	for b.Loop() {
 		t := time.Now()
@@ -46,6 +58,11 @@ func BenchmarkRunCommandTrue(b *testing.B) {
 			b.Fatal(err)
 		}
 		sh += time.Since(t)
+		t = time.Now()
+		if err := plain().Run(); err != nil {
+			b.Fatal(err)
+		}
+		bb += time.Since(t)
 		t = time.Now()
 		if err := prov.RunBare(ctx, "/usr/bin/true"); err != nil {
 			b.Fatal(err)
@@ -61,8 +78,10 @@ func BenchmarkRunCommandTrue(b *testing.B) {
 	n := float64(b.N)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
 	b.ReportMetric(ms(sh), "sh-ms/op")
+	b.ReportMetric(ms(bb), "bwrap-bind-ms/op")
 	b.ReportMetric(ms(bw), "bwrap-ms/op")
 	b.ReportMetric(ms(sk), "sandkit-ms/op")
 	b.ReportMetric(float64(sk)/float64(bw), "sandkit/bwrap")
+	b.ReportMetric(float64(sk)/float64(bb), "sandkit/bwrap-bind")
 	b.ReportMetric(0, "ns/op")
 }

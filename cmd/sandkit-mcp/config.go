@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/lmittmann/tint"
@@ -18,6 +19,9 @@ type config struct {
 	dataDir  string
 	bwrap    string
 	logLevel string
+	// memoryLimit (bytes) and pidsLimit bound each sandbox where cgroups allow; 0 = no limit.
+	memoryLimit int64
+	pidsLimit   int64
 }
 
 func parseConfig(name string, args []string) (config, *flag.FlagSet, error) {
@@ -27,8 +31,18 @@ func parseConfig(name string, args []string) (config, *flag.FlagSet, error) {
 	fs.StringVar(&c.dataDir, "data-dir", "", "state directory")
 	fs.StringVar(&c.bwrap, "bwrap", "", "bubblewrap binary")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level")
+	var mem string
+	fs.StringVar(&mem, "memory-limit", "0", "memory limit per sandbox")
+	fs.Int64Var(&c.pidsLimit, "pids-limit", 4096, "process limit per sandbox")
 	if err := fs.Parse(args); err != nil {
 		return c, fs, usageError{fmt.Errorf("%s: %v (see sandkit-mcp help)", name, err)}
+	}
+	var err error
+	if c.memoryLimit, err = parseSize(mem); err != nil {
+		return c, fs, usageError{fmt.Errorf("--memory-limit %q: %v (use e.g. 2G, 512M or 0 for none)", mem, err)}
+	}
+	if c.pidsLimit < 0 {
+		return c, fs, usageError{fmt.Errorf("--pids-limit must be 0 (none) or more")}
 	}
 	if fs.NArg() > 0 {
 		return c, fs, usageError{fmt.Errorf("%s: unexpected argument %q (see sandkit-mcp help)", name, fs.Arg(0))}
@@ -88,4 +102,24 @@ func newLogger(level string) (*slog.Logger, error) {
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// parseSize reads a byte size such as "512M", "2G", "1048576" or "0".
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(strings.ToUpper(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("not a size")
+	}
+	return n * mult, nil
 }

@@ -79,5 +79,7 @@ Flags:
   --data-dir DIR      state directory (env SANDKIT_DATA_DIR; default ~/.local/share/sandkit)
   --bwrap PATH        bubblewrap binary (default: bwrap from PATH)
   --log-level LEVEL   debug, info, warn or error (default info)
+  --memory-limit SIZE memory limit per sandbox, e.g. 2G (default 0: none; needs cgroups)
+  --pids-limit N      process limit per sandbox (default 4096; 0: none; needs cgroups)
 `)
 }

@@ -50,7 +50,10 @@ func openRuntime(ctx context.Context, cfg config, logger *slog.Logger) (*runtime
 	if err != nil {
 		return nil, err
 	}
-	prov, err := local.New(local.Options{Dir: filepath.Join(cfg.dataDir, "local"), Bwrap: cfg.bwrap, Logger: logger})
+	prov, err := local.New(local.Options{
+		Dir: filepath.Join(cfg.dataDir, "local"), Bwrap: cfg.bwrap, Logger: logger,
+		MemoryLimit: cfg.memoryLimit, PidsLimit: cfg.pidsLimit,
+	})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("%w\nrun `sandkit-mcp doctor` for a full check", err)
