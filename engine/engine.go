@@ -42,6 +42,9 @@ type Options struct {
 	Logger *slog.Logger
 	// DefaultPolicy applies to new workspaces created without a policy; zero means deny-all.
 	DefaultPolicy policies.Policy
+	// PreviewURL turns a preview token into the URL session_url hands out (the door that serves
+	// previews knows its address). Nil: this server serves no previews and session_url says so.
+	PreviewURL func(token string) string
 }
 
 // Engine owns workspaces, commits and runs. It is safe for concurrent use.

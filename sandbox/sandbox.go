@@ -30,6 +30,19 @@
 //	  - Stop ends the sandbox and discards its changes. Stop after Snapshot, or twice, is a no-op.
 //	  - Once ended, every method except Stop returns ErrEnded.
 //
+// # Live sandboxes (sessions)
+//
+// A sandbox started with StartOptions.Detached is a live sandbox: it does not depend on the
+// process that started it. It keeps running when that process exits or crashes (and when the
+// provider is closed) until it is stopped, snapshotted, or its lifetime runs out — it then ends
+// itself. Another provider instance over the same storage finds it again with Reconnect(id), and
+// lists the live ones with Sandboxes. A sandbox started without Detached ends with the process
+// that started it, and with Provider.Close.
+//
+// Live sandboxes also run background processes (StartProcess, Process, Signal), whose output the
+// sandbox buffers so a caller can read it later; and they expose TCP ports: DialPort connects to a
+// port listening on 127.0.0.1 (or any address) inside the sandbox, for a host-side relay.
+//
 // Snapshots are immutable and independent: deleting one (DeleteSnapshot) never affects another,
 // even if the provider shares storage between them internally (the local provider shares overlay
 // layers). A provider must keep whatever a live snapshot needs and may free the rest.
@@ -52,6 +65,8 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/sandkit/sandkit-mcp/policies"
@@ -72,6 +87,8 @@ var (
 	ErrUnsupported = errors.New("not supported by this provider")
 	// ErrUnavailable: the backend itself is not usable (bwrap missing, credentials missing, ...).
 	ErrUnavailable = errors.New("provider unavailable")
+	// ErrRefused: nothing accepts connections on the requested port inside the sandbox.
+	ErrRefused = errors.New("connection refused")
 )
 
 // WorkspaceDir is the path of the durable workspace directory inside every sandbox.
@@ -103,7 +120,16 @@ type Provider interface {
 	// ErrUnsupported.
 	Snapshots(ctx context.Context) ([]SnapshotRef, error)
 
-	// Close releases the provider's resources. Running sandboxes are stopped.
+	// Reconnect returns a handle to a live (Detached) sandbox by its ID, also one started by an
+	// earlier process. A sandbox that has ended, or never existed, yields ErrNotFound (wrapped).
+	Reconnect(ctx context.Context, id string) (Sandbox, error)
+
+	// Sandboxes lists the IDs of live (Detached) sandboxes still running, for reconciliation after
+	// a restart: the engine stops those no session references.
+	Sandboxes(ctx context.Context) ([]string, error)
+
+	// Close releases the provider's resources. Sandboxes started without Detached are stopped;
+	// live ones keep running.
 	Close() error
 }
 
@@ -129,6 +155,9 @@ type StartOptions struct {
 	Lifetime time.Duration
 	// Label is a human-readable tag for logs and diagnostics (e.g. the workspace id).
 	Label string
+	// Detached makes a live sandbox that outlives the process that started it (see the package
+	// doc); used for sessions.
+	Detached bool
 }
 
 // Sandbox is one running sandbox. Its methods are safe for concurrent use, but a provider may
@@ -168,6 +197,55 @@ type Sandbox interface {
 
 	// Stop ends the sandbox and discards its uncommitted changes.
 	Stop(ctx context.Context) error
+
+	// Deadline is when the sandbox ends itself (its lifetime).
+	Deadline() time.Time
+
+	// Extend moves the deadline to until (later or earlier, but not in the past).
+	Extend(ctx context.Context, until time.Time) error
+
+	// StartProcess starts a background process and returns its ID at once. Its stdout and stderr
+	// are buffered in the sandbox, interleaved as produced, keeping at least the last
+	// MaxProcessLog bytes; req.Stdout, req.Stderr and req.Timeout are ignored. It runs until it
+	// exits, is signalled, or the sandbox ends.
+	StartProcess(ctx context.Context, req ExecRequest) (string, error)
+
+	// Process reports a background process and its output from byte offset since (0: from the
+	// start of what is kept). When wait > 0 and there is no output past since and the process
+	// still runs, it waits up to wait for either. Unknown IDs yield ErrNotFound.
+	Process(ctx context.Context, id string, since int64, wait time.Duration) (ProcessStatus, error)
+
+	// Signal sends sig to the background process's whole process group. Signalling a process that
+	// has exited is not an error.
+	Signal(ctx context.Context, id string, sig syscall.Signal) error
+
+	// DialPort opens a TCP connection to port inside the sandbox (127.0.0.1 there). Nothing
+	// listening yields ErrRefused (wrapped), with a message naming the port.
+	DialPort(ctx context.Context, port int) (net.Conn, error)
+}
+
+// MaxProcessLog is the least output a provider keeps per background process.
+const MaxProcessLog = 1 << 20
+
+// ProcessStatus describes a background process and a window of its output.
+type ProcessStatus struct {
+	ID      string
+	Command string
+	Args    []string
+	// Running is true until the process has exited or was killed.
+	Running bool
+	// ExitCode follows ExecResult.ExitCode's rules; nil while running.
+	ExitCode *int
+	Started  time.Time
+	Ended    time.Time
+	// Output holds the bytes from Offset on (stdout and stderr interleaved as produced).
+	Output []byte
+	// Offset is where Output starts; it is greater than the since asked for when older output
+	// was dropped (Dropped counts the bytes lost between since and Offset).
+	Offset  int64
+	Dropped int64
+	// Next is the offset to ask for next time (Offset + len(Output)).
+	Next int64
 }
 
 // ExecRequest is one command to run.

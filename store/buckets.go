@@ -21,6 +21,7 @@ import (
 //	run_outputs                     run id → {"stdout": output, "stderr": output}, where output is
 //	                                {"head", "tail": base64 bytes, kept exactly; "omitted", "total"}
 //	meta                            engine key → engine bytes, as given
+//	sessions                        session id → Session (since schema version 2)
 //
 // Names with a "/<workspace>" part are a bucket holding one nested bucket per workspace, so that
 // deleting a workspace drops its indexes whole. Run output lives apart from runs so that listing
@@ -37,6 +38,7 @@ const (
 	bucketIdempotency      = "run_idempotency"
 	bucketRunOutputs       = "run_outputs"
 	bucketMeta             = "meta"
+	bucketSessions         = "sessions"
 )
 
 // dataBuckets are the top-level buckets of schema version 1 besides the schema bucket.
@@ -45,7 +47,7 @@ func dataBuckets() []string {
 		bucketWorkspaces, bucketWorkspaceNames,
 		bucketCommits, bucketWorkspaceCommits,
 		bucketRuns, bucketWorkspaceRuns, bucketIdempotency, bucketRunOutputs,
-		bucketMeta,
+		bucketMeta, bucketSessions,
 	}
 }
 
@@ -114,7 +116,7 @@ func keys(b *bolt.Bucket) []string {
 
 // A record is a stored type that can tell whether a decoded value is whole.
 type record interface {
-	Workspace | Commit | Run | outputRecord
+	Workspace | Commit | Run | Session | outputRecord
 	valid(key string) error
 }
 

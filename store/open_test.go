@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,21 +60,59 @@ func TestOpenNewFile(t *testing.T) {
 		t.Errorf("Path() = %q, want %q", s.Path(), path)
 	}
 	_ = s.Close()
-	if got := rawVersion(t, path); got != "1" {
-		t.Errorf("schema version of a new file = %q, want 1", got)
+	if got := rawVersion(t, path); got != cur {
+		t.Errorf("schema version of a new file = %q, want %s", got, cur)
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("state file mode = %v, %v; want 0600", fi.Mode(), err)
 	}
 }
 
+// cur is the built-in schema version as the file stores it.
+var cur = strconv.FormatUint(SchemaVersion, 10)
+
 func TestSchemaNewerIsRefused(t *testing.T) {
 	path := newFile(t)
-	damage(t, path, rawPut(bucketSchema, keySchemaVersion, []byte("2")))
+	newer := strconv.FormatUint(SchemaVersion+1, 10)
+	damage(t, path, rawPut(bucketSchema, keySchemaVersion, []byte(newer)))
 	_, err := Open(path, Options{})
-	wantErr(t, "Open(newer)", err, ErrSchema, path, "unsupported schema version 2", "up to 1", "upgrade sandkit-mcp")
-	if got := rawVersion(t, path); got != "2" {
-		t.Errorf("refused file was changed: version %q, want 2", got)
+	wantErr(t, "Open(newer)", err, ErrSchema, path, "unsupported schema version "+newer, "up to "+cur, "upgrade sandkit-mcp")
+	if got := rawVersion(t, path); got != newer {
+		t.Errorf("refused file was changed: version %q, want %s", got, newer)
+	}
+}
+
+// TestMigrateVersion1 opens a file of schema version 1 (no sessions bucket) with this binary:
+// it is migrated to the current version and keeps its data.
+func TestMigrateVersion1(t *testing.T) {
+	path := newFile(t)
+	damage(t, path, func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte(bucketSessions)); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bucketSchema)).Put([]byte(keySchemaVersion), []byte("1"))
+	})
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("Open(version 1 file): %v", err)
+	}
+	mustView(t, s, func(tx *Tx) error {
+		if w, err := tx.Workspace("ws_a"); err != nil || w.Name == "" {
+			t.Errorf("workspace lost in migration: %+v %v", w, err)
+		}
+		if got, err := tx.Sessions(nil); err != nil || len(got) != 0 {
+			t.Errorf("sessions after migration: %v %v", got, err)
+		}
+		return nil
+	})
+	mustUpdate(t, s, func(tx *Tx) error {
+		return tx.PutSession(Session{ID: "ses_1", Workspace: "ws_a", State: SessionAttached})
+	})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawVersion(t, path); got != cur {
+		t.Fatalf("version after migration = %q, want %s", got, cur)
 	}
 }
 
@@ -105,9 +144,12 @@ func TestSchemaMigrations(t *testing.T) {
 		}
 		return errors.New("disk says no")
 	}
+	// The file starts at the built-in version c; fake schemas go beyond it.
+	c := uint64(SchemaVersion)
 	fake := func(version uint64, m map[uint64]migration) *schema {
 		return &schema{version: version, migrations: m, buckets: dataBuckets()}
 	}
+	v := func(n uint64) string { return strconv.FormatUint(n, 10) }
 	cases := []struct {
 		name        string
 		schema      *schema
@@ -117,12 +159,12 @@ func TestSchemaMigrations(t *testing.T) {
 		fileVersion string
 		label       string // the label ws_a must carry afterwards ("" = none)
 	}{
-		{"one step", fake(2, map[uint64]migration{1: labelAll}), nil, nil, []uint64{1}, "2", "v2"},
-		{"two steps in order", fake(3, map[uint64]migration{2: addBucket, 1: labelAll}), nil, nil, []uint64{1, 2}, "3", "v2"},
-		{"failing step rolls back", fake(2, map[uint64]migration{1: failing}), errAny,
-			[]string{"migrate schema version 1 to 2", "disk says no"}, []uint64{1, 1}, "1", ""},
-		{"missing step", fake(3, map[uint64]migration{1: labelAll}), ErrSchema,
-			[]string{"no migration from version 2 to 3"}, []uint64{1}, "1", ""},
+		{"one step", fake(c+1, map[uint64]migration{c: labelAll}), nil, nil, []uint64{1}, v(c + 1), "v2"},
+		{"two steps in order", fake(c+2, map[uint64]migration{c + 1: addBucket, c: labelAll}), nil, nil, []uint64{1, 2}, v(c + 2), "v2"},
+		{"failing step rolls back", fake(c+1, map[uint64]migration{c: failing}), errAny,
+			[]string{"migrate schema version " + v(c) + " to " + v(c+1), "disk says no"}, []uint64{1, 1}, v(c), ""},
+		{"missing step", fake(c+2, map[uint64]migration{c: labelAll}), ErrSchema,
+			[]string{"no migration from version " + v(c+1) + " to " + v(c+2)}, []uint64{1}, v(c), ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -141,7 +183,7 @@ func TestSchemaMigrations(t *testing.T) {
 			}
 			// Read back with the schema the file is now at.
 			readWith := tc.schema
-			if tc.fileVersion == "1" {
+			if tc.fileVersion == v(c) {
 				readWith = builtinSchema()
 			}
 			s, err = Open(path, Options{schema: readWith})
@@ -156,10 +198,10 @@ func TestSchemaMigrations(t *testing.T) {
 				}
 				return nil
 			})
-			if tc.fileVersion != "1" && !reflect.DeepEqual(ran, tc.ran) {
+			if tc.fileVersion != v(c) && !reflect.DeepEqual(ran, tc.ran) {
 				t.Errorf("reopening at the current version ran migrations again: %v", ran)
 			}
-			if tc.fileVersion != "1" {
+			if tc.fileVersion != v(c) {
 				_ = s.Close()
 				_, err := Open(path, Options{})
 				wantErr(t, "Open(migrated file) with the built-in schema", err, ErrSchema, "upgrade")

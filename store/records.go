@@ -17,10 +17,12 @@ type Workspace struct {
 	// Head is the commit the workspace's durable state is at; it always names a commit.
 	Head string `json:"head"`
 	// Version increases by one with every stored change; PutWorkspace compares it (CAS).
-	Version  uint64    `json:"version"`
-	Template string    `json:"template,omitempty"`
-	Created  time.Time `json:"created_at"`
-	Updated  time.Time `json:"updated_at"`
+	Version  uint64 `json:"version"`
+	Template string `json:"template,omitempty"`
+	// Session is the id of the open session holding the workspace, or "".
+	Session string    `json:"session,omitempty"`
+	Created time.Time `json:"created_at"`
+	Updated time.Time `json:"updated_at"`
 }
 
 // Commit kinds.
@@ -115,3 +117,37 @@ type Output struct {
 	// Total is the stream's full length.
 	Total int64
 }
+
+// Session states.
+const (
+	SessionAttached  = "attached"  // open; its holder's connection is live
+	SessionDetached  = "detached"  // open; its holder's connection is gone: another may attach
+	SessionCommitted = "committed" // ended by commit_session: its changes are a commit
+	SessionDiscarded = "discarded" // ended by discard_session, a lost sandbox, or reconciliation
+	SessionExpired   = "expired"   // ended because its lifetime ran out; changes discarded
+)
+
+// Session is the record of a live session (a lease on a workspace).
+type Session struct {
+	ID        string `json:"session_id"`
+	Workspace string `json:"workspace_id"`
+	// State is attached, detached (both open), committed, discarded or expired.
+	State string `json:"state"`
+	// HolderConn identifies the MCP connection holding the lease; HolderClient names its client.
+	HolderConn   string `json:"holder_conn,omitempty"`
+	HolderClient string `json:"holder_client,omitempty"`
+	// SandboxID is the provider's live sandbox.
+	SandboxID string `json:"sandbox_id"`
+	// Base is the commit the session started from; CommitID the commit it ended in (committed).
+	Base     string    `json:"base_commit"`
+	CommitID string    `json:"commit_id,omitempty"`
+	Policy   string    `json:"policy,omitempty"`
+	Opened   time.Time `json:"opened_at"`
+	Expires  time.Time `json:"expires_at"`
+	Ended    time.Time `json:"ended_at,omitzero"`
+	// EndReason says why a session ended other than by commit.
+	EndReason string `json:"end_reason,omitempty"`
+}
+
+// Open reports whether the session still holds its workspace.
+func (s Session) Open() bool { return s.State == SessionAttached || s.State == SessionDetached }

@@ -11,8 +11,9 @@ import (
 // migration from the previous version in builtinSchema, whenever the layout or a record's meaning
 // changes in a way an older binary would misread.
 //
-// Version 1 (the first) is the layout described in buckets.go.
-const SchemaVersion = 1
+// Version 1 was the first layout; version 2 adds the sessions bucket (buckets.go describes the
+// current layout).
+const SchemaVersion = 2
 
 // A migration rewrites a file from one schema version to the next. It runs inside the opening
 // transaction, with raw bbolt access, and must not commit or roll back itself.
@@ -27,13 +28,22 @@ type schema struct {
 	buckets    []string
 }
 
-// builtinSchema is the schema of this binary. Version 1 is the first, so nothing migrates yet.
+// builtinSchema is the schema of this binary.
 func builtinSchema() *schema {
 	return &schema{
-		version:    SchemaVersion,
-		migrations: map[uint64]migration{},
-		buckets:    dataBuckets(),
+		version: SchemaVersion,
+		migrations: map[uint64]migration{
+			1: addSessions,
+		},
+		buckets: dataBuckets(),
 	}
+}
+
+// addSessions migrates version 1 to 2: live sessions get their own bucket. Workspaces of version
+// 1 have no session field, which reads as "no open session": nothing else changes.
+func addSessions(tx *bolt.Tx) error {
+	_, err := tx.CreateBucketIfNotExists([]byte(bucketSessions))
+	return err
 }
 
 // prepare runs in Open's transaction: it initialises a new file, refuses a file from a newer

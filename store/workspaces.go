@@ -176,6 +176,9 @@ func (t *Tx) DeleteWorkspace(id string) error {
 	if err := t.deleteRunsOf(id); err != nil {
 		return err
 	}
+	if err := t.deleteSessionsOf(id); err != nil {
+		return err
+	}
 	return del(b, bucketWorkspaces, id)
 }
 

@@ -1,0 +1,78 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/sandkit/sandkit-mcp/policies"
+	"github.com/sandkit/sandkit-mcp/sandbox"
+	"github.com/sandkit/sandkit-mcp/store"
+)
+
+// Holder identifies who acts on a session: one MCP connection. Conn must be unique per connection
+// for the life of the process (the tools layer derives it from the MCP session); Client is the
+// client's self-reported name, shown to others in lease errors.
+type Holder struct {
+	Conn   string
+	Client string
+}
+
+// Session limits.
+const (
+	DefaultSessionTimeout = 30 * time.Minute
+	MaxSessionTimeout     = 24 * time.Hour
+)
+
+// Session is the agent-facing view of a session.
+type Session struct {
+	store.Session
+	WorkspaceName string `json:"workspace"`
+	// Holder is the client name of the holder (never the connection id of another client).
+	Holder string `json:"holder,omitempty"`
+	// ExposedPorts are the workspace's ports session_url can publish.
+	ExposedPorts []int    `json:"exposed_ports,omitempty"`
+	Warnings     []string `json:"warnings,omitempty"`
+}
+
+// OpenSessionRequest holds open_session's arguments.
+type OpenSessionRequest struct {
+	Workspace string
+	// Timeout is the session's lifetime (0: DefaultSessionTimeout); extend_session prolongs it.
+	Timeout time.Duration
+	// Policy overrides the workspace policy for this session.
+	Policy *policies.Policy
+}
+
+// SessionExecRequest holds session_exec's arguments.
+type SessionExecRequest struct {
+	SessionID string
+	Command   string
+	Args      []string
+	Cwd       string
+	Env       map[string]string
+	Stdin     []byte
+	// Timeout bounds a foreground command (0: DefaultTimeout); ignored with Background.
+	Timeout time.Duration
+	// Background starts the command and returns its process id at once.
+	Background bool
+	// Progress as in RunCommandRequest.
+	Progress func(line string)
+}
+
+// SessionExecResult is a foreground command's outcome, or a background command's process id.
+type SessionExecResult struct {
+	ProcessID  string
+	ExitCode   int
+	TimedOut   bool
+	DurationMS int64
+	Stdout     Output
+	Stderr     Output
+}
+
+// ProcessStatus is what session_logs reports.
+type ProcessStatus = sandbox.ProcessStatus
+
+// PreviewTarget is what a preview URL token stands for.
+type PreviewTarget struct {
+	SessionID string
+	Port      int
+}
