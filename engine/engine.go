@@ -61,6 +61,9 @@ type Engine struct {
 	workers  sync.WaitGroup
 	closed   bool
 	closeErr error
+
+	sess       sessions
+	previewURL func(token string) string
 }
 
 // Open starts an engine over a store and a provider. It reconciles the store with reality first:
@@ -86,9 +89,15 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	e := &Engine{
 		st: opts.Store, prov: opts.Provider, log: log, defPol: def,
 		ctx: bg, cancel: cancel,
-		active: map[string]*activeRun{},
+		active:     map[string]*activeRun{},
+		previewURL: opts.PreviewURL,
 	}
 	e.queues.init()
+	e.sess.init()
+	if err := e.reconcileSessions(ctx); err != nil {
+		cancel()
+		return nil, err
+	}
 	if err := e.reconcile(ctx); err != nil {
 		cancel()
 		return nil, err
@@ -96,7 +105,8 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// reconcile marks in-flight runs lost and collects garbage snapshots.
+// reconcile marks in-flight runs lost and collects garbage snapshots. It runs after
+// reconcileSessions, so snapshots of commits that a crash left unrecorded are collected too.
 func (e *Engine) reconcile(ctx context.Context) error {
 	now := time.Now().UTC()
 	var lost int
@@ -169,6 +179,16 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	e.cancel()
 	e.workers.Wait()
+	// Live sessions keep running (their sandboxes are detached); the next start re-adopts them.
+	e.sess.mu.Lock()
+	for _, ls := range e.sess.live {
+		ls.mu.Lock()
+		if ls.timer != nil {
+			ls.timer.Stop()
+		}
+		ls.mu.Unlock()
+	}
+	e.sess.mu.Unlock()
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -19,38 +18,15 @@ func (e *Engine) WriteFiles(ctx context.Context, ref string, files []WriteFile) 
 	if e.isClosed() {
 		return Commit{}, ErrClosed
 	}
-	if len(files) == 0 {
-		return Commit{}, fmt.Errorf("%w: files is empty; give at least one {path, content}", ErrInvalid)
-	}
-	if len(files) > MaxFilesPerWrite {
-		return Commit{}, fmt.Errorf("%w: %d files in one call is more than the %d allowed; split the write", ErrInvalid, len(files), MaxFilesPerWrite)
-	}
-	var total int
-	seen := map[string]bool{}
-	out := make([]sandbox.File, 0, len(files))
-	for _, f := range files {
-		p, err := cleanPath(f.Path, false)
-		if err != nil {
-			return Commit{}, err
-		}
-		if seen[p] {
-			return Commit{}, fmt.Errorf("%w: path %q appears twice in one write", ErrInvalid, f.Path)
-		}
-		seen[p] = true
-		if len(f.Content) > MaxFileSize {
-			return Commit{}, fmt.Errorf("%w: %s is %d bytes, more than the %d-byte limit per file; generate large files with run_command instead", ErrInvalid, f.Path, len(f.Content), MaxFileSize)
-		}
-		total += len(f.Content)
-		if f.Mode&^0o7777 != 0 {
-			return Commit{}, fmt.Errorf("%w: mode %o of %s has bits beyond permissions (use e.g. 0644 or 0755)", ErrInvalid, f.Mode, f.Path)
-		}
-		out = append(out, sandbox.File{Path: p, Content: f.Content, Mode: fs.FileMode(f.Mode)})
-	}
-	if total > MaxWriteTotal {
-		return Commit{}, fmt.Errorf("%w: %d bytes in one call is more than the %d-byte limit; split the write", ErrInvalid, total, MaxWriteTotal)
+	out, err := validFiles(files)
+	if err != nil {
+		return Commit{}, err
 	}
 	w, err := e.lookup(ref)
 	if err != nil {
+		return Commit{}, err
+	}
+	if err := e.checkLease(w.ID); err != nil {
 		return Commit{}, err
 	}
 	msg := writeMessage(out)
@@ -96,6 +72,9 @@ func (e *Engine) durably(ctx context.Context, wsID, kind, msg string, apply func
 	if err := e.st.View(func(tx *store.Tx) error {
 		var err error
 		if w, err = tx.Workspace(wsID); err != nil {
+			return err
+		}
+		if err := checkLeaseTx(tx, w); err != nil {
 			return err
 		}
 		base, err = tx.Commit(w.Head)
@@ -232,35 +211,17 @@ func (e *Engine) ReadFile(ctx context.Context, ref, path string, offset, max int
 
 // ListFiles lists a directory at the workspace head, depth levels deep (<=0: 1).
 func (e *Engine) ListFiles(ctx context.Context, ref, path string, depth int) ([]FileEntry, error) {
-	p := "."
-	if path != "" {
-		var err error
-		if p, err = cleanPath(path, true); err != nil {
-			return nil, err
-		}
-	}
-	if depth <= 0 {
-		depth = 1
-	}
-	if depth > MaxListDepth {
-		return nil, fmt.Errorf("%w: depth %d is more than the maximum %d", ErrInvalid, depth, MaxListDepth)
+	p, depth, err := listArgs(path, depth)
+	if err != nil {
+		return nil, err
 	}
 	var out []FileEntry
-	err := e.atHead(ctx, ref, func(sb sandbox.Sandbox, head string) error {
+	err = e.atHead(ctx, ref, func(sb sandbox.Sandbox, head string) error {
 		entries, err := sb.ListFiles(ctx, p, depth)
 		if err != nil {
 			return e.provErr(err, "")
 		}
-		out = make([]FileEntry, 0, len(entries))
-		for i, en := range entries {
-			if i == MaxListEntries {
-				break
-			}
-			out = append(out, FileEntry{
-				Path: en.Path, Type: en.Type, Size: en.Size, Mode: fmt.Sprintf("%04o", en.Mode.Perm()),
-				ModTime: en.ModTime.UTC(), Target: en.Target,
-			})
-		}
+		out = fileEntries(entries)
 		return nil
 	})
 	return out, err

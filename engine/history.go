@@ -63,6 +63,9 @@ func (e *Engine) Restore(ctx context.Context, ref, commitID string) (Workspace, 
 			if err != nil {
 				return err
 			}
+			if err := checkLeaseTx(tx, cur); err != nil {
+				return err
+			}
 			src, err := commitOf(tx, cur, commitID)
 			if err != nil {
 				return err
@@ -120,6 +123,9 @@ func (e *Engine) Fork(ctx context.Context, ref, commitID, name string) (Workspac
 			if err != nil {
 				return err
 			}
+			if err := checkLeaseTx(tx, cur); err != nil {
+				return err
+			}
 			from := cur.Head
 			if commitID != "" {
 				from = commitID
@@ -155,7 +161,7 @@ func (e *Engine) Fork(ctx context.Context, ref, commitID, name string) (Workspac
 	switch {
 	case errors.Is(jerr, store.ErrExists):
 		return Workspace{}, fmt.Errorf("%w: a workspace named %q already exists; give fork_workspace another name", ErrExists, name)
-	case errors.Is(jerr, ErrNotFound), errors.Is(jerr, ErrInvalid):
+	case errors.Is(jerr, ErrNotFound), errors.Is(jerr, ErrInvalid), errors.Is(jerr, ErrLeased):
 		return Workspace{}, jerr
 	case errors.Is(jerr, store.ErrNotFound):
 		return Workspace{}, fmt.Errorf("%w: the source workspace was deleted", ErrNotFound)

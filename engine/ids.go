@@ -17,9 +17,10 @@ func newID(prefix string) string {
 
 // Id prefixes.
 const (
-	wsPrefix     = "ws_"
-	commitPrefix = "c_"
-	runPrefix    = "run_"
+	wsPrefix      = "ws_"
+	commitPrefix  = "c_"
+	runPrefix     = "run_"
+	sessionPrefix = "ses_"
 )
 
 func hasPrefix(s, p string) bool { return strings.HasPrefix(s, p) }

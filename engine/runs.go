@@ -79,6 +79,9 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 	if w.Provider != e.prov.Name() {
 		return RunResult{}, fmt.Errorf("%w: workspace %s belongs to provider %q, but this server runs provider %q", ErrInvalid, w.Name, w.Provider, e.prov.Name())
 	}
+	if err := e.checkLease(w.ID); err != nil {
+		return RunResult{}, err
+	}
 	pol := w.Policy
 	if override != nil {
 		pol = *override
@@ -167,6 +170,9 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 		if w, err = tx.Workspace(ar.ws); err != nil {
 			return err
 		}
+		if err := checkLeaseTx(tx, w); err != nil {
+			return err
+		}
 		if base, err = tx.Commit(w.Head); err != nil {
 			return err
 		}
@@ -185,6 +191,9 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 			r.Error = fmt.Sprintf("could not start: %v", err)
 			if errors.Is(err, store.ErrNotFound) {
 				r.Error = "could not start: the workspace was deleted"
+			}
+			if errors.Is(err, ErrLeased) {
+				r.Error = fmt.Sprintf("could not start: %v", strings.TrimPrefix(err.Error(), ErrLeased.Error()+": "))
 			}
 		})
 		return

@@ -38,6 +38,16 @@ type Workspace struct {
 	// Warnings tell the agent about things it should know (e.g. a policy the provider does not
 	// enforce yet).
 	Warnings []string `json:"warnings,omitempty"`
+	// Lease is the open session holding the workspace, if any (it shadows the stored session id).
+	Lease *Lease `json:"session,omitempty"`
+}
+
+// Lease summarizes the open session of a workspace.
+type Lease struct {
+	SessionID string    `json:"session_id"`
+	State     string    `json:"state"`
+	Holder    string    `json:"holder"`
+	Expires   time.Time `json:"expires_at"`
 }
 
 // FileEntry is one entry of ListFiles.

@@ -135,6 +135,14 @@ func lookupTx(tx *store.Tx, ref string) (store.Workspace, error) {
 // view turns a stored workspace into the agent-facing view.
 func (e *Engine) view(w store.Workspace) Workspace {
 	v := Workspace{Workspace: w}
+	if w.Session != "" {
+		_ = e.st.View(func(tx *store.Tx) error {
+			if s, err := tx.Session(w.Session); err == nil && s.Open() {
+				v.Lease = &Lease{SessionID: s.ID, State: s.State, Holder: s.HolderClient, Expires: s.Expires}
+			}
+			return nil
+		})
+	}
 	if w.Provider != e.prov.Name() {
 		v.Warnings = append(v.Warnings, fmt.Sprintf("this workspace belongs to provider %q but this server runs provider %q; its commands cannot run here", w.Provider, e.prov.Name()))
 	}
@@ -154,11 +162,21 @@ func (e *Engine) DeleteWorkspace(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
+	if err := e.checkLease(w.ID); err != nil {
+		return fmt.Errorf("%w (a leased workspace cannot be deleted: its holder must commit_session or discard_session first)", err)
+	}
 	e.cancelWorkspaceRuns(w.ID, "the workspace was deleted")
 	var snaps []string
 	var derr error
 	j := e.enqueue(w.ID, func(context.Context) {
 		derr = e.st.Update(func(tx *store.Tx) error {
+			cur, err := tx.Workspace(w.ID)
+			if err != nil {
+				return err
+			}
+			if err := checkLeaseTx(tx, cur); err != nil {
+				return err
+			}
 			commits, err := tx.Commits(w.ID)
 			if err != nil {
 				return err
@@ -172,6 +190,9 @@ func (e *Engine) DeleteWorkspace(ctx context.Context, ref string) error {
 	<-j.done
 	if errors.Is(derr, store.ErrNotFound) {
 		return fmt.Errorf("%w: workspace %q was already deleted", ErrNotFound, ref)
+	}
+	if errors.Is(derr, ErrLeased) {
+		return derr
 	}
 	if derr != nil {
 		return fmt.Errorf("delete workspace %s: %w", w.ID, derr)

@@ -1,0 +1,996 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sandkit/sandkit-mcp/policies"
+	"github.com/sandkit/sandkit-mcp/sandbox"
+	"github.com/sandkit/sandkit-mcp/store"
+)
+
+// Sessions (leases). The rules, enforced here:
+//
+//  1. At most one open session per workspace. While it is open, durable operations on that
+//     workspace (run_command, write_files, restore, fork, delete) and a second open_session fail
+//     at once with an error naming the session, its holder and its expiry, and saying what to do.
+//  2. Only the holder — the connection that opened or attached it — may use it. Another
+//     connection may attach only once the holder's connection is gone (the session is detached).
+//  3. commit_session makes a commit of kind "session" from the session's state and moves head;
+//     discard_session, expiry and a lost sandbox drop the changes. Head is never lost.
+//  4. A session outlives the server: its sandbox is detached; after a restart it is re-adopted
+//     (detached, since no connection survives a restart) or, if its sandbox is gone or its time
+//     is up, recorded discarded or expired.
+
+// sessionGrace is how much longer a session's sandbox may live than the session itself, so the
+// engine's expiry (which records the outcome) comes first.
+const sessionGrace = 30 * time.Second
+
+// liveSession is an open session in this process.
+type liveSession struct {
+	id     string
+	ws     string
+	sb     sandbox.Sandbox
+	mu     sync.Mutex
+	timer  *time.Timer
+	ending bool // commit, discard or expiry has begun: no new operations
+}
+
+// sessions is the engine's in-memory view of open sessions and preview tokens.
+type sessions struct {
+	mu       sync.Mutex
+	live     map[string]*liveSession  // session id → live session
+	gone     map[string]bool          // connections that have closed
+	previews map[string]PreviewTarget // token → target
+}
+
+func (s *sessions) init() {
+	s.live = map[string]*liveSession{}
+	s.gone = map[string]bool{}
+	s.previews = map[string]PreviewTarget{}
+}
+
+func (e *Engine) liveSession(id string) *liveSession {
+	e.sess.mu.Lock()
+	defer e.sess.mu.Unlock()
+	return e.sess.live[id]
+}
+
+// leaseError explains that workspace w is held by session s, and what to do.
+func leaseError(w store.Workspace, s store.Session) error {
+	left := time.Until(s.Expires).Round(time.Second)
+	holder := s.HolderClient
+	if holder == "" {
+		holder = "an unknown client"
+	}
+	how := fmt.Sprintf("if it is yours, use it (session_exec with session_id %s) and end it with commit_session or discard_session; "+
+		"if your connection dropped, take it over with attach_session; otherwise wait until it expires", s.ID)
+	state := "held by " + holder
+	if s.State == store.SessionDetached {
+		state = fmt.Sprintf("detached (its holder %s disconnected; attach_session on %q takes it over)", holder, w.Name)
+	}
+	return fmt.Errorf("%w: workspace %q is leased by session %s, %s, until %s (in %s); %s",
+		ErrLeased, w.Name, s.ID, state, s.Expires.UTC().Format(time.RFC3339), left, how)
+}
+
+// checkLeaseTx fails with a lease error when workspace w has an open session.
+func checkLeaseTx(tx *store.Tx, w store.Workspace) error {
+	if w.Session == "" {
+		return nil
+	}
+	s, err := tx.Session(w.Session)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // a dangling pointer; reconciliation clears it
+		}
+		return err
+	}
+	if !s.Open() {
+		return nil
+	}
+	return leaseError(w, s)
+}
+
+// checkLease is checkLeaseTx in its own read transaction.
+func (e *Engine) checkLease(wsID string) error {
+	return e.st.View(func(tx *store.Tx) error {
+		w, err := tx.Workspace(wsID)
+		if err != nil {
+			return err
+		}
+		return checkLeaseTx(tx, w)
+	})
+}
+
+func validSessionTimeout(d time.Duration) (time.Duration, error) {
+	switch {
+	case d == 0:
+		return DefaultSessionTimeout, nil
+	case d < time.Second:
+		return 0, fmt.Errorf("%w: timeout_ms must be at least 1000 (omit it for the default of %d ms)", ErrInvalid, DefaultSessionTimeout.Milliseconds())
+	case d > MaxSessionTimeout:
+		return 0, fmt.Errorf("%w: timeout_ms %d is larger than the maximum %d ms (24 h); extend_session can prolong a session later", ErrInvalid, d.Milliseconds(), MaxSessionTimeout.Milliseconds())
+	}
+	return d, nil
+}
+
+// OpenSession opens a live session on a workspace: a sandbox started from head that the caller
+// (the holder) drives until it commits, discards, or the session expires. It waits behind
+// durable operations already queued on the workspace.
+func (e *Engine) OpenSession(ctx context.Context, h Holder, req OpenSessionRequest) (Session, error) {
+	if e.isClosed() {
+		return Session{}, ErrClosed
+	}
+	if h.Conn == "" {
+		return Session{}, fmt.Errorf("%w: sessions need a connection identity", ErrInvalid)
+	}
+	timeout, err := validSessionTimeout(req.Timeout)
+	if err != nil {
+		return Session{}, err
+	}
+	var override *policies.Policy
+	if req.Policy != nil {
+		p, err := normalizePolicy(*req.Policy)
+		if err != nil {
+			return Session{}, err
+		}
+		override = &p
+	}
+	w, err := e.lookup(req.Workspace)
+	if err != nil {
+		return Session{}, err
+	}
+	if w.Provider != e.prov.Name() {
+		return Session{}, fmt.Errorf("%w: workspace %s belongs to provider %q, but this server runs provider %q", ErrInvalid, w.Name, w.Provider, e.prov.Name())
+	}
+	if err := e.checkLease(w.ID); err != nil {
+		return Session{}, err
+	}
+	var out store.Session
+	var jerr error
+	j := e.enqueue(w.ID, func(jctx context.Context) {
+		out, jerr = e.openSession(jctx, h, w.ID, timeout, override)
+	})
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		if e.withdraw(j) {
+			return Session{}, fmt.Errorf("%w: open_session was cancelled before it started", ErrCancelled)
+		}
+		<-j.done // the session opens anyway; if the caller is gone, Disconnect detaches it
+	}
+	if jerr != nil {
+		return Session{}, jerr
+	}
+	e.sess.mu.Lock()
+	gone := e.sess.gone[h.Conn]
+	e.sess.mu.Unlock()
+	if gone {
+		e.Disconnect(h.Conn)
+	}
+	return e.sessionView(out), nil
+}
+
+func (e *Engine) openSession(ctx context.Context, h Holder, wsID string, timeout time.Duration, override *policies.Policy) (store.Session, error) {
+	if ctx.Err() != nil {
+		return store.Session{}, ErrClosed
+	}
+	var w store.Workspace
+	var base store.Commit
+	if err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		if w, err = tx.Workspace(wsID); err != nil {
+			return err
+		}
+		if err := checkLeaseTx(tx, w); err != nil {
+			return err
+		}
+		base, err = tx.Commit(w.Head)
+		return err
+	}); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Session{}, fmt.Errorf("%w: the workspace was deleted", ErrNotFound)
+		}
+		return store.Session{}, err
+	}
+	pol := w.Policy
+	if override != nil {
+		pol = *override
+	}
+	now := time.Now().UTC()
+	sb, err := e.prov.Start(ctx, sandbox.StartOptions{
+		Snapshot: sandbox.SnapshotRef(base.Snapshot), Policy: pol, Label: w.ID,
+		Lifetime: timeout + sessionGrace, Detached: true,
+	})
+	if err != nil {
+		return store.Session{}, e.provErr(err, "start the session's sandbox")
+	}
+	s := store.Session{
+		ID: newID(sessionPrefix), Workspace: w.ID, State: store.SessionAttached,
+		HolderConn: h.Conn, HolderClient: h.Client, SandboxID: sb.ID(), Base: base.ID,
+		Policy: pol.String(), Opened: now, Expires: now.Add(timeout),
+	}
+	err = e.st.Update(func(tx *store.Tx) error {
+		cur, err := tx.Workspace(w.ID)
+		if err != nil {
+			return err
+		}
+		if err := checkLeaseTx(tx, cur); err != nil {
+			return err
+		}
+		if cur.Head != base.ID {
+			return fmt.Errorf("%w: head moved from %s to %s while the session started; open it again", ErrBusy, base.ID, cur.Head)
+		}
+		if err := tx.PutSession(s); err != nil {
+			return err
+		}
+		cur.Session = s.ID
+		cur.Updated = now
+		_, err = tx.PutWorkspace(cur, cur.Version)
+		return err
+	})
+	if err != nil {
+		_ = sb.Stop(context.Background())
+		return store.Session{}, err
+	}
+	e.adopt(s, sb)
+	e.log.Info("session opened", "session", s.ID, "workspace", w.ID, "holder", h.Client, "expires", s.Expires)
+	return s, nil
+}
+
+// adopt registers a live session and arms its expiry.
+func (e *Engine) adopt(s store.Session, sb sandbox.Sandbox) {
+	ls := &liveSession{id: s.ID, ws: s.Workspace, sb: sb}
+	e.sess.mu.Lock()
+	e.sess.live[s.ID] = ls
+	e.sess.mu.Unlock()
+	ls.mu.Lock()
+	ls.timer = time.AfterFunc(time.Until(s.Expires), func() { e.expire(s.ID) })
+	ls.mu.Unlock()
+}
+
+// expire ends a session whose time is up: its changes are dropped, head stays.
+func (e *Engine) expire(id string) {
+	ls := e.liveSession(id)
+	if ls == nil {
+		return
+	}
+	var s store.Session
+	if err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		s, err = tx.Session(id)
+		return err
+	}); err != nil || !s.Open() {
+		return
+	}
+	if d := time.Until(s.Expires); d > 0 { // extended meanwhile
+		ls.mu.Lock()
+		ls.timer.Reset(d)
+		ls.mu.Unlock()
+		return
+	}
+	if !ls.begin() {
+		return
+	}
+	_ = ls.sb.Stop(context.Background())
+	e.endSession(id, store.SessionExpired, "the session's time ran out; its uncommitted changes were discarded and the workspace stays at its head")
+	e.log.Info("session expired", "session", id)
+}
+
+// begin marks a live session as ending; false if it already was.
+func (ls *liveSession) begin() bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.ending {
+		return false
+	}
+	ls.ending = true
+	if ls.timer != nil {
+		ls.timer.Stop()
+	}
+	return true
+}
+
+// endSession records a session's end (not by commit) and releases its workspace.
+func (e *Engine) endSession(id, state, reason string) store.Session {
+	now := time.Now().UTC()
+	var s store.Session
+	err := e.st.Update(func(tx *store.Tx) error {
+		var err error
+		if s, err = tx.Session(id); err != nil {
+			return err
+		}
+		s.State = state
+		s.Ended = now
+		s.EndReason = reason
+		if err := tx.PutSession(s); err != nil {
+			return err
+		}
+		return releaseTx(tx, s.Workspace, id, "", now)
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		e.log.Error("could not record the end of a session", "session", id, "err", err)
+	}
+	e.forget(id)
+	return s
+}
+
+// releaseTx clears the workspace's session pointer (when it still names id), moving head to
+// newHead when given.
+func releaseTx(tx *store.Tx, wsID, id, newHead string, now time.Time) error {
+	w, err := tx.Workspace(wsID)
+	if err != nil {
+		return err
+	}
+	if w.Session != id && newHead == "" {
+		return nil
+	}
+	if w.Session == id {
+		w.Session = ""
+	}
+	if newHead != "" {
+		w.Head = newHead
+	}
+	w.Updated = now
+	_, err = tx.PutWorkspace(w, w.Version)
+	return err
+}
+
+// forget drops a session from memory with its preview tokens.
+func (e *Engine) forget(id string) {
+	e.sess.mu.Lock()
+	defer e.sess.mu.Unlock()
+	delete(e.sess.live, id)
+	for tok, t := range e.sess.previews {
+		if t.SessionID == id {
+			delete(e.sess.previews, tok)
+		}
+	}
+}
+
+// holding checks that h may act on session id now and returns it.
+func (e *Engine) holding(h Holder, id string) (*liveSession, store.Session, error) {
+	if !hasPrefix(id, sessionPrefix) {
+		return nil, store.Session{}, fmt.Errorf("%w: %q is not a session id (session ids look like ses_…); open_session returns one", ErrInvalid, id)
+	}
+	var s store.Session
+	var w store.Workspace
+	err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		if s, err = tx.Session(id); err != nil {
+			return err
+		}
+		w, err = tx.Workspace(s.Workspace)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, s, fmt.Errorf("%w: no session %q (it may belong to a deleted workspace)", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, s, err
+	}
+	if !s.Open() {
+		return nil, s, endedError(s)
+	}
+	ls := e.liveSession(id)
+	if ls == nil {
+		return nil, s, fmt.Errorf("%w: session %s is recorded open but its sandbox is not known to this server; it will be reconciled at the next start", ErrProvider, id)
+	}
+	if s.HolderConn != h.Conn {
+		if s.State == store.SessionDetached {
+			return nil, s, fmt.Errorf("%w: session %s is detached (its holder's connection closed); call attach_session on workspace %q to take it over", ErrNotHolder, id, w.Name)
+		}
+		return nil, s, fmt.Errorf("%w: session %s on workspace %q is held by %s, another connection; only the holder may use it (attach_session works once that connection is gone, or wait until %s)",
+			ErrNotHolder, id, w.Name, s.HolderClient, s.Expires.UTC().Format(time.RFC3339))
+	}
+	if time.Now().After(s.Expires) {
+		e.expire(id)
+		return nil, s, fmt.Errorf("%w: session %s expired at %s; its changes were discarded; open_session starts a new one", ErrExpired, id, s.Expires.UTC().Format(time.RFC3339))
+	}
+	ls.mu.Lock()
+	ending := ls.ending
+	ls.mu.Unlock()
+	if ending {
+		return nil, s, fmt.Errorf("%w: session %s is ending (being committed, discarded or expired)", ErrExpired, id)
+	}
+	return ls, s, nil
+}
+
+func endedError(s store.Session) error {
+	switch s.State {
+	case store.SessionCommitted:
+		return fmt.Errorf("%w: session %s was committed (commit %s) and is over; open_session starts a new one", ErrExpired, s.ID, s.CommitID)
+	case store.SessionExpired:
+		return fmt.Errorf("%w: session %s expired at %s and its changes were discarded; open_session starts a new one", ErrExpired, s.ID, s.Expires.UTC().Format(time.RFC3339))
+	default:
+		return fmt.Errorf("%w: session %s was discarded (%s); open_session starts a new one", ErrExpired, s.ID, s.EndReason)
+	}
+}
+
+// sessionErr maps a sandbox error of a live session, noticing a sandbox that died.
+func (e *Engine) sessionErr(ls *liveSession, err error) error {
+	if errors.Is(err, sandbox.ErrEnded) && ls.begin() {
+		e.endSession(ls.id, store.SessionDiscarded, "its sandbox ended unexpectedly")
+		return fmt.Errorf("%w: the sandbox of session %s has ended (%v); its uncommitted changes are lost, the workspace stays at its head; open_session starts a new one", ErrExpired, ls.id, err)
+	}
+	if errors.Is(err, sandbox.ErrRefused) {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return e.provErr(err, "")
+}
+
+// AttachSession makes h the holder of the workspace's open session once the previous holder's
+// connection is gone (or when h already holds it).
+func (e *Engine) AttachSession(ctx context.Context, h Holder, workspace string) (Session, error) {
+	if h.Conn == "" {
+		return Session{}, fmt.Errorf("%w: sessions need a connection identity", ErrInvalid)
+	}
+	var out store.Session
+	err := e.st.Update(func(tx *store.Tx) error {
+		w, err := lookupTx(tx, workspace)
+		if err != nil {
+			return err
+		}
+		if w.Session == "" {
+			return fmt.Errorf("%w: workspace %q has no open session; open_session starts one", ErrNotFound, w.Name)
+		}
+		s, err := tx.Session(w.Session)
+		if err != nil {
+			return err
+		}
+		if !s.Open() {
+			return fmt.Errorf("%w: workspace %q has no open session; open_session starts one", ErrNotFound, w.Name)
+		}
+		e.sess.mu.Lock()
+		holderGone := e.sess.gone[s.HolderConn]
+		e.sess.mu.Unlock()
+		switch {
+		case s.HolderConn == h.Conn && s.State == store.SessionAttached:
+			out = s
+			return nil
+		case s.State == store.SessionAttached && !holderGone:
+			return fmt.Errorf("%w: session %s on workspace %q is held by %s, whose connection is still open; attach works only once that connection is gone (or the session expires at %s)",
+				ErrLeased, s.ID, w.Name, s.HolderClient, s.Expires.UTC().Format(time.RFC3339))
+		}
+		s.State = store.SessionAttached
+		s.HolderConn = h.Conn
+		s.HolderClient = h.Client
+		out = s
+		return tx.PutSession(s)
+	})
+	if err != nil {
+		return Session{}, err
+	}
+	e.log.Info("session attached", "session", out.ID, "holder", h.Client)
+	return e.sessionView(out), nil
+}
+
+// GetSession returns a session by id, in any state.
+func (e *Engine) GetSession(ctx context.Context, id string) (Session, error) {
+	var s store.Session
+	err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		s, err = tx.Session(id)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return Session{}, fmt.Errorf("%w: no session %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return Session{}, err
+	}
+	return e.sessionView(s), nil
+}
+
+func (e *Engine) sessionView(s store.Session) Session {
+	v := Session{Session: s, Holder: s.HolderClient}
+	_ = e.st.View(func(tx *store.Tx) error {
+		if w, err := tx.Workspace(s.Workspace); err == nil {
+			v.WorkspaceName = w.Name
+			v.ExposedPorts = w.ExposedPorts
+		}
+		return nil
+	})
+	if ls := e.liveSession(s.ID); ls != nil && s.Open() {
+		v.Warnings = ls.sb.Warnings()
+	}
+	return v
+}
+
+// SessionExec runs a command in the session: in the foreground (waits, returns output) or in the
+// background (returns a process id for session_logs and session_kill).
+func (e *Engine) SessionExec(ctx context.Context, h Holder, req SessionExecRequest) (SessionExecResult, error) {
+	if strings.TrimSpace(req.Command) == "" {
+		return SessionExecResult{}, fmt.Errorf("%w: command is empty; give a program name like \"sh\" with args [\"-c\", \"echo hi\"]", ErrInvalid)
+	}
+	if strings.ContainsRune(req.Command, 0) || slices.ContainsFunc(req.Args, func(a string) bool { return strings.ContainsRune(a, 0) }) {
+		return SessionExecResult{}, fmt.Errorf("%w: command and args must not contain NUL bytes", ErrInvalid)
+	}
+	if len(req.Stdin) > MaxStdin {
+		return SessionExecResult{}, fmt.Errorf("%w: stdin is %d bytes, more than the %d-byte limit", ErrInvalid, len(req.Stdin), MaxStdin)
+	}
+	if err := validEnv(req.Env); err != nil {
+		return SessionExecResult{}, err
+	}
+	timeout, err := validTimeout(req.Timeout)
+	if err != nil {
+		return SessionExecResult{}, err
+	}
+	cwd := "."
+	if req.Cwd != "" {
+		if cwd, err = cleanPath(req.Cwd, true); err != nil {
+			return SessionExecResult{}, err
+		}
+	}
+	ls, _, err := e.holding(h, req.SessionID)
+	if err != nil {
+		return SessionExecResult{}, err
+	}
+	x := sandbox.ExecRequest{Command: req.Command, Args: req.Args, Cwd: cwd, Env: req.Env, Stdin: req.Stdin}
+	if req.Background {
+		id, err := ls.sb.StartProcess(ctx, x)
+		if err != nil {
+			return SessionExecResult{}, e.sessionErr(ls, err)
+		}
+		return SessionExecResult{ProcessID: id}, nil
+	}
+	lines := &lineWatch{notify: req.Progress}
+	stdout, stderr := newCapture(OutputKeep, lines), newCapture(OutputKeep, lines)
+	x.Timeout, x.Stdout, x.Stderr = timeout, stdout, stderr
+	res, err := ls.sb.Exec(ctx, x)
+	if err != nil {
+		if ctx.Err() != nil {
+			return SessionExecResult{}, fmt.Errorf("%w: the command was killed: %v", ErrCancelled, ctx.Err())
+		}
+		return SessionExecResult{}, e.sessionErr(ls, err)
+	}
+	return SessionExecResult{
+		ExitCode: res.ExitCode, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds(),
+		Stdout: stdout.output(), Stderr: stderr.output(),
+	}, nil
+}
+
+// SessionLogs reports a background process and its output from offset since, waiting up to wait
+// (at most 10 minutes) for new output or the process's end.
+func (e *Engine) SessionLogs(ctx context.Context, h Holder, sessionID, processID string, since int64, wait time.Duration) (ProcessStatus, error) {
+	if since < 0 {
+		return ProcessStatus{}, fmt.Errorf("%w: offset must be 0 or more", ErrInvalid)
+	}
+	if wait < 0 || wait > 10*time.Minute {
+		return ProcessStatus{}, fmt.Errorf("%w: wait_ms must be between 0 and 600000", ErrInvalid)
+	}
+	ls, _, err := e.holding(h, sessionID)
+	if err != nil {
+		return ProcessStatus{}, err
+	}
+	st, err := ls.sb.Process(ctx, processID, since, wait)
+	if err != nil {
+		if errors.Is(err, sandbox.ErrNotFound) {
+			return ProcessStatus{}, fmt.Errorf("%w: session %s has no process %q; session_exec with background=true returns process ids", ErrNotFound, sessionID, processID)
+		}
+		return ProcessStatus{}, e.sessionErr(ls, err)
+	}
+	return st, nil
+}
+
+// SessionKill sends sig to a background process's process group and returns its status.
+func (e *Engine) SessionKill(ctx context.Context, h Holder, sessionID, processID string, sig syscall.Signal) (ProcessStatus, error) {
+	if sig <= 0 || sig > 64 {
+		return ProcessStatus{}, fmt.Errorf("%w: signal %d is not a valid signal number", ErrInvalid, sig)
+	}
+	ls, _, err := e.holding(h, sessionID)
+	if err != nil {
+		return ProcessStatus{}, err
+	}
+	if err := ls.sb.Signal(ctx, processID, sig); err != nil {
+		if errors.Is(err, sandbox.ErrNotFound) {
+			return ProcessStatus{}, fmt.Errorf("%w: session %s has no process %q; session_exec with background=true returns process ids", ErrNotFound, sessionID, processID)
+		}
+		return ProcessStatus{}, e.sessionErr(ls, err)
+	}
+	// Give the process a moment to act on the signal, so the status says whether it ended.
+	st, err := ls.sb.Process(ctx, processID, 1<<62, 500*time.Millisecond)
+	if err != nil {
+		return ProcessStatus{}, e.sessionErr(ls, err)
+	}
+	return st, nil
+}
+
+var tokenEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// SessionURL returns a URL on the host that reaches port inside the session. The port must be
+// one of the workspace's exposed ports and something must listen on it.
+func (e *Engine) SessionURL(ctx context.Context, h Holder, sessionID string, port int) (string, error) {
+	if port < 1 || port > 65535 {
+		return "", fmt.Errorf("%w: port %d is outside 1–65535", ErrInvalid, port)
+	}
+	ls, s, err := e.holding(h, sessionID)
+	if err != nil {
+		return "", err
+	}
+	var w store.Workspace
+	if err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		w, err = tx.Workspace(s.Workspace)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	if !slices.Contains(w.ExposedPorts, port) {
+		exposed := "none"
+		if len(w.ExposedPorts) > 0 {
+			exposed = fmt.Sprint(w.ExposedPorts)
+		}
+		return "", fmt.Errorf("%w: port %d is not exposed by workspace %q (exposed ports: %s); only ports given in create_workspace's exposed_ports can get a URL", ErrInvalid, port, w.Name, exposed)
+	}
+	if e.previewURL == nil {
+		return "", fmt.Errorf("%w: this server was started without a preview listener, so it cannot hand out URLs", ErrProvider)
+	}
+	conn, err := ls.sb.DialPort(ctx, port)
+	if err != nil {
+		if errors.Is(err, sandbox.ErrRefused) {
+			return "", fmt.Errorf("%w: nothing is listening on port %d inside session %s yet; start your server there (e.g. session_exec with background=true) bound to 127.0.0.1:%d or 0.0.0.0:%d, then call session_url again", ErrInvalid, port, sessionID, port, port)
+		}
+		return "", e.sessionErr(ls, err)
+	}
+	conn.Close()
+	e.sess.mu.Lock()
+	defer e.sess.mu.Unlock()
+	for tok, t := range e.sess.previews {
+		if t.SessionID == sessionID && t.Port == port {
+			return e.previewURL(tok), nil
+		}
+	}
+	var b [20]byte
+	_, _ = rand.Read(b[:])
+	tok := tokenEncoding.EncodeToString(b[:])
+	e.sess.previews[tok] = PreviewTarget{SessionID: sessionID, Port: port}
+	return e.previewURL(tok), nil
+}
+
+// Preview resolves a preview URL token to its session and port, and a dialer reaching that port.
+// Unknown tokens, and tokens of sessions that ended, yield ErrNotFound.
+func (e *Engine) Preview(token string) (PreviewTarget, func(ctx context.Context) (net.Conn, error), error) {
+	e.sess.mu.Lock()
+	t, ok := e.sess.previews[token]
+	ls := e.sess.live[t.SessionID]
+	e.sess.mu.Unlock()
+	if !ok || ls == nil {
+		return PreviewTarget{}, nil, fmt.Errorf("%w: unknown or expired preview link; call session_url again for a fresh one", ErrNotFound)
+	}
+	dial := func(ctx context.Context) (net.Conn, error) {
+		c, err := ls.sb.DialPort(ctx, t.Port)
+		if err != nil && errors.Is(err, sandbox.ErrRefused) {
+			return nil, fmt.Errorf("%w: nothing is listening on port %d inside session %s", ErrInvalid, t.Port, t.SessionID)
+		}
+		return c, err
+	}
+	return t, dial, nil
+}
+
+// ExtendSession makes the session expire timeout from now.
+func (e *Engine) ExtendSession(ctx context.Context, h Holder, sessionID string, timeout time.Duration) (Session, error) {
+	if timeout == 0 {
+		return Session{}, fmt.Errorf("%w: timeout_ms is required: how long from now the session should last", ErrInvalid)
+	}
+	timeout, err := validSessionTimeout(timeout)
+	if err != nil {
+		return Session{}, err
+	}
+	ls, _, err := e.holding(h, sessionID)
+	if err != nil {
+		return Session{}, err
+	}
+	until := time.Now().UTC().Add(timeout)
+	if err := ls.sb.Extend(ctx, until.Add(sessionGrace)); err != nil {
+		return Session{}, e.sessionErr(ls, err)
+	}
+	var s store.Session
+	if err := e.st.Update(func(tx *store.Tx) error {
+		var err error
+		if s, err = tx.Session(sessionID); err != nil {
+			return err
+		}
+		s.Expires = until
+		return tx.PutSession(s)
+	}); err != nil {
+		return Session{}, err
+	}
+	ls.mu.Lock()
+	if ls.timer != nil {
+		ls.timer.Reset(timeout)
+	}
+	ls.mu.Unlock()
+	return e.sessionView(s), nil
+}
+
+// CommitSession snapshots the session as a new commit (kind "session"), moves head to it and ends
+// the session. If the snapshot or the record fails, the session is discarded and head stays.
+func (e *Engine) CommitSession(ctx context.Context, h Holder, sessionID, message string) (Commit, error) {
+	if len(message) > 1000 {
+		return Commit{}, fmt.Errorf("%w: message is longer than 1000 bytes", ErrInvalid)
+	}
+	ls, s, err := e.holding(h, sessionID)
+	if err != nil {
+		return Commit{}, err
+	}
+	if !ls.begin() {
+		return Commit{}, fmt.Errorf("%w: session %s is already ending", ErrExpired, sessionID)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	defer cancel()
+	info, err := ls.sb.Snapshot(sctx)
+	if err != nil {
+		_ = ls.sb.Stop(context.Background())
+		e.endSession(sessionID, store.SessionDiscarded, fmt.Sprintf("commit failed: %v", err))
+		return Commit{}, fmt.Errorf("%w: could not save session %s: %v; the session is discarded and the workspace stays at its head", ErrProvider, sessionID, err)
+	}
+	if message == "" {
+		message = fmt.Sprintf("session %s", sessionID)
+	}
+	now := time.Now().UTC()
+	c := store.Commit{
+		ID: newID(commitPrefix), Workspace: s.Workspace, Parent: s.Base, Snapshot: string(info.Ref),
+		Kind: CommitSession, Message: message, ChangedBytes: info.ChangedBytes, ChangedFiles: info.ChangedFiles,
+		Created: now,
+	}
+	err = e.st.Update(func(tx *store.Tx) error {
+		w, err := tx.Workspace(s.Workspace)
+		if err != nil {
+			return err
+		}
+		if w.Session != sessionID || w.Head != s.Base {
+			return fmt.Errorf("%w: workspace %s no longer matches session %s (head %s, session %q)", ErrBusy, w.ID, sessionID, w.Head, w.Session)
+		}
+		if err := tx.PutCommit(c); err != nil {
+			return err
+		}
+		cur, err := tx.Session(sessionID)
+		if err != nil {
+			return err
+		}
+		cur.State = store.SessionCommitted
+		cur.CommitID = c.ID
+		cur.Ended = now
+		if err := tx.PutSession(cur); err != nil {
+			return err
+		}
+		return releaseTx(tx, s.Workspace, sessionID, c.ID, now)
+	})
+	if err != nil {
+		_ = e.prov.DeleteSnapshot(context.Background(), info.Ref)
+		e.endSession(sessionID, store.SessionDiscarded, fmt.Sprintf("commit could not be recorded: %v", err))
+		return Commit{}, fmt.Errorf("could not record the commit of session %s: %w; the session is discarded and the workspace stays at its head", sessionID, err)
+	}
+	e.forget(sessionID)
+	e.log.Info("session committed", "session", sessionID, "commit", c.ID)
+	return c, nil
+}
+
+// DiscardSession ends the session and drops its changes; head stays.
+func (e *Engine) DiscardSession(ctx context.Context, h Holder, sessionID string) (Session, error) {
+	ls, _, err := e.holding(h, sessionID)
+	if err != nil {
+		return Session{}, err
+	}
+	if !ls.begin() {
+		return Session{}, fmt.Errorf("%w: session %s is already ending", ErrExpired, sessionID)
+	}
+	_ = ls.sb.Stop(context.Background())
+	s := e.endSession(sessionID, store.SessionDiscarded, "discard_session was called")
+	e.log.Info("session discarded", "session", sessionID)
+	return e.sessionView(s), nil
+}
+
+// SessionWriteFiles writes files into the live session (no commit).
+func (e *Engine) SessionWriteFiles(ctx context.Context, h Holder, sessionID string, files []WriteFile) error {
+	out, err := validFiles(files)
+	if err != nil {
+		return err
+	}
+	ls, _, err := e.holding(h, sessionID)
+	if err != nil {
+		return err
+	}
+	if err := ls.sb.WriteFiles(ctx, out); err != nil {
+		return e.sessionErr(ls, err)
+	}
+	return nil
+}
+
+// SessionReadFile reads a file from the live session.
+func (e *Engine) SessionReadFile(ctx context.Context, h Holder, sessionID, path string, offset, max int64) (FileContent, error) {
+	p, err := cleanPath(path, false)
+	if err != nil {
+		return FileContent{}, err
+	}
+	if offset < 0 {
+		return FileContent{}, fmt.Errorf("%w: offset must be 0 or more", ErrInvalid)
+	}
+	if max <= 0 || max > MaxFileSize {
+		max = MaxFileSize
+	}
+	ls, _, err := e.holding(h, sessionID)
+	if err != nil {
+		return FileContent{}, err
+	}
+	c, err := ls.sb.ReadFile(ctx, p, offset, max)
+	if err != nil {
+		return FileContent{}, e.sessionErr(ls, err)
+	}
+	return FileContent{Path: p, Data: c.Data, Size: c.Size, Offset: offset}, nil
+}
+
+// SessionListFiles lists a directory of the live session.
+func (e *Engine) SessionListFiles(ctx context.Context, h Holder, sessionID, path string, depth int) ([]FileEntry, error) {
+	p, depth, err := listArgs(path, depth)
+	if err != nil {
+		return nil, err
+	}
+	ls, _, err := e.holding(h, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := ls.sb.ListFiles(ctx, p, depth)
+	if err != nil {
+		return nil, e.sessionErr(ls, err)
+	}
+	return fileEntries(entries), nil
+}
+
+// Disconnect tells the engine that a connection is gone: the sessions it holds become detached
+// (their sandboxes keep running until they expire) and another connection may attach them.
+func (e *Engine) Disconnect(conn string) {
+	if conn == "" {
+		return
+	}
+	e.sess.mu.Lock()
+	e.sess.gone[conn] = true
+	var ids []string
+	for id := range e.sess.live {
+		ids = append(ids, id)
+	}
+	e.sess.mu.Unlock()
+	for _, id := range ids {
+		err := e.st.Update(func(tx *store.Tx) error {
+			s, err := tx.Session(id)
+			if err != nil || s.HolderConn != conn || s.State != store.SessionAttached {
+				return err
+			}
+			s.State = store.SessionDetached
+			return tx.PutSession(s)
+		})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			e.log.Warn("could not detach a session", "session", id, "err", err)
+		}
+	}
+}
+
+// reconcileSessions re-adopts the sessions open in the store after a restart: detached when their
+// sandbox is still alive and their time is not up; otherwise recorded expired or discarded with
+// head kept. Live sandboxes no session references are stopped.
+func (e *Engine) reconcileSessions(ctx context.Context) error {
+	var open []store.Session
+	if err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		open, err = tx.Sessions(func(s store.Session) bool { return s.Open() })
+		return err
+	}); err != nil {
+		return fmt.Errorf("engine: reconcile sessions: %w", err)
+	}
+	keep := map[string]bool{}
+	for _, s := range open {
+		sb, err := e.prov.Reconnect(ctx, s.SandboxID)
+		switch {
+		case err != nil:
+			e.endSession(s.ID, store.SessionDiscarded, fmt.Sprintf("its sandbox was lost while the server was down (%v); uncommitted changes are gone, head kept", err))
+			e.log.Warn("session discarded: sandbox lost", "session", s.ID, "err", err)
+		case time.Now().After(s.Expires):
+			_ = sb.Stop(ctx)
+			e.endSession(s.ID, store.SessionExpired, "the session's time ran out while the server was down; its uncommitted changes were discarded")
+		default:
+			keep[s.SandboxID] = true
+			if s.State == store.SessionAttached {
+				s.State = store.SessionDetached
+				_ = e.st.Update(func(tx *store.Tx) error { return tx.PutSession(s) })
+			}
+			e.adopt(s, sb)
+			e.log.Info("session re-adopted", "session", s.ID, "expires", s.Expires)
+		}
+	}
+	live, err := e.prov.Sandboxes(ctx)
+	if errors.Is(err, sandbox.ErrUnsupported) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("engine: list live sandboxes: %w", err)
+	}
+	for _, id := range live {
+		if keep[id] {
+			continue
+		}
+		if sb, err := e.prov.Reconnect(ctx, id); err == nil {
+			_ = sb.Stop(ctx)
+			e.log.Info("stopped an orphan live sandbox", "sandbox", id)
+		}
+	}
+	return nil
+}
+
+// fileEntries converts provider entries for the agent.
+func fileEntries(entries []sandbox.FileEntry) []FileEntry {
+	out := make([]FileEntry, 0, min(len(entries), MaxListEntries))
+	for i, en := range entries {
+		if i == MaxListEntries {
+			break
+		}
+		out = append(out, FileEntry{
+			Path: en.Path, Type: en.Type, Size: en.Size, Mode: fmt.Sprintf("%04o", en.Mode.Perm()),
+			ModTime: en.ModTime.UTC(), Target: en.Target,
+		})
+	}
+	return out
+}
+
+// listArgs validates list_files' path and depth.
+func listArgs(path string, depth int) (string, int, error) {
+	p := "."
+	if path != "" {
+		var err error
+		if p, err = cleanPath(path, true); err != nil {
+			return "", 0, err
+		}
+	}
+	if depth <= 0 {
+		depth = 1
+	}
+	if depth > MaxListDepth {
+		return "", 0, fmt.Errorf("%w: depth %d is more than the maximum %d", ErrInvalid, depth, MaxListDepth)
+	}
+	return p, depth, nil
+}
+
+// validFiles checks write_files' input and converts it for the provider.
+func validFiles(files []WriteFile) ([]sandbox.File, error) {
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%w: files is empty; give at least one {path, content}", ErrInvalid)
+	}
+	if len(files) > MaxFilesPerWrite {
+		return nil, fmt.Errorf("%w: %d files in one call is more than the %d allowed; split the write", ErrInvalid, len(files), MaxFilesPerWrite)
+	}
+	var total int
+	seen := map[string]bool{}
+	out := make([]sandbox.File, 0, len(files))
+	for _, f := range files {
+		p, err := cleanPath(f.Path, false)
+		if err != nil {
+			return nil, err
+		}
+		if seen[p] {
+			return nil, fmt.Errorf("%w: path %q appears twice in one write", ErrInvalid, f.Path)
+		}
+		seen[p] = true
+		if len(f.Content) > MaxFileSize {
+			return nil, fmt.Errorf("%w: %s is %d bytes, more than the %d-byte limit per file; generate large files with a command instead", ErrInvalid, f.Path, len(f.Content), MaxFileSize)
+		}
+		total += len(f.Content)
+		if f.Mode&^0o7777 != 0 {
+			return nil, fmt.Errorf("%w: mode %o of %s has bits beyond permissions (use e.g. 0644 or 0755)", ErrInvalid, f.Mode, f.Path)
+		}
+		out = append(out, sandbox.File{Path: p, Content: f.Content, Mode: fs.FileMode(f.Mode)})
+	}
+	if total > MaxWriteTotal {
+		return nil, fmt.Errorf("%w: %d bytes in one call is more than the %d-byte limit; split the write", ErrInvalid, total, MaxWriteTotal)
+	}
+	return out, nil
+}
