@@ -599,10 +599,15 @@ func (e *Engine) SessionKill(ctx context.Context, h Holder, sessionID, processID
 		return ProcessStatus{}, e.sessionErr(ls, err)
 	}
 	// Give the process a moment to act on the signal, so the status says whether it ended.
-	st, err := ls.sb.Process(ctx, processID, 1<<62, 500*time.Millisecond)
+	st, err := ls.sb.Process(ctx, processID, 0, 0)
+	if err == nil && st.Running {
+		st, err = ls.sb.Process(ctx, processID, st.Next, 500*time.Millisecond)
+	}
 	if err != nil {
 		return ProcessStatus{}, e.sessionErr(ls, err)
 	}
+	st.Output = nil // the caller asked for a signal, not for the log: session_logs reads it
+	st.Offset = st.Next
 	return st, nil
 }
 
