@@ -50,13 +50,13 @@ type liveSession struct {
 type sessions struct {
 	mu       sync.Mutex
 	live     map[string]*liveSession  // session id → live session
-	gone     map[string]bool          // connections that have closed
+	gone     map[string]time.Time     // connections that have closed (recently), and when
 	previews map[string]PreviewTarget // token → target
 }
 
 func (s *sessions) init() {
 	s.live = map[string]*liveSession{}
-	s.gone = map[string]bool{}
+	s.gone = map[string]time.Time{}
 	s.previews = map[string]PreviewTarget{}
 }
 
@@ -173,7 +173,7 @@ func (e *Engine) OpenSession(ctx context.Context, h Holder, req OpenSessionReque
 		return Session{}, jerr
 	}
 	e.sess.mu.Lock()
-	gone := e.sess.gone[h.Conn]
+	_, gone := e.sess.gone[h.Conn]
 	e.sess.mu.Unlock()
 	if gone {
 		e.Disconnect(h.Conn)
@@ -452,7 +452,7 @@ func (e *Engine) AttachSession(ctx context.Context, h Holder, workspace string) 
 			return fmt.Errorf("%w: workspace %q has no open session; open_session starts one", ErrNotFound, w.Name)
 		}
 		e.sess.mu.Lock()
-		holderGone := e.sess.gone[s.HolderConn]
+		_, holderGone := e.sess.gone[s.HolderConn]
 		e.sess.mu.Unlock()
 		switch {
 		case s.HolderConn == h.Conn && s.State == store.SessionAttached:
@@ -859,8 +859,14 @@ func (e *Engine) Disconnect(conn string) {
 	if conn == "" {
 		return
 	}
+	now := time.Now()
 	e.sess.mu.Lock()
-	e.sess.gone[conn] = true
+	e.sess.gone[conn] = now
+	for c, t := range e.sess.gone { // remember closed connections only as long as a call may still be in flight
+		if now.Sub(t) > goneMemory {
+			delete(e.sess.gone, c)
+		}
+	}
 	var ids []string
 	for id := range e.sess.live {
 		ids = append(ids, id)
@@ -879,6 +885,18 @@ func (e *Engine) Disconnect(conn string) {
 			e.log.Warn("could not detach a session", "session", id, "err", err)
 		}
 	}
+}
+
+// goneMemory is how long the engine remembers a closed connection, to detach a session whose
+// open_session was still running when its caller went away.
+const goneMemory = time.Hour
+
+// Connect tells the engine that a connection (re)appeared; an id that was closed before and is
+// reused (stdio's fixed id, say) counts as live again.
+func (e *Engine) Connect(conn string) {
+	e.sess.mu.Lock()
+	delete(e.sess.gone, conn)
+	e.sess.mu.Unlock()
 }
 
 // reconcileSessions re-adopts the sessions open in the store after a restart: detached when their

@@ -28,7 +28,8 @@ type fileArg struct {
 }
 
 type writeFilesArgs struct {
-	Workspace string    `json:"workspace" jsonschema:"required" jsonschema_description:"The workspace: its id (ws_…) or its name."`
+	Workspace string    `json:"workspace,omitempty" jsonschema_description:"The workspace to write into durably (a new commit): its id (ws_…) or its name. Give either workspace or session_id, not both."`
+	SessionID string    `json:"session_id,omitempty" jsonschema_description:"A live session (ses_…) to write into instead: the files land in the running sandbox at once, without a commit (commit_session saves them). Give either workspace or session_id, not both."`
 	Files     []fileArg `json:"files" jsonschema:"required,minItems=1,maxItems=1000" jsonschema_description:"The files to create or replace (1 to 1000; at most 16 MiB each and 64 MiB in all)."`
 }
 
@@ -41,6 +42,14 @@ type writeResult struct {
 	Commit      engine.Commit `json:"commit"`
 }
 
+// sessionWriteResult is write_files' structured result in a session: nothing is committed.
+type sessionWriteResult struct {
+	SessionID string `json:"session_id"`
+	Files     int    `json:"files"`
+	Bytes     int64  `json:"bytes"`
+	Committed bool   `json:"committed"`
+}
+
 func (t *toolset) writeFiles() server.ServerTool {
 	return define(t, toolDef[writeFilesArgs]{
 		name:  "write_files",
@@ -48,29 +57,59 @@ func (t *toolset) writeFiles() server.ServerTool {
 		description: "Create or replace files in a workspace, durably: all the files are written together and committed as ONE new commit " +
 			"(all or nothing), so the next run_command sees them. Use it instead of echo/cat through run_command for writing source files, " +
 			"configs or data: the content arrives exactly as given. Content is text (encoding \"utf8\", the default) or binary (encoding \"base64\"). " +
-			"Limits: 1000 files, 16 MiB per file, 64 MiB per call. It waits behind commands already queued on the workspace. " +
-			"To delete or move files, use run_command (rm, mv). Returns the new commit_id.",
+			"Limits: 1000 files, 16 MiB per file, 64 MiB per call. It waits behind commands already queued on the workspace, " +
+			"and fails while a live session holds the workspace. Returns the new commit_id. " +
+			"With session_id instead of workspace, the files are written into that live session at once and not committed " +
+			"(commit_session saves them with the rest of the session). " +
+			"To delete or move files, use run_command or session_exec (rm, mv).",
 		hints: hints{},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *writeFilesArgs) *mcp.CallToolResult {
-			if msg := workspaceRef(a.Workspace); msg != "" {
+			if msg := fileTarget(a.Workspace, a.SessionID); msg != "" {
 				return errorText(msg)
 			}
 			files, msg := decodeFiles(a.Files)
 			if msg != "" {
 				return errorText(msg)
 			}
-			c, err := t.eng.WriteFiles(ctx, a.Workspace, files)
-			if err != nil {
-				return t.fail("write_files", err)
-			}
 			var total int64
 			for _, f := range files {
 				total += int64(len(f.Content))
+			}
+			if a.SessionID != "" {
+				h, fail := t.holder(ctx, "write_files")
+				if fail != nil {
+					return fail
+				}
+				if err := t.eng.SessionWriteFiles(ctx, h, a.SessionID, files); err != nil {
+					return t.fail("write_files", err)
+				}
+				return result(sessionWriteResult{SessionID: a.SessionID, Files: len(files), Bytes: total},
+					fmt.Sprintf("wrote %d file(s), %s, into session %s (not committed; commit_session saves them)", len(files), sizeText(total), a.SessionID))
+			}
+			c, err := t.eng.WriteFiles(ctx, a.Workspace, files)
+			if err != nil {
+				return t.fail("write_files", err)
 			}
 			return result(writeResult{WorkspaceID: c.Workspace, CommitID: c.ID, Files: len(files), Bytes: total, Commit: c},
 				fmt.Sprintf("wrote %d file(s), %s; commit %s", len(files), sizeText(total), c.ID))
 		},
 	})
+}
+
+// fileTarget checks that a file tool got exactly one of workspace (its committed head) and
+// session_id (a live session).
+func fileTarget(workspace, sessionID string) string {
+	switch {
+	case workspace != "" && sessionID != "":
+		return fmt.Sprintf("invalid arguments: give either \"workspace\" or \"session_id\", not both (got workspace %q and session_id %q): "+
+			"workspace works on the workspace's committed head, session_id on a live session's current files", workspace, sessionID)
+	case sessionID != "":
+		return sessionRef(sessionID)
+	case workspace != "":
+		return workspaceRef(workspace)
+	}
+	return invalidArg("workspace", "missing; give either workspace (a workspace id ws_… or name; list_workspaces lists them) "+
+		"or session_id (a live session ses_… from open_session)")
 }
 
 // decodeFiles checks and decodes write_files' files argument.
@@ -129,7 +168,8 @@ func decodeBase64(s string) ([]byte, error) {
 }
 
 type readFileArgs struct {
-	Workspace string `json:"workspace" jsonschema:"required" jsonschema_description:"The workspace: its id (ws_…) or its name."`
+	Workspace string `json:"workspace,omitempty" jsonschema_description:"The workspace to read from (its committed head): its id (ws_…) or its name. Give either workspace or session_id, not both."`
+	SessionID string `json:"session_id,omitempty" jsonschema_description:"A live session (ses_…) to read from instead: its current, uncommitted files. Give either workspace or session_id, not both."`
 	Path      string `json:"path" jsonschema:"required" jsonschema_description:"Path of the file, relative to /workspace or absolute under it."`
 	Encoding  string `json:"encoding,omitempty" jsonschema:"enum=utf8,enum=base64" jsonschema_description:"How to return the content. Omit it to get text when the bytes are valid UTF-8 and base64 otherwise. \"utf8\": always text (invalid bytes become U+FFFD). \"base64\": always base64 (exact bytes)."`
 	Offset    int64  `json:"offset,omitempty" jsonschema:"minimum=0" jsonschema_description:"Byte offset to start reading at. Default 0. To continue a partial read, pass the next_offset of the previous result."`
@@ -157,13 +197,14 @@ func (t *toolset) readFile() server.ServerTool {
 	return define(t, toolDef[readFileArgs]{
 		name:  "read_file",
 		title: "Read file",
-		description: "Read a file from a workspace's current state (its head). Returns content as text when the bytes are valid UTF-8, " +
+		description: "Read a file from a workspace's current state (its head), or, with session_id instead of workspace, from a live session's " +
+			"current (uncommitted) files. Returns content as text when the bytes are valid UTF-8, " +
 			"otherwise as base64; encoding says which, size the whole file's size in bytes. " +
 			"Reads at most max_bytes (default 128 KiB) from offset: when truncated is true, call again with offset = next_offset for the rest. " +
-			"Use list_files to find files; use run_command (grep, head, …) to search large files.",
+			"Use list_files to find files; use run_command or session_exec (grep, head, …) to search large files.",
 		hints: hints{readOnly: true, idempotent: true},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *readFileArgs) *mcp.CallToolResult {
-			if msg := workspaceRef(a.Workspace); msg != "" {
+			if msg := fileTarget(a.Workspace, a.SessionID); msg != "" {
 				return errorText(msg)
 			}
 			if strings.TrimSpace(a.Path) == "" {
@@ -184,7 +225,17 @@ func (t *toolset) readFile() server.ServerTool {
 			if max == 0 {
 				max = int64(t.opts.ReadDefaultBytes)
 			}
-			fc, err := t.eng.ReadFile(ctx, a.Workspace, a.Path, a.Offset, max)
+			var fc engine.FileContent
+			var err error
+			if a.SessionID != "" {
+				h, fail := t.holder(ctx, "read_file")
+				if fail != nil {
+					return fail
+				}
+				fc, err = t.eng.SessionReadFile(ctx, h, a.SessionID, a.Path, a.Offset, max)
+			} else {
+				fc, err = t.eng.ReadFile(ctx, a.Workspace, a.Path, a.Offset, max)
+			}
 			if err != nil {
 				return t.fail("read_file", err)
 			}
@@ -268,7 +319,8 @@ func fileText(v fileView) string {
 }
 
 type listFilesArgs struct {
-	Workspace string `json:"workspace" jsonschema:"required" jsonschema_description:"The workspace: its id (ws_…) or its name."`
+	Workspace string `json:"workspace,omitempty" jsonschema_description:"The workspace to list (its committed head): its id (ws_…) or its name. Give either workspace or session_id, not both."`
+	SessionID string `json:"session_id,omitempty" jsonschema_description:"A live session (ses_…) to list instead: its current, uncommitted files. Give either workspace or session_id, not both."`
 	Path      string `json:"path,omitempty" jsonschema_description:"Directory to list, relative to /workspace or absolute under it. Default: /workspace itself."`
 	Depth     int    `json:"depth,omitempty" jsonschema:"minimum=1,maximum=16" jsonschema_description:"How many levels to descend: 1 (default) lists only the directory's own entries, 2 also their children, and so on; maximum 16."`
 }
@@ -285,19 +337,30 @@ func (t *toolset) listFiles() server.ServerTool {
 	return define(t, toolDef[listFilesArgs]{
 		name:  "list_files",
 		title: "List files",
-		description: "List a directory of a workspace's current state (its head): each entry's path (relative to /workspace), " +
+		description: "List a directory of a workspace's current state (its head), or, with session_id instead of workspace, of a live session's " +
+			"current (uncommitted) files: each entry's path (relative to /workspace), " +
 			"type (file, dir, symlink, other), size, mode and modification time. depth 1 (default) lists the directory itself, " +
 			"larger depths descend (maximum 16). At most 5000 entries are returned; truncated says when the listing was cut: " +
-			"then list subdirectories separately or use run_command with find.",
+			"then list subdirectories separately or use find through run_command or session_exec.",
 		hints: hints{readOnly: true, idempotent: true},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *listFilesArgs) *mcp.CallToolResult {
-			if msg := workspaceRef(a.Workspace); msg != "" {
+			if msg := fileTarget(a.Workspace, a.SessionID); msg != "" {
 				return errorText(msg)
 			}
 			if a.Depth < 0 || a.Depth > engine.MaxListDepth {
 				return errorText(invalidArg("depth", fmt.Sprintf("%d is out of range: give 1 to %d, or omit it for 1", a.Depth, engine.MaxListDepth)))
 			}
-			entries, err := t.eng.ListFiles(ctx, a.Workspace, a.Path, a.Depth)
+			var entries []engine.FileEntry
+			var err error
+			if a.SessionID != "" {
+				h, fail := t.holder(ctx, "list_files")
+				if fail != nil {
+					return fail
+				}
+				entries, err = t.eng.SessionListFiles(ctx, h, a.SessionID, a.Path, a.Depth)
+			} else {
+				entries, err = t.eng.ListFiles(ctx, a.Workspace, a.Path, a.Depth)
+			}
 			if err != nil {
 				return t.fail("list_files", err)
 			}

@@ -35,7 +35,8 @@ func (t *toolset) workspaceHistory() server.ServerTool {
 		name:  "workspace_history",
 		title: "Workspace history",
 		description: "List a workspace's commits from its head back, newest first. Every durable change is a commit: " +
-			"each run_command (kind \"run\", with its run_id and exit code), each write_files (\"write\"), each restore (\"restore\"), " +
+			"each run_command (kind \"run\", with its run_id and exit code), each write_files (\"write\"), each commit_session (\"session\"), " +
+			"each restore (\"restore\"), " +
 			"and the first commit (\"empty\" or \"fork\"). Each commit has an id (c_…), its parent, a message and the size of its change. " +
 			"Use a commit id with restore_workspace to go back to that state, or with fork_workspace to branch from it.",
 		hints: hints{readOnly: true, idempotent: true},

@@ -28,12 +28,16 @@ import (
 // rig is one server + client pair over io.Pipe.
 type rig struct {
 	t        *testing.T
+	eng      *engine.Engine
 	cs       *sdk.ClientSession
-	mu       sync.Mutex
+	mu       *sync.Mutex
 	progress map[string][]*sdk.ProgressNotificationParams // by token
+	close    func()                                       // ends the connection (idempotent)
 }
 
-func newRig(t *testing.T) *rig {
+// newEngine opens a real engine: a bbolt file and the local bubblewrap provider in a temporary
+// directory. previewURL (may be nil) is engine.Options.PreviewURL.
+func newEngine(t *testing.T, previewURL func(token string) string) *engine.Engine {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
@@ -46,13 +50,24 @@ func newRig(t *testing.T) *rig {
 		t.Fatalf("local provider: %v (install bubblewrap: apt-get install -y bubblewrap)", err)
 	}
 	t.Cleanup(func() { pv.Close() })
-	eng, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv})
+	eng, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv, PreviewURL: previewURL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
+	return eng
+}
 
-	s := server.NewMCPServer("sandkit-test", "0", server.WithToolCapabilities(false))
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	return newRigOn(t, newEngine(t, nil))
+}
+
+// newRigOn serves eng's tools, with the session hooks installed as cmd installs them, to a new
+// client connection.
+func newRigOn(t *testing.T, eng *engine.Engine) *rig {
+	t.Helper()
+	s := server.NewMCPServer("sandkit-test", "0", server.WithToolCapabilities(false), server.WithHooks(Hooks(eng)))
 	Register(s, eng, Options{ProgressInterval: 100 * time.Millisecond, ProgressHeartbeat: time.Second})
 
 	c2sR, c2sW := io.Pipe() // client → server
@@ -61,7 +76,7 @@ func newRig(t *testing.T) *rig {
 	served := make(chan error, 1)
 	go func() { served <- server.NewStdioServer(s).Listen(ctx, c2sR, s2cW) }()
 
-	r := &rig{t: t, progress: map[string][]*sdk.ProgressNotificationParams{}}
+	r := &rig{t: t, eng: eng, mu: new(sync.Mutex), progress: map[string][]*sdk.ProgressNotificationParams{}}
 	client := sdk.NewClient(&sdk.Implementation{Name: "tools-roundtrip", Version: "0"}, &sdk.ClientOptions{
 		ProgressNotificationHandler: func(_ context.Context, req *sdk.ProgressNotificationClientRequest) {
 			r.mu.Lock()
@@ -78,17 +93,25 @@ func newRig(t *testing.T) *rig {
 		t.Fatalf("connect: %v", err)
 	}
 	r.cs = cs
-	t.Cleanup(func() {
+	r.close = sync.OnceFunc(func() {
 		cs.Close()
-		c2sW.Close()
-		cancel()
+		c2sW.Close() // EOF: the stdio server unregisters the session (the disconnect hook runs) and returns
 		select {
 		case <-served:
 		case <-time.After(10 * time.Second):
 			t.Error("stdio server did not stop")
 		}
+		cancel()
 	})
+	t.Cleanup(r.close)
 	return r
+}
+
+// on returns the rig reporting to t (a subtest): a failure then stops only that subtest.
+func (r *rig) on(t *testing.T) *rig {
+	c := *r
+	c.t = t
+	return &c
 }
 
 // call invokes a tool and returns its structured result, its text and its isError flag. A

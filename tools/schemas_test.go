@@ -10,7 +10,7 @@ import (
 
 // toolArguments is DESIGN §7's public contract for the tools of this package: each tool's
 // argument names, with nested objects as "parent.child" (array items as "parent[].child").
-// session_id (write_files, read_file, list_files) arrives with sessions.
+// session_logs' offset is an addition to the table (reading on from next_offset).
 var toolArguments = map[string][]string{
 	"create_workspace":  {"name", "policy", "policy.mode", "policy.domains", "exposed_ports", "labels", "template"},
 	"list_workspaces":   {"label"},
@@ -19,12 +19,21 @@ var toolArguments = map[string][]string{
 	"run_command":       {"workspace", "command", "args", "cwd", "env", "stdin", "timeout_ms", "policy", "policy.mode", "policy.domains", "background", "idempotency_key"},
 	"get_run":           {"run_id", "wait_ms"},
 	"cancel_run":        {"run_id"},
-	"write_files":       {"workspace", "files", "files[].path", "files[].content", "files[].encoding", "files[].mode"},
-	"read_file":         {"workspace", "path", "encoding", "offset", "max_bytes"},
-	"list_files":        {"workspace", "path", "depth"},
+	"write_files":       {"workspace", "session_id", "files", "files[].path", "files[].content", "files[].encoding", "files[].mode"},
+	"read_file":         {"workspace", "session_id", "path", "encoding", "offset", "max_bytes"},
+	"list_files":        {"workspace", "session_id", "path", "depth"},
 	"workspace_history": {"workspace", "limit"},
 	"restore_workspace": {"workspace", "commit_id"},
 	"fork_workspace":    {"workspace", "commit_id", "name"},
+	"open_session":      {"workspace", "timeout_ms", "policy", "policy.mode", "policy.domains"},
+	"attach_session":    {"workspace"},
+	"session_exec":      {"session_id", "command", "args", "cwd", "env", "stdin", "timeout_ms", "background"},
+	"session_logs":      {"session_id", "process_id", "wait_ms", "offset"},
+	"session_kill":      {"session_id", "process_id", "signal"},
+	"session_url":       {"session_id", "port"},
+	"extend_session":    {"session_id", "timeout_ms"},
+	"commit_session":    {"session_id", "message"},
+	"discard_session":   {"session_id"},
 }
 
 // requiredArguments are the arguments a call cannot omit.
@@ -36,12 +45,21 @@ var requiredArguments = map[string][]string{
 	"run_command":       {"workspace", "command"},
 	"get_run":           {"run_id"},
 	"cancel_run":        {"run_id"},
-	"write_files":       {"workspace", "files"},
-	"read_file":         {"workspace", "path"},
-	"list_files":        {"workspace"},
+	"write_files":       {"files"}, // and exactly one of workspace, session_id (checked by the handler)
+	"read_file":         {"path"},
+	"list_files":        nil,
 	"workspace_history": {"workspace"},
 	"restore_workspace": {"workspace", "commit_id"},
 	"fork_workspace":    {"workspace"},
+	"open_session":      {"workspace"},
+	"attach_session":    {"workspace"},
+	"session_exec":      {"session_id", "command"},
+	"session_logs":      {"session_id", "process_id"},
+	"session_kill":      {"session_id", "process_id"},
+	"session_url":       {"session_id", "port"},
+	"extend_session":    {"session_id", "timeout_ms"},
+	"commit_session":    {"session_id"},
+	"discard_session":   {"session_id"},
 }
 
 func schemaOf(t *testing.T, raw json.RawMessage) map[string]any {
@@ -119,11 +137,24 @@ func TestToolAnnotations(t *testing.T) {
 		"workspace_history": {true, false, true, false},
 		"restore_workspace": {false, false, false, false},
 		"fork_workspace":    {false, false, false, false},
+		"open_session":      {false, false, false, false},
+		"attach_session":    {false, false, true, false},
+		"session_exec":      {false, false, false, false},
+		"session_logs":      {true, false, true, false},
+		"session_kill":      {false, true, false, false},
+		"session_url":       {true, false, true, false},
+		"extend_session":    {false, false, false, false},
+		"commit_session":    {false, false, false, false},
+		"discard_session":   {false, true, true, false},
 	}
-	for _, tool := range registeredTools(t) {
+	tools := registeredTools(t)
+	if len(tools) != len(want) {
+		t.Errorf("%d tools registered, %d have pinned hints", len(tools), len(want))
+	}
+	for _, tool := range tools {
 		a := tool.Annotations
 		got := h{*a.ReadOnlyHint, *a.DestructiveHint, *a.IdempotentHint, *a.OpenWorldHint}
-		if got != want[tool.Name] {
+		if w, ok := want[tool.Name]; !ok || got != w {
 			t.Errorf("%s: hints (readOnly, destructive, idempotent, openWorld) = %v, want %v", tool.Name, got, want[tool.Name])
 		}
 	}

@@ -16,6 +16,9 @@
 //     how to read more).
 //   - Long calls send notifications/progress when the client asked for it, and
 //     notifications/cancelled stops the work.
+//   - The session tools act for the MCP connection that calls them: the lease holder is derived
+//     from the request's MCP session (HolderFromContext), and the server must carry Hooks so the
+//     engine hears when a connection ends.
 //
 // The engine enforces every rule; this package only translates.
 package tools
@@ -45,6 +48,9 @@ type Options struct {
 	// PollHeadBytes and PollTailBytes bound each output stream that get_run returns.
 	// Defaults: 8 KiB head, 64 KiB tail.
 	PollHeadBytes, PollTailBytes int
+	// LogsTailBytes bounds the output session_logs returns: at most the last this many bytes of
+	// what was asked for. Default 64 KiB.
+	LogsTailBytes int
 	// ReadDefaultBytes is read_file's window when max_bytes is not given. Default 128 KiB.
 	ReadDefaultBytes int
 
@@ -61,6 +67,7 @@ const (
 	defaultRunTail     = 8 << 10
 	defaultPollHead    = 8 << 10
 	defaultPollTail    = 64 << 10
+	defaultLogsTail    = 64 << 10
 	defaultReadWindow  = 128 << 10
 	defaultProgressGap = 250 * time.Millisecond
 	defaultHeartbeat   = 5 * time.Second
@@ -79,6 +86,7 @@ func (o Options) withDefaults() Options {
 	def(&o.RunTailBytes, defaultRunTail)
 	def(&o.PollHeadBytes, defaultPollHead)
 	def(&o.PollTailBytes, defaultPollTail)
+	def(&o.LogsTailBytes, defaultLogsTail)
 	def(&o.ReadDefaultBytes, defaultReadWindow)
 	if o.ReadDefaultBytes > engine.MaxFileSize {
 		o.ReadDefaultBytes = engine.MaxFileSize
@@ -92,7 +100,11 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Register adds the workspace, run, file and history tools to s, served by e.
+// Register adds the workspace, run, file, history and session tools to s, served by e.
+//
+// The session tools tie a session to the MCP connection that holds it; for the engine to learn
+// that a connection has gone (so another may attach_session), s must have been created with
+// server.WithHooks(Hooks(e)).
 func Register(s *server.MCPServer, e *engine.Engine, opts Options) {
 	s.AddTools(newToolset(s, e, opts).all()...)
 }
@@ -126,6 +138,15 @@ func (t *toolset) all() []server.ServerTool {
 		t.workspaceHistory(),
 		t.restoreWorkspace(),
 		t.forkWorkspace(),
+		t.openSession(),
+		t.attachSession(),
+		t.sessionExec(),
+		t.sessionLogs(),
+		t.sessionKill(),
+		t.sessionURL(),
+		t.extendSession(),
+		t.commitSession(),
+		t.discardSession(),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -97,6 +98,7 @@ func (t *toolset) getWorkspace() server.ServerTool {
 		name:  "get_workspace",
 		title: "Get workspace",
 		description: "Show one workspace: id, name, labels, egress policy, exposed ports, head commit (its current durable state), " +
+			"the live session holding it if any (session: session_id, state attached or detached, holder, expires_at; see open_session), " +
 			"and any warnings (e.g. a policy this server cannot enforce). Use workspace_history for its commits.",
 		hints: hints{readOnly: true, idempotent: true},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *workspaceRefArgs) *mcp.CallToolResult {
@@ -228,6 +230,10 @@ func workspaceLine(w engine.Workspace) string {
 			keys[i] = k + "=" + w.Labels[k]
 		}
 		s += ", labels " + strings.Join(keys, ",")
+	}
+	if l := w.Lease; l != nil {
+		s += fmt.Sprintf("\n  leased by session %s (%s, held by %s, expires %s): run_command, write_files, restore, fork and delete fail until it ends; "+
+			"only its holder can use it; attach_session takes over a detached one", l.SessionID, l.State, l.Holder, l.Expires.UTC().Format(time.RFC3339))
 	}
 	for _, warn := range w.Warnings {
 		s += "\n  warning: " + warn
