@@ -86,8 +86,8 @@ func (t *toolset) holder(ctx context.Context, tool string) (engine.Holder, *mcp.
 	return h, nil
 }
 
-// Hooks returns the mcp-go hooks the session tools need: when an MCP connection ends
-// (OnUnregisterSession), the engine is told, and the sessions that connection held become
+// Hooks returns the mcp-go hooks the session tools need: when an MCP connection starts
+// (OnRegisterSession) or ends (OnUnregisterSession), the engine is told. When one ends, and the sessions that connection held become
 // detached, so that a new connection can take them over with attach_session. Without them a
 // session whose holder went away stays attached until it expires.
 //

@@ -32,7 +32,7 @@ func BenchmarkRunCommandTrue(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer prov.Close()
-	c := connect(b, b.TempDir())
+	c := connect(b, dataDir(b))
 	c.ok("create_workspace", map[string]any{"name": "bench"})
 	args := map[string]any{"workspace": "bench", "command": "true"}
 	bindDir := b.TempDir()
@@ -83,5 +83,104 @@ func BenchmarkRunCommandTrue(b *testing.B) {
 	b.ReportMetric(ms(sk), "sandkit-ms/op")
 	b.ReportMetric(float64(sk)/float64(bw), "sandkit/bwrap")
 	b.ReportMetric(float64(sk)/float64(bb), "sandkit/bwrap-bind")
+	b.ReportMetric(0, "ns/op")
+}
+
+// benchSession opens a session on a fresh workspace, skipping the benchmark when the provider
+// has no live sessions yet.
+func benchSession(b *testing.B, c *client, ws string) string {
+	c.ok("create_workspace", map[string]any{"name": ws})
+	out, text, isErr := c.call("open_session", map[string]any{"workspace": ws})
+	if isErr {
+		b.Skipf("open_session: %s", text)
+	}
+	sid := out["session_id"].(string)
+	if _, text, isErr := c.call("session_exec", map[string]any{"session_id": sid, "command": "true"}); isErr {
+		b.Skipf("session_exec: %s", text)
+	}
+	return sid
+}
+
+// BenchmarkSessionExecTrue measures, interleaved: plain `true` on the host (fork+exec) and
+// `session_exec true` through MCP — stdio door, Unix socket, daemon, engine, the agent in the
+// live sandbox — and reports the ratio (target ≤ 5).
+//
+//	go test ./cmd/sandkit-mcp/ -run '^$' -bench SessionExecTrue -benchtime 200x
+func BenchmarkSessionExecTrue(b *testing.B) {
+	ctx := context.Background()
+	c := connect(b, dataDir(b))
+	sid := benchSession(b, c, "bench-exec")
+	args := map[string]any{"session_id": sid, "command": "true"}
+	var plain, sk time.Duration
+	for b.Loop() {
+		t := time.Now()
+		if err := exec.Command("true").Run(); err != nil {
+			b.Fatal(err)
+		}
+		plain += time.Since(t)
+		t = time.Now()
+		res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: "session_exec", Arguments: args})
+		if err != nil || res.IsError {
+			b.Fatalf("session_exec: %v %+v", err, res)
+		}
+		sk += time.Since(t)
+	}
+	c.ok("discard_session", map[string]any{"session_id": sid})
+	n := float64(b.N)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
+	b.ReportMetric(ms(plain), "exec-ms/op")
+	b.ReportMetric(ms(sk), "session_exec-ms/op")
+	b.ReportMetric(float64(sk)/float64(plain), "session_exec/exec")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkSessionOpenCommit measures, interleaved: a raw bwrap sandbox start running `true`
+// (the local provider's RunBare), open_session until its first session_exec has answered, and
+// commit_session of a session that changed a file; it reports each against the raw start
+// (target ≤ 10).
+//
+//	go test ./cmd/sandkit-mcp/ -run '^$' -bench SessionOpenCommit -benchtime 30x
+func BenchmarkSessionOpenCommit(b *testing.B) {
+	ctx := context.Background()
+	prov, err := local.New(local.Options{Dir: filepath.Join(b.TempDir(), "bare")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer prov.Close()
+	c := connect(b, dataDir(b))
+	sid := benchSession(b, c, "bench-open")
+	c.ok("discard_session", map[string]any{"session_id": sid})
+	_ = prov.RunBare(ctx, "/usr/bin/true")
+	call := func(tool string, args map[string]any) map[string]any {
+		res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+		if err != nil || res.IsError {
+			b.Fatalf("%s: %v %+v", tool, err, res)
+		}
+		out, _, _ := decode(res)
+		return out
+	}
+	var bare, open, commit time.Duration
+	for b.Loop() {
+		t := time.Now()
+		if err := prov.RunBare(ctx, "/usr/bin/true"); err != nil {
+			b.Fatal(err)
+		}
+		bare += time.Since(t)
+		t = time.Now()
+		sid := call("open_session", map[string]any{"workspace": "bench-open"})["session_id"]
+		call("session_exec", map[string]any{"session_id": sid, "command": "true"})
+		open += time.Since(t)
+		call("session_exec", map[string]any{"session_id": sid, "command": "sh", "args": []any{"-c", "date > stamp.txt"}})
+		t = time.Now()
+		call("commit_session", map[string]any{"session_id": sid})
+		commit += time.Since(t)
+	}
+	n := float64(b.N)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
+	b.ReportMetric(ms(bare), "bwrap-ms/op")
+	b.ReportMetric(ms(open), "open-ready-ms/op")
+	b.ReportMetric(ms(commit), "commit-ms/op")
+	b.ReportMetric(float64(open)/float64(bare), "open/bwrap")
+	b.ReportMetric(float64(commit)/float64(bare), "commit/bwrap")
 	b.ReportMetric(0, "ns/op")
 }

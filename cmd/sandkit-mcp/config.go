@@ -22,9 +22,13 @@ type config struct {
 	// memoryLimit (bytes) and pidsLimit bound each sandbox where cgroups allow; 0 = no limit.
 	memoryLimit int64
 	pidsLimit   int64
+	// memoryFlag is --memory-limit as given, passed on to a daemon the stdio door starts.
+	memoryFlag string
 }
 
-func parseConfig(name string, args []string) (config, *flag.FlagSet, error) {
+// parseConfig parses the flags every subcommand shares, plus those extra registers (a
+// subcommand's own flags).
+func parseConfig(name string, args []string, extra ...func(*flag.FlagSet)) (config, *flag.FlagSet, error) {
 	var c config
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -34,10 +38,14 @@ func parseConfig(name string, args []string) (config, *flag.FlagSet, error) {
 	var mem string
 	fs.StringVar(&mem, "memory-limit", "0", "memory limit per sandbox")
 	fs.Int64Var(&c.pidsLimit, "pids-limit", 4096, "process limit per sandbox")
+	for _, f := range extra {
+		f(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return c, fs, usageError{fmt.Errorf("%s: %v (see sandkit-mcp help)", name, err)}
 	}
 	var err error
+	c.memoryFlag = mem
 	if c.memoryLimit, err = parseSize(mem); err != nil {
 		return c, fs, usageError{fmt.Errorf("--memory-limit %q: %v (use e.g. 2G, 512M or 0 for none)", mem, err)}
 	}

@@ -29,7 +29,14 @@ func demo(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
+		// Runs after the client closed (deferred later, so earlier): stop the daemon the
+		// door started for this temporary data dir, then remove the dir.
+		defer func() {
+			if _, err := stopDaemon(context.Background(), dir, 30*time.Second); err != nil {
+				fmt.Fprintf(os.Stderr, "sandkit-mcp demo: %v\n", err)
+			}
+			os.RemoveAll(dir)
+		}()
 		cfg.dataDir = dir
 	}
 	self, err := os.Executable()
@@ -43,7 +50,7 @@ func demo(ctx context.Context, args []string) error {
 	cmd := exec.Command(self, srvArgs...)
 	cmd.Stderr = os.Stderr
 	d := &demoRun{out: os.Stdout}
-	d.say("sandkit-mcp demo: spawning `%s %s` and connecting the official MCP Go SDK client over stdio", self, strings.Join(srvArgs, " "))
+	d.say("sandkit-mcp demo: spawning the stdio door `%s %s` (it starts the daemon for the data dir) and connecting the official MCP Go SDK client to it", self, strings.Join(srvArgs, " "))
 	client := mcp.NewClient(&mcp.Implementation{Name: "sandkit-demo", Version: version}, nil)
 	cs, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 	if err != nil {
@@ -112,6 +119,10 @@ func demo(ctx context.Context, args []string) error {
 		return err
 	}
 	d.say("\ndemo finished: every step above went through MCP to real bubblewrap sandboxes, with a commit after each change.")
+	if explicit || os.Getenv("SANDKIT_DATA_DIR") != "" {
+		d.say("the daemon for %s keeps serving other doors; it exits after %v with nothing to do, or now with `sandkit-mcp stop --data-dir %s`",
+			cfg.dataDir, doorIdleExit, cfg.dataDir)
+	}
 	return nil
 }
 

@@ -20,7 +20,7 @@ func doctor(ctx context.Context, args []string) error {
 		return err
 	}
 	checks := local.Diagnose(cfg.bwrap)
-	checks = append(checks, dataDirCheck(cfg.dataDir))
+	checks = append(checks, dataDirCheck(cfg.dataDir), daemonCheck(cfg.dataDir))
 	failed := 0
 	for _, c := range checks {
 		mark := "ok  "
@@ -47,11 +47,16 @@ func dataDirCheck(dir string) local.Check {
 		c.Fix = "pass --data-dir or set SANDKIT_DATA_DIR to a writable directory"
 		return c
 	}
+	if _, ok := runningDaemon(dir); ok {
+		c.OK = true
+		c.Detail = dir + " is served by a running daemon (its state file is in use, as it should be)"
+		return c
+	}
 	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{Timeout: 500 * time.Millisecond})
 	switch {
 	case errors.Is(err, store.ErrLocked):
 		c.OK = true
-		c.Detail = fmt.Sprintf("%s is in use by a running sandkit-mcp server (fine; a second server on it would be refused)", dir)
+		c.Detail = fmt.Sprintf("%s is in use by another sandkit-mcp process that does not answer on its socket (starting or stopping?)", dir)
 	case err != nil:
 		c.Detail = fmt.Sprintf("%s: %v", dir, err)
 		c.Fix = "move the damaged state.db aside, or use another --data-dir"
@@ -59,6 +64,35 @@ func dataDirCheck(dir string) local.Check {
 		st.Close()
 		c.OK = true
 		c.Detail = dir + " is writable and its state file opens"
+	}
+	return c
+}
+
+// daemonCheck says whether a daemon serves the data dir. Either answer is fine: the stdio door
+// starts one on demand.
+func daemonCheck(dir string) local.Check {
+	c := local.Check{Name: "daemon", OK: true}
+	info, ok := runningDaemon(dir)
+	switch {
+	case !ok:
+		c.Detail = "not running for " + dir + " (the stdio door `sandkit-mcp` starts one on demand; `sandkit-mcp serve` runs one in the foreground)"
+	case info.PID == 0:
+		c.Detail = "a daemon answers on " + info.Socket + ", but its pidfile is missing"
+	default:
+		c.Detail = fmt.Sprintf("running: pid %d, version %s, up %s, socket %s",
+			info.PID, info.Version, time.Since(info.Started).Round(time.Second), info.Socket)
+		if info.HTTP != "" {
+			c.Detail += ", http " + info.HTTP
+		}
+		if info.Preview != "" {
+			c.Detail += ", previews on " + info.Preview
+		}
+		if info.IdleExit != "" {
+			c.Detail += ", exits after " + info.IdleExit + " idle"
+		}
+		if info.Version != version {
+			c.Detail += fmt.Sprintf(" (this binary is %s: `sandkit-mcp stop` and the next door starts this version)", version)
+		}
 	}
 	return c
 }

@@ -1,15 +1,20 @@
 // Command sandkit-mcp is an MCP server that gives AI agents durable sandboxed workspaces.
 //
-// Usage:
+// One daemon owns a data dir (its engine, sandboxes and state); agents reach it through doors:
 //
-//	sandkit-mcp [flags]            serve MCP on stdio (what an agent launches)
+//	sandkit-mcp [flags]            the stdio door: relay MCP on stdin/stdout to the daemon of the
+//	                               data dir, starting it if none runs (what an agent launches)
+//	sandkit-mcp serve [flags]      run the daemon in the foreground: Unix-socket door, preview
+//	                               listener and, with --http, Streamable HTTP (/mcp) and SSE (/sse)
+//	sandkit-mcp stop [flags]       stop the daemon of the data dir
 //	sandkit-mcp doctor [flags]     check this machine and say how to fix what is missing
 //	sandkit-mcp demo [flags]       drive a real MCP client through the whole story and print it
 //	sandkit-mcp version            print the version
 //
 // Flags (every subcommand): --data-dir DIR (or SANDKIT_DATA_DIR; default
 // $XDG_DATA_HOME/sandkit, i.e. ~/.local/share/sandkit), --bwrap PATH, --log-level
-// debug|info|warn|error. Logs go to stderr, never to stdout.
+// debug|info|warn|error. Logs go to stderr (a door's daemon: <data-dir>/daemon.log), never to
+// stdout.
 package main
 
 import (
@@ -38,7 +43,11 @@ func run(args []string) int {
 	var err error
 	switch cmd {
 	case "", "stdio":
-		err = serveStdio(ctx, args)
+		err = stdioDoor(ctx, args)
+	case "serve":
+		err = serve(ctx, args)
+	case "stop":
+		err = stopCmd(ctx, args)
 	case "doctor":
 		err = doctor(ctx, args)
 	case "demo":
@@ -70,16 +79,39 @@ func usage() {
 	fmt.Fprint(os.Stderr, `sandkit-mcp: durable sandboxed workspaces for AI agents, over MCP.
 
 Usage:
-  sandkit-mcp [flags]          serve MCP on stdio (register this with your agent)
-  sandkit-mcp doctor [flags]   check bubblewrap, namespaces, overlay, data dir; say how to fix
+  sandkit-mcp [flags]          the stdio door: register this with your agent. It connects to the
+                               daemon of the data dir (starting one if none runs, which exits after
+                               15 minutes with nothing to do) and relays MCP on stdin/stdout
+  sandkit-mcp serve [flags]    run the daemon in the foreground (Unix socket <data-dir>/sandkit.sock,
+                               preview listener, and with --http the HTTP door)
+  sandkit-mcp stop [flags]     stop the daemon of the data dir (SIGTERM, then wait)
+  sandkit-mcp doctor [flags]   check bubblewrap, namespaces, overlay, data dir, daemon; say how to fix
   sandkit-mcp demo [flags]     run the whole story through a real MCP client and print each step
   sandkit-mcp version          print the version
 
-Flags:
+Flags (every subcommand):
   --data-dir DIR      state directory (env SANDKIT_DATA_DIR; default ~/.local/share/sandkit)
   --bwrap PATH        bubblewrap binary (default: bwrap from PATH)
   --log-level LEVEL   debug, info, warn or error (default info)
   --memory-limit SIZE memory limit per sandbox, e.g. 2G (default 0: none; needs cgroups)
   --pids-limit N      process limit per sandbox (default 4096; 0: none; needs cgroups)
+  A daemon started by the stdio door gets that door's --bwrap, --log-level and limits.
+
+Flags of serve:
+  --http ADDR             also serve MCP over HTTP: Streamable HTTP at /mcp, legacy SSE at /sse and
+                          /message, health at /healthz. A bare port means 127.0.0.1:PORT; an address
+                          beyond loopback (e.g. :8765, 0.0.0.0:8765) requires a bearer token
+  --token TOKEN           bearer token every HTTP request must carry (env SANDKIT_TOKEN; prefer the env)
+  --allowed-origin ORIGIN browser origin allowed to call the HTTP door besides loopback ones (repeatable)
+  --idle-ttl D            end HTTP MCP sessions idle this long; their live sessions become attachable
+                          (default 10m)
+  --idle-exit D           exit after D with no connection, call, run or open session (default 0: never)
+  --preview-addr ADDR     preview listener; URLs look like http://<token>.localhost:PORT/
+                          (default 127.0.0.1:0, a free port; "" turns previews off)
+  --public-url BASE       serve previews on the HTTP door under BASE instead: https://*.example.com
+                          puts the token in place of '*' (wildcard DNS); otherwise BASE/p/<token>/
+
+Flags of stop:
+  --timeout D             wait this long for a graceful stop before killing (default 30s)
 `)
 }

@@ -2,112 +2,121 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
 	"fmt"
-	"log"
-	"log/slog"
 	"os"
-	"path/filepath"
-
-	"github.com/mark3labs/mcp-go/server"
-
-	"github.com/sandkit/sandkit-mcp/engine"
-	"github.com/sandkit/sandkit-mcp/prompts"
-	"github.com/sandkit/sandkit-mcp/sandbox/local"
-	"github.com/sandkit/sandkit-mcp/store"
-	"github.com/sandkit/sandkit-mcp/tools"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 )
 
-// instructions are sent to the client at initialize; they orient a model that has never seen
-// this server.
-const instructions = `sandkit-mcp gives you durable sandboxed workspaces (Linux, no network unless a policy allows it).
-A workspace is a directory (/workspace, plus the sandbox user's home) with a history of commits.
-- create_workspace, then run_command: every command runs in a fresh sandbox started from the workspace head,
-  and its result (whatever the exit code) is committed as a new head. Commands on one workspace run one at a
-  time, in order. Use background=true and get_run for long commands.
-- write_files / read_file / list_files work on the head; write_files makes one commit.
-- workspace_history lists commits; restore_workspace moves head back to an earlier state (history is kept);
-  fork_workspace copies a workspace at any commit, instantly.`
+// serveFlags are the flags of `sandkit-mcp serve`.
+type serveFlags struct {
+	http        string
+	token       string
+	origins     stringList
+	idleTTL     time.Duration
+	idleExit    time.Duration
+	previewAddr string
+	publicURL   string
 
-// runtime is the engine with everything it owns, for one data dir.
-type runtime struct {
-	store  *store.Store
-	prov   *local.Provider
-	engine *engine.Engine
-	log    *slog.Logger
+	// Derived.
+	httpAddr string
+	site     *previewSite // --public-url, parsed
 }
 
-// openRuntime opens the data dir: its state file, the local provider and the engine. A second
-// process on the same data dir gets a clear error (the shared daemon comes with sessions).
-func openRuntime(ctx context.Context, cfg config, logger *slog.Logger) (*runtime, error) {
-	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("cannot create data dir %s: %w (pass --data-dir or set SANDKIT_DATA_DIR to a writable directory)", cfg.dataDir, err)
+// Defaults of serve's flags.
+const (
+	defaultIdleTTL     = 10 * time.Minute
+	defaultPreviewAddr = "127.0.0.1:0"
+	// doorIdleExit is the --idle-exit of a daemon the stdio door starts.
+	doorIdleExit = 15 * time.Minute
+)
+
+// stringList is a repeatable flag; each value may also hold several, comma-separated.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
 	}
-	st, err := store.Open(filepath.Join(cfg.dataDir, "state.db"), store.Options{})
-	if errors.Is(err, store.ErrLocked) {
-		return nil, fmt.Errorf("%w\nanother sandkit-mcp process is serving data dir %s; stop it, or give this one its own --data-dir (one server per data dir until the shared daemon lands)", err, cfg.dataDir)
-	}
-	if err != nil {
-		return nil, err
-	}
-	prov, err := local.New(local.Options{
-		Dir: filepath.Join(cfg.dataDir, "local"), Bwrap: cfg.bwrap, Logger: logger,
-		MemoryLimit: cfg.memoryLimit, PidsLimit: cfg.pidsLimit,
+	return nil
+}
+
+// serve runs the daemon in the foreground: the engine owning the data dir, the Unix-socket door,
+// a preview listener and, with --http, the HTTP door.
+func serve(ctx context.Context, args []string) error {
+	var f serveFlags
+	cfg, _, err := parseConfig("serve", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&f.http, "http", "", "serve MCP over HTTP on this address")
+		fs.StringVar(&f.token, "token", "", "bearer token HTTP clients must send")
+		fs.Var(&f.origins, "allowed-origin", "extra origin allowed to call the HTTP door")
+		fs.DurationVar(&f.idleTTL, "idle-ttl", defaultIdleTTL, "unregister HTTP sessions idle this long")
+		fs.DurationVar(&f.idleExit, "idle-exit", 0, "exit after this long with nothing to do (0: never)")
+		fs.StringVar(&f.previewAddr, "preview-addr", defaultPreviewAddr, "preview listener address")
+		fs.StringVar(&f.publicURL, "public-url", "", "base URL the HTTP door serves previews under")
 	})
 	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("%w\nrun `sandkit-mcp doctor` for a full check", err)
+		return err
 	}
-	eng, err := engine.Open(ctx, engine.Options{Store: st, Provider: prov, Logger: logger})
-	if err != nil {
-		prov.Close()
-		st.Close()
-		return nil, err
-	}
-	return &runtime{store: st, prov: prov, engine: eng, log: logger}, nil
-}
-
-func (r *runtime) Close() error {
-	err := r.engine.Close()
-	err = errors.Join(err, r.prov.Close())
-	return errors.Join(err, r.store.Close())
-}
-
-// newMCPServer builds the MCP server with every tool registered.
-func newMCPServer(eng *engine.Engine, logger *slog.Logger) *server.MCPServer {
-	s := server.NewMCPServer("sandkit-mcp", version,
-		server.WithToolCapabilities(false),
-		server.WithPromptCapabilities(false),
-		server.WithRecovery(),
-		server.WithInstructions(instructions),
-	)
-	tools.Register(s, eng, tools.Options{Logger: logger})
-	prompts.Register(s)
-	return s
-}
-
-// serveStdio serves MCP on stdin/stdout until the client closes stdin or a signal arrives.
-func serveStdio(ctx context.Context, args []string) error {
-	cfg, _, err := parseConfig("sandkit-mcp", args)
-	if err != nil {
+	if err := f.validate(); err != nil {
 		return err
 	}
 	logger, err := newLogger(cfg.logLevel)
 	if err != nil {
 		return err
 	}
-	rt, err := openRuntime(ctx, cfg, logger)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP)
+	defer stop()
+	return runDaemon(ctx, cfg, f, logger)
+}
+
+// validate checks serve's flags and derives the listen address and the preview site.
+func (f *serveFlags) validate() error {
+	if f.token == "" {
+		f.token = os.Getenv("SANDKIT_TOKEN")
+	}
+	f.token = strings.TrimSpace(f.token)
+	addr, err := httpListenAddr(f.http)
 	if err != nil {
 		return err
 	}
-	defer rt.Close()
-	logger.Info("serving MCP on stdio", "data_dir", cfg.dataDir, "version", version)
-	srv := server.NewStdioServer(newMCPServer(rt.engine, logger))
-	srv.SetErrorLogger(log.New(os.Stderr, "mcp: ", log.LstdFlags))
-	server.WithWorkerPoolSize(32)(srv)
-	err = srv.Listen(ctx, os.Stdin, os.Stdout)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
+	f.httpAddr = addr
+	if addr != "" && !isLoopbackAddr(addr) && f.token == "" {
+		return usageError{fmt.Errorf("--http %s listens beyond this machine, and anyone who reaches it could run commands in your workspaces; "+
+			"refusing to start without a bearer token: set SANDKIT_TOKEN (or --token) to a long random secret, or bind a loopback address such as 127.0.0.1:%s",
+			addr, portOf(addr))}
+	}
+	if len(f.origins) > 0 && addr == "" {
+		return usageError{fmt.Errorf("--allowed-origin applies to the HTTP door: add --http")}
+	}
+	if f.idleTTL < time.Second {
+		return usageError{fmt.Errorf("--idle-ttl %v: give at least 1s (HTTP sessions idle this long are ended; default %v)", f.idleTTL, defaultIdleTTL)}
+	}
+	if f.idleExit < 0 {
+		return usageError{fmt.Errorf("--idle-exit must be 0 (never) or a positive duration such as 15m")}
+	}
+	if f.publicURL != "" {
+		if addr == "" {
+			return usageError{fmt.Errorf("--public-url needs --http: the HTTP door is what serves previews under it")}
+		}
+		site, err := parsePreviewBase(f.publicURL)
+		if err != nil {
+			return usageError{fmt.Errorf("--public-url %v (examples: https://*.preview.example.com routes by host; https://example.com/sandkit serves BASE/p/<token>/)", err)}
+		}
+		f.site = &site
 	}
 	return nil
+}
+
+func portOf(addr string) string {
+	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
+		return addr[i+1:]
+	}
+	return addr
 }

@@ -31,7 +31,7 @@ func (p *Provider) RunBare(ctx context.Context, argv ...string) error {
 	rel := func(q string) string { r, _ := filepath.Rel(p.store.layers, q); return r }
 	spec := helperSpec{
 		LayersDir: p.store.layers, Stage: p.profile.stage, Etc: "../etc",
-		Drop: p.drop, UID: p.uid, GID: p.gid, ParentPid: os.Getpid(), Bwrap: p.bw.Path, Args: p.profile.args(),
+		Drop: p.drop, UID: p.uid, GID: p.gid, ParentPid: os.Getpid(), Bwrap: p.bw.Path, Args: p.profile.args(launch{}),
 		Seccomp: p.seccomp, Command: argv,
 	}
 	for _, o := range []struct{ sub, target string }{{"workspace", "ws"}, {"home", "home"}} {
@@ -60,7 +60,7 @@ func (p *Provider) RunBare(ctx context.Context, argv ...string) error {
 	cmd.Args = []string{"sandkit-local-helper"}
 	cmd.Env = []string{reexecEnv + "=" + roleHelper}
 	cmd.ExtraFiles = []*os.File{specR, devnull, infoW}
-	cmd.SysProcAttr = helperSysProcAttr(p.drop, p.uid, p.gid)
+	cmd.SysProcAttr = helperSysProcAttr(p.drop, p.uid, p.gid, false)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

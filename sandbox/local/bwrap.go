@@ -108,13 +108,27 @@ type sandboxProfile struct {
 	tmpSize int64
 }
 
-func (pr *sandboxProfile) args() []string {
+// launch says how one sandbox is started.
+type launch struct {
+	// detached sandboxes outlive the provider: no --die-with-parent.
+	detached bool
+	// reexec: the agent is the provider's own executable, which needs its role in the
+	// environment (reexec.go).
+	reexec bool
+}
+
+// args are the bwrap options for one sandbox. The command runs as PID 1 of the sandbox's PID
+// namespace (--as-pid-1: no bwrap init in between), so it must reap orphans; the agent does.
+func (pr *sandboxProfile) args(l launch) []string {
 	a := []string{
 		"--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
 		"--unshare-cgroup-try",
 		"--uid", strconv.Itoa(sandboxUID), "--gid", strconv.Itoa(sandboxGID),
 		"--hostname", "sandbox",
-		"--die-with-parent", "--new-session", "--cap-drop", "ALL",
+		"--as-pid-1", "--new-session", "--cap-drop", "ALL",
+	}
+	if !l.detached {
+		a = append(a, "--die-with-parent")
 	}
 	if pr.bw.DisableUserns {
 		a = append(a, "--disable-userns")
@@ -140,9 +154,11 @@ func (pr *sandboxProfile) args() []string {
 		"--setenv", "USER", sandboxUser,
 		"--setenv", "LANG", "C.UTF-8",
 		"--setenv", "TERM", "dumb",
-		"--setenv", reexecEnv, roleAgent,
-		"--info-fd", strconv.Itoa(fdInfo),
 	)
+	if l.reexec {
+		a = append(a, "--setenv", reexecEnv, roleAgent)
+	}
+	a = append(a, "--info-fd", strconv.Itoa(fdInfo))
 	return a
 }
 

@@ -50,6 +50,14 @@ func (c *sandboxCgroup) procsFiles() []string {
 	return out
 }
 
+// dirList returns the cgroup directories (for meta.json).
+func (c *sandboxCgroup) dirList() []string {
+	if c == nil {
+		return nil
+	}
+	return c.dirs
+}
+
 // remove deletes the cgroup directories once their processes are gone (they may take a moment
 // to leave after the sandbox was killed).
 func (c *sandboxCgroup) remove() error {

@@ -11,12 +11,11 @@ import (
 	"path"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sandkit/sandkit-mcp/sandbox"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/agent"
 )
 
-// The provider side of the agent protocol (see protocol.go).
+// The provider side of the agent protocol (see package agent).
 
 // cancelGrace is how long Exec waits, after its context was cancelled, for the agent to report
 // that it killed the command.
@@ -24,26 +23,31 @@ const cancelGrace = 5 * time.Second
 
 // dial opens a request connection to the agent.
 func (s *localSandbox) dial() (*net.UnixConn, error) {
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("socketpair: %w", err)
-	}
-	s.masterMu.Lock()
-	_ = s.master.SetWriteDeadline(time.Now().Add(killTimeout))
-	_, _, err = s.master.WriteMsgUnix([]byte{'c'}, unix.UnixRights(pair[1]), nil)
-	s.masterMu.Unlock()
-	unix.Close(pair[1])
-	if err != nil {
-		unix.Close(pair[0])
-		return nil, s.lostAgent(err)
-	}
-	f := os.NewFile(uintptr(pair[0]), "agent-request")
-	c, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
+	if err := s.checkRunning(); err != nil {
 		return nil, err
 	}
-	return c.(*net.UnixConn), nil
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: s.sock, Net: "unix"})
+	if err != nil {
+		return nil, s.lostAgent(err)
+	}
+	return c, nil
+}
+
+// guard calls onCancel when ctx is done, and cuts the connection off when the sandbox's
+// processes are gone (bwrap may still hold the listening socket a moment after the agent died,
+// so a connection can succeed that nobody will answer), until the returned stop is called.
+func (s *localSandbox) guard(ctx context.Context, c *net.UnixConn, onCancel func()) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			onCancel()
+		case <-s.exited:
+			_ = c.SetDeadline(time.Now())
+		case <-done:
+		}
+	}()
+	return func() { close(done) }
 }
 
 // lostAgent turns a broken connection into ErrEnded when the sandbox is gone.
@@ -59,77 +63,74 @@ func (s *localSandbox) lostAgent(err error) error {
 		if s.state == stateRunning {
 			return fmt.Errorf("%w: sandbox %s died", sandbox.ErrEnded, s.id)
 		}
-		return s.endedErrLocked()
+		return s.stateErrLocked()
 	default:
 	}
 	if s.state != stateRunning {
-		return s.endedErrLocked()
+		return s.stateErrLocked()
 	}
 	return fmt.Errorf("lost the connection to the agent of sandbox %s: %w", s.id, err)
 }
 
 // call sends one request (with blobs) and reads its result, plus a blob of at most blobMax
 // bytes when blobMax > 0.
-func (s *localSandbox) call(ctx context.Context, req request, blobs [][]byte, blobMax int64) (result, []byte, error) {
-	if err := s.checkRunning(); err != nil {
-		return result{}, nil, err
-	}
+func (s *localSandbox) call(ctx context.Context, req agent.Request, blobs [][]byte, blobMax int64) (agent.Result, []byte, error) {
 	c, err := s.dial()
 	if err != nil {
-		return result{}, nil, err
+		return agent.Result{}, nil, err
 	}
 	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
+	stop := s.guard(ctx, c, func() { _ = c.SetDeadline(time.Now()) })
 	defer stop()
 	res, data, err := roundTrip(c, req, blobs, blobMax)
 	if err != nil {
 		if ctx.Err() != nil {
-			return result{}, nil, ctx.Err()
+			return agent.Result{}, nil, ctx.Err()
 		}
-		return result{}, nil, s.lostAgent(err)
+		return agent.Result{}, nil, s.lostAgent(err)
 	}
 	if res.Err != nil {
-		return res, nil, res.Err.toError()
+		return res, nil, res.Err.Err()
 	}
 	return res, data, nil
 }
 
-func roundTrip(c *net.UnixConn, req request, blobs [][]byte, blobMax int64) (result, []byte, error) {
+func roundTrip(c *net.UnixConn, req agent.Request, blobs [][]byte, blobMax int64) (agent.Result, []byte, error) {
 	w := bufio.NewWriterSize(c, 64<<10)
-	if err := writeJSON(w, frameRequest, req); err != nil {
-		return result{}, nil, err
+	if err := agent.WriteJSON(w, agent.FrameRequest, req); err != nil {
+		return agent.Result{}, nil, err
 	}
 	for _, b := range blobs {
-		if err := writeBlob(w, b); err != nil {
-			return result{}, nil, err
+		if err := agent.WriteBlob(w, b); err != nil {
+			return agent.Result{}, nil, err
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return result{}, nil, err
+		return agent.Result{}, nil, err
 	}
 	r := bufio.NewReaderSize(c, 64<<10)
-	var res result
-	if err := readJSON(r, frameResult, &res); err != nil {
-		return result{}, nil, unexpectedEOF(err)
+	var res agent.Result
+	if err := agent.ReadJSON(r, agent.FrameResult, &res); err != nil {
+		return agent.Result{}, nil, agent.UnexpectedEOF(err)
 	}
 	if blobMax <= 0 || res.Err != nil {
 		return res, nil, nil
 	}
-	data, err := readBlob(r, blobMax)
+	data, err := agent.ReadBlob(r, blobMax)
 	return res, data, err
 }
 
-// Exec implements sandbox.Sandbox.
-func (s *localSandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.ExecResult, error) {
+// execRequest validates req and turns it into the agent's request.
+func (s *localSandbox) execRequest(op string, req sandbox.ExecRequest) (agent.Request, error) {
 	if req.Command == "" {
-		return sandbox.ExecResult{}, fmt.Errorf("%w: empty command", sandbox.ErrInvalid)
+		return agent.Request{}, fmt.Errorf("%w: empty command", sandbox.ErrInvalid)
 	}
 	if err := s.checkRunning(); err != nil {
-		return sandbox.ExecResult{}, err
+		return agent.Request{}, err
 	}
 	env, err := s.commandEnv(req.Env)
 	if err != nil {
-		return sandbox.ExecResult{}, err
+		return agent.Request{}, err
 	}
 	cwd := req.Cwd
 	switch {
@@ -138,16 +139,27 @@ func (s *localSandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandb
 	case !path.IsAbs(cwd):
 		cwd = path.Join(sandbox.WorkspaceDir, cwd)
 	}
-	wreq := request{
-		Op:        opExec,
-		Argv:      append([]string{req.Command}, req.Args...),
-		Cwd:       cwd,
-		Env:       env,
-		HasStdin:  req.Stdin != nil,
-		TimeoutMs: req.Timeout.Milliseconds(),
+	wreq := agent.Request{
+		Op:       op,
+		Argv:     append([]string{req.Command}, req.Args...),
+		Cwd:      cwd,
+		Env:      env,
+		HasStdin: req.Stdin != nil,
 	}
-	if req.Timeout > 0 && wreq.TimeoutMs == 0 {
-		wreq.TimeoutMs = 1
+	if op == agent.OpExec {
+		wreq.TimeoutMs = req.Timeout.Milliseconds()
+		if req.Timeout > 0 && wreq.TimeoutMs == 0 {
+			wreq.TimeoutMs = 1
+		}
+	}
+	return wreq, nil
+}
+
+// Exec implements sandbox.Sandbox.
+func (s *localSandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.ExecResult, error) {
+	wreq, err := s.execRequest(agent.OpExec, req)
+	if err != nil {
+		return sandbox.ExecResult{}, err
 	}
 	c, err := s.dial()
 	if err != nil {
@@ -157,16 +169,16 @@ func (s *localSandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandb
 
 	// On cancellation: half-close so the agent kills the command tree and reports, and give it
 	// cancelGrace to do so.
-	stop := context.AfterFunc(ctx, func() {
+	stop := s.guard(ctx, c, func() {
 		_ = c.CloseWrite()
 		_ = c.SetReadDeadline(time.Now().Add(cancelGrace))
 	})
 	defer stop()
 
 	w := bufio.NewWriterSize(c, 64<<10)
-	err = writeJSON(w, frameRequest, wreq)
+	err = agent.WriteJSON(w, agent.FrameRequest, wreq)
 	if err == nil && req.Stdin != nil {
-		err = writeBlob(w, req.Stdin)
+		err = agent.WriteBlob(w, req.Stdin)
 	}
 	if err == nil {
 		err = w.Flush()
@@ -181,28 +193,28 @@ func (s *localSandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandb
 	stderr := writerOrDiscard(req.Stderr)
 	r := bufio.NewReaderSize(c, 64<<10)
 	for {
-		typ, p, err := readFrame(r, maxFrame)
+		typ, p, err := agent.ReadFrame(r, agent.MaxFrame)
 		if err != nil {
 			if ctx.Err() != nil {
 				return sandbox.ExecResult{}, ctx.Err()
 			}
-			return sandbox.ExecResult{}, s.lostAgent(unexpectedEOF(err))
+			return sandbox.ExecResult{}, s.lostAgent(agent.UnexpectedEOF(err))
 		}
 		switch typ {
-		case frameStdout:
+		case agent.FrameStdout:
 			stdout.write(p)
-		case frameStderr:
+		case agent.FrameStderr:
 			stderr.write(p)
-		case frameResult:
+		case agent.FrameResult:
 			if ctx.Err() != nil {
 				return sandbox.ExecResult{}, ctx.Err()
 			}
-			var res result
+			var res agent.Result
 			if err := json.Unmarshal(p, &res); err != nil {
 				return sandbox.ExecResult{}, fmt.Errorf("agent answered nonsense: %w", err)
 			}
 			if res.Err != nil {
-				return sandbox.ExecResult{}, res.Err.toError()
+				return sandbox.ExecResult{}, res.Err.Err()
 			}
 			return sandbox.ExecResult{ExitCode: res.ExitCode, TimedOut: res.TimedOut, Duration: time.Duration(res.DurationNs)}, nil
 		default:
@@ -236,7 +248,7 @@ func (s *localSandbox) WriteFiles(ctx context.Context, files []sandbox.File) err
 	if len(files) == 0 {
 		return nil
 	}
-	req := request{Op: opWrite, MaxSize: s.p.opts.MaxFileSize}
+	req := agent.Request{Op: agent.OpWrite, MaxSize: s.p.opts.MaxFileSize}
 	blobs := make([][]byte, len(files))
 	for i, f := range files {
 		if int64(len(f.Content)) > s.p.opts.MaxFileSize {
@@ -245,7 +257,7 @@ func (s *localSandbox) WriteFiles(ctx context.Context, files []sandbox.File) err
 		if f.Mode&^os.ModePerm != 0 {
 			return fmt.Errorf("%w: %s: mode %v has more than permission bits", sandbox.ErrInvalid, f.Path, f.Mode)
 		}
-		req.Files = append(req.Files, fileMeta{Path: f.Path, Mode: uint32(f.Mode.Perm())})
+		req.Files = append(req.Files, agent.FileMeta{Path: f.Path, Mode: uint32(f.Mode.Perm())})
 		blobs[i] = f.Content
 	}
 	_, _, err := s.call(ctx, req, blobs, 0)
@@ -258,7 +270,7 @@ func (s *localSandbox) ReadFile(ctx context.Context, p string, offset, max int64
 	if max <= 0 || max > limit {
 		max = limit
 	}
-	res, data, err := s.call(ctx, request{Op: opRead, Path: p, Offset: offset, Max: max}, nil, max)
+	res, data, err := s.call(ctx, agent.Request{Op: agent.OpRead, Path: p, Offset: offset, Max: max}, nil, max)
 	if err != nil {
 		return sandbox.FileContent{}, err
 	}
@@ -273,7 +285,7 @@ func (s *localSandbox) ListFiles(ctx context.Context, dir string, depth int) ([]
 	if dir == "" {
 		dir = "."
 	}
-	res, _, err := s.call(ctx, request{Op: opList, Path: dir, Depth: depth}, nil, 0)
+	res, _, err := s.call(ctx, agent.Request{Op: agent.OpList, Path: dir, Depth: depth}, nil, 0)
 	if err != nil {
 		return nil, err
 	}

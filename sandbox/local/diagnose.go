@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandkit/sandkit-mcp/sandbox"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/agent"
 )
 
 // Check is one line of the doctor report.
@@ -31,9 +32,10 @@ type Check struct {
 
 // Diagnose checks whether this host can run local sandboxes, with bwrapPath ("" = look up
 // "bwrap" in PATH): bwrap present and its version, unprivileged user namespaces, overlayfs
-// mountable the way the provider mounts it, a complete sandbox start, cgroup limits and the
-// seccomp filter. It starts a throwaway sandbox in a temporary directory and cleans up after
-// itself.
+// mountable the way the provider mounts it, which in-sandbox agent this build runs (the embedded
+// static binary or the re-exec fallback), complete starts of a durable and of a live sandbox,
+// cgroup limits and the seccomp filter. It starts throwaway sandboxes in a temporary directory
+// and cleans up after itself.
 func Diagnose(bwrapPath string) []Check {
 	var out []Check
 	bw, err := findBwrap(bwrapPath)
@@ -47,7 +49,7 @@ func Diagnose(bwrapPath string) []Check {
 		out = append(out, Check{Name: "bwrap", OK: true, Detail: detail})
 		out = append(out, checkUserns(bw))
 	}
-	out = append(out, checkOverlay())
+	out = append(out, checkOverlay(), checkAgent())
 	if err == nil {
 		out = append(out, checkSandbox(bw.Path))
 	}
@@ -76,7 +78,20 @@ func sandboxIDs() (uid, gid int, drop bool) {
 func checkUserns(bw *bwrapInfo) Check {
 	c := Check{Name: "user namespaces"}
 	uid, gid, drop := sandboxIDs()
-	cmd := exec.Command(bw.Path, "--unshare-user", "--unshare-pid", "--unshare-net", "--ro-bind", "/", "/", "--", "/bin/true")
+	// Like the helper, exec bwrap through a descriptor opened before dropping to the sandbox
+	// uid, not by path: that uid may not be able to traverse the directories above bwrap (e.g. a
+	// bwrap built into /root/.cache by scripts/build-bwrap-new.sh), which the provider handles
+	// fine and which must not be reported as missing user namespaces.
+	f, err := os.Open(bw.Path)
+	if err != nil {
+		c.Detail = fmt.Sprintf("open %s: %v", bw.Path, err)
+		c.Fix = "check that bwrap is readable"
+		return c
+	}
+	defer f.Close()
+	cmd := exec.Command("/proc/self/fd/3", "--unshare-user", "--unshare-pid", "--unshare-net", "--ro-bind", "/", "/", "--", "/bin/true")
+	cmd.Args[0] = "bwrap"
+	cmd.ExtraFiles = []*os.File{f} // fd 3 in the child
 	if drop {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 	}
@@ -115,7 +130,7 @@ func checkOverlay() Check {
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"sandkit-local-probe"}
 	cmd.Env = []string{reexecEnv + "=" + roleProbe, "SANDKIT_PROBE_DIR=" + dir}
-	cmd.SysProcAttr = helperSysProcAttr(drop, uid, gid)
+	cmd.SysProcAttr = helperSysProcAttr(drop, uid, gid, false)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		c.Detail = fmt.Sprintf("mounting overlay (userxattr) failed: %v: %s", err, strings.TrimSpace(string(out)))
@@ -154,6 +169,20 @@ func probeMain() error {
 	return unix.Unmount(merged, 0)
 }
 
+// checkAgent says which agent sandboxes run. Both work; the fallback costs more memory per live
+// sandbox, so the detail says how to get the static one.
+func checkAgent() Check { return agentCheck(embeddedOnce()) }
+
+func agentCheck(bin []byte, why string) Check {
+	c := Check{Name: "sandbox agent", OK: true}
+	if bin != nil {
+		c.Detail = fmt.Sprintf("static agent embedded (%.1f MB, %s): PID 1 of every sandbox, a few MiB of memory per live sandbox", float64(len(bin))/1e6, agent.Protocol)
+		return c
+	}
+	c.Detail = "falling back to this executable as the in-sandbox agent, which works but uses more memory per live sandbox: " + why
+	return c
+}
+
 // checkSandbox starts a real sandbox in a temporary directory and runs one command in it.
 func checkSandbox(bwrap string) Check {
 	c := Check{Name: "sandbox start", Fix: "see the checks above; run the failing bwrap command by hand for details"}
@@ -189,7 +218,19 @@ func checkSandbox(bwrap string) Check {
 		c.Detail = fmt.Sprintf("`id -u` in the sandbox exited %d with %q, want 0 and 1000", res.ExitCode, stdout.String())
 		return c
 	}
+	t0 = time.Now()
+	live, err := p.Start(ctx, sandbox.StartOptions{Label: "doctor", Detached: true, Lifetime: time.Minute})
+	if err != nil {
+		c.Detail = "a live (detached) sandbox did not start: " + err.Error()
+		return c
+	}
+	liveBoot := time.Since(t0)
+	defer live.Stop(ctx)
+	if res, err := live.Exec(ctx, sandbox.ExecRequest{Command: "true"}); err != nil || res.ExitCode != 0 {
+		c.Detail = fmt.Sprintf("exec in a live sandbox: exit %d, %v", res.ExitCode, err)
+		return c
+	}
 	c.OK, c.Fix = true, ""
-	c.Detail = fmt.Sprintf("started in %s; commands run as uid 1000 with no network", boot.Round(time.Millisecond))
+	c.Detail = fmt.Sprintf("started in %s (live: %s); commands run as uid 1000 with no network", boot.Round(time.Millisecond), liveBoot.Round(time.Millisecond))
 	return c
 }

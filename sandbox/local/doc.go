@@ -1,8 +1,8 @@
 // Package local is the Linux sandbox provider of sandkit-mcp: sandboxes are bubblewrap (bwrap)
 // containers on this machine, and snapshots are overlayfs layers in a data directory. It needs
 // only the bwrap binary (Debian/Ubuntu: apt-get install -y bubblewrap); everything else is this
-// package, which re-executes its own binary for the two jobs it cannot do in-process (see
-// reexec.go).
+// package, which re-executes its own binary to mount the overlays (helper.go), and the
+// in-sandbox agent (package agent), embedded as a small static binary (agentbin.go).
 //
 // # Isolation
 //
@@ -44,10 +44,32 @@
 //
 // # Processes
 //
-// The sandbox's main process is an agent (this executable, bind-mounted read-only at
-// /.sb/agent) that serves exec and file requests over socketpairs the provider passes it; see
-// agent.go and protocol.go. Live sandboxes do not survive a restart of the provider: bwrap runs
-// with --die-with-parent, and New removes what a previous run left behind.
+// The agent (package agent) is PID 1 of every sandbox: bwrap runs it with --as-pid-1 from a
+// read-only bind at /.sb/agent. It is the static binary cmd/sandkit-agent when one was
+// embedded at build time (go generate ./sandbox/local; written once into the data directory as
+// agent-<sha256 prefix>), else this executable re-executed in the agent role (Diagnose says
+// which). It serves exec, files, background processes with buffered logs, signals and port
+// relays over a Unix socket the provider creates in the sandbox's control directory on the host
+// (sandboxes/<id>/ctl/agent.sock) and passes in as a descriptor, so the agent never creates a
+// Unix socket and the seccomp filter covers it like every command. It reaps every process of
+// the sandbox and ends the sandbox at its deadline by exiting (see Sandbox.Extend).
+//
+// # Live sandboxes
+//
+// A sandbox started without StartOptions.Detached dies with the provider (bwrap
+// --die-with-parent, a parent-death signal on the helper), and the next provider removes its
+// directory. A Detached one runs in a session of its own without either, so it survives the
+// provider's process being killed; it records its layer chain, deadline and processes (pids with
+// their start times) in sandboxes/<id>/meta.json. New adopts every live one it finds there
+// (Sandboxes lists them, Reconnect returns a working handle; background processes and their
+// output live in the agent and are intact) and removes dead ones. Close leaves live sandboxes
+// running. The provider follows a sandbox's processes through pidfds, so it can wait for an
+// adopted sandbox's processes (not its children) to be gone before its upper directory becomes
+// a layer. A live sandbox whose deadline passed while no provider ran has ended itself; the next
+// provider cleans up after it.
+//
+// An idle live sandbox costs two processes on the host: bwrap's monitor outside and the agent
+// inside (about 6 MiB of resident memory together with the static agent).
 //
 // The package is Linux-only.
 package local

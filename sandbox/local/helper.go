@@ -20,11 +20,17 @@ import (
 //  1. makes every mount private, so nothing it mounts propagates to the host;
 //  2. mounts a small tmpfs "stage" over a world-traversable directory (/run) and, inside it,
 //     the workspace and home overlays (always with userxattr, the format bwrap >= 0.10 --overlay
-//     would also produce), a bind of the sandbox /etc and one of its own executable (the agent);
+//     would also produce), a bind of the sandbox /etc and one of the agent (the static agent
+//     binary, or its own executable; see agentbin.go);
 //  3. joins the sandbox's cgroups (root only);
 //  4. when the provider is root, drops to the unprivileged sandbox host uid/gid, so bwrap and
 //     everything in the sandbox run as that uid and never as host root;
-//  5. execs bwrap, which binds the stage into the sandbox by path.
+//  5. execs bwrap, which binds the stage into the sandbox by path. The helper's process becomes
+//     bwrap's monitor outside the sandbox (the "outer" process); the agent is bwrap's child.
+//
+// A durable sandbox's helper dies with the provider (parent-death signal, bwrap
+// --die-with-parent). A detached one does not: it runs in a session of its own and outlives the
+// provider.
 //
 // The stage is needed because bwrap resolves bind sources by path as the (now unprivileged) user:
 // the provider's data directory and executable may sit below directories that user cannot
@@ -43,6 +49,11 @@ type helperSpec struct {
 	Etc string `json:"etc"`
 	// Cgroups lists cgroup.procs files the helper joins before dropping privileges.
 	Cgroups []string `json:"cgroups,omitempty"`
+	// Agent is the host path of the agent binary to bind at /.sb/agent; "" binds the helper's
+	// own executable.
+	Agent string `json:"agent,omitempty"`
+	// Detached: do not tie this process (which becomes bwrap) to the provider's life.
+	Detached bool `json:"detached,omitempty"`
 	// Drop asks the helper to switch to UID/GID (the provider runs as root).
 	Drop      bool `json:"drop"`
 	UID       int  `json:"uid"`
@@ -66,9 +77,9 @@ type overlaySpec struct {
 
 // Fixed descriptors of the helper (and of bwrap after the exec).
 const (
-	fdSpec   = 3 // helper spec (closed by the helper)
-	fdMaster = 4 // the agent's master control socket
-	fdInfo   = 5 // bwrap --info-fd
+	fdSpec     = 3 // helper spec (closed by the helper)
+	fdListener = 4 // the agent's listening control socket (agent.DefaultListenFd)
+	fdInfo     = 5 // bwrap --info-fd
 )
 
 // overlayData is the mount data for one overlay.
@@ -90,20 +101,22 @@ func helperMain() error {
 	if err := os.Chdir(spec.LayersDir); err != nil {
 		return err
 	}
-	// Open bwrap and our own executable before the stage may hide them. The executable is
-	// reopened by path: /proc/self/exe points into the parent's mount namespace, and a bind
-	// mount's source must be a mount of this one.
+	// Open bwrap and the agent before the stage may hide them. Our own executable is reopened
+	// by path: /proc/self/exe points into the parent's mount namespace, and a bind mount's
+	// source must be a mount of this one.
 	bw, err := os.Open(spec.Bwrap)
 	if err != nil {
 		return err
 	}
-	self, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		return err
+	agentSrc := spec.Agent
+	if agentSrc == "" {
+		if agentSrc, err = os.Readlink("/proc/self/exe"); err != nil {
+			return err
+		}
 	}
-	exeFd, err := unix.Open(self, unix.O_PATH|unix.O_CLOEXEC, 0)
+	exeFd, err := unix.Open(agentSrc, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("open own executable %s: %w", self, err)
+		return fmt.Errorf("open the agent executable %s: %w", agentSrc, err)
 	}
 	if err := unix.Mount("tmpfs", spec.Stage, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=16m"); err != nil {
 		return fmt.Errorf("mount staging tmpfs on %s: %w", spec.Stage, err)
@@ -167,8 +180,10 @@ func helperMain() error {
 		}
 		// A credential change clears the parent-death signal; set it again so bwrap (which
 		// this process becomes) still dies with the provider.
-		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
-			return err
+		if !spec.Detached {
+			if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+				return err
+			}
 		}
 	}
 	if spec.ParentPid != 0 && os.Getppid() != spec.ParentPid {

@@ -154,7 +154,7 @@ func TestDiagnose(t *testing.T) {
 			t.Errorf("check %s failed: %s (fix: %s)", c.Name, c.Detail, c.Fix)
 		}
 	}
-	for _, want := range []string{"bwrap", "user namespaces", "overlayfs", "sandbox start", "cgroups (memory/pids limits)", "seccomp filter"} {
+	for _, want := range []string{"bwrap", "user namespaces", "overlayfs", "sandbox agent", "sandbox start", "cgroups (memory/pids limits)", "seccomp filter"} {
 		if !names[want] {
 			t.Errorf("no %q check", want)
 		}

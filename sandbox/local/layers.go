@@ -27,7 +27,8 @@ import (
 //
 //	layers/<id>/{workspace,home}   committed overlay layers; immutable once there
 //	snapshots/<ref>.json           a snapshot: its layer chain, bottom to top
-//	sandboxes/<id>/...             running sandboxes (upper, work); never survive a restart
+//	sandboxes/<id>/...             running sandboxes (upper, work, ctl/, meta.json); only live
+//	                               detached ones survive a restart (see meta.go)
 //	trash/<id>                     layers being deleted
 //	empty/{workspace,home}         the lower layer of the empty state
 //	etc/                           the sandbox /etc (etc.go), rebuilt by New
@@ -69,8 +70,10 @@ type store struct {
 
 // openStore creates the directory layout and loads the snapshot index. Everything a previous
 // process left behind that nothing references is removed: sandbox directories (their processes
-// died with that process), half-written snapshot files, unreferenced or half-built layers.
-func openStore(dir string, log *slog.Logger) (*store, error) {
+// died with that process) except those keep accepts — live detached sandboxes, whose layer
+// chains it returns and which then hold references —, half-written snapshot files,
+// unreferenced or half-built layers.
+func openStore(dir string, log *slog.Logger, keep func(sandboxDir string) (chain []string, ok bool)) (*store, error) {
 	s := &store{
 		dir:       dir,
 		layers:    filepath.Join(dir, "layers"),
@@ -95,6 +98,14 @@ func openStore(dir string, log *slog.Logger) (*store, error) {
 		ents, _ := os.ReadDir(d)
 		for _, e := range ents {
 			p := filepath.Join(d, e.Name())
+			if d == s.sandboxes && keep != nil && idRe.MatchString(e.Name()) {
+				if chain, ok := keep(p); ok {
+					for _, l := range chain {
+						s.refs[l]++
+					}
+					continue
+				}
+			}
 			if err := removeTree(p); err != nil {
 				log.Warn("local: cannot remove leftover", "path", p, "err", err)
 			} else if d == s.sandboxes {

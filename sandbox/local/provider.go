@@ -64,6 +64,9 @@ type Options struct {
 	MaxLayers int
 	// TmpSize bounds /tmp and /dev/shm in each sandbox (zero: DefaultTmpSize).
 	TmpSize int64
+
+	// agent picks the in-sandbox agent (tests: force the re-exec fallback, or supply a binary).
+	agent agentChoice
 }
 
 // Provider is the local bubblewrap provider. It is safe for concurrent use.
@@ -75,6 +78,7 @@ type Provider struct {
 	profile *sandboxProfile
 	seccomp []byte
 	limits  cgroupLimits
+	agent   agentBinary
 
 	// The sandbox runs as uid/gid on the host; drop is true when the helper must switch to
 	// them (the provider is root).
@@ -90,9 +94,11 @@ type Provider struct {
 
 var _ sandbox.Provider = (*Provider)(nil)
 
-// New opens (creating if needed) the provider directory, cleans up what a previous run left
-// behind, and checks that bwrap is installed. A missing bwrap yields an error wrapping
-// sandbox.ErrUnavailable that says how to install it.
+// New opens (creating if needed) the provider directory, adopts the live (Detached) sandboxes a
+// previous provider left running there, cleans up everything else a previous run left behind
+// (dead sandboxes, durable sandboxes' directories, unreferenced layers), and checks that bwrap
+// is installed. A missing bwrap yields an error wrapping sandbox.ErrUnavailable that says how to
+// install it. Live sandboxes whose deadline passed while no provider ran are stopped.
 func New(opts Options) (*Provider, error) {
 	if opts.Dir == "" {
 		return nil, fmt.Errorf("%w: local provider: Options.Dir is required", sandbox.ErrInvalid)
@@ -138,7 +144,14 @@ func New(opts Options) (*Provider, error) {
 		lock.Close()
 		return nil, fmt.Errorf("%w: local provider directory %s is in use by another process (%v); stop it or use another data directory", sandbox.ErrUnavailable, dir, err)
 	}
-	st, err := openStore(dir, log)
+	var live []sandboxMeta
+	st, err := openStore(dir, log, func(sbDir string) ([]string, bool) {
+		m, ok := liveSandbox(sbDir)
+		if ok {
+			live = append(live, m)
+		}
+		return m.Chain, ok
+	})
 	if err != nil {
 		lock.Close()
 		return nil, err
@@ -146,6 +159,11 @@ func New(opts Options) (*Provider, error) {
 	if err := ensureEtc(filepath.Join(dir, "etc")); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("local provider: prepare the sandbox /etc: %w", err)
+	}
+	ag, err := chooseAgent(dir, opts.agent)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("local provider: %w", err)
 	}
 	p := &Provider{
 		opts:    opts,
@@ -157,6 +175,7 @@ func New(opts Options) (*Provider, error) {
 		limits:  cgroupLimits{memory: opts.MemoryLimit, pids: opts.PidsLimit, parent: opts.CgroupParent},
 		profile: &sandboxProfile{bw: bw, stage: stage, links: rootLinks(), tmpSize: opts.TmpSize},
 		seccomp: seccompProgram(),
+		agent:   ag,
 	}
 	if os.Geteuid() == 0 {
 		p.drop = true
@@ -179,8 +198,76 @@ func New(opts Options) (*Provider, error) {
 			log.Warn("local: memory/pids limits requested but not enforceable here", "reason", why)
 		}
 	}
-	log.Debug("local: provider ready", "dir", dir, "bwrap", bw.Path, "bwrap_version", bw.Version, "uid", p.uid, "drop", p.drop)
+	if ag.kind == agentReexec {
+		log.Info("local: sandboxes run this executable as their agent", "reason", ag.why)
+	}
+	for _, m := range live {
+		p.adopt(m)
+	}
+	log.Debug("local: provider ready", "dir", dir, "bwrap", bw.Path, "bwrap_version", bw.Version, "uid", p.uid, "drop", p.drop, "agent", ag.why, "adopted", len(p.running))
 	return p, nil
+}
+
+// liveSandbox reads a sandbox directory a previous provider left and says whether it is a live
+// detached sandbox to keep: its meta.json is complete and its agent still runs.
+func liveSandbox(dir string) (sandboxMeta, bool) {
+	m, err := readMeta(dir)
+	if err != nil || !m.Detached || m.ID != filepath.Base(dir) || m.AgentPid <= 0 || m.AgentStart == 0 {
+		return m, false
+	}
+	if procStartTime(m.AgentPid) != m.AgentStart {
+		return m, false
+	}
+	return m, true
+}
+
+// adopt takes over a live detached sandbox a previous provider started: the store already
+// holds references on its layers. One whose deadline passed is stopped.
+func (p *Provider) adopt(m sandboxMeta) {
+	s := newLocalSandbox(p, m.ID, m.Chain)
+	s.label = m.Label
+	s.detached = true
+	s.warnings = m.Warnings
+	s.meta = m
+	s.deadline = m.Deadline
+	s.childPid = m.AgentPid
+	s.outerPid = m.OuterPid
+	if len(m.Cgroups) > 0 {
+		s.cg = &sandboxCgroup{dirs: m.Cgroups}
+	}
+	close(s.reaped) // not our child
+	fail := func(why string, err error) {
+		p.log.Info("local: removing a sandbox of a previous run", "sandbox", m.ID, "reason", why, "err", err)
+		_ = s.cleanup()
+		p.store.release(s.chain)
+	}
+	var err error
+	if s.agent, err = watchPid(m.AgentPid, m.AgentStart); err != nil {
+		fail("its agent is gone", err)
+		return
+	}
+	if s.outer, err = watchPid(m.OuterPid, m.OuterStart); err != nil {
+		s.outer = nil // bwrap's monitor is gone; the agent alone is the sandbox
+	}
+	if err := s.openCtl(); err != nil {
+		_ = s.agent.kill()
+		s.agent.exitedWithin(killTimeout)
+		fail("cannot reach its control socket", err)
+		return
+	}
+	go s.watch()
+	p.mu.Lock()
+	p.running[s.id] = s
+	p.mu.Unlock()
+	if !time.Now().Before(m.Deadline) {
+		p.log.Info("local: stopping a live sandbox whose lifetime elapsed while no provider ran", "sandbox", s.id, "label", s.label, "deadline", m.Deadline)
+		_ = s.end(lifetimeReason(m.Deadline))
+		return
+	}
+	s.mu.Lock()
+	s.armTimerLocked()
+	s.mu.Unlock()
+	p.log.Info("local: adopted a live sandbox of a previous run", "sandbox", s.id, "label", s.label, "deadline", m.Deadline)
 }
 
 // Name implements sandbox.Provider.
@@ -191,7 +278,8 @@ func (p *Provider) Capabilities() sandbox.Capabilities {
 	return sandbox.Capabilities{Egress: false, MaxFileSize: p.opts.MaxFileSize}
 }
 
-// Start implements sandbox.Provider.
+// Start implements sandbox.Provider. A Detached sandbox outlives this provider (and its
+// process); the others end with Close or when the process exits.
 func (p *Provider) Start(ctx context.Context, opts sandbox.StartOptions) (sandbox.Sandbox, error) {
 	p.mu.Lock()
 	closed := p.closed
@@ -203,7 +291,19 @@ func (p *Provider) Start(ctx context.Context, opts sandbox.StartOptions) (sandbo
 	if err != nil {
 		return nil, err
 	}
-	s := newLocalSandbox(p, chain, opts)
+	s := newLocalSandbox(p, newID(), chain)
+	s.label = opts.Label
+	s.detached = opts.Detached
+	s.warnings = policyWarnings(opts.Policy)
+	s.env = baseEnv()
+	for k, v := range opts.Env {
+		s.env[k] = v
+	}
+	lifetime := opts.Lifetime
+	if lifetime <= 0 {
+		lifetime = p.opts.DefaultLifetime
+	}
+	s.deadline = time.Now().Add(lifetime)
 	if err := s.boot(ctx); err != nil {
 		s.cleanup()
 		p.store.release(chain)
@@ -217,7 +317,11 @@ func (p *Provider) Start(ctx context.Context, opts sandbox.StartOptions) (sandbo
 	}
 	p.running[s.id] = s
 	p.mu.Unlock()
-	s.armLifetime(opts.Lifetime)
+	s.mu.Lock()
+	if s.state == stateRunning {
+		s.armTimerLocked()
+	}
+	s.mu.Unlock()
 	return s, nil
 }
 
@@ -238,7 +342,9 @@ func (p *Provider) Snapshots(ctx context.Context) ([]sandbox.SnapshotRef, error)
 	return p.store.list(), nil
 }
 
-// Close stops every running sandbox and releases the provider directory.
+// Close stops every durable sandbox and releases the provider directory. Live (Detached)
+// sandboxes keep running; their handles from this provider stop working (ErrUnavailable), and a
+// provider opened on the same directory adopts them (Reconnect).
 func (p *Provider) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -254,6 +360,10 @@ func (p *Provider) Close() error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(all))
 	for i, s := range all {
+		if s.detached {
+			s.release()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -3,14 +3,17 @@ package local
 import (
 	"fmt"
 	"os"
+
+	"github.com/sandkit/sandkit-mcp/sandbox/local/agent"
 )
 
 // The provider needs code of its own running in places where it cannot call functions: a helper
-// that mounts the overlays in a private mount namespace and then becomes bwrap, and the agent
-// inside the sandbox. Both are this very executable, started again (from /proc/self/exe, or bind
-// mounted into the sandbox) with reexecEnv naming the role. The switch happens in a package
-// init, before main or the testing framework run, so it works the same in the sandkit-mcp binary
-// and in any test binary that links this package (the same trick as docker's pkg/reexec).
+// that mounts the overlays in a private mount namespace and then becomes bwrap, and — when no
+// static agent binary is embedded (agentbin.go) — the agent inside the sandbox. Both are this
+// very executable, started again (from /proc/self/exe, or bind mounted into the sandbox) with
+// reexecEnv naming the role. The switch happens in a package init, before main or the testing
+// framework run, so it works the same in the sandkit-mcp binary and in any test binary that
+// links this package (the same trick as docker's pkg/reexec).
 const reexecEnv = "SANDKIT_LOCAL_REEXEC"
 
 // Roles.
@@ -30,7 +33,7 @@ func init() {
 	case roleHelper:
 		err = helperMain()
 	case roleAgent:
-		err = agentMain()
+		err = agent.Main(os.Args[1:])
 	case roleProbe:
 		err = probeMain()
 	default:

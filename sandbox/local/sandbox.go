@@ -1,16 +1,15 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,32 +19,48 @@ import (
 
 	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/agent"
 )
 
-// How a local sandbox is put together (see also helper.go and agent.go):
+// How a local sandbox is put together (see also helper.go and package agent):
 //
 //	provider ──(re-exec, new mount ns)──► helper: mount overlays, drop to the sandbox uid
 //	                                         │ exec
 //	                                         ▼
-//	                                      bwrap (outer) ──► bwrap init (PID 1 in the sandbox)
-//	                                                           └─► agent (PID 2) ──► commands
+//	                                      bwrap (outer) ──► agent (PID 1 in the sandbox) ──► commands
 //
-// The provider keeps the master end of a socketpair whose other end the agent inherited; every
-// request gets a fresh socketpair whose far end travels to the agent over the master socket.
-// Ending a sandbox kills bwrap's init: the kernel then kills everything in the sandbox's PID
-// namespace, bwrap exits, and with the last process gone the overlay mounts disappear, so the
-// upper directory is quiescent and can be renamed into a layer.
+// The provider creates the agent's listening Unix socket, sandboxes/<id>/ctl/agent.sock, and
+// hands it down as fd 4; every request is a new connection to it, so a provider that restarted
+// reaches a live agent the same way. Ending a sandbox kills the agent: the kernel then kills
+// everything else in its PID namespace, bwrap exits, and with the last process gone the overlay
+// mounts disappear, so the upper directory is quiescent and can be renamed into a layer. The
+// provider follows the agent and bwrap through pidfds, which work for processes that are not its
+// children (an adopted sandbox's).
+//
+// A durable sandbox dies with the provider (parent-death signal on the helper, bwrap
+// --die-with-parent). A detached one (StartOptions.Detached) has neither and runs in a session
+// of its own: it outlives the provider, records what a later provider needs in meta.json
+// (meta.go), and ends itself at its deadline — the agent exits then, whether or not a provider
+// runs.
 
 // Sandbox states.
 const (
 	stateRunning = iota
 	stateEnding
 	stateEnded
+	// stateReleased: the provider was closed while this detached sandbox ran on. The handle
+	// is inert; the sandbox is not (another provider can Reconnect to it).
+	stateReleased
 )
 
 const (
 	bootTimeout = 30 * time.Second
 	killTimeout = 5 * time.Second
+	// outerGrace is how long bwrap's monitor may outlive the agent before it is killed.
+	outerGrace = 2 * time.Second
+	// maxSunPath is the longest socket path connect(2) takes (sun_path holds 108 bytes with
+	// the terminating NUL).
+	maxSunPath = 107
 )
 
 type localSandbox struct {
@@ -54,47 +69,51 @@ type localSandbox struct {
 	label    string
 	chain    []string
 	dir      string
-	env      map[string]string
+	detached bool
 	warnings []string
 
-	cmd      *exec.Cmd
-	stderr   *capBuffer
-	childPid int
-	pidfd    int
-	master   *net.UnixConn
-	masterMu sync.Mutex
-	exited   chan struct{} // closed once bwrap has exited
+	sock  string // the agent's socket, as connect(2) is given it
+	ctlFd int    // O_PATH descriptor of ctl/ when its path is too long for sun_path; else -1
+
+	cmd      *exec.Cmd     // helper → bwrap; nil for a sandbox adopted from an earlier provider
+	reaped   chan struct{} // closed once cmd has been waited for
+	childPid int           // the agent's host pid: PID 1 inside the sandbox
+	agent    *pidWatch
+	outerPid int // bwrap's monitor outside the sandbox
+	outer    *pidWatch
+	exited   chan struct{} // closed once the agent and bwrap are gone
 	cg       *sandboxCgroup
-	timer    *time.Timer
 
 	endMu     sync.Mutex // serializes Snapshot, Stop and the other ways to end
 	mu        sync.Mutex
 	state     int
 	endReason string
+	env       map[string]string // nil for an adopted sandbox until Reconnect asked its agent
+	deadline  time.Time
+	timer     *time.Timer
+	meta      sandboxMeta // detached sandboxes: what meta.json holds
 }
 
 var _ sandbox.Sandbox = (*localSandbox)(nil)
 
-func newLocalSandbox(p *Provider, chain []string, opts sandbox.StartOptions) *localSandbox {
-	id := newID()
-	s := &localSandbox{
+func newLocalSandbox(p *Provider, id string, chain []string) *localSandbox {
+	return &localSandbox{
 		p:      p,
 		id:     id,
-		label:  opts.Label,
 		chain:  chain,
 		dir:    filepath.Join(p.store.sandboxes, id),
-		env:    baseEnv(),
-		pidfd:  -1,
+		ctlFd:  -1,
 		exited: make(chan struct{}),
-		stderr: &capBuffer{max: 64 << 10},
+		reaped: make(chan struct{}),
 	}
-	for k, v := range opts.Env {
-		s.env[k] = v
+}
+
+// policyWarnings says what a sandbox started with pol does not get.
+func policyWarnings(pol policies.Policy) []string {
+	if pol.Mode != "" && pol.Mode != policies.DenyAll {
+		return []string{fmt.Sprintf("egress policy %q is not enforced by the local provider yet: this sandbox has no network access at all", pol.String())}
 	}
-	if opts.Policy.Mode != "" && opts.Policy.Mode != policies.DenyAll {
-		s.warnings = append(s.warnings, fmt.Sprintf("egress policy %q is not enforced by the local provider yet: this sandbox has no network access at all", opts.Policy.String()))
-	}
-	return s
+	return nil
 }
 
 // ID implements sandbox.Sandbox.
@@ -103,9 +122,46 @@ func (s *localSandbox) ID() string { return s.id }
 // Warnings implements sandbox.Sandbox.
 func (s *localSandbox) Warnings() []string { return append([]string(nil), s.warnings...) }
 
-func (s *localSandbox) upper() string { return filepath.Join(s.dir, "upper") }
+func (s *localSandbox) upper() string   { return filepath.Join(s.dir, "upper") }
+func (s *localSandbox) ctlDir() string  { return filepath.Join(s.dir, "ctl") }
+func (s *localSandbox) logPath() string { return filepath.Join(s.ctlDir(), "agent.log") }
 
-// boot prepares the directories, starts helper → bwrap → agent and waits for the agent.
+// openCtl sets the path the agent's socket is reached by: its real path, or one through
+// /proc/self/fd when the data directory is nested too deep for sun_path.
+func (s *localSandbox) openCtl() error {
+	path := filepath.Join(s.ctlDir(), "agent.sock")
+	if len(path) <= maxSunPath {
+		s.sock = path
+		return nil
+	}
+	fd, err := unix.Open(s.ctlDir(), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", s.ctlDir(), err)
+	}
+	s.ctlFd = fd
+	s.sock = fmt.Sprintf("/proc/self/fd/%d/agent.sock", fd)
+	return nil
+}
+
+// listenUnix creates the agent's listening socket. The agent inherits it; the provider's copy is
+// closed once the helper started.
+func listenUnix(path string) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("agent socket: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind agent socket %s: %w", path, err)
+	}
+	if err := unix.Listen(fd, 1024); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("listen on agent socket: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "agent-listener"), nil
+}
+
+// boot prepares the directories, starts helper → bwrap → agent, and initializes the agent.
 func (s *localSandbox) boot(ctx context.Context) (err error) {
 	p := s.p
 	for _, sub := range []string{"workspace", "home"} {
@@ -120,7 +176,13 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if err := os.Mkdir(s.ctlDir(), 0o700); err != nil {
+		return err
+	}
 	_ = os.Chmod(s.dir, 0o700)
+	if err := s.openCtl(); err != nil {
+		return err
+	}
 	if p.limits.any() {
 		cg, err := newSandboxCgroup(s.id, p.limits)
 		if err != nil {
@@ -128,20 +190,16 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 		}
 		s.cg = cg
 	}
-
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("socketpair: %w", err)
-	}
-	masterFile := os.NewFile(uintptr(pair[0]), "master")
-	agentEnd := os.NewFile(uintptr(pair[1]), "agent-master")
-	defer agentEnd.Close()
-	mc, err := net.FileConn(masterFile)
-	masterFile.Close()
+	listener, err := listenUnix(s.sock)
 	if err != nil {
 		return err
 	}
-	s.master = mc.(*net.UnixConn)
+	defer listener.Close()
+	logFile, err := os.OpenFile(s.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
 	specR, specW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -158,19 +216,27 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 		r, _ := filepath.Rel(s.p.store.layers, p)
 		return r
 	}
+	s.mu.Lock()
+	deadline := s.deadline
+	s.mu.Unlock()
 	spec := helperSpec{
 		LayersDir: p.store.layers,
 		Stage:     p.profile.stage,
 		Etc:       "../etc",
 		Cgroups:   s.cg.procsFiles(),
+		Agent:     p.agent.path,
+		Detached:  s.detached,
 		Drop:      p.drop,
 		UID:       p.uid,
 		GID:       p.gid,
 		ParentPid: os.Getpid(),
 		Bwrap:     p.bw.Path,
-		Args:      p.profile.args(),
+		Args:      p.profile.args(launch{detached: s.detached, reexec: p.agent.kind == agentReexec}),
 		Seccomp:   p.seccomp,
-		Command:   []string{agentPath},
+		Command: []string{agentPath,
+			"-listen-fd=" + strconv.Itoa(fdListener),
+			"-deadline=" + strconv.FormatInt(deadline.UnixMilli(), 10),
+			"-boot-timeout=" + bootTimeout.String()},
 	}
 	for _, o := range []struct{ sub, target string }{{"workspace", "ws"}, {"home", "home"}} {
 		spec.Overlays = append(spec.Overlays, overlaySpec{
@@ -183,10 +249,11 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"sandkit-local-helper"}
 	cmd.Env = []string{reexecEnv + "=" + roleHelper}
-	cmd.ExtraFiles = []*os.File{specR, agentEnd, infoW}
-	cmd.Stderr = s.stderr
-	cmd.WaitDelay = time.Second
-	cmd.SysProcAttr = helperSysProcAttr(p.drop, p.uid, p.gid)
+	cmd.ExtraFiles = []*os.File{specR, listener, infoW}
+	// A file, not a pipe: a detached sandbox must not die of SIGPIPE once the provider is gone.
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = helperSysProcAttr(p.drop, p.uid, p.gid, s.detached)
 	if err := cmd.Start(); err != nil {
 		specW.Close()
 		infoW.Close()
@@ -194,14 +261,18 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 	}
 	infoW.Close()
 	s.cmd = cmd
+	s.outerPid = cmd.Process.Pid
 	go func() {
 		_ = json.NewEncoder(specW).Encode(spec)
 		specW.Close()
 	}()
-	go s.wait()
+	go func() {
+		_ = cmd.Wait()
+		close(s.reaped)
+	}()
 	defer func() {
 		if err != nil {
-			// Ended before it started: the caller cleans up, the waiter must not.
+			// Ended before it started: the caller cleans up, the watcher must not.
 			s.mu.Lock()
 			s.state = stateEnded
 			s.endReason = "never started"
@@ -222,7 +293,7 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 	case err := <-infoCh:
 		if err != nil || inf.ChildPid <= 0 {
 			select {
-			case <-s.exited:
+			case <-s.reaped:
 			case <-time.After(2 * time.Second):
 			}
 			return s.bootError("bwrap did not start")
@@ -231,10 +302,35 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 		return fmt.Errorf("start sandbox: %w", ctx.Err())
 	}
 	s.childPid = inf.ChildPid
-	if fd, err := unix.PidfdOpen(inf.ChildPid, 0); err == nil {
-		s.pidfd = fd
+	if s.agent, err = watchPid(inf.ChildPid, 0); err != nil {
+		return s.bootError(fmt.Sprintf("the sandbox agent (pid %d) is gone: %v", inf.ChildPid, err))
 	}
-	if _, _, err := s.call(ctx, request{Op: opPing}, nil, 0); err != nil {
+	if s.outer, err = watchPid(s.outerPid, 0); err != nil {
+		return s.bootError(fmt.Sprintf("bwrap (pid %d) is gone: %v", s.outerPid, err))
+	}
+	go s.watch()
+	if s.detached {
+		// On disk before the agent is initialized: a provider that crashes from here on
+		// leaves a sandbox the next one can find (an uninitialized agent ends itself).
+		s.meta = sandboxMeta{
+			ID: s.id, Label: s.label, Chain: s.chain, Detached: true, Created: time.Now().UTC(),
+			Deadline: deadline.UTC(), AgentPid: s.childPid, AgentStart: procStartTime(s.childPid),
+			OuterPid: s.outerPid, OuterStart: procStartTime(s.outerPid), Cgroups: s.cg.dirList(),
+			Warnings: s.warnings, Agent: p.agent.kind,
+		}
+		if s.meta.Chain == nil {
+			s.meta.Chain = []string{}
+		}
+		if err := writeMeta(s.dir, s.meta); err != nil {
+			return fmt.Errorf("start sandbox: record it: %w", err)
+		}
+	}
+	env, err := s.commandEnv(nil)
+	if err != nil {
+		env = nil // reported by every Exec; the agent only keeps it for a later Reconnect
+	}
+	res, _, err := s.call(ctx, agent.Request{Op: agent.OpInit, Env: env, DeadlineMs: deadline.UnixMilli()}, nil, 0)
+	if err != nil {
 		select {
 		case <-s.exited:
 			return s.bootError("the sandbox agent did not start")
@@ -242,22 +338,48 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 		}
 		return fmt.Errorf("start sandbox: the agent did not answer: %w", err)
 	}
+	if res.Protocol != agent.Protocol {
+		return fmt.Errorf("%w: start sandbox: the agent speaks %q, want %q (rebuild the embedded agent with `go generate ./sandbox/local`)", sandbox.ErrUnavailable, res.Protocol, agent.Protocol)
+	}
 	return nil
 }
 
-// bootError explains a failed start with what bwrap or the helper printed.
+// bootError explains a failed start with what bwrap, the helper or the agent printed.
 func (s *localSandbox) bootError(what string) error {
-	msg := strings.TrimSpace(s.stderr.String())
+	msg := s.logTail()
 	if msg == "" {
 		msg = "no error output"
 	}
 	return fmt.Errorf("%w: start sandbox: %s: %s (run `sandkit-mcp doctor` to check the host)", sandbox.ErrUnavailable, what, msg)
 }
 
-func helperSysProcAttr(root bool, uid, gid int) *syscall.SysProcAttr {
-	a := &syscall.SysProcAttr{
-		Pdeathsig: syscall.SIGKILL,
-		Setpgid:   true,
+// logTail returns the end of what bwrap, the helper and the agent wrote to their log.
+func (s *localSandbox) logTail() string {
+	f, err := os.Open(s.logPath())
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const tail = 4 << 10
+	fi, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := max(fi.Size()-tail, 0)
+	b := make([]byte, fi.Size()-off)
+	n, _ := f.ReadAt(b, off)
+	return strings.TrimSpace(string(b[:n]))
+}
+
+func helperSysProcAttr(root bool, uid, gid int, detached bool) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{}
+	if detached {
+		// Its own session: no terminal or process-group signal aimed at the provider
+		// reaches it, and nothing ties it to the provider's life.
+		a.Setsid = true
+	} else {
+		a.Pdeathsig = syscall.SIGKILL
+		a.Setpgid = true
 	}
 	if root {
 		a.Cloneflags = syscall.CLONE_NEWNS
@@ -270,35 +392,55 @@ func helperSysProcAttr(root bool, uid, gid int) *syscall.SysProcAttr {
 	return a
 }
 
-// wait reaps bwrap and ends the sandbox if nobody asked it to end.
-func (s *localSandbox) wait() {
-	err := s.cmd.Wait()
+// watch waits for the agent to exit (and bwrap after it), then ends the sandbox if nobody
+// asked it to end: its lifetime elapsed (the agent exits at the deadline by itself), or it died.
+func (s *localSandbox) watch() {
+	<-s.agent.done
+	if !s.outer.exitedWithin(outerGrace) {
+		_ = s.outer.kill()
+		s.outer.exitedWithin(killTimeout)
+	}
 	close(s.exited)
 	s.mu.Lock()
 	unexpected := s.state == stateRunning
+	deadline := s.deadline
 	s.mu.Unlock()
-	if unexpected {
-		why := "exited"
-		if err != nil {
-			why = err.Error()
-		}
-		if msg := strings.TrimSpace(s.stderr.String()); msg != "" {
-			why += ": " + msg
-		}
-		s.p.log.Warn("local: sandbox died", "sandbox", s.id, "label", s.label, "reason", why)
-		_ = s.end("it died unexpectedly (" + why + ")")
+	if !unexpected {
+		return
 	}
+	if !time.Now().Before(deadline) {
+		s.p.log.Info("local: sandbox lifetime elapsed; it ended itself", "sandbox", s.id, "label", s.label, "deadline", deadline)
+		_ = s.end(lifetimeReason(deadline))
+		return
+	}
+	why := "its agent exited"
+	if msg := s.logTail(); msg != "" {
+		why += ": " + msg
+	}
+	s.p.log.Warn("local: sandbox died", "sandbox", s.id, "label", s.label, "reason", why)
+	_ = s.end("it died unexpectedly (" + why + ")")
 }
 
-func (s *localSandbox) armLifetime(d time.Duration) {
-	if d <= 0 {
-		d = s.p.opts.DefaultLifetime
+func lifetimeReason(deadline time.Time) string {
+	return "its lifetime elapsed (deadline " + deadline.Format(time.RFC3339) + ")"
+}
+
+// armTimerLocked (re)arms the provider's own lifetime timer at s.deadline. The agent enforces
+// the deadline too; this one also holds when the agent does not (the sandboxed user can take
+// it over).
+func (s *localSandbox) armTimerLocked() {
+	if s.timer != nil {
+		s.timer.Stop()
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.timer = time.AfterFunc(d, func() {
-		s.p.log.Info("local: sandbox lifetime elapsed; stopping it", "sandbox", s.id, "label", s.label, "lifetime", d)
-		_ = s.end(fmt.Sprintf("its lifetime of %s elapsed", d))
+	s.timer = time.AfterFunc(time.Until(s.deadline), func() {
+		s.mu.Lock()
+		d := s.deadline
+		s.mu.Unlock()
+		if time.Now().Before(d) {
+			return // moved meanwhile; a new timer is armed
+		}
+		s.p.log.Info("local: sandbox lifetime elapsed; stopping it", "sandbox", s.id, "label", s.label, "deadline", d)
+		_ = s.end(lifetimeReason(d))
 	})
 }
 
@@ -307,7 +449,7 @@ func (s *localSandbox) beginEnd(reason string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state != stateRunning {
-		return s.endedErrLocked()
+		return s.stateErrLocked()
 	}
 	s.state = stateEnding
 	s.endReason = reason
@@ -317,7 +459,11 @@ func (s *localSandbox) beginEnd(reason string) error {
 	return nil
 }
 
-func (s *localSandbox) endedErrLocked() error {
+// stateErrLocked says why a sandbox that is not running cannot serve a call.
+func (s *localSandbox) stateErrLocked() error {
+	if s.state == stateReleased {
+		return fmt.Errorf("%w: sandbox %s still runs, but the local provider this handle came from was closed; use Reconnect(%q) on a provider opened on the same directory", sandbox.ErrUnavailable, s.id, s.id)
+	}
 	return fmt.Errorf("%w: sandbox %s was %s", sandbox.ErrEnded, s.id, s.endReason)
 }
 
@@ -326,7 +472,7 @@ func (s *localSandbox) checkRunning() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state != stateRunning {
-		return s.endedErrLocked()
+		return s.stateErrLocked()
 	}
 	return nil
 }
@@ -336,35 +482,65 @@ func (s *localSandbox) end(reason string) error {
 	s.endMu.Lock()
 	defer s.endMu.Unlock()
 	if err := s.beginEnd("ended: " + reason); err != nil {
-		return nil
+		if errors.Is(err, sandbox.ErrEnded) {
+			return nil
+		}
+		return err
 	}
 	s.killAndWait()
 	return s.finish()
 }
 
-// killAndWait kills every process of the sandbox and waits until bwrap has exited.
-func (s *localSandbox) killAndWait() {
-	if s.cmd == nil {
+// release lets go of a detached sandbox without ending it (Provider.Close).
+func (s *localSandbox) release() {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	s.mu.Lock()
+	if s.state != stateRunning {
+		s.mu.Unlock()
 		return
 	}
-	select {
-	case <-s.exited:
-	default:
-		if s.pidfd >= 0 {
-			_ = unix.PidfdSendSignal(s.pidfd, unix.SIGKILL, nil, 0)
-		} else {
-			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		}
+	s.state = stateReleased
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+	s.agent.close()
+	s.outer.close()
+	if s.ctlFd >= 0 {
+		unix.Close(s.ctlFd)
+		s.ctlFd = -1
+	}
+	s.p.unregister(s.id)
+}
+
+// killAndWait kills every process of the sandbox and waits until they are gone: the agent (and
+// with it the whole PID namespace), then bwrap outside.
+func (s *localSandbox) killAndWait() {
+	if s.agent != nil {
+		_ = s.agent.kill()
 		select {
 		case <-s.exited:
-		case <-time.After(killTimeout):
-			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-			_ = s.cmd.Process.Kill()
-			<-s.exited
+		case <-time.After(killTimeout + outerGrace + killTimeout):
+			s.p.log.Error("local: sandbox processes did not exit after SIGKILL", "sandbox", s.id, "agent_pid", s.childPid)
 		}
 	}
-	if s.master != nil {
-		s.master.Close()
+	if s.cmd != nil {
+		select {
+		case <-s.reaped:
+		default:
+			if s.agent == nil {
+				// Never got as far as the agent: kill the helper/bwrap's process group.
+				_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+			}
+			select {
+			case <-s.reaped:
+			case <-time.After(killTimeout):
+				_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+				_ = s.cmd.Process.Kill()
+				<-s.reaped
+			}
+		}
 	}
 }
 
@@ -385,12 +561,11 @@ func (s *localSandbox) finish() error {
 // cleanup removes the sandbox's directory and cgroups and closes its descriptors.
 func (s *localSandbox) cleanup() error {
 	var errs []error
-	if s.pidfd >= 0 {
-		unix.Close(s.pidfd)
-		s.pidfd = -1
-	}
-	if s.master != nil {
-		s.master.Close()
+	s.agent.close()
+	s.outer.close()
+	if s.ctlFd >= 0 {
+		unix.Close(s.ctlFd)
+		s.ctlFd = -1
 	}
 	if err := s.cg.remove(); err != nil {
 		errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
@@ -406,8 +581,8 @@ func (s *localSandbox) Stop(ctx context.Context) error {
 	return s.end("stopped")
 }
 
-// Snapshot implements sandbox.Sandbox: it kills everything in the sandbox, commits the upper
-// directory as a new layer and ends the sandbox.
+// Snapshot implements sandbox.Sandbox: it kills everything in the sandbox, waits until every
+// process is gone, commits the upper directory as a new layer and ends the sandbox.
 func (s *localSandbox) Snapshot(ctx context.Context) (sandbox.SnapshotInfo, error) {
 	s.endMu.Lock()
 	defer s.endMu.Unlock()
@@ -415,6 +590,13 @@ func (s *localSandbox) Snapshot(ctx context.Context) (sandbox.SnapshotInfo, erro
 		return sandbox.SnapshotInfo{}, err
 	}
 	s.killAndWait()
+	select {
+	case <-s.exited:
+	default:
+		// Something of the sandbox may still write to the upper directory: do not commit it.
+		ferr := s.finish()
+		return sandbox.SnapshotInfo{}, errors.Join(fmt.Errorf("snapshot sandbox %s: its processes did not exit after SIGKILL; nothing was committed", s.id), ferr)
+	}
 	st, err := measureLayer(s.upper())
 	var ref sandbox.SnapshotRef
 	if err == nil {
@@ -432,10 +614,12 @@ func (s *localSandbox) Snapshot(ctx context.Context) (sandbox.SnapshotInfo, erro
 
 // commandEnv merges the sandbox's environment with extra variables into a sorted list.
 func (s *localSandbox) commandEnv(extra map[string]string) ([]string, error) {
+	s.mu.Lock()
 	m := make(map[string]string, len(s.env)+len(extra))
 	for k, v := range s.env {
 		m[k] = v
 	}
+	s.mu.Unlock()
 	for k, v := range extra {
 		m[k] = v
 	}
@@ -448,26 +632,4 @@ func (s *localSandbox) commandEnv(extra map[string]string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// capBuffer keeps the first max bytes written to it.
-type capBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	max int
-}
-
-func (b *capBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := b.max - b.buf.Len(); room > 0 {
-		b.buf.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (b *capBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -254,10 +254,7 @@ func allBytes() []byte {
 // so it needs no ps.
 func leftoverSleeps(t *testing.T, sb sandbox.Sandbox, arg string) string {
 	t.Helper()
-	script := `for d in /proc/[0-9]*; do
-  c=$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null) || continue
-  case "$c" in "sleep ` + arg + ` "*) echo "${d#/proc/}: $c";; esac
-done`
+	script := sleepScan(arg)
 	var out string
 	for deadline := time.Now().Add(2 * time.Second); ; {
 		out = mustRun(t, sb, script)
@@ -266,6 +263,15 @@ done`
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// sleepScan is a script printing "<pid>: <command line>" for every process inside the sandbox
+// whose command line starts with "sleep <arg>".
+func sleepScan(arg string) string {
+	return `for d in /proc/[0-9]*; do
+  c=$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null) || continue
+  case "$c" in "sleep ` + arg + ` "*) echo "${d#/proc/}: $c";; esac
+done`
 }
 
 // itoa is strconv.Itoa for int64.

@@ -16,7 +16,8 @@ type Harness interface {
 
 // Restarter is an optional interface a Harness implements when its providers keep snapshots in
 // storage that outlives the provider value, as the engine expects across a restart of the server.
-// When the harness implements it, the Restart scenario runs; otherwise that scenario is skipped.
+// When the harness implements it, the Restart and ReconnectAfterRestart scenarios run; otherwise
+// they are skipped.
 type Restarter interface {
 	// RestartProvider returns a new provider over the same storage as closed, a provider this
 	// harness made and the suite has already closed. The suite closes the new provider.
@@ -55,6 +56,14 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"HomeIsDurable", s.testHomeIsDurable},
 		{"Concurrency", s.testConcurrency},
 		{"Restart", s.testRestart},
+		// Live (Detached) sandboxes: sessions, background processes, ports.
+		{"LiveSandboxes", s.testLiveSandboxes},
+		{"LiveLifetime", s.testLiveLifetime},
+		{"ReconnectAfterRestart", s.testReconnectAfterRestart},
+		{"BackgroundProcesses", s.testBackgroundProcesses},
+		{"Signals", s.testSignals},
+		{"ProcessesShareTheSandbox", s.testProcessesShareSandbox},
+		{"PortRelay", s.testPortRelay},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
