@@ -6,6 +6,12 @@
 // symbolic links), Exec reports exit codes, streams output, honours stdin, env, cwd, timeouts and
 // cancellation and kills whole process trees, and ended sandboxes say so with ErrEnded.
 //
+// It also checks live (Detached) sandboxes, the sessions part of the contract: deadlines and
+// Extend, Sandboxes and Reconnect (on the same provider and, with a Restarter, after a restart),
+// lifetimes running out, background processes (output windows by offset, Process's wait, exit
+// codes, output beyond MaxProcessLog, Signal to the whole process group) sharing the sandbox with
+// Exec, and DialPort relaying real HTTP and arbitrary bytes, half-close included.
+//
 // # Using the suite for a new provider
 //
 // Write a Harness whose MakeProvider returns a fresh provider over its own empty storage, and
@@ -27,16 +33,39 @@
 //
 // The suite closes every provider it makes. A harness whose providers keep their snapshots in
 // storage that outlives the provider value (a directory, a remote account) should also implement
-// Restarter, which enables the scenario checking that snapshots survive a restart of the server.
+// Restarter, which enables the scenarios checking that snapshots, and live sandboxes with their
+// background processes, survive a restart of the server (Restart, ReconnectAfterRestart).
 //
 // A provider is done when the suite passes, not when it compiles. Run one scenario with
 // `go test -run 'Conformance/ForkIsolation'`.
 //
 // # What the suite needs from a sandbox
 //
-// Commands run inside the sandbox use only sh and coreutils (cat, ls, head, dd, sleep, printf,
-// sha256sum, stat, readlink, truncate, mkfifo, ...), which any Linux sandbox has. Scenarios run in
-// parallel (bounded by -parallel) on separate providers; one scenario measures the process heap
-// while a command writes 64 MiB, so it runs before the others start, and the provider's test
-// package should not run other heavy tests in parallel with the suite.
+// Commands run inside the sandbox use sh and coreutils (cat, ls, head, dd, sleep, printf, seq,
+// sha256sum, stat, readlink, truncate, mkfifo, ...), which any Linux sandbox has, and python3:
+// PortRelay serves HTTP with `python3 -m http.server` and runs a small TCP echo server, so a
+// provider must offer python3 (and a loopback interface) in its sandboxes to pass the suite; the
+// scenario fails saying so when python3 is missing.
+//
+// Scenarios run in parallel (bounded by -parallel) on separate providers; one scenario measures
+// the process heap while a command writes 64 MiB, so it runs before the others start, and the
+// provider's test package should not run other heavy tests in parallel with the suite.
+//
+// Detached sandboxes the suite starts get a Lifetime of 15 minutes unless a scenario asks for
+// another, and are stopped when their scenario ends, so a failed run leaves none behind for long.
+// Times a provider reports (deadlines, when a process started) may differ from the test's clock
+// by up to 5 seconds.
+//
+// # What the suite assumes where the contract is terse
+//
+//   - DialPort's context bounds the dialing only, as with net.Dialer.DialContext: the connection
+//     stays usable after the context ends (net/http's Transport relies on this).
+//   - DialPort's connection has a CloseWrite method (like *net.TCPConn), so a relay can pass a
+//     half-close on; the peer's answer after it still arrives.
+//   - Signal of an unknown process id fails with ErrNotFound, like Process; and, for an ended
+//     sandbox, every method but Stop (Process and Signal too) returns ErrEnded.
+//   - A failed Extend (into the past) leaves the deadline and the sandbox as they were.
+//   - A command that cannot be started either makes StartProcess fail with ErrNotFound or
+//     ErrInvalid, or gives a process that exits 127 with a message in its output.
+//   - Sandboxes never lists sandboxes started without Detached.
 package sandboxtest
