@@ -41,7 +41,7 @@ func BenchmarkExec(b *testing.B) {
 
 // BenchmarkSandbox: a whole sandbox life. The baseline is the provider's own helper and bwrap
 // argv (overlay mounted by the helper, same namespaces, mounts and seccomp filter) running
-// /usr/bin/true instead of the agent; the provider adds the agent, the ping, the snapshot.
+// /usr/bin/true instead of the agent; the provider adds the agent, its init request, the snapshot.
 func BenchmarkSandbox(b *testing.B) {
 	p := newTestProvider(b, Options{})
 	ctx := context.Background()

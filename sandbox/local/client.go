@@ -35,10 +35,13 @@ func (s *localSandbox) dial() (*net.UnixConn, error) {
 
 // guard calls onCancel when ctx is done, and cuts the connection off when the sandbox's
 // processes are gone (bwrap may still hold the listening socket a moment after the agent died,
-// so a connection can succeed that nobody will answer), until the returned stop is called.
+// so a connection can succeed that nobody will answer), until the returned stop is called. Once
+// stop has returned, neither happens any more.
 func (s *localSandbox) guard(ctx context.Context, c *net.UnixConn, onCancel func()) (stop func()) {
 	done := make(chan struct{})
+	finished := make(chan struct{})
 	go func() {
+		defer close(finished)
 		select {
 		case <-ctx.Done():
 			onCancel()
@@ -47,7 +50,10 @@ func (s *localSandbox) guard(ctx context.Context, c *net.UnixConn, onCancel func
 		case <-done:
 		}
 	}()
-	return func() { close(done) }
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 // lostAgent turns a broken connection into ErrEnded when the sandbox is gone.

@@ -271,4 +271,36 @@ func TestUnprivilegedProvider(t *testing.T) {
 	if got := shOK(t, sb3, "ls -R"); got != ".:\nd\n\n./d:\nx" {
 		t.Fatalf("after delete: %q", got)
 	}
+
+	// A live sandbox outlives its provider and is adopted by the next one, unprivileged too.
+	dir := t.TempDir()
+	p1, err := New(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := startSandbox(t, p1, sandbox.StartOptions{Detached: true})
+	shOK(t, live, "mkdir d && echo x > d/x")
+	id, err := live.StartProcess(context.Background(), sandbox.ExecRequest{Command: "sh", Args: []string{"-c", "echo bg; exec sleep 1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p2 := newTestProvider(t, Options{Dir: dir})
+	re, err := p2.Reconnect(context.Background(), live.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := shOK(t, re, "id -u; cat d/x"); got != "1000\nx" {
+		t.Fatalf("reconnected: %q", got)
+	}
+	if st, err := re.Process(context.Background(), id, 0, 0); err != nil || !st.Running || string(st.Output) != "bg\n" {
+		t.Fatalf("process after the restart: %+v %v", st, err)
+	}
+	ref3 := snapshot(t, re).Ref
+	sb4 := startSandbox(t, p2, sandbox.StartOptions{Snapshot: ref3})
+	if got := shOK(t, sb4, "cat d/x"); got != "x" {
+		t.Fatalf("snapshot of the adopted sandbox: %q", got)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandkit/sandkit-mcp/sandbox"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/agent"
 )
 
 // Defaults for Options fields left zero.
@@ -36,7 +37,8 @@ const (
 // Options configures the local provider.
 type Options struct {
 	// Dir is the provider's data directory (e.g. <data-dir>/local); it is created if needed.
-	// Only one provider may use a directory at a time.
+	// Only one provider may use a directory at a time. Live (Detached) sandboxes outlive the
+	// provider that started them; the next provider on the same directory adopts them.
 	Dir string
 	// Bwrap is the bubblewrap binary; "" looks "bwrap" up in PATH.
 	Bwrap string
@@ -262,6 +264,12 @@ func (p *Provider) adopt(m sandboxMeta) {
 	if !time.Now().Before(m.Deadline) {
 		p.log.Info("local: stopping a live sandbox whose lifetime elapsed while no provider ran", "sandbox", s.id, "label", s.label, "deadline", m.Deadline)
 		_ = s.end(lifetimeReason(m.Deadline))
+		return
+	}
+	if m.Protocol != agent.Protocol {
+		// Started by another version of this provider: its agent may not understand us.
+		p.log.Warn("local: stopping a live sandbox started by another version of the provider", "sandbox", s.id, "label", s.label, "its_protocol", m.Protocol, "ours", agent.Protocol)
+		_ = s.end(fmt.Sprintf("it was started by another version of the local provider (agent protocol %q, this one speaks %q)", m.Protocol, agent.Protocol))
 		return
 	}
 	s.mu.Lock()

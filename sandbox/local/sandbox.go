@@ -316,7 +316,7 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 			ID: s.id, Label: s.label, Chain: s.chain, Detached: true, Created: time.Now().UTC(),
 			Deadline: deadline.UTC(), AgentPid: s.childPid, AgentStart: procStartTime(s.childPid),
 			OuterPid: s.outerPid, OuterStart: procStartTime(s.outerPid), Cgroups: s.cg.dirList(),
-			Warnings: s.warnings, Agent: p.agent.kind,
+			Warnings: s.warnings, Agent: p.agent.kind, Protocol: agent.Protocol,
 		}
 		if s.meta.Chain == nil {
 			s.meta.Chain = []string{}
