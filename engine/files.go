@@ -67,22 +67,8 @@ func (e *Engine) durably(ctx context.Context, wsID, kind, msg string, apply func
 	if ctx.Err() != nil {
 		return Commit{}, fmt.Errorf("%w: %v", ErrCancelled, ctx.Err())
 	}
-	var w store.Workspace
-	var base store.Commit
-	if err := e.st.View(func(tx *store.Tx) error {
-		var err error
-		if w, err = tx.Workspace(wsID); err != nil {
-			return err
-		}
-		if err := checkLeaseTx(tx, w); err != nil {
-			return err
-		}
-		base, err = tx.Commit(w.Head)
-		return err
-	}); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return Commit{}, fmt.Errorf("%w: the workspace was deleted", ErrNotFound)
-		}
+	w, base, err := e.unleasedHead(wsID)
+	if err != nil {
 		return Commit{}, err
 	}
 	sb, err := e.prov.Start(ctx, sandbox.StartOptions{Snapshot: sandbox.SnapshotRef(base.Snapshot), Policy: w.Policy, Label: w.ID})
@@ -108,6 +94,27 @@ func (e *Engine) durably(ctx context.Context, wsID, kind, msg string, apply func
 		return Commit{}, err
 	}
 	return c, nil
+}
+
+// unleasedHead reads a workspace and its head commit, failing when a session holds it.
+func (e *Engine) unleasedHead(wsID string) (store.Workspace, store.Commit, error) {
+	var w store.Workspace
+	var head store.Commit
+	err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		if w, err = tx.Workspace(wsID); err != nil {
+			return err
+		}
+		if err := checkLeaseTx(tx, w); err != nil {
+			return err
+		}
+		head, err = tx.Commit(w.Head)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return w, head, fmt.Errorf("%w: the workspace was deleted", ErrNotFound)
+	}
+	return w, head, err
 }
 
 // advance records commit c and moves the workspace head from base to it, atomically.

@@ -185,22 +185,8 @@ func (e *Engine) openSession(ctx context.Context, h Holder, wsID string, timeout
 	if ctx.Err() != nil {
 		return store.Session{}, ErrClosed
 	}
-	var w store.Workspace
-	var base store.Commit
-	if err := e.st.View(func(tx *store.Tx) error {
-		var err error
-		if w, err = tx.Workspace(wsID); err != nil {
-			return err
-		}
-		if err := checkLeaseTx(tx, w); err != nil {
-			return err
-		}
-		base, err = tx.Commit(w.Head)
-		return err
-	}); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return store.Session{}, fmt.Errorf("%w: the workspace was deleted", ErrNotFound)
-		}
+	w, base, err := e.unleasedHead(wsID)
+	if err != nil {
 		return store.Session{}, err
 	}
 	pol := w.Policy

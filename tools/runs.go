@@ -49,16 +49,25 @@ func (t *toolset) runCommand() server.ServerTool {
 	})
 }
 
+// commandArgs checks the command and timeout_ms arguments run_command and session_exec share;
+// it returns a message for the agent, or "".
+func commandArgs(command string, timeoutMS int64) string {
+	if strings.TrimSpace(command) == "" {
+		return invalidArg("command", "missing or empty; give a program such as \"ls\", with its arguments in args, or \"sh\" with args [\"-c\", \"a shell line\"]")
+	}
+	if timeoutMS < 0 || timeoutMS > engine.MaxTimeout.Milliseconds() {
+		return invalidArg("timeout_ms", fmt.Sprintf("%d is out of range: give 1 to %d milliseconds, or omit it for the default %d (10 minutes)",
+			timeoutMS, engine.MaxTimeout.Milliseconds(), engine.DefaultTimeout.Milliseconds()))
+	}
+	return ""
+}
+
 func (t *toolset) handleRunCommand(ctx context.Context, req mcp.CallToolRequest, a *runCommandArgs) *mcp.CallToolResult {
 	if msg := workspaceRef(a.Workspace); msg != "" {
 		return errorText(msg)
 	}
-	if strings.TrimSpace(a.Command) == "" {
-		return errorText(invalidArg("command", "missing or empty; give a program such as \"ls\", with its arguments in args, or \"sh\" with args [\"-c\", \"a shell line\"]"))
-	}
-	if a.TimeoutMS < 0 || a.TimeoutMS > engine.MaxTimeout.Milliseconds() {
-		return errorText(invalidArg("timeout_ms", fmt.Sprintf("%d is out of range: give 1 to %d milliseconds, or omit it for the default %d (10 minutes)",
-			a.TimeoutMS, engine.MaxTimeout.Milliseconds(), engine.DefaultTimeout.Milliseconds())))
+	if msg := commandArgs(a.Command, a.TimeoutMS); msg != "" {
+		return errorText(msg)
 	}
 	pol, msg := a.Policy.policy("policy")
 	if msg != "" {

@@ -87,12 +87,8 @@ func (t *toolset) handleSessionExec(ctx context.Context, req mcp.CallToolRequest
 	if msg := sessionRef(a.SessionID); msg != "" {
 		return errorText(msg)
 	}
-	if strings.TrimSpace(a.Command) == "" {
-		return errorText(invalidArg("command", "missing or empty; give a program such as \"ls\", with its arguments in args, or \"sh\" with args [\"-c\", \"a shell line\"]"))
-	}
-	if a.TimeoutMS < 0 || a.TimeoutMS > engine.MaxTimeout.Milliseconds() {
-		return errorText(invalidArg("timeout_ms", fmt.Sprintf("%d is out of range: give 1 to %d milliseconds, or omit it for the default %d (10 minutes)",
-			a.TimeoutMS, engine.MaxTimeout.Milliseconds(), engine.DefaultTimeout.Milliseconds())))
+	if msg := commandArgs(a.Command, a.TimeoutMS); msg != "" {
+		return errorText(msg)
 	}
 	if a.Background && a.TimeoutMS != 0 {
 		return errorText(invalidArg("timeout_ms", "applies to foreground commands only; a background process runs until it exits, "+
