@@ -118,6 +118,9 @@ func demo(ctx context.Context, args []string) error {
 	if _, err := d.call(ctx, "an error an agent can act on", "read_file", map[string]any{"workspace": "demo", "path": "../etc/passwd"}); err != nil {
 		return err
 	}
+	if err := d.liveStory(ctx); err != nil {
+		return err
+	}
 	d.say("\ndemo finished: every step above went through MCP to real bubblewrap sandboxes, with a commit after each change.")
 	if explicit || os.Getenv("SANDKIT_DATA_DIR") != "" {
 		d.say("the daemon for %s keeps serving other doors; it exits after %v with nothing to do, or now with `sandkit-mcp stop --data-dir %s`",
@@ -130,6 +133,9 @@ type demoRun struct {
 	out io.Writer
 	cs  *mcp.ClientSession
 	n   int
+	// failed reports whether the last call was a tool error (with its text in failText).
+	failed   bool
+	failText string
 }
 
 func (d *demoRun) say(format string, a ...any) { fmt.Fprintf(d.out, format+"\n", a...) }
@@ -148,6 +154,14 @@ func (d *demoRun) call(ctx context.Context, title, tool string, args map[string]
 	res, err := d.cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", tool, err)
+	}
+	d.failed, d.failText = res.IsError, ""
+	if res.IsError {
+		for _, c := range res.Content {
+			if t, ok := c.(*mcp.TextContent); ok {
+				d.failText += t.Text
+			}
+		}
 	}
 	if title != "" {
 		for _, c := range res.Content {

@@ -83,6 +83,24 @@ func dataDir(t testing.TB) string {
 // and reports them: a passing test leaves none.
 func killLeftovers(t testing.TB, dir string) {
 	t.Helper()
+	var left []int
+	// Processes that are ending anyway get a moment to do so.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		left = processesFrom(dir)
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, pid := range left {
+		cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("process %d was still running from %s after the test: %q", pid, dir, strings.ReplaceAll(string(cmd), "\x00", " "))
+	}
+}
+
+// processesFrom lists the live processes (not zombies) running from dir.
+func processesFrom(dir string) []int {
+	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -95,10 +113,9 @@ func killLeftovers(t testing.TB, dir string) {
 				continue
 			}
 		}
-		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		t.Errorf("process %d was still running from %s after the test: %q", pid, dir, strings.ReplaceAll(string(cmd), "\x00", " "))
+		pids = append(pids, pid)
 	}
+	return pids
 }
 
 // fromDir reports whether a process runs from dir: its command line, working directory or an

@@ -95,6 +95,11 @@ func (f *serveFlags) validate() error {
 	if len(f.origins) > 0 && addr == "" {
 		return usageError{fmt.Errorf("--allowed-origin applies to the HTTP door: add --http")}
 	}
+	for _, o := range f.origins {
+		if _, ok := normalizeOrigin(o); !ok {
+			return usageError{fmt.Errorf("--allowed-origin %q: give an origin such as https://app.example.com (scheme, host, optional port)", o)}
+		}
+	}
 	if f.idleTTL < time.Second {
 		return usageError{fmt.Errorf("--idle-ttl %v: give at least 1s (HTTP sessions idle this long are ended; default %v)", f.idleTTL, defaultIdleTTL)}
 	}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// The daemon is the one process that owns a data dir: its engine, provider and store, behind
+// every door. It is started by `sandkit-mcp serve` (in the foreground) or by a stdio door that
+// found none (detached, with --idle-exit).
+type daemon struct {
+	cfg   config
+	flags serveFlags
+	log   *slog.Logger
+
+	rt    *runtime
+	calls *callTracker
+	conns *connCounter
+	state *daemonState
+	mcp   *server.MCPServer
+	unix  *unixDoor
+
+	httpDoor   *httpDoor
+	httpSrv    *http.Server
+	httpLn     net.Listener
+	previewSrv *http.Server
+	previewLn  net.Listener
+
+	fail chan error // a listener failed
+}
+
+// Shutdown budget.
+const (
+	shutdownConnsWait = 10 * time.Second
+	shutdownHTTPWait  = 5 * time.Second
+	// lockWait is how long a starting daemon waits for the state file: long enough for a daemon
+	// that stopped accepting (idle exit) to finish shutting down.
+	lockWait = 15 * time.Second
+)
+
+// runDaemon owns the data dir, opens the doors and serves until ctx ends (a signal) or the
+// daemon has been idle for --idle-exit; then it shuts down in order: the MCP connections (their
+// calls cancelled), the HTTP servers, and the engine, provider and store.
+func runDaemon(ctx context.Context, cfg config, f serveFlags, log *slog.Logger) error {
+	// A daemon that answers owns the data dir: fail at once rather than queue behind its lock.
+	if socketAnswers(socketPath(cfg.dataDir)) {
+		info, _ := runningDaemon(cfg.dataDir)
+		return fmt.Errorf("data dir %s is already served by a sandkit-mcp daemon (%s)\n"+
+			"agents reach it through `sandkit-mcp --data-dir %s` (the stdio door); stop it with `sandkit-mcp stop --data-dir %s`, "+
+			"or give this server its own --data-dir", cfg.dataDir, infoSummary(info), cfg.dataDir, cfg.dataDir)
+	}
+	d := &daemon{cfg: cfg, flags: f, log: log, calls: newCallTracker(), conns: newConnCounter(), fail: make(chan error, 4)}
+
+	// The preview URL of a token depends on where previews are served, known once listening.
+	var site atomic.Pointer[previewSite]
+	var previewURL func(string) string
+	if f.site != nil || f.previewAddr != "" {
+		previewURL = func(token string) string {
+			if s := site.Load(); s != nil {
+				return s.url(token)
+			}
+			return ""
+		}
+	}
+	rt, err := openRuntime(ctx, cfg, runtimeOptions{lockWait: lockWait, previewURL: previewURL}, log)
+	if err != nil {
+		return err
+	}
+	d.rt = rt
+	d.state = &daemonState{started: time.Now(), conns: d.conns, calls: d.calls, store: rt.store}
+	d.mcp = newMCPServer(rt.engine, d.calls, d.conns, log)
+	d.unix = newUnixDoor(d.mcp, socketPath(cfg.dataDir), log.With("door", "unix"))
+
+	if err := d.listen(&site); err != nil {
+		d.shutdown("start-up failed")
+		return err
+	}
+	info := daemonInfo{
+		PID: os.Getpid(), Version: version, Started: d.state.started.UTC(), DataDir: cfg.dataDir,
+		Socket: socketPath(cfg.dataDir), PublicURL: f.publicURL,
+	}
+	if st, ok := procStat(os.Getpid()); ok {
+		info.StartTicks = st.startTicks
+	}
+	if d.httpLn != nil {
+		info.HTTP = d.httpLn.Addr().String()
+	}
+	if d.previewLn != nil {
+		info.Preview = d.previewLn.Addr().String()
+	}
+	if f.idleExit > 0 {
+		info.IdleExit = f.idleExit.String()
+	}
+	if err := writeDaemonInfo(cfg.dataDir, info); err != nil {
+		log.Warn("could not write the daemon pidfile", "err", err)
+	}
+	log.Info("sandkit-mcp daemon serving", "version", version, "pid", info.PID, "data_dir", cfg.dataDir,
+		"socket", info.Socket, "http", info.HTTP, "preview", info.Preview, "public_url", f.publicURL, "idle_exit", info.IdleExit)
+
+	idle := make(chan struct{})
+	if f.idleExit > 0 {
+		go d.watchIdle(ctx, idle)
+	}
+	var reason string
+	select {
+	case <-ctx.Done():
+		reason = "signal"
+	case <-idle:
+		reason = fmt.Sprintf("idle for %v", f.idleExit)
+	case err = <-d.fail:
+		reason = "a listener failed"
+	}
+	d.shutdown(reason)
+	return err
+}
+
+// listen opens the preview listener, the HTTP door and then the Unix socket (last: a door that
+// connects finds everything ready).
+func (d *daemon) listen(site *atomic.Pointer[previewSite]) error {
+	f := d.flags
+	errLog := slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)
+	var publicPreview *previewProxy
+	switch {
+	case f.site != nil:
+		site.Store(f.site)
+		publicPreview = newPreviewProxy(*f.site, true, d.rt.engine, d.log.With("door", "preview"))
+	case f.previewAddr != "":
+		ln, err := net.Listen("tcp", f.previewAddr)
+		if err != nil {
+			return fmt.Errorf("preview listener on %s: %w (choose another --preview-addr)", f.previewAddr, err)
+		}
+		d.previewLn = ln
+		s, err := parsePreviewBase(fmt.Sprintf("http://*.localhost:%d", ln.Addr().(*net.TCPAddr).Port))
+		if err != nil {
+			return err
+		}
+		site.Store(&s)
+		d.previewSrv = &http.Server{
+			Handler:           newPreviewProxy(s, false, d.rt.engine, d.log.With("door", "preview")),
+			ReadHeaderTimeout: 30 * time.Second, ErrorLog: errLog,
+		}
+		go d.serveHTTP(d.previewSrv, ln, "preview listener")
+	}
+	if f.httpAddr != "" {
+		d.httpDoor = newHTTPDoor(d.mcp, d.calls, httpDoorOptions{
+			token: f.token, allowedOrigins: f.origins, idleTTL: f.idleTTL, preview: publicPreview, health: d.state,
+		}, d.log)
+		ln, err := net.Listen("tcp", f.httpAddr)
+		if err != nil {
+			return fmt.Errorf("HTTP door on %s: %w (choose another --http address)", f.httpAddr, err)
+		}
+		d.httpLn = ln
+		d.httpSrv = &http.Server{Handler: d.httpDoor, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
+		go d.serveHTTP(d.httpSrv, ln, "HTTP door")
+	}
+	return d.unix.listen()
+}
+
+func (d *daemon) serveHTTP(srv *http.Server, ln net.Listener, what string) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		d.fail <- fmt.Errorf("%s: %w", what, err)
+	}
+}
+
+// watchIdle closes idle once the daemon has had nothing to do for --idle-exit: no connection, no
+// call in flight, no active run, no open session. Before giving up it stops accepting and checks
+// again, so a door that connected at the last moment is served (the daemon then goes on).
+func (d *daemon) watchIdle(ctx context.Context, idle chan<- struct{}) {
+	limit := d.flags.idleExit
+	t := time.NewTicker(min(max(limit/10, 100*time.Millisecond), 30*time.Second))
+	defer t.Stop()
+	lastBusy := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ok, since := d.state.idle()
+		if !ok {
+			lastBusy = time.Now()
+			continue
+		}
+		if since.Before(lastBusy) {
+			since = lastBusy
+		}
+		if time.Since(since) < limit {
+			continue
+		}
+		d.unix.pause()
+		if ok, _ := d.state.idle(); ok && d.unix.count() == 0 {
+			close(idle)
+			return
+		}
+		if err := d.unix.listen(); err != nil {
+			d.fail <- err
+			return
+		}
+		lastBusy = time.Now()
+	}
+}
+
+// shutdown stops everything, in order, each step bounded.
+func (d *daemon) shutdown(reason string) {
+	d.log.Info("sandkit-mcp daemon stopping", "reason", reason)
+	start := time.Now()
+	d.unix.close(shutdownConnsWait)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownHTTPWait)
+	defer cancel()
+	if d.httpDoor != nil {
+		d.httpDoor.shutdown(ctx)
+	}
+	d.calls.cancelAll(shutdownConnsWait)
+	for _, srv := range []*http.Server{d.httpSrv, d.previewSrv} {
+		if srv == nil {
+			continue
+		}
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
+		}
+	}
+	if err := d.rt.Close(); err != nil {
+		d.log.Warn("closing the engine", "err", err)
+	}
+	removeDaemonInfo(d.cfg.dataDir)
+	d.log.Info("sandkit-mcp daemon stopped", "took", time.Since(start).Round(time.Millisecond))
+}
+
+// infoSummary describes a running daemon in one line.
+func infoSummary(i daemonInfo) string {
+	if i.PID == 0 {
+		return "socket " + i.Socket
+	}
+	s := fmt.Sprintf("pid %d, version %s, since %s, socket %s", i.PID, i.Version, i.Started.Local().Format(time.DateTime), i.Socket)
+	if i.HTTP != "" {
+		s += ", http " + i.HTTP
+	}
+	return s
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// liveStory is the demo's second half: a live session with a web server, its preview URL
+// fetched over HTTP, the lease that keeps durable commands out meanwhile, and the commit.
+func (d *demoRun) liveStory(ctx context.Context) error {
+	d.say("\n--- live session: a dev server and its preview URL ---")
+	if _, err := d.call(ctx, "create a workspace that may publish port 8000", "create_workspace",
+		map[string]any{"name": "demo-site", "exposed_ports": []int{8000}}); err != nil {
+		return err
+	}
+	s, err := d.call(ctx, "open a live session on it", "open_session", map[string]any{"workspace": "demo-site"})
+	if err != nil {
+		return err
+	}
+	if d.failed {
+		d.say("   (skipping the live part: %s)", firstLine(d.failText))
+		return nil
+	}
+	sid, _ := s["session_id"].(string)
+	steps := []struct {
+		title, tool string
+		args        map[string]any
+	}{
+		{"write a page into the session (no commit yet)", "write_files", map[string]any{"session_id": sid,
+			"files": []map[string]any{{"path": "index.html", "content": "<h1>hello from a sandkit session</h1>\n"}}}},
+		{"start a web server in the background", "session_exec", map[string]any{"session_id": sid, "command": "python3",
+			"args": []string{"-m", "http.server", "8000", "--bind", "127.0.0.1"}, "background": true}},
+	}
+	for _, st := range steps {
+		if _, err := d.call(ctx, st.title, st.tool, st.args); err != nil {
+			return err
+		}
+		if d.failed {
+			return fmt.Errorf("%s: %s", st.tool, d.failText)
+		}
+	}
+	var url string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		title := ""
+		if time.Now().After(deadline) {
+			title = "ask for the preview URL of port 8000"
+		}
+		out, err := d.call(ctx, title, "session_url", map[string]any{"session_id": sid, "port": 8000})
+		if err != nil {
+			return err
+		}
+		if !d.failed {
+			d.n++
+			d.say("\n%d. ask for the preview URL of port 8000 (once the server listens)\n   session_url {\"port\":8000,\"session_id\":%q}\n   %v", d.n, sid, out["url"])
+			url, _ = out["url"].(string)
+			break
+		}
+		if title != "" {
+			return fmt.Errorf("session_url: %s", d.failText)
+		}
+	}
+	d.n++
+	d.say("\n%d. fetch the page through the preview URL (what a browser would do)\n   GET %s", d.n, url)
+	code, body, err := fetchPreview(ctx, url)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", url, err)
+	}
+	d.say("   %d %s", code, strings.TrimSpace(body))
+	if _, err := d.call(ctx, "while the session is open, durable commands are refused, saying who holds the lease", "run_command",
+		map[string]any{"workspace": "demo-site", "command": "ls"}); err != nil {
+		return err
+	}
+	for _, st := range []struct {
+		title, tool string
+		args        map[string]any
+	}{
+		{"commit the session: one commit with everything it changed", "commit_session", map[string]any{"session_id": sid, "message": "the landing page"}},
+		{"the page is now in the workspace's durable history", "read_file", map[string]any{"workspace": "demo-site", "path": "index.html"}},
+	} {
+		if _, err := d.call(ctx, st.title, st.tool, st.args); err != nil {
+			return err
+		}
+		if d.failed {
+			return fmt.Errorf("%s: %s", st.tool, d.failText)
+		}
+	}
+	return nil
+}
+
+// fetchPreview GETs a preview URL; *.localhost names are dialled on loopback (browsers and curl
+// do so; Go's resolver may not).
+func fetchPreview(ctx context.Context, url string) (int, string, error) {
+	cl := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(host, ".localhost") {
+				addr = net.JoinHostPort("127.0.0.1", port)
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	return resp.StatusCode, string(b), err
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

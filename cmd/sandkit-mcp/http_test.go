@@ -1,0 +1,58 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestHTTPListenAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"8765": "127.0.0.1:8765", "127.0.0.1:0": "127.0.0.1:0", ":8765": ":8765",
+		"0.0.0.0:1": "0.0.0.0:1", "[::1]:9": "[::1]:9", "localhost:9": "localhost:9",
+	} {
+		got, err := httpListenAddr(in)
+		if err != nil || got != want {
+			t.Errorf("%q: %q %v, want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"localhost", "http://x:1", "99999x"} {
+		if _, err := httpListenAddr(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	for addr, want := range map[string]bool{
+		"127.0.0.1:1": true, "[::1]:1": true, "localhost:1": true, "127.9.9.9:1": true,
+		":1": false, "0.0.0.0:1": false, "[::]:1": false, "10.0.0.1:1": false, "example.com:1": false,
+	} {
+		if got := isLoopbackAddr(addr); got != want {
+			t.Errorf("isLoopbackAddr(%q) = %v", addr, got)
+		}
+	}
+}
+
+func TestServeFlagsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		f    serveFlags
+		want string // "" = valid
+	}{
+		{serveFlags{http: "127.0.0.1:0", idleTTL: defaultIdleTTL}, ""},
+		{serveFlags{http: "0.0.0.0:0", idleTTL: defaultIdleTTL}, "bearer token"},
+		{serveFlags{http: "0.0.0.0:0", token: "x", idleTTL: defaultIdleTTL}, ""},
+		{serveFlags{publicURL: "https://*.p.example.com", idleTTL: defaultIdleTTL}, "needs --http"},
+		{serveFlags{http: "8080", publicURL: "https://*.p.example.com/x", idleTTL: defaultIdleTTL}, "no path"},
+		{serveFlags{http: "8080", idleTTL: 0}, "--idle-ttl"},
+		{serveFlags{http: "8080", idleTTL: defaultIdleTTL, idleExit: -1}, "--idle-exit"},
+		{serveFlags{origins: stringList{"https://a"}, idleTTL: defaultIdleTTL}, "--http"},
+		{serveFlags{http: "8080", origins: stringList{"app.example.com"}, idleTTL: defaultIdleTTL}, "--allowed-origin"},
+		{serveFlags{http: "8080", origins: stringList{"https://app.example.com/path"}, idleTTL: defaultIdleTTL}, "--allowed-origin"},
+	} {
+		t.Setenv("SANDKIT_TOKEN", "")
+		err := tc.f.validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v", tc.f, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: %v, want an error about %q", tc.f, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// connSession is the MCP client session of one Unix-socket connection: its own id (the lease
+// holder identity), its notification channel, and what the client said about itself at
+// initialize (shown to other agents in lease errors).
+type connSession struct {
+	id            string
+	notifications chan mcp.JSONRPCNotification
+	initialized   atomic.Bool
+	logLevel      atomic.Value // mcp.LoggingLevel
+
+	mu         sync.Mutex
+	clientInfo mcp.Implementation
+	clientCaps mcp.ClientCapabilities
+}
+
+var (
+	_ server.ClientSession         = (*connSession)(nil)
+	_ server.SessionWithLogging    = (*connSession)(nil)
+	_ server.SessionWithClientInfo = (*connSession)(nil)
+)
+
+// notificationBuffer matches mcp-go's own sessions: a full channel drops the notification.
+const notificationBuffer = 100
+
+func newConnSession(id string) *connSession {
+	return &connSession{id: id, notifications: make(chan mcp.JSONRPCNotification, notificationBuffer)}
+}
+
+func (s *connSession) SessionID() string { return s.id }
+
+func (s *connSession) NotificationChannel() chan<- mcp.JSONRPCNotification { return s.notifications }
+
+func (s *connSession) Initialize() {
+	if s.logLevel.Load() == nil {
+		s.logLevel.Store(mcp.LoggingLevelError)
+	}
+	s.initialized.Store(true)
+}
+
+func (s *connSession) Initialized() bool { return s.initialized.Load() }
+
+func (s *connSession) SetLogLevel(level mcp.LoggingLevel) { s.logLevel.Store(level) }
+
+func (s *connSession) GetLogLevel() mcp.LoggingLevel {
+	if l, ok := s.logLevel.Load().(mcp.LoggingLevel); ok {
+		return l
+	}
+	return mcp.LoggingLevelError
+}
+
+func (s *connSession) GetClientInfo() mcp.Implementation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clientInfo
+}
+
+func (s *connSession) SetClientInfo(info mcp.Implementation) {
+	s.mu.Lock()
+	s.clientInfo = info
+	s.mu.Unlock()
+}
+
+func (s *connSession) GetClientCapabilities() mcp.ClientCapabilities {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clientCaps
+}
+
+func (s *connSession) SetClientCapabilities(caps mcp.ClientCapabilities) {
+	s.mu.Lock()
+	s.clientCaps = caps
+	s.mu.Unlock()
+}
