@@ -157,17 +157,8 @@ func execText(v execView) string {
 	for _, n := range v.Notes {
 		b.WriteString("\nnote: " + n)
 	}
-	stream := func(name, text string, total int64) {
-		if total == 0 {
-			return
-		}
-		fmt.Fprintf(&b, "\n--- %s (%d bytes) ---\n%s", name, total, text)
-		if !strings.HasSuffix(text, "\n") {
-			b.WriteByte('\n')
-		}
-	}
-	stream("stdout", v.Stdout, v.StdoutBytes)
-	stream("stderr", v.Stderr, v.StderrBytes)
+	writeStream(&b, "stdout", v.Stdout, v.StdoutBytes)
+	writeStream(&b, "stderr", v.Stderr, v.StderrBytes)
 	return b.String()
 }
 
