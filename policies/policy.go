@@ -35,6 +35,7 @@ package policies
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -141,34 +142,20 @@ type Getenv func(name string) (string, bool)
 
 // Normalize validates p and returns it in canonical form: domains lower-cased, trailing dots
 // removed, de-duplicated and sorted. The error wraps ErrInvalid and names the offending part.
+//
+// In canonical form, service ids and header names are lower-case, the alias "codex" is "openai",
+// services are sorted by id, header transforms by name, and empty lists are nil; Normalize of a
+// canonical policy returns it unchanged. Two services with one id, or two transforms setting the
+// same header on the same domain, are errors rather than silently merged.
 func Normalize(p Policy) (Policy, error) {
 	switch p.Mode {
 	case DenyAll, AllowAll:
-		if len(p.Domains) > 0 {
-			return Policy{}, fmt.Errorf("%w: mode %q takes no domains; use mode \"allow\" with a domain list", ErrInvalid, p.Mode)
+		if len(p.Domains) > 0 || len(p.Services) > 0 {
+			return Policy{}, fmt.Errorf("%w: mode %q takes no domains or services; use mode \"allow\" to list what the sandbox may reach", ErrInvalid, p.Mode)
 		}
 		return Policy{Mode: p.Mode}, nil
 	case Allow:
-		if len(p.Services) > 0 {
-			return Policy{}, errPending
-		}
-		if len(p.Domains) == 0 {
-			return Policy{}, fmt.Errorf("%w: mode \"allow\" needs at least one domain (for no network use mode \"deny-all\")", ErrInvalid)
-		}
-		seen := map[string]bool{}
-		var out []string
-		for _, d := range p.Domains {
-			n, err := normalizeDomain(d)
-			if err != nil {
-				return Policy{}, err
-			}
-			if !seen[n] {
-				seen[n] = true
-				out = append(out, n)
-			}
-		}
-		sort.Strings(out)
-		return Policy{Mode: Allow, Domains: out}, nil
+		return normalizeAllow(p)
 	case "":
 		return Policy{}, fmt.Errorf("%w: mode is required (deny-all, allow-all or allow)", ErrInvalid)
 	default:
@@ -176,43 +163,30 @@ func Normalize(p Policy) (Policy, error) {
 	}
 }
 
-func normalizeDomain(d string) (string, error) {
-	orig := d
-	d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
-	if d == "" {
-		return "", fmt.Errorf("%w: empty domain in the list", ErrInvalid)
+// String is a stable, human-readable description: "deny-all", "allow-all" or "allow:" followed by
+// the service ids and plain domains, sorted by name (a wildcard by the host after its "*.") and
+// comma-separated ("allow:github,npm,registry.example.com", "allow:a.com,*.b.com").
+// It never shows credentials.
+func (p Policy) String() string {
+	if p.Mode != Allow {
+		return string(p.Mode)
 	}
-	if strings.Contains(d, ":") {
-		return "", fmt.Errorf("%w: domain %q has a port; list the host name only", ErrInvalid, orig)
+	names := make([]string, 0, len(p.Services)+len(p.Domains))
+	for _, s := range p.Services {
+		names = append(names, s.ID)
 	}
-	labels := strings.Split(d, ".")
-	for i, l := range labels {
-		if l == "*" && i == 0 && len(labels) > 1 {
-			continue
-		}
-		if strings.Contains(l, "*") {
-			return "", fmt.Errorf("%w: domain %q: a wildcard is allowed only as the whole first label (\"*.example.com\")", ErrInvalid, orig)
-		}
-		if l == "" || len(l) > 63 {
-			return "", fmt.Errorf("%w: domain %q has an empty or over-long label", ErrInvalid, orig)
-		}
-		for _, r := range l {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-				return "", fmt.Errorf("%w: domain %q contains %q; use letters, digits, '-' and '.'", ErrInvalid, orig, r)
-			}
-		}
-		if l[0] == '-' || l[len(l)-1] == '-' {
-			return "", fmt.Errorf("%w: domain %q has a label starting or ending with '-'", ErrInvalid, orig)
-		}
-	}
-	return d, nil
+	names = append(names, p.Domains...)
+	sort.Slice(names, func(i, j int) bool { return describeLess(names[i], names[j]) })
+	return "allow:" + strings.Join(slices.Compact(names), ",")
 }
 
-// String is a stable, human-readable description: "deny-all", "allow-all" or
-// "allow:a.example,*.b.example".
-func (p Policy) String() string {
-	if p.Mode == Allow {
-		return "allow:" + strings.Join(p.Domains, ",")
+// describeLess orders the names of String by host name, a wildcard's "*." aside, so a wildcard
+// sits next to its domain ("a.com,*.b.com,b.com"); between equal hosts the exact one comes first.
+func describeLess(a, b string) bool {
+	ha, wa := strings.CutPrefix(a, "*.")
+	hb, wb := strings.CutPrefix(b, "*.")
+	if ha != hb {
+		return ha < hb
 	}
-	return string(p.Mode)
+	return !wa && wb
 }
