@@ -159,7 +159,7 @@ func TestCompileCredentials(t *testing.T) {
 	}{
 		{"default env", allow(Service{ID: "github"}), newEnv("GITHUB_TOKEN", "ghp_TEST123"), "api.github.com", h("authorization", "Bearer ghp_TEST123"), "", nil},
 		{"env value trimmed", allow(Service{ID: "github"}), newEnv("GITHUB_TOKEN", " ghp_TEST123\n"), "api.github.com", h("authorization", "Bearer ghp_TEST123"), "", nil},
-		{"override by env", allow(Service{ID: "github", Credential: &Credential{Env: "GH_BOT_TOKEN"}}), newEnv("GITHUB_TOKEN", "wrong", "GH_BOT_TOKEN", "bot"),
+		{"override by env", allow(Service{ID: "github", Credential: &Credential{Env: "SANDKIT_CRED_GH_BOT_TOKEN"}}), newEnv("GITHUB_TOKEN", "wrong", "SANDKIT_CRED_GH_BOT_TOKEN", "bot"),
 			"github.com", h("authorization", "Basic eC1hY2Nlc3MtdG9rZW46Ym90"), "", []string{"GITHUB_TOKEN"}},
 		{"override by literal", allow(Service{ID: "github", Credential: &Credential{Value: "lit"}}), newEnv("GITHUB_TOKEN", "wrong"),
 			"github.com", h("authorization", "Basic eC1hY2Nlc3MtdG9rZW46bGl0"), "", []string{"GITHUB_TOKEN"}},
@@ -170,20 +170,20 @@ func TestCompileCredentials(t *testing.T) {
 		{"openai explicit env has no fallback", allow(Service{ID: "openai", Credential: &Credential{Env: "OPENAI_API_KEY"}}), newEnv("CODEX_API_KEY", "c"), "", nil,
 			`credential unavailable: policy service "openai" needs the environment variable OPENAI_API_KEY, which is not set on the server…`, []string{"CODEX_API_KEY"}},
 		{"custom service literal and env", allow(custom("internal", []string{"api.internal.example.com"},
-			Header{Name: "authorization", Prefix: "Token ", Credential: envCred("INTERNAL_TOKEN")},
+			Header{Name: "authorization", Prefix: "Token ", Credential: envCred("SANDKIT_CRED_INTERNAL_TOKEN")},
 			Header{Name: "x-team", Credential: Credential{Value: "blue"}})),
-			newEnv("INTERNAL_TOKEN", "t0k"), "api.internal.example.com", h("authorization", "Token t0k", "x-team", "blue"), "", nil},
+			newEnv("SANDKIT_CRED_INTERNAL_TOKEN", "t0k"), "api.internal.example.com", h("authorization", "Token t0k", "x-team", "blue"), "", nil},
 		{"custom basic encoding", allow(custom("git", []string{"git.example.com"},
-			Header{Name: "authorization", Prefix: "Basic ", Encoding: encodingBasic, Credential: envCred("GIT_TOKEN")})),
-			newEnv("GIT_TOKEN", "ghp_TEST123"), "git.example.com", h("authorization", "Basic eC1hY2Nlc3MtdG9rZW46Z2hwX1RFU1QxMjM="), "", nil},
+			Header{Name: "authorization", Prefix: "Basic ", Encoding: encodingBasic, Credential: envCred("SANDKIT_CRED_GIT_TOKEN")})),
+			newEnv("SANDKIT_CRED_GIT_TOKEN", "ghp_TEST123"), "git.example.com", h("authorization", "Basic eC1hY2Nlc3MtdG9rZW46Z2hwX1RFU1QxMjM="), "", nil},
 
 		{"missing env named", allow(Service{ID: "github"}), newEnv(), "", nil, missing, nil},
 		{"blank env", allow(Service{ID: "anthropic"}), newEnv("ANTHROPIC_API_KEY", "  "), "", nil,
 			`credential unavailable: policy service "anthropic" needs the environment variable ANTHROPIC_API_KEY, which is set but empty on the server…`, nil},
 		{"missing openai names both", allow(Service{ID: "openai"}), newEnv(), "", nil,
 			`credential unavailable: policy service "openai" needs the environment variable OPENAI_API_KEY (or CODEX_API_KEY), which is not set on the server…`, nil},
-		{"missing custom env", allow(custom("internal", []string{"a.example.com"}, Header{Name: "x-key", Credential: envCred("INTERNAL_TOKEN")})), newEnv(), "", nil,
-			"credential unavailable: policy service \"internal\" needs the environment variable INTERNAL_TOKEN, which is not set on the server; " +
+		{"missing custom env", allow(custom("internal", []string{"a.example.com"}, Header{Name: "x-key", Credential: envCred("SANDKIT_CRED_INTERNAL_TOKEN")})), newEnv(), "", nil,
+			"credential unavailable: policy service \"internal\" needs the environment variable SANDKIT_CRED_INTERNAL_TOKEN, which is not set on the server; " +
 				"set it where sandkit-mcp runs (the daemon inherits the environment of the door that started it), or pass a per-run policy with a literal credential", nil},
 		{"env with a line break", allow(Service{ID: "github"}), newEnv("GITHUB_TOKEN", secret+"\nx-evil: 1"), "", nil,
 			`credential unavailable: policy service "github": the environment variable GITHUB_TOKEN has a control character…`, nil},
@@ -266,8 +266,8 @@ func TestCompileModesAndMerge(t *testing.T) {
 }
 
 func TestCompileNilGetenvUsesEnvironment(t *testing.T) {
-	t.Setenv("SANDKIT_POLICIES_TEST_TOKEN", "from-os")
-	r, err := Compile(allow(custom("x", []string{"a.example.com"}, Header{Name: "x-key", Credential: envCred("SANDKIT_POLICIES_TEST_TOKEN")})), nil)
+	t.Setenv("SANDKIT_CRED_SANDKIT_POLICIES_TEST_TOKEN", "from-os")
+	r, err := Compile(allow(custom("x", []string{"a.example.com"}, Header{Name: "x-key", Credential: envCred("SANDKIT_CRED_SANDKIT_POLICIES_TEST_TOKEN")})), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ func FuzzNormalize(f *testing.F) {
 		`{"mode":"allow-all"}`,
 		`{"mode":"allow","domains":["Registry.NPMjs.org.","*.githubusercontent.com","registry.npmjs.org"]}`,
 		`{"mode":"allow","services":[{"id":"github"},{"id":"Codex"},{"id":"npm"}]}`,
-		`{"mode":"allow","services":[{"id":"github","credential":{"env":"GH_TOKEN"}},{"id":"anthropic","credential":{"value":"sk-ant"}}]}`,
+		`{"mode":"allow","services":[{"id":"github","credential":{"env":"SANDKIT_CRED_GH_TOKEN"}},{"id":"anthropic","credential":{"value":"sk-ant"}}]}`,
 		`{"mode":"allow","services":[{"id":"gemini","credential":{"redacted":true}}]}`,
 		`{"mode":"allow","domains":["a.com"],"services":[{"id":"internal","domains":["API.internal.example.com.","*.internal.example.com"],"headers":[{"name":"Authorization","prefix":"Bearer ","domains":["api.internal.example.com"],"credential":{"env":"T"}},{"name":"x-team","credential":{"value":"blue"}}]}]}`,
 		`{"mode":"allow","services":[{"id":"x","domains":["a.com","b.com"],"headers":[{"name":"authorization","domains":["b.com"],"encoding":"basic-x-access-token","credential":{"env":"B"}},{"name":"authorization","domains":["a.com"],"credential":{"env":"A"}}]}]}`,

@@ -19,7 +19,7 @@
 // the sandbox (credential brokering).
 //
 // A domain pattern is an exact host ("registry.npmjs.org") or "*.suffix", which matches
-// subdomains of suffix only, never suffix itself. Matching is case-insensitive and ignores a
+// subdomains of suffix at any depth ("a.b.suffix" too), never suffix itself. Matching is case-insensitive and ignores a
 // trailing dot. Patterns carry no scheme, port or path.
 //
 // # Credentials

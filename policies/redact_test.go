@@ -15,7 +15,7 @@ func withSecrets() Policy {
 		{ID: "github"},
 		custom("internal", []string{"api.internal.example.com"},
 			Header{Name: "authorization", Prefix: "Bearer ", Credential: Credential{Value: secret + "-2"}},
-			Header{Name: "x-team", Credential: Credential{Env: "TEAM"}}),
+			Header{Name: "x-team", Credential: Credential{Env: "SANDKIT_CRED_TEAM"}}),
 	}}
 }
 
@@ -70,7 +70,7 @@ func TestRedact(t *testing.T) {
 		{ID: "github"},
 		custom("internal", []string{"api.internal.example.com"},
 			Header{Name: "authorization", Prefix: "Bearer ", Credential: Credential{Redacted: true}},
-			Header{Name: "x-team", Credential: Credential{Env: "TEAM"}}),
+			Header{Name: "x-team", Credential: Credential{Env: "SANDKIT_CRED_TEAM"}}),
 	}}
 	if !reflect.DeepEqual(r, want) {
 		t.Fatalf("Redact =\n %#v\nwant\n %#v", r, want)
@@ -93,7 +93,7 @@ func TestRedact(t *testing.T) {
 	if !reflect.DeepEqual(Redact(n), n) {
 		t.Fatal("Redact is not idempotent")
 	}
-	if _, err := Compile(n, newEnv("GITHUB_TOKEN", "g", "TEAM", "t").get); !errors.Is(err, ErrCredential) {
+	if _, err := Compile(n, newEnv("GITHUB_TOKEN", "g", "SANDKIT_CRED_TEAM", "t").get); !errors.Is(err, ErrCredential) {
 		t.Fatalf("Compile of a redacted policy: %v, want ErrCredential", err)
 	}
 	if got := Redact(Deny()); !reflect.DeepEqual(got, Deny()) {
@@ -107,7 +107,7 @@ func TestCredentialNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := CredentialNames(n)
-	want := []string{"anthropic: literal value (redacted)", "github: env GITHUB_TOKEN", "internal: literal value (redacted)", "internal: env TEAM"}
+	want := []string{"anthropic: literal value (redacted)", "github: env GITHUB_TOKEN", "internal: literal value (redacted)", "internal: env SANDKIT_CRED_TEAM"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("CredentialNames = %q, want %q", got, want)
 	}

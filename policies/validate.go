@@ -181,7 +181,7 @@ func normalizeService(i int, s Service) (Service, error) {
 			if len(pr.env) == 0 {
 				return Service{}, invalid("preset %q sends no credential, so it takes none; remove \"credential\" (for a registry that needs one, write a custom service with \"headers\")", id)
 			}
-			c, err := normalizeCredential(*s.Credential)
+			c, err := normalizeCredential(*s.Credential, pr.env)
 			if err != nil {
 				return Service{}, invalid("service %q credential: %v", id, err)
 			}
@@ -287,16 +287,24 @@ func normalizeHeader(id string, j int, h Header, domains []string) (Header, erro
 			return Header{}, invalid("service %q: header %q: domain %q is not one of the service's domains (%s); add it to the service's \"domains\" or remove it from the header's", id, name, d, strings.Join(domains, ", "))
 		}
 	}
-	c, err := normalizeCredential(h.Credential)
+	c, err := normalizeCredential(h.Credential, nil)
 	if err != nil {
 		return Header{}, invalid("service %q: header %q credential: %v", id, name, err)
 	}
 	return Header{Domains: hd, Name: name, Prefix: h.Prefix, Encoding: h.Encoding, Credential: c}, nil
 }
 
-// normalizeCredential checks that c has exactly one valid source. Its errors never show a literal
+// CredentialEnvPrefix starts the name of every server environment variable a policy may name
+// explicitly. Without this rule an agent could write a custom service that sends any secret of
+// the server (VERCEL_ACCESS_TOKEN, AWS_SECRET_ACCESS_KEY, …) to a host it controls; operators
+// opt a secret in by exporting it under this prefix. Presets' own defaults (GITHUB_TOKEN, …) are
+// exempt: they only ever go to the preset's fixed hosts.
+const CredentialEnvPrefix = "SANDKIT_CRED_"
+
+// normalizeCredential checks that c has exactly one valid source (own lists a preset's default
+// variables, which its credential may name besides CredentialEnvPrefix ones). Its errors never show a literal
 // value and do not wrap ErrInvalid (callers add it).
-func normalizeCredential(c Credential) (Credential, error) {
+func normalizeCredential(c Credential, own []string) (Credential, error) {
 	var set []string
 	if c.Env != "" {
 		set = append(set, "\"env\"")
@@ -317,7 +325,11 @@ func normalizeCredential(c Credential) (Credential, error) {
 	switch {
 	case c.Env != "":
 		if !validEnvName(c.Env) {
-			return Credential{}, fmt.Errorf("environment variable name %q is not valid; use letters, digits and '_', not starting with a digit (e.g. \"GITHUB_TOKEN\")", c.Env)
+			return Credential{}, fmt.Errorf("environment variable name %q is not valid; use letters, digits and '_', not starting with a digit (e.g. \"SANDKIT_CRED_GITHUB\")", c.Env)
+		}
+		if !strings.HasPrefix(c.Env, CredentialEnvPrefix) && !slices.Contains(own, c.Env) {
+			return Credential{}, fmt.Errorf("environment variable %q cannot be named in a policy: a policy may only send the server's variables whose names start with %q "+
+				"(the operator exports a secret for agents by naming it so), apart from each preset's own default variable, which only ever goes to that preset's hosts", c.Env, CredentialEnvPrefix)
 		}
 	case c.Value != "":
 		if strings.TrimSpace(c.Value) == "" {

@@ -62,39 +62,39 @@ func TestNormalizeRejects(t *testing.T) {
 			"known presets: ai-gateway, anthropic, bun, codex, crates, gemini, github, go-proxy, npm, openai, pypi", `give its "domains"`}},
 		{"unknown preset with credential", allow(Service{ID: "gihub", Credential: &Credential{Env: "GITHUB_TOKEN"}}), []string{`unknown preset "gihub"`}},
 		{"domains on preset", allow(Service{ID: "github", Domains: []string{"gist.github.com"}}), []string{`service "github" is a preset and brings its own domains (github.com, api.github.com, *.githubusercontent.com)`, `remove "domains"`}},
-		{"headers on preset", allow(Service{ID: "anthropic", Headers: []Header{auth(envCred("X"))}}), []string{`service "anthropic" is a preset and brings its own headers`, `set "credential"`}},
+		{"headers on preset", allow(Service{ID: "anthropic", Headers: []Header{auth(envCred("SANDKIT_CRED_X"))}}), []string{`service "anthropic" is a preset and brings its own headers`, `set "credential"`}},
 		{"credential on credential-less preset", allow(Service{ID: "npm", Credential: &Credential{Env: "NPM_TOKEN"}}), []string{`preset "npm" sends no credential, so it takes none`}},
-		{"credential on custom service", allow(Service{ID: "internal", Domains: []string{"a.com"}, Credential: &Credential{Env: "T"}}), []string{`custom service "internal": "credential" is for presets only`}},
-		{"custom service without domains", allow(Service{ID: "internal", Headers: []Header{auth(envCred("T"))}}), []string{`custom service "internal" needs "domains"`}},
+		{"credential on custom service", allow(Service{ID: "internal", Domains: []string{"a.com"}, Credential: &Credential{Env: "SANDKIT_CRED_T"}}), []string{`custom service "internal": "credential" is for presets only`}},
+		{"custom service without domains", allow(Service{ID: "internal", Headers: []Header{auth(envCred("SANDKIT_CRED_T"))}}), []string{`custom service "internal" needs "domains"`}},
 		{"bad service domain", allow(custom("internal", []string{"a.*.com"})), []string{`service "internal": domain "a.*.com"`, "wildcard"}},
 		{"duplicate preset", allow(Service{ID: "npm"}, Service{ID: "npm"}), []string{`service "npm" appears twice`}},
 		{"duplicate by case", allow(custom("api", []string{"a.com"}), custom("API", []string{"b.com"})), []string{`services "api" and "API" are the same service ("api")`}},
 		{"duplicate by alias", allow(Service{ID: "openai"}, Service{ID: "codex"}), []string{`services "openai" and "codex" are the same service ("openai")`}},
 
 		// Headers.
-		{"header without name", allow(custom("x", []string{"a.com"}, Header{Credential: envCred("T")})), []string{`service "x": header #1 has no name`}},
-		{"header name with space", allow(custom("x", []string{"a.com"}, Header{Name: "x api", Credential: envCred("T")})), []string{`header name "x api" has characters`, "RFC"[:0] + "!#$%&'*+-.^_`|~"}},
-		{"header name with colon", allow(custom("x", []string{"a.com"}, Header{Name: ":authority", Credential: envCred("T")})), []string{`header name ":authority"`}},
-		{"header name with newline", allow(custom("x", []string{"a.com"}, Header{Name: "a\nb", Credential: envCred("T")})), []string{"cannot have"}},
-		{"host header", allow(custom("x", []string{"a.com"}, Header{Name: "Host", Credential: envCred("T")})), []string{`header "host" belongs to the connection`}},
-		{"content-length", allow(custom("x", []string{"a.com"}, Header{Name: "content-length", Credential: envCred("T")})), []string{`"content-length" belongs to the connection`}},
-		{"transfer-encoding", allow(custom("x", []string{"a.com"}, Header{Name: "Transfer-Encoding", Credential: envCred("T")})), []string{`"transfer-encoding" belongs`}},
-		{"connection", allow(custom("x", []string{"a.com"}, Header{Name: "connection", Credential: envCred("T")})), []string{`"connection" belongs`}},
-		{"upgrade", allow(custom("x", []string{"a.com"}, Header{Name: "upgrade", Credential: envCred("T")})), []string{`"upgrade" belongs`}},
-		{"proxy-authorization", allow(custom("x", []string{"a.com"}, Header{Name: "Proxy-Authorization", Credential: envCred("T")})), []string{`"proxy-authorization" belongs`, "proxy-*"}},
-		{"header domain not the service's", allow(custom("x", []string{"a.com", "b.com"}, Header{Name: "authorization", Domains: []string{"c.com"}, Credential: envCred("T")})),
+		{"header without name", allow(custom("x", []string{"a.com"}, Header{Credential: envCred("SANDKIT_CRED_T")})), []string{`service "x": header #1 has no name`}},
+		{"header name with space", allow(custom("x", []string{"a.com"}, Header{Name: "x api", Credential: envCred("SANDKIT_CRED_T")})), []string{`header name "x api" has characters`, "RFC"[:0] + "!#$%&'*+-.^_`|~"}},
+		{"header name with colon", allow(custom("x", []string{"a.com"}, Header{Name: ":authority", Credential: envCred("SANDKIT_CRED_T")})), []string{`header name ":authority"`}},
+		{"header name with newline", allow(custom("x", []string{"a.com"}, Header{Name: "a\nb", Credential: envCred("SANDKIT_CRED_T")})), []string{"cannot have"}},
+		{"host header", allow(custom("x", []string{"a.com"}, Header{Name: "Host", Credential: envCred("SANDKIT_CRED_T")})), []string{`header "host" belongs to the connection`}},
+		{"content-length", allow(custom("x", []string{"a.com"}, Header{Name: "content-length", Credential: envCred("SANDKIT_CRED_T")})), []string{`"content-length" belongs to the connection`}},
+		{"transfer-encoding", allow(custom("x", []string{"a.com"}, Header{Name: "Transfer-Encoding", Credential: envCred("SANDKIT_CRED_T")})), []string{`"transfer-encoding" belongs`}},
+		{"connection", allow(custom("x", []string{"a.com"}, Header{Name: "connection", Credential: envCred("SANDKIT_CRED_T")})), []string{`"connection" belongs`}},
+		{"upgrade", allow(custom("x", []string{"a.com"}, Header{Name: "upgrade", Credential: envCred("SANDKIT_CRED_T")})), []string{`"upgrade" belongs`}},
+		{"proxy-authorization", allow(custom("x", []string{"a.com"}, Header{Name: "Proxy-Authorization", Credential: envCred("SANDKIT_CRED_T")})), []string{`"proxy-authorization" belongs`, "proxy-*"}},
+		{"header domain not the service's", allow(custom("x", []string{"a.com", "b.com"}, Header{Name: "authorization", Domains: []string{"c.com"}, Credential: envCred("SANDKIT_CRED_T")})),
 			[]string{`service "x": header "authorization": domain "c.com" is not one of the service's domains (a.com, b.com)`}},
-		{"header domain exact under service wildcard", allow(custom("x", []string{"*.a.com"}, Header{Name: "authorization", Domains: []string{"api.a.com"}, Credential: envCred("T")})),
+		{"header domain exact under service wildcard", allow(custom("x", []string{"*.a.com"}, Header{Name: "authorization", Domains: []string{"api.a.com"}, Credential: envCred("SANDKIT_CRED_T")})),
 			[]string{`domain "api.a.com" is not one of the service's domains (*.a.com)`}},
-		{"header domain malformed", allow(custom("x", []string{"a.com"}, Header{Name: "authorization", Domains: []string{"a.com:443"}, Credential: envCred("T")})),
+		{"header domain malformed", allow(custom("x", []string{"a.com"}, Header{Name: "authorization", Domains: []string{"a.com:443"}, Credential: envCred("SANDKIT_CRED_T")})),
 			[]string{`header "authorization": domain "a.com:443" has a port`}},
-		{"prefix with newline", allow(custom("x", []string{"a.com"}, Header{Name: "authorization", Prefix: "Bearer\r\nX-Evil: 1 ", Credential: envCred("T")})), []string{"the prefix has a control character"}},
-		{"unknown encoding", allow(custom("x", []string{"a.com"}, Header{Name: "authorization", Encoding: "base64", Credential: envCred("T")})), []string{`unknown encoding "base64"`, `"basic-x-access-token"`}},
+		{"prefix with newline", allow(custom("x", []string{"a.com"}, Header{Name: "authorization", Prefix: "Bearer\r\nX-Evil: 1 ", Credential: envCred("SANDKIT_CRED_T")})), []string{"the prefix has a control character"}},
+		{"unknown encoding", allow(custom("x", []string{"a.com"}, Header{Name: "authorization", Encoding: "base64", Credential: envCred("SANDKIT_CRED_T")})), []string{`unknown encoding "base64"`, `"basic-x-access-token"`}},
 		{"same header twice in a service", allow(custom("x", []string{"a.com", "b.com"},
-			Header{Name: "authorization", Credential: envCred("T")},
-			Header{Name: "Authorization", Domains: []string{"b.com"}, Credential: envCred("U")})),
+			Header{Name: "authorization", Credential: envCred("SANDKIT_CRED_T")},
+			Header{Name: "Authorization", Domains: []string{"b.com"}, Credential: envCred("SANDKIT_CRED_U")})),
 			[]string{`service "x" sets header "authorization" twice for "b.com"`}},
-		{"same header from two services", allow(Service{ID: "openai"}, custom("my-openai", []string{"api.openai.com"}, Header{Name: "authorization", Credential: envCred("T")})),
+		{"same header from two services", allow(Service{ID: "openai"}, custom("my-openai", []string{"api.openai.com"}, Header{Name: "authorization", Credential: envCred("SANDKIT_CRED_T")})),
 			[]string{`services "my-openai" and "openai" both set header "authorization" on "api.openai.com"`}},
 
 		// Credentials.
@@ -102,9 +102,9 @@ func TestNormalizeRejects(t *testing.T) {
 		{"empty literal value", allow(Service{ID: "github", Credential: &Credential{Value: ""}}), []string{`service "github" credential: no source`}},
 		{"blank literal value", allow(Service{ID: "github", Credential: &Credential{Value: "   "}}), []string{"the literal value is blank"}},
 		{"value with newline", allow(Service{ID: "github", Credential: &Credential{Value: secret + "\r\nx-evil: 1"}}), []string{"the literal value has a control character"}},
-		{"env and value", allow(Service{ID: "github", Credential: &Credential{Env: "T", Value: secret}}), []string{`exactly one of "env", "value" or "redacted", not "env" and "value"`}},
+		{"env and value", allow(Service{ID: "github", Credential: &Credential{Env: "SANDKIT_CRED_T", Value: secret}}), []string{`exactly one of "env", "value" or "redacted", not "env" and "value"`}},
 		{"value and redacted", allow(custom("x", []string{"a.com"}, Header{Name: "x-key", Credential: Credential{Value: secret, Redacted: true}})), []string{`not "value" and "redacted"`}},
-		{"all three", allow(Service{ID: "github", Credential: &Credential{Env: "T", Value: secret, Redacted: true}}), []string{`not "env" and "value" and "redacted"`}},
+		{"all three", allow(Service{ID: "github", Credential: &Credential{Env: "SANDKIT_CRED_T", Value: secret, Redacted: true}}), []string{`not "env" and "value" and "redacted"`}},
 		{"env starting with digit", allow(Service{ID: "github", Credential: &Credential{Env: "1TOKEN"}}), []string{`environment variable name "1TOKEN" is not valid`}},
 		{"env with dash", allow(custom("x", []string{"a.com"}, Header{Name: "x-key", Credential: envCred("MY-TOKEN")})), []string{`environment variable name "MY-TOKEN" is not valid`}},
 		{"env with dollar", allow(Service{ID: "github", Credential: &Credential{Env: "$GITHUB_TOKEN"}}), []string{`"$GITHUB_TOKEN" is not valid`}},
@@ -140,8 +140,8 @@ func TestNormalizeCanonical(t *testing.T) {
 			Policy{Mode: Allow, Services: []Service{{ID: "github"}, {ID: "npm"}, {ID: "openai"}}}},
 		{"plain domains with services", Policy{Mode: Allow, Domains: []string{"B.example.com.", "a.example.com", "b.example.com"}, Services: []Service{{ID: "pypi"}}},
 			Policy{Mode: Allow, Domains: []string{"a.example.com", "b.example.com"}, Services: []Service{{ID: "pypi"}}}},
-		{"credential override kept", allow(Service{ID: "github", Credential: &Credential{Env: "GH_BOT_TOKEN"}}),
-			allow(Service{ID: "github", Credential: &Credential{Env: "GH_BOT_TOKEN"}})},
+		{"credential override kept", allow(Service{ID: "github", Credential: &Credential{Env: "SANDKIT_CRED_GH_BOT_TOKEN"}}),
+			allow(Service{ID: "github", Credential: &Credential{Env: "SANDKIT_CRED_GH_BOT_TOKEN"}})},
 		{"literal override kept", allow(Service{ID: "anthropic", Credential: &Credential{Value: secret}}),
 			allow(Service{ID: "anthropic", Credential: &Credential{Value: secret}})},
 		{"redacted accepted", allow(Service{ID: "anthropic", Credential: &Credential{Redacted: true}}),
@@ -149,22 +149,22 @@ func TestNormalizeCanonical(t *testing.T) {
 		{"custom service canonical", allow(Service{ID: "Internal_API", Domains: []string{"API.internal.example.com.", "*.Internal.example.com", "api.internal.example.com"},
 			Headers: []Header{
 				{Name: " X-Team ", Credential: Credential{Value: "blue"}},
-				{Name: "Authorization", Prefix: "Bearer ", Domains: []string{"api.internal.example.com.", "API.internal.example.com"}, Credential: envCred("INTERNAL_TOKEN")},
+				{Name: "Authorization", Prefix: "Bearer ", Domains: []string{"api.internal.example.com.", "API.internal.example.com"}, Credential: envCred("SANDKIT_CRED_INTERNAL_TOKEN")},
 			}}),
 			allow(Service{ID: "internal_api", Domains: []string{"*.internal.example.com", "api.internal.example.com"},
 				Headers: []Header{
-					{Name: "authorization", Prefix: "Bearer ", Domains: []string{"api.internal.example.com"}, Credential: envCred("INTERNAL_TOKEN")},
+					{Name: "authorization", Prefix: "Bearer ", Domains: []string{"api.internal.example.com"}, Credential: envCred("SANDKIT_CRED_INTERNAL_TOKEN")},
 					{Name: "x-team", Credential: Credential{Value: "blue"}},
 				}})},
 		{"same header on different domains", allow(custom("x", []string{"a.example.com", "b.example.com"},
-			Header{Name: "authorization", Domains: []string{"b.example.com"}, Prefix: "Basic ", Encoding: encodingBasic, Credential: envCred("B")},
-			Header{Name: "authorization", Domains: []string{"a.example.com"}, Credential: envCred("A")})),
+			Header{Name: "authorization", Domains: []string{"b.example.com"}, Prefix: "Basic ", Encoding: encodingBasic, Credential: envCred("SANDKIT_CRED_B")},
+			Header{Name: "authorization", Domains: []string{"a.example.com"}, Credential: envCred("SANDKIT_CRED_A")})),
 			allow(custom("x", []string{"a.example.com", "b.example.com"},
-				Header{Name: "authorization", Domains: []string{"a.example.com"}, Credential: envCred("A")},
-				Header{Name: "authorization", Domains: []string{"b.example.com"}, Prefix: "Basic ", Encoding: encodingBasic, Credential: envCred("B")}))},
+				Header{Name: "authorization", Domains: []string{"a.example.com"}, Credential: envCred("SANDKIT_CRED_A")},
+				Header{Name: "authorization", Domains: []string{"b.example.com"}, Prefix: "Basic ", Encoding: encodingBasic, Credential: envCred("SANDKIT_CRED_B")}))},
 		{"header-less custom service", allow(custom("mirror", []string{"mirror.example.org"})), allow(custom("mirror", []string{"mirror.example.org"}))},
-		{"a preset and a custom header on one domain, different names", allow(Service{ID: "openai"}, custom("org", []string{"api.openai.com"}, Header{Name: "openai-organization", Credential: envCred("OPENAI_ORG")})),
-			allow(Service{ID: "openai"}, custom("org", []string{"api.openai.com"}, Header{Name: "openai-organization", Credential: envCred("OPENAI_ORG")}))},
+		{"a preset and a custom header on one domain, different names", allow(Service{ID: "openai"}, custom("org", []string{"api.openai.com"}, Header{Name: "openai-organization", Credential: envCred("SANDKIT_CRED_OPENAI_ORG")})),
+			allow(Service{ID: "openai"}, custom("org", []string{"api.openai.com"}, Header{Name: "openai-organization", Credential: envCred("SANDKIT_CRED_OPENAI_ORG")}))},
 		{"wildcard over a tld", Policy{Mode: Allow, Domains: []string{"*.dev"}}, Policy{Mode: Allow, Domains: []string{"*.dev"}}},
 		{"empty lists become nil", Policy{Mode: Allow, Domains: []string{"a.com"}, Services: []Service{}}, Policy{Mode: Allow, Domains: []string{"a.com"}}},
 	}
@@ -190,21 +190,21 @@ func TestNormalizeCanonical(t *testing.T) {
 }
 
 func TestNormalizeDoesNotAlias(t *testing.T) {
-	cred := &Credential{Env: "A"}
+	cred := &Credential{Env: "SANDKIT_CRED_A"}
 	in := allow(Service{ID: "github", Credential: cred})
 	got, err := Normalize(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got.Services[0].Credential.Env = "B"
-	if cred.Env != "A" {
+	if cred.Env != "SANDKIT_CRED_A" {
 		t.Fatal("the normalized policy shares its credential with the input")
 	}
 }
 
 func TestPolicyJSON(t *testing.T) {
 	// The shape tools decode: every field name as documented.
-	const doc = `{"mode":"allow","domains":["example.com"],"services":[{"id":"github","credential":{"env":"GH_TOKEN"}},
+	const doc = `{"mode":"allow","domains":["example.com"],"services":[{"id":"github","credential":{"env":"SANDKIT_CRED_GH_TOKEN"}},
 		{"id":"internal","domains":["api.internal.example.com"],"headers":[{"name":"Authorization","prefix":"Bearer ","credential":{"value":"v"}}]}]}`
 	var p Policy
 	if err := json.Unmarshal([]byte(doc), &p); err != nil {
@@ -218,7 +218,7 @@ func TestPolicyJSON(t *testing.T) {
 		t.Fatalf("String() = %q", got)
 	}
 	out, _ := json.Marshal(n)
-	want := `{"mode":"allow","domains":["example.com"],"services":[{"id":"github","credential":{"env":"GH_TOKEN"}},{"id":"internal","domains":["api.internal.example.com"],"headers":[{"name":"authorization","prefix":"Bearer ","credential":{"value":"v"}}]}]}`
+	want := `{"mode":"allow","domains":["example.com"],"services":[{"id":"github","credential":{"env":"SANDKIT_CRED_GH_TOKEN"}},{"id":"internal","domains":["api.internal.example.com"],"headers":[{"name":"authorization","prefix":"Bearer ","credential":{"value":"v"}}]}]}`
 	if string(out) != want {
 		t.Fatalf("JSON =\n %s\nwant\n %s", out, want)
 	}
@@ -247,6 +247,30 @@ func TestStringStable(t *testing.T) {
 		}
 		if got := n.String(); got != c.want {
 			t.Errorf("normalized String() = %q, want %q", got, c.want)
+		}
+	}
+}
+
+// TestCredentialEnvPrefix: an agent's policy may name only SANDKIT_CRED_* variables (and a
+// preset's own defaults), so it cannot send an arbitrary server secret to a host it chose.
+func TestCredentialEnvPrefix(t *testing.T) {
+	steal := Policy{Mode: Allow, Services: []Service{{ID: "evil", Domains: []string{"attacker.example"},
+		Headers: []Header{{Name: "x-leak", Credential: Credential{Env: "VERCEL_ACCESS_TOKEN"}}}}}}
+	if _, err := Normalize(steal); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), CredentialEnvPrefix) {
+		t.Fatalf("a custom service naming VERCEL_ACCESS_TOKEN: %v", err)
+	}
+	other := Policy{Mode: Allow, Services: []Service{{ID: "github", Credential: &Credential{Env: "AWS_SECRET_ACCESS_KEY"}}}}
+	if _, err := Normalize(other); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a preset credential from an unrelated variable: %v", err)
+	}
+	for _, ok := range []Policy{
+		{Mode: Allow, Services: []Service{{ID: "github", Credential: &Credential{Env: "GITHUB_TOKEN"}}}},
+		{Mode: Allow, Services: []Service{{ID: "github", Credential: &Credential{Env: "SANDKIT_CRED_BOT"}}}},
+		{Mode: Allow, Services: []Service{{ID: "internal", Domains: []string{"api.internal.example"},
+			Headers: []Header{{Name: "authorization", Prefix: "Bearer ", Credential: Credential{Env: "SANDKIT_CRED_INTERNAL"}}}}}},
+	} {
+		if _, err := Normalize(ok); err != nil {
+			t.Errorf("%+v: %v", ok, err)
 		}
 	}
 }

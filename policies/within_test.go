@@ -35,7 +35,7 @@ func TestWithin(t *testing.T) {
 		{"preset domain as plain domain", domains("api.github.com", "raw.githubusercontent.com", "*.raw.githubusercontent.com"), limit, ""},
 		{"preset under its domains", presetsOnly("github"), domains("github.com", "api.github.com", "*.githubusercontent.com"), ""},
 		{"preset under a covering wildcard", presetsOnly("npm"), domains("*.npmjs.org"), ""},
-		{"custom service under the limit's preset domains", allow(custom("gh", []string{"api.github.com"}, Header{Name: "x-key", Credential: envCred("K")})), limit, ""},
+		{"custom service under the limit's preset domains", allow(custom("gh", []string{"api.github.com"}, Header{Name: "x-key", Credential: envCred("SANDKIT_CRED_K")})), limit, ""},
 		{"wildcard under exact", domains("*.example.com"), limit,
 			`policy wider than allowed: domain "*.example.com" is not allowed by the operator's limit "allow:github,npm"; narrow the policy, or ask the operator to widen the limit`},
 		{"apex under wildcard", domains("example.com"), domains("*.example.com"),
