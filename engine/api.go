@@ -38,8 +38,12 @@ type CreateWorkspaceRequest struct {
 	// ExposedPorts are the ports sessions may publish (1-65535).
 	ExposedPorts []int
 	Labels       map[string]string
-	// Template names an operator-defined setup template (egress issue); empty for none.
+	// Template names an operator-defined setup template (Options.Templates) whose snapshot the
+	// workspace starts from; empty for an empty workspace.
 	Template string
+	// Progress, when set, receives the latest output line of the template's setup command while
+	// this call waits for it (a cold template). It must not block.
+	Progress func(line string)
 }
 
 // RunCommandRequest holds run_command's arguments.
@@ -53,7 +57,8 @@ type RunCommandRequest struct {
 	Stdin     []byte
 	// Timeout of 0 means DefaultTimeout.
 	Timeout time.Duration
-	// Policy overrides the workspace policy for this run only.
+	// Policy overrides the workspace policy for this run only. It may hold literal secrets: they
+	// reach the sandbox's proxy and are stored only redacted.
 	Policy *policies.Policy
 	// Background returns at once with the run queued or running; poll it with GetRun.
 	Background bool

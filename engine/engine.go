@@ -15,8 +15,11 @@
 //     reads lost after the next start, and its workspace is at its previous head.
 //  5. An idempotency key makes a retried run_command return the run already recorded under that
 //     key; the command never runs twice.
-//  6. Nothing leaks: a sandbox is stopped on every path, and snapshots that no commit references
-//     are deleted (at once when the engine makes them obsolete, and at start-up after a crash).
+//  6. Nothing leaks: a sandbox is stopped on every path, and snapshots that no commit (or current
+//     template) references are deleted (at once when the engine makes them obsolete, and at
+//     start-up after a crash).
+//
+// Egress policies follow the rules in policy.go; shared setup templates those in templates.go.
 package engine
 
 import (
@@ -24,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -40,8 +44,17 @@ type Options struct {
 	Provider sandbox.Provider
 	// Logger receives operational logs; nil discards them.
 	Logger *slog.Logger
-	// DefaultPolicy applies to new workspaces created without a policy; zero means deny-all.
+	// DefaultPolicy applies to new workspaces created without a policy; zero means deny-all. It
+	// must be durable and within MaxPolicy.
 	DefaultPolicy policies.Policy
+	// MaxPolicy is the widest egress policy agents may use, for workspace defaults and for
+	// per-run and per-session overrides alike (policies.Within); nil means no limit.
+	MaxPolicy *policies.Policy
+	// Templates are the shared setup templates create_workspace's template names, by name.
+	Templates map[string]Template
+	// Getenv reads the server's environment, to warn about credentials whose variable is not set;
+	// nil means os.LookupEnv.
+	Getenv policies.Getenv
 	// PreviewURL turns a preview token into the URL session_url hands out (the door that serves
 	// previews knows its address). Nil: this server serves no previews and session_url says so.
 	PreviewURL func(token string) string
@@ -64,11 +77,16 @@ type Engine struct {
 
 	sess       sessions
 	previewURL func(token string) string
+
+	maxPol *policies.Policy
+	getenv policies.Getenv
+	tpl    templates
 }
 
 // Open starts an engine over a store and a provider. It reconciles the store with reality first:
-// runs that were in flight when a previous server stopped are marked lost, and snapshots no
-// commit references are deleted.
+// runs that were in flight when a previous server stopped are marked lost, template snapshots of
+// definitions that changed (or whose snapshot is gone) are dropped, and snapshots nothing
+// references are deleted.
 func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.Store == nil || opts.Provider == nil {
 		return nil, errors.New("engine: Options.Store and Options.Provider are required")
@@ -85,16 +103,44 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: default policy: %w", err)
 	}
+	if err := policies.Durable(def); err != nil {
+		return nil, fmt.Errorf("engine: default policy: %w", err)
+	}
+	var maxPol *policies.Policy
+	if opts.MaxPolicy != nil {
+		m, err := policies.Normalize(*opts.MaxPolicy)
+		if err != nil {
+			return nil, fmt.Errorf("engine: max policy: %w", err)
+		}
+		maxPol = &m
+		if err := policies.Within(def, m); err != nil {
+			return nil, fmt.Errorf("engine: the default policy is wider than the max policy: %w", err)
+		}
+	}
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.LookupEnv
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	e := &Engine{
 		st: opts.Store, prov: opts.Provider, log: log, defPol: def,
 		ctx: bg, cancel: cancel,
 		active:     map[string]*activeRun{},
 		previewURL: opts.PreviewURL,
+		maxPol:     maxPol,
+		getenv:     getenv,
+	}
+	if err := e.tpl.init(opts.Provider.Name(), opts.Templates); err != nil {
+		cancel()
+		return nil, err
 	}
 	e.queues.init()
 	e.sess.init()
 	if err := e.reconcileSessions(ctx); err != nil {
+		cancel()
+		return nil, err
+	}
+	if err := e.reconcileTemplates(ctx); err != nil {
 		cancel()
 		return nil, err
 	}

@@ -29,4 +29,7 @@ var (
 	ErrCancelled = errors.New("cancelled")
 	// ErrClosed: the engine is shutting down.
 	ErrClosed = errors.New("engine is shutting down")
+	// ErrSetup: a template's setup command failed (non-zero exit, timeout, or its sandbox
+	// failed); nothing was saved and the next use of the template runs it again.
+	ErrSetup = errors.New("template setup failed")
 )

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox"
 	"github.com/sandkit/sandkit-mcp/store"
 )
@@ -71,7 +72,9 @@ func (e *Engine) durably(ctx context.Context, wsID, kind, msg string, apply func
 	if err != nil {
 		return Commit{}, err
 	}
-	sb, err := e.prov.Start(ctx, sandbox.StartOptions{Snapshot: sandbox.SnapshotRef(base.Snapshot), Policy: w.Policy, Label: w.ID})
+	// File operations run no command of the agent's: their sandbox needs no network, and must not
+	// fail for want of the workspace policy's credentials.
+	sb, err := e.prov.Start(ctx, sandbox.StartOptions{Snapshot: sandbox.SnapshotRef(base.Snapshot), Policy: policies.Deny(), Label: w.ID})
 	if err != nil {
 		return Commit{}, e.provErr(err, "start a sandbox")
 	}
@@ -184,7 +187,7 @@ func (e *Engine) atHead(ctx context.Context, ref string, read func(sb sandbox.Sa
 	}); err != nil {
 		return err
 	}
-	sb, err := e.prov.Start(ctx, sandbox.StartOptions{Snapshot: sandbox.SnapshotRef(head.Snapshot), Policy: w.Policy, Label: w.ID})
+	sb, err := e.prov.Start(ctx, sandbox.StartOptions{Snapshot: sandbox.SnapshotRef(head.Snapshot), Policy: policies.Deny(), Label: w.ID})
 	if err != nil {
 		return e.provErr(err, "start a sandbox to read from")
 	}

@@ -144,7 +144,7 @@ func (e *Engine) Fork(ctx context.Context, ref, commitID, name string) (Workspac
 				labels[k] = v
 			}
 			nw = store.Workspace{
-				ID: id, Name: name, Labels: labels, Provider: cur.Provider, Policy: cur.Policy,
+				ID: id, Name: name, Labels: labels, Provider: cur.Provider, Policy: cur.Policy, Template: cur.Template,
 				ExposedPorts: append([]int(nil), cur.ExposedPorts...), Head: first.ID, Created: now, Updated: now,
 			}
 			if err := tx.PutCommit(first); err != nil {

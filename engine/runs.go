@@ -63,7 +63,7 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 	}
 	var override *policies.Policy
 	if req.Policy != nil {
-		p, err := normalizePolicy(*req.Policy)
+		p, err := e.checkPolicy(*req.Policy, useRun)
 		if err != nil {
 			return RunResult{}, err
 		}
@@ -93,7 +93,7 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 	sort.Strings(envNames)
 	run := store.Run{
 		ID: newID(runPrefix), Workspace: w.ID, Command: req.Command, Args: req.Args, Cwd: req.Cwd,
-		EnvNames: envNames, Policy: pol.String(), Status: RunQueued, IdempotencyKey: req.IdempotencyKey,
+		EnvNames: envNames, Policy: describePolicy(pol), Status: RunQueued, IdempotencyKey: req.IdempotencyKey,
 		Background: req.Background, Created: time.Now().UTC(),
 	}
 
@@ -176,6 +176,11 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 		if base, err = tx.Commit(w.Head); err != nil {
 			return err
 		}
+		if override == nil {
+			if err := e.defaultPolicyUsable(w); err != nil {
+				return err
+			}
+		}
 		r, err := tx.Run(ar.id)
 		if err != nil {
 			return err
@@ -183,6 +188,9 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 		r.Status = RunRunning
 		r.Started = &started
 		r.BaseCommit = base.ID
+		if override == nil { // the default as it is now (set_policy may have run meanwhile)
+			r.Policy = describePolicy(w.Policy)
+		}
 		return tx.PutRun(r)
 	})
 	if err != nil {
@@ -194,6 +202,9 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 			}
 			if errors.Is(err, ErrLeased) {
 				r.Error = fmt.Sprintf("could not start: %v", strings.TrimPrefix(err.Error(), ErrLeased.Error()+": "))
+			}
+			if errors.Is(err, ErrPolicy) {
+				r.Error = fmt.Sprintf("could not start: %v", err)
 			}
 		})
 		return

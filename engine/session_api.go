@@ -38,7 +38,8 @@ type OpenSessionRequest struct {
 	Workspace string
 	// Timeout is the session's lifetime (0: DefaultSessionTimeout); extend_session prolongs it.
 	Timeout time.Duration
-	// Policy overrides the workspace policy for this session.
+	// Policy overrides the workspace policy for this session. It may hold literal secrets: they
+	// reach the sandbox's proxy and are stored only redacted.
 	Policy *policies.Policy
 }
 

@@ -140,7 +140,7 @@ func (e *Engine) OpenSession(ctx context.Context, h Holder, req OpenSessionReque
 	}
 	var override *policies.Policy
 	if req.Policy != nil {
-		p, err := normalizePolicy(*req.Policy)
+		p, err := e.checkPolicy(*req.Policy, useSession)
 		if err != nil {
 			return Session{}, err
 		}
@@ -190,8 +190,12 @@ func (e *Engine) openSession(ctx context.Context, h Holder, wsID string, timeout
 		return store.Session{}, err
 	}
 	pol := w.Policy
+	var stored *policies.Policy
 	if override != nil {
 		pol = *override
+		stored = redacted(*override)
+	} else if err := e.defaultPolicyUsable(w); err != nil {
+		return store.Session{}, err
 	}
 	now := time.Now().UTC()
 	sb, err := e.prov.Start(ctx, sandbox.StartOptions{
@@ -204,7 +208,7 @@ func (e *Engine) openSession(ctx context.Context, h Holder, wsID string, timeout
 	s := store.Session{
 		ID: newID(sessionPrefix), Workspace: w.ID, State: store.SessionAttached,
 		HolderConn: h.Conn, HolderClient: h.Client, SandboxID: sb.ID(), Base: base.ID,
-		Policy: pol.String(), Opened: now, Expires: now.Add(timeout),
+		Policy: describePolicy(pol), Override: stored, Opened: now, Expires: now.Add(timeout),
 	}
 	err = e.st.Update(func(tx *store.Tx) error {
 		cur, err := tx.Workspace(w.ID)

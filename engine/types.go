@@ -40,6 +40,9 @@ type Workspace struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// Lease is the open session holding the workspace, if any (it shadows the stored session id).
 	Lease *Lease `json:"session,omitempty"`
+	// Credentials says where the policy's credentials come from ("github: env GITHUB_TOKEN"),
+	// never their values.
+	Credentials []string `json:"policy_credentials,omitempty"`
 }
 
 // Lease summarizes the open session of a workspace.
@@ -48,6 +51,9 @@ type Lease struct {
 	State     string    `json:"state"`
 	Holder    string    `json:"holder"`
 	Expires   time.Time `json:"expires_at"`
+	// Policy describes the session's effective egress policy (its own override, redacted, or
+	// the workspace's default when it started).
+	Policy string `json:"policy,omitempty"`
 }
 
 // FileEntry is one entry of ListFiles.

@@ -7,7 +7,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox"
 )
 
@@ -63,14 +62,6 @@ func validPorts(ports []int) ([]int, error) {
 		return nil, fmt.Errorf("%w: at most 16 exposed ports", ErrInvalid)
 	}
 	return out, nil
-}
-
-func normalizePolicy(p policies.Policy) (policies.Policy, error) {
-	n, err := policies.Normalize(p)
-	if err != nil {
-		return policies.Policy{}, fmt.Errorf("%w: %v", ErrPolicy, err)
-	}
-	return n, nil
 }
 
 func validTimeout(d time.Duration) (time.Duration, error) {

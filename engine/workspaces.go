@@ -8,10 +8,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/store"
 )
 
-// CreateWorkspace makes a new workspace whose head is an empty commit.
+// CreateWorkspace makes a new workspace. Its head is an empty commit, or, with a template, a
+// commit of kind "setup" holding the template's snapshot (built first if it is not yet; see
+// templates.go). The policy (or the operator default) must be durable and within the operator's
+// limit.
 func (e *Engine) CreateWorkspace(ctx context.Context, req CreateWorkspaceRequest) (Workspace, error) {
 	if e.isClosed() {
 		return Workspace{}, ErrClosed
@@ -33,36 +37,81 @@ func (e *Engine) CreateWorkspace(ctx context.Context, req CreateWorkspaceRequest
 	}
 	pol := e.defPol
 	if req.Policy != nil {
-		if pol, err = normalizePolicy(*req.Policy); err != nil {
+		if pol, err = e.checkPolicy(*req.Policy, useDefault); err != nil {
 			return Workspace{}, err
 		}
 	}
+	var def *templateDef
 	if req.Template != "" {
-		return Workspace{}, fmt.Errorf("%w: template %q is not defined: this server has no setup templates configured", ErrNotFound, req.Template)
-	}
-	now := time.Now().UTC()
-	first := store.Commit{
-		ID: newID(commitPrefix), Workspace: id, Kind: CommitEmpty,
-		Message: "empty workspace", Created: now,
+		if def, err = e.tpl.lookup(req.Template); err != nil {
+			return Workspace{}, err
+		}
+		// Fail on a taken name before a setup that may take minutes.
+		if err := e.st.View(func(tx *store.Tx) error {
+			_, err := tx.WorkspaceByName(name)
+			return err
+		}); err == nil {
+			return Workspace{}, fmt.Errorf("%w: a workspace named %q already exists; pick another name or use that workspace", ErrExists, name)
+		}
 	}
 	w := store.Workspace{
 		ID: id, Name: name, Labels: req.Labels, Provider: e.prov.Name(), Policy: pol,
-		ExposedPorts: ports, Head: first.ID, Created: now, Updated: now,
+		ExposedPorts: ports, Created: time.Now().UTC(),
 	}
-	err = e.st.Update(func(tx *store.Tx) error {
-		if err := tx.PutCommit(first); err != nil {
-			return err
+	// With a template, the setup snapshot may be rebuilt (a stale or replaced one) between
+	// reading it and recording the workspace: the record is checked again in the same
+	// transaction, and a moved one is read again.
+	for attempt := 0; ; attempt++ {
+		now := time.Now().UTC()
+		first := store.Commit{
+			ID: newID(commitPrefix), Workspace: id, Kind: CommitEmpty,
+			Message: "empty workspace", Created: now,
 		}
-		return tx.CreateWorkspace(w)
-	})
+		var tplKey, tplSnap string
+		if def != nil {
+			ts, _, err := e.ensureTemplate(ctx, def, false, req.Progress)
+			if err != nil {
+				return Workspace{}, err
+			}
+			tplKey, tplSnap = ts.Key, ts.Snapshot
+			first.Kind = CommitSetup
+			first.Snapshot = ts.Snapshot
+			first.Message = fmt.Sprintf("setup: template %s (%s)", def.name, cmdline(def.Command, def.Args))
+			first.ChangedBytes, first.ChangedFiles = ts.ChangedBytes, ts.ChangedFiles
+			w.Template = def.name
+		}
+		w.Head, w.Updated = first.ID, now
+		err = e.st.Update(func(tx *store.Tx) error {
+			if tplKey != "" {
+				cur, err := tx.TemplateSnapshot(tplKey)
+				if errors.Is(err, store.ErrNotFound) || (err == nil && cur.Snapshot != tplSnap) {
+					return errTemplateMoved
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if err := tx.PutCommit(first); err != nil {
+				return err
+			}
+			return tx.CreateWorkspace(w)
+		})
+		if errors.Is(err, errTemplateMoved) && attempt < 3 {
+			continue
+		}
+		break
+	}
 	if errors.Is(err, store.ErrExists) {
 		return Workspace{}, fmt.Errorf("%w: a workspace named %q already exists; pick another name or use that workspace", ErrExists, name)
+	}
+	if errors.Is(err, errTemplateMoved) {
+		return Workspace{}, fmt.Errorf("%w: template %q was rebuilt several times while this workspace was being created; try again", ErrBusy, def.name)
 	}
 	if err != nil {
 		return Workspace{}, fmt.Errorf("create workspace: %w", err)
 	}
 	w.Version = 1
-	e.log.Info("workspace created", "workspace", id, "name", name)
+	e.log.Info("workspace created", "workspace", id, "name", name, "template", w.Template)
 	return e.view(w), nil
 }
 
@@ -138,7 +187,7 @@ func (e *Engine) view(w store.Workspace) Workspace {
 	if w.Session != "" {
 		_ = e.st.View(func(tx *store.Tx) error {
 			if s, err := tx.Session(w.Session); err == nil && s.Open() {
-				v.Lease = &Lease{SessionID: s.ID, State: s.State, Holder: s.HolderClient, Expires: s.Expires}
+				v.Lease = &Lease{SessionID: s.ID, State: s.State, Holder: s.HolderClient, Expires: s.Expires, Policy: s.Policy}
 			}
 			return nil
 		})
@@ -146,8 +195,12 @@ func (e *Engine) view(w store.Workspace) Workspace {
 	if w.Provider != e.prov.Name() {
 		v.Warnings = append(v.Warnings, fmt.Sprintf("this workspace belongs to provider %q but this server runs provider %q; its commands cannot run here", w.Provider, e.prov.Name()))
 	}
-	if w.Policy.Mode != "deny-all" && !e.prov.Capabilities().Egress {
-		v.Warnings = append(v.Warnings, fmt.Sprintf("egress policy %q is stored but not enforced by the %s provider yet: commands in this workspace have no network access at all", w.Policy.String(), e.prov.Name()))
+	// A stored default is durable; redacting anyway keeps a damaged record from showing a secret.
+	v.Policy = policies.Redact(w.Policy)
+	v.Credentials = policyCredentials(w.Policy)
+	v.Warnings = append(v.Warnings, e.policyWarnings(w.Policy)...)
+	if err := e.withinLimit(w.Policy); err != nil {
+		v.Warnings = append(v.Warnings, fmt.Sprintf("this workspace's policy is wider than the operator now allows, so its commands and sessions are refused until set_policy narrows it: %v", err))
 	}
 	return v
 }

@@ -222,6 +222,14 @@ type Sandbox interface {
 	// DialPort opens a TCP connection to port inside the sandbox (127.0.0.1 there). Nothing
 	// listening yields ErrRefused (wrapped), with a message naming the port.
 	DialPort(ctx context.Context, port int) (net.Conn, error)
+
+	// SetPolicy replaces the sandbox's egress policy without restarting it. It applies to
+	// connections opened afterwards; existing ones are not cut. p is compiled (its credentials
+	// resolved) as at Start: a policy that cannot be applied (e.g. a credential that is not
+	// available) fails with an error wrapping ErrInvalid and leaves the current policy in force.
+	// A provider without egress (Capabilities.Egress false) accepts any valid policy and keeps
+	// the sandbox without network, saying so in Warnings.
+	SetPolicy(ctx context.Context, p policies.Policy) error
 }
 
 // MaxProcessLog is the least output a provider keeps per background process.

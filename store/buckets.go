@@ -8,7 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The file layout (schema version 1). Every record is JSON; every index value is an id as bytes.
+// The file layout (schema version 3). Every record is JSON; every index value is an id as bytes.
 //
 //	schema                          "version" → decimal schema version
 //	workspaces                      workspace id → Workspace
@@ -22,6 +22,7 @@ import (
 //	                                {"head", "tail": base64 bytes, kept exactly; "omitted", "total"}
 //	meta                            engine key → engine bytes, as given
 //	sessions                        session id → Session (since schema version 2)
+//	templates                       provider "/" fingerprint → TemplateSnapshot (since version 3)
 //
 // Names with a "/<workspace>" part are a bucket holding one nested bucket per workspace, so that
 // deleting a workspace drops its indexes whole. Run output lives apart from runs so that listing
@@ -39,15 +40,16 @@ const (
 	bucketRunOutputs       = "run_outputs"
 	bucketMeta             = "meta"
 	bucketSessions         = "sessions"
+	bucketTemplates        = "templates"
 )
 
-// dataBuckets are the top-level buckets of schema version 1 besides the schema bucket.
+// dataBuckets are the top-level buckets of the current schema version besides the schema bucket.
 func dataBuckets() []string {
 	return []string{
 		bucketWorkspaces, bucketWorkspaceNames,
 		bucketCommits, bucketWorkspaceCommits,
 		bucketRuns, bucketWorkspaceRuns, bucketIdempotency, bucketRunOutputs,
-		bucketMeta, bucketSessions,
+		bucketMeta, bucketSessions, bucketTemplates,
 	}
 }
 
@@ -116,7 +118,7 @@ func keys(b *bolt.Bucket) []string {
 
 // A record is a stored type that can tell whether a decoded value is whole.
 type record interface {
-	Workspace | Commit | Run | Session | outputRecord
+	Workspace | Commit | Run | Session | TemplateSnapshot | outputRecord
 	valid(key string) error
 }
 

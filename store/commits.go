@@ -120,9 +120,9 @@ func (t *Tx) History(headID string, limit int) ([]Commit, error) {
 	return out, nil
 }
 
-// SnapshotRefs counts, for every snapshot ref named by a stored commit, how many commits name it.
-// Commits with an empty Snapshot are not counted. A snapshot absent from the map is referenced by
-// no commit and may be collected.
+// SnapshotRefs counts, for every snapshot ref named by a stored commit or template snapshot
+// record, how many of them name it. Commits with an empty Snapshot are not counted. A snapshot
+// absent from the map is referenced by nothing and may be collected.
 func (t *Tx) SnapshotRefs() (map[string]int, error) {
 	b, err := t.bucket(bucketCommits)
 	if err != nil {
@@ -141,6 +141,13 @@ func (t *Tx) SnapshotRefs() (map[string]int, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	tpl, err := t.TemplateSnapshots()
+	if err != nil {
+		return nil, err
+	}
+	for _, ts := range tpl {
+		refs[ts.Snapshot]++
 	}
 	return refs, nil
 }

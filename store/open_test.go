@@ -82,13 +82,15 @@ func TestSchemaNewerIsRefused(t *testing.T) {
 	}
 }
 
-// TestMigrateVersion1 opens a file of schema version 1 (no sessions bucket) with this binary:
-// it is migrated to the current version and keeps its data.
+// TestMigrateVersion1 opens a file of schema version 1 (no sessions or templates bucket) with
+// this binary: it is migrated, step by step, to the current version and keeps its data.
 func TestMigrateVersion1(t *testing.T) {
 	path := newFile(t)
 	damage(t, path, func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket([]byte(bucketSessions)); err != nil {
-			return err
+		for _, b := range []string{bucketSessions, bucketTemplates} {
+			if err := tx.DeleteBucket([]byte(b)); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket([]byte(bucketSchema)).Put([]byte(keySchemaVersion), []byte("1"))
 	})
@@ -102,6 +104,9 @@ func TestMigrateVersion1(t *testing.T) {
 		}
 		if got, err := tx.Sessions(nil); err != nil || len(got) != 0 {
 			t.Errorf("sessions after migration: %v %v", got, err)
+		}
+		if got, err := tx.TemplateSnapshots(); err != nil || len(got) != 0 {
+			t.Errorf("template snapshots after migration: %v %v", got, err)
 		}
 		return nil
 	})

@@ -77,7 +77,8 @@ type Run struct {
 	// EnvNames lists the names of the variables the caller set; values are never stored, since
 	// they may be secrets.
 	EnvNames []string `json:"env_names,omitempty"`
-	// Policy describes the effective egress policy of the run (never a secret).
+	// Policy describes the effective egress policy of the run, redacted: a literal secret of a
+	// per-run override is never stored (see policies.Redact).
 	Policy string `json:"policy,omitempty"`
 	// Status is queued, running, exited (the command ran to an exit status or timed out),
 	// failed (the sandbox could not run it), cancelled, or lost (the server died meanwhile).
@@ -139,15 +140,41 @@ type Session struct {
 	// SandboxID is the provider's live sandbox.
 	SandboxID string `json:"sandbox_id"`
 	// Base is the commit the session started from; CommitID the commit it ended in (committed).
-	Base     string    `json:"base_commit"`
-	CommitID string    `json:"commit_id,omitempty"`
-	Policy   string    `json:"policy,omitempty"`
-	Opened   time.Time `json:"opened_at"`
-	Expires  time.Time `json:"expires_at"`
-	Ended    time.Time `json:"ended_at,omitzero"`
+	Base     string `json:"base_commit"`
+	CommitID string `json:"commit_id,omitempty"`
+	// Policy describes the session's effective egress policy (redacted, like Run.Policy).
+	Policy string `json:"policy,omitempty"`
+	// Override is the session's own policy (open_session's policy), redacted: literal secrets
+	// read {"redacted": true}. Nil when the session follows the workspace's policy.
+	Override *policies.Policy `json:"policy_override,omitempty"`
+	Opened   time.Time        `json:"opened_at"`
+	Expires  time.Time        `json:"expires_at"`
+	Ended    time.Time        `json:"ended_at,omitzero"`
 	// EndReason says why a session ended other than by commit.
 	EndReason string `json:"end_reason,omitempty"`
 }
 
 // Open reports whether the session still holds its workspace.
 func (s Session) Open() bool { return s.State == SessionAttached || s.State == SessionDetached }
+
+// TemplateSnapshot records the snapshot a shared setup template was built into: one per provider
+// and template definition (the fingerprint of its command, args and policy). While the record
+// exists its snapshot counts as referenced (SnapshotRefs), so garbage collection keeps it;
+// workspaces created from the template reference it from their first commit (kind "setup").
+type TemplateSnapshot struct {
+	// Key is TemplateKey(Provider, Fingerprint).
+	Key         string `json:"key"`
+	Provider    string `json:"provider"`
+	Fingerprint string `json:"fingerprint"`
+	// Template is the name the template had when it was built (names are not part of the key).
+	Template string   `json:"template"`
+	Snapshot string   `json:"snapshot"`
+	Command  string   `json:"command"`
+	Args     []string `json:"args,omitempty"`
+	// Policy describes the setup's egress policy (durable: it holds no secret).
+	Policy       string    `json:"policy"`
+	DurationMS   int64     `json:"duration_ms"`
+	ChangedBytes int64     `json:"changed_bytes"`
+	ChangedFiles int64     `json:"changed_files"`
+	Built        time.Time `json:"built_at"`
+}

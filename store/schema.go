@@ -11,9 +11,9 @@ import (
 // migration from the previous version in builtinSchema, whenever the layout or a record's meaning
 // changes in a way an older binary would misread.
 //
-// Version 1 was the first layout; version 2 adds the sessions bucket (buckets.go describes the
-// current layout).
-const SchemaVersion = 2
+// Version 1 was the first layout; version 2 adds the sessions bucket; version 3 adds the
+// templates bucket (buckets.go describes the current layout).
+const SchemaVersion = 3
 
 // A migration rewrites a file from one schema version to the next. It runs inside the opening
 // transaction, with raw bbolt access, and must not commit or roll back itself.
@@ -34,6 +34,7 @@ func builtinSchema() *schema {
 		version: SchemaVersion,
 		migrations: map[uint64]migration{
 			1: addSessions,
+			2: addTemplates,
 		},
 		buckets: dataBuckets(),
 	}
@@ -43,6 +44,14 @@ func builtinSchema() *schema {
 // 1 have no session field, which reads as "no open session": nothing else changes.
 func addSessions(tx *bolt.Tx) error {
 	_, err := tx.CreateBucketIfNotExists([]byte(bucketSessions))
+	return err
+}
+
+// addTemplates migrates version 2 to 3: shared setup templates record their snapshots in their
+// own bucket. A version 2 file has built no template, so the bucket starts empty and nothing
+// else changes (sessions gain an optional policy_override field, absent in older records).
+func addTemplates(tx *bolt.Tx) error {
+	_, err := tx.CreateBucketIfNotExists([]byte(bucketTemplates))
 	return err
 }
 

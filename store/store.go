@@ -1,5 +1,6 @@
 // Package store is the bbolt persistence of the engine's records: workspaces, commits, runs and
-// their output, plus a small key/value bucket for engine settings.
+// their output, sessions, the snapshots of shared setup templates, plus a small key/value bucket
+// for engine settings.
 //
 // The API is bbolt's, narrowed: Open a file, then read in View and write in Update, calling the
 // typed methods of Tx inside. The invariants, stated once here and kept by every method:
@@ -20,6 +21,9 @@
 //     removes them all. PutRun and PutRunOutput fail with ErrNotFound when their workspace (or run)
 //     is gone, so a run finishing late cannot leave orphans behind. PutCommit does not check (a new
 //     workspace's first commit is stored before the workspace, in the same Update).
+//   - A snapshot is referenced while a commit or a template snapshot record names it
+//     (SnapshotRefs); the engine collects the others. Template snapshot records are keyed by
+//     provider and definition fingerprint (TemplateKey) and replaced, never versioned.
 //   - Damage is reported, never skipped. A record that does not decode or lacks its identity fails
 //     with ErrCorrupt naming the bucket and key; listings fail rather than return a partial list.
 //   - The file carries a schema version. Open refuses a file written by a newer schema (ErrSchema:

@@ -26,6 +26,7 @@ var errorCategories = []error{
 	engine.ErrProvider,
 	engine.ErrCancelled,
 	engine.ErrClosed,
+	engine.ErrSetup,
 	policies.ErrInvalid,
 }
 

@@ -12,11 +12,12 @@ import (
 // argument names, with nested objects as "parent.child" (array items as "parent[].child").
 // session_logs' offset is an addition to the table (reading on from next_offset).
 var toolArguments = map[string][]string{
-	"create_workspace":  {"name", "policy", "policy.mode", "policy.domains", "exposed_ports", "labels", "template"},
+	"create_workspace":  append([]string{"name", "exposed_ports", "labels", "template"}, policyArguments...),
 	"list_workspaces":   {"label"},
 	"get_workspace":     {"workspace"},
 	"delete_workspace":  {"workspace"},
-	"run_command":       {"workspace", "command", "args", "cwd", "env", "stdin", "timeout_ms", "policy", "policy.mode", "policy.domains", "background", "idempotency_key"},
+	"set_policy":        append([]string{"workspace"}, policyArguments...),
+	"run_command":       append([]string{"workspace", "command", "args", "cwd", "env", "stdin", "timeout_ms", "background", "idempotency_key"}, policyArguments...),
 	"get_run":           {"run_id", "wait_ms"},
 	"cancel_run":        {"run_id"},
 	"write_files":       {"workspace", "session_id", "files", "files[].path", "files[].content", "files[].encoding", "files[].mode"},
@@ -25,7 +26,7 @@ var toolArguments = map[string][]string{
 	"workspace_history": {"workspace", "limit"},
 	"restore_workspace": {"workspace", "commit_id"},
 	"fork_workspace":    {"workspace", "commit_id", "name"},
-	"open_session":      {"workspace", "timeout_ms", "policy", "policy.mode", "policy.domains"},
+	"open_session":      append([]string{"workspace", "timeout_ms"}, policyArguments...),
 	"attach_session":    {"workspace"},
 	"session_exec":      {"session_id", "command", "args", "cwd", "env", "stdin", "timeout_ms", "background"},
 	"session_logs":      {"session_id", "process_id", "wait_ms", "offset"},
@@ -36,12 +37,24 @@ var toolArguments = map[string][]string{
 	"discard_session":   {"session_id"},
 }
 
+// policyArguments is the policy argument's shape (DESIGN §6): mode, domains, and services that are
+// presets or custom services with header transforms and credentials (env or value).
+var policyArguments = []string{
+	"policy", "policy.mode", "policy.domains", "policy.services",
+	"policy.services[].id", "policy.services[].domains", "policy.services[].headers",
+	"policy.services[].headers[].name", "policy.services[].headers[].domains", "policy.services[].headers[].prefix",
+	"policy.services[].headers[].encoding", "policy.services[].headers[].credential",
+	"policy.services[].headers[].credential.env", "policy.services[].headers[].credential.value",
+	"policy.services[].credential", "policy.services[].credential.env", "policy.services[].credential.value",
+}
+
 // requiredArguments are the arguments a call cannot omit.
 var requiredArguments = map[string][]string{
 	"create_workspace":  nil,
 	"list_workspaces":   nil,
 	"get_workspace":     {"workspace"},
 	"delete_workspace":  {"workspace"},
+	"set_policy":        {"workspace", "policy"},
 	"run_command":       {"workspace", "command"},
 	"get_run":           {"run_id"},
 	"cancel_run":        {"run_id"},
@@ -128,6 +141,7 @@ func TestToolAnnotations(t *testing.T) {
 		"list_workspaces":   {true, false, true, false},
 		"get_workspace":     {true, false, true, false},
 		"delete_workspace":  {false, true, true, false},
+		"set_policy":        {false, false, true, false},
 		"run_command":       {false, false, false, false},
 		"get_run":           {true, false, true, false},
 		"cancel_run":        {false, true, true, false},

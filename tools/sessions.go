@@ -26,7 +26,7 @@ const sessionLeaseModel = "A session is an exclusive live sandbox on a workspace
 type openSessionArgs struct {
 	Workspace string     `json:"workspace" jsonschema:"required" jsonschema_description:"The workspace: its id (ws_…) or its name."`
 	TimeoutMS int64      `json:"timeout_ms,omitempty" jsonschema:"minimum=1000,maximum=86400000,default=1800000" jsonschema_description:"Lifetime of the session in milliseconds: it expires this long after opening unless extended with extend_session, and then its uncommitted changes are dropped. Default 1800000 (30 minutes), minimum 1000, maximum 86400000 (24 hours)."`
-	Policy    *policyArg `json:"policy,omitempty" jsonschema_description:"Network egress policy for this session only, instead of the workspace's policy."`
+	Policy    *policyArg `json:"policy,omitempty" jsonschema_description:"Network egress policy for this session only, instead of the workspace's default policy (same shape as create_workspace's). Unlike the default, it may carry a literal secret (credential {\"value\": \"…\"}): the egress proxy injects it into requests, and it is never stored or shown (records say redacted). It must lie within the limit the server's operator set."`
 }
 
 func (t *toolset) openSession() server.ServerTool {

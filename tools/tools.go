@@ -129,6 +129,7 @@ func (t *toolset) all() []server.ServerTool {
 		t.listWorkspaces(),
 		t.getWorkspace(),
 		t.deleteWorkspace(),
+		t.setPolicy(),
 		t.runCommand(),
 		t.getRun(),
 		t.cancelRun(),

@@ -24,6 +24,9 @@ type config struct {
 	pidsLimit   int64
 	// memoryFlag is --memory-limit as given, passed on to a daemon the stdio door starts.
 	memoryFlag string
+	// configFile is --config as an absolute path ("" when not given: then
+	// <data-dir>/config.json is read if it exists; see opconfig.go).
+	configFile string
 }
 
 // parseConfig parses the flags every subcommand shares, plus those extra registers (a
@@ -35,6 +38,7 @@ func parseConfig(name string, args []string, extra ...func(*flag.FlagSet)) (conf
 	fs.StringVar(&c.dataDir, "data-dir", "", "state directory")
 	fs.StringVar(&c.bwrap, "bwrap", "", "bubblewrap binary")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level")
+	fs.StringVar(&c.configFile, "config", "", "operator config file (JSON)")
 	var mem string
 	fs.StringVar(&mem, "memory-limit", "0", "memory limit per sandbox")
 	fs.Int64Var(&c.pidsLimit, "pids-limit", 4096, "process limit per sandbox")
@@ -70,6 +74,11 @@ func parseConfig(name string, args []string, extra ...func(*flag.FlagSet)) (conf
 		return c, fs, fmt.Errorf("data dir %q: %w", c.dataDir, err)
 	}
 	c.dataDir = abs
+	if c.configFile != "" {
+		if c.configFile, err = filepath.Abs(c.configFile); err != nil {
+			return c, fs, fmt.Errorf("--config %q: %w", c.configFile, err)
+		}
+	}
 	return c, fs, nil
 }
 

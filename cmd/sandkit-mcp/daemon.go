@@ -76,8 +76,13 @@ func runDaemon(ctx context.Context, cfg config, f serveFlags, log *slog.Logger) 
 		return err
 	}
 	d.rt = rt
-	d.state = &daemonState{started: time.Now(), conns: d.conns, calls: d.calls, store: rt.store}
-	d.mcp = newMCPServer(rt.engine, d.calls, d.conns, log)
+	d.state = &daemonState{started: time.Now(), conns: d.conns, calls: d.calls, store: rt.store, setups: rt.engine.SetupsInFlight}
+	tpls, err := rt.engine.Templates(ctx)
+	if err != nil {
+		d.rt.Close()
+		return err
+	}
+	d.mcp = newMCPServer(rt.engine, serverInstructions(rt.opcfg, tpls), d.calls, d.conns, log)
 	d.unix = newUnixDoor(d.mcp, socketPath(cfg.dataDir), log.With("door", "unix"))
 
 	if err := d.listen(&site); err != nil {

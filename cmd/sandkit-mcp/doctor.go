@@ -20,7 +20,7 @@ func doctor(ctx context.Context, args []string) error {
 		return err
 	}
 	checks := local.Diagnose(cfg.bwrap)
-	checks = append(checks, dataDirCheck(cfg.dataDir), daemonCheck(cfg.dataDir))
+	checks = append(checks, dataDirCheck(cfg.dataDir), configCheck(cfg), daemonCheck(cfg.dataDir))
 	failed := 0
 	for _, c := range checks {
 		mark := "ok  "
@@ -64,6 +64,23 @@ func dataDirCheck(dir string) local.Check {
 		st.Close()
 		c.OK = true
 		c.Detail = dir + " is writable and its state file opens"
+	}
+	return c
+}
+
+// configCheck reads the operator config as the daemon would.
+func configCheck(cfg config) local.Check {
+	c := local.Check{Name: "operator config"}
+	oc, err := loadOperatorConfig(cfg)
+	if err != nil {
+		c.Detail = err.Error()
+		c.Fix = "correct the field the message names (the README's configuration section shows the format), or pass another --config"
+		return c
+	}
+	c.OK = true
+	c.Detail = oc.describe()
+	if oc.path != "" {
+		c.Detail += "; a running daemon read it when it started (`sandkit-mcp stop` to apply changes)"
 	}
 	return c
 }

@@ -9,10 +9,12 @@
 //	sandkit-mcp stop [flags]       stop the daemon of the data dir
 //	sandkit-mcp doctor [flags]     check this machine and say how to fix what is missing
 //	sandkit-mcp demo [flags]       drive a real MCP client through the whole story and print it
+//	sandkit-mcp bootstrap [flags]  build the operator's setup templates now (no daemon may run)
 //	sandkit-mcp version            print the version
 //
 // Flags (every subcommand): --data-dir DIR (or SANDKIT_DATA_DIR; default
-// $XDG_DATA_HOME/sandkit, i.e. ~/.local/share/sandkit), --bwrap PATH, --log-level
+// $XDG_DATA_HOME/sandkit, i.e. ~/.local/share/sandkit), --config FILE (the operator config;
+// default <data-dir>/config.json if present, see opconfig.go), --bwrap PATH, --log-level
 // debug|info|warn|error. Logs go to stderr (a door's daemon: <data-dir>/daemon.log), never to
 // stdout.
 package main
@@ -52,6 +54,8 @@ func run(args []string) int {
 		err = doctor(ctx, args)
 	case "demo":
 		err = demo(ctx, args)
+	case "bootstrap":
+		err = bootstrapCmd(ctx, args)
 	case "version":
 		fmt.Println("sandkit-mcp", version)
 	case "help", "-h", "--help":
@@ -87,10 +91,14 @@ Usage:
   sandkit-mcp stop [flags]     stop the daemon of the data dir (SIGTERM, then wait)
   sandkit-mcp doctor [flags]   check bubblewrap, namespaces, overlay, data dir, daemon; say how to fix
   sandkit-mcp demo [flags]     run the whole story through a real MCP client and print each step
+  sandkit-mcp bootstrap [flags] build the setup templates of the operator config now instead of on
+                               first use (refused while a daemon serves the data dir: stop it first)
   sandkit-mcp version          print the version
 
 Flags (every subcommand):
   --data-dir DIR      state directory (env SANDKIT_DATA_DIR; default ~/.local/share/sandkit)
+  --config FILE       operator config (JSON: default_policy, max_policy, templates; default
+                      <data-dir>/config.json if it exists); read when the daemon starts
   --bwrap PATH        bubblewrap binary (default: bwrap from PATH)
   --log-level LEVEL   debug, info, warn or error (default info)
   --memory-limit SIZE memory limit per sandbox, e.g. 2G (default 0: none; needs cgroups)
@@ -113,5 +121,9 @@ Flags of serve:
 
 Flags of stop:
   --timeout D             wait this long for a graceful stop before killing (default 30s)
+
+Flags of bootstrap:
+  --template NAME         build only this template (repeatable; default: all)
+  --rebuild               run the setups again even when their snapshot is already built
 `)
 }

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/prompts"
 	"github.com/sandkit/sandkit-mcp/sandbox/local"
 	"github.com/sandkit/sandkit-mcp/store"
@@ -31,7 +33,42 @@ A workspace is a directory (/workspace, plus the sandbox user's home) with a his
 - For interactive work (dev servers, previews, many quick steps) open_session gives you a live sandbox that
   only your connection drives: session_exec (background=true for servers), session_url for a browser URL of an
   exposed port, then commit_session (one commit) or discard_session. While it is open, durable tools on that
-  workspace are refused; after a reconnect, attach_session takes your session back.`
+  workspace are refused; after a reconnect, attach_session takes your session back.
+- Network: each workspace has a default egress policy (create_workspace policy, changed with set_policy):
+  {"mode": "deny-all"}, {"mode": "allow-all"}, or {"mode": "allow", "services": [{"id": "npm"}], "domains": ["example.com"]}.
+  Presets (services by id) bring their hosts and inject their credential from the server's environment, so
+  secrets never enter the sandbox. run_command and open_session take a policy for that run or session only;
+  only those may carry a literal secret ({"value": …}), which is never stored.`
+
+// serverInstructions are the instructions with what this server's operator configured: the
+// default policy, the limit, the presets and the templates.
+func serverInstructions(oc operatorConfig, tpls []engine.TemplateStatus) string {
+	var b strings.Builder
+	b.WriteString(instructions)
+	fmt.Fprintf(&b, "\n- On this server: new workspaces default to policy %s", oc.defaultPolicy.String())
+	if oc.maxPolicy != nil {
+		fmt.Fprintf(&b, "; no policy may go beyond %s (the operator's limit)", oc.maxPolicy.String())
+	}
+	ids := []string{}
+	for _, p := range policies.Presets() {
+		ids = append(ids, p.ID)
+	}
+	fmt.Fprintf(&b, ". Presets: %s.", strings.Join(ids, ", "))
+	if len(tpls) == 0 {
+		b.WriteString("\n- This server defines no setup templates: workspaces start empty.")
+		return b.String()
+	}
+	b.WriteString("\n- Setup templates (create_workspace template=NAME starts the workspace from the template's prepared state;\n" +
+		"  the first use of a template runs its setup, which may take minutes, later ones are instant):")
+	for _, t := range tpls {
+		fmt.Fprintf(&b, "\n  - %s", t.Name)
+		if t.Description != "" {
+			fmt.Fprintf(&b, ": %s", t.Description)
+		}
+		fmt.Fprintf(&b, " (setup: %s)", strings.Join(append([]string{t.Command}, t.Args...), " "))
+	}
+	return b.String()
+}
 
 // runtime is the engine with everything it owns, for one data dir.
 type runtime struct {
@@ -39,6 +76,8 @@ type runtime struct {
 	prov   *local.Provider
 	engine *engine.Engine
 	log    *slog.Logger
+	// opcfg is the operator config the engine was opened with.
+	opcfg operatorConfig
 }
 
 // runtimeOptions are what openRuntime needs beyond the shared flags.
@@ -52,6 +91,10 @@ type runtimeOptions struct {
 // openRuntime opens the data dir: its state file, the local provider and the engine. The state
 // file's lock makes this process the data dir's only owner.
 func openRuntime(ctx context.Context, cfg config, opts runtimeOptions, logger *slog.Logger) (*runtime, error) {
+	oc, err := loadOperatorConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data dir %s: %w (pass --data-dir or set SANDKIT_DATA_DIR to a writable directory)", cfg.dataDir, err)
 	}
@@ -65,19 +108,23 @@ func openRuntime(ctx context.Context, cfg config, opts runtimeOptions, logger *s
 	}
 	prov, err := local.New(local.Options{
 		Dir: filepath.Join(cfg.dataDir, "local"), Bwrap: cfg.bwrap, Logger: logger,
-		MemoryLimit: cfg.memoryLimit, PidsLimit: cfg.pidsLimit,
+		MemoryLimit: cfg.memoryLimit, PidsLimit: cfg.pidsLimit, Egress: oc.egress,
 	})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("%w\nrun `sandkit-mcp doctor` for a full check", err)
 	}
-	eng, err := engine.Open(ctx, engine.Options{Store: st, Provider: prov, Logger: logger, PreviewURL: opts.previewURL})
+	eng, err := engine.Open(ctx, engine.Options{
+		Store: st, Provider: prov, Logger: logger, PreviewURL: opts.previewURL,
+		DefaultPolicy: oc.defaultPolicy, MaxPolicy: oc.maxPolicy, Templates: oc.templates,
+	})
 	if err != nil {
 		prov.Close()
 		st.Close()
 		return nil, err
 	}
-	return &runtime{store: st, prov: prov, engine: eng, log: logger}, nil
+	logger.Info("operator config", "summary", oc.describe())
+	return &runtime{store: st, prov: prov, engine: eng, log: logger, opcfg: oc}, nil
 }
 
 // Close stops the engine (in-flight work ends), then the provider, then the store.
@@ -91,7 +138,7 @@ func (r *runtime) Close() error {
 // tool calls in flight per connection; it cancels them when their connection goes, before the
 // engine is told (tools.Hooks) that the connection no longer holds its sessions. conns counts
 // the connections.
-func newMCPServer(eng *engine.Engine, calls *callTracker, conns *connCounter, logger *slog.Logger) *server.MCPServer {
+func newMCPServer(eng *engine.Engine, instructions string, calls *callTracker, conns *connCounter, logger *slog.Logger) *server.MCPServer {
 	hooks := tools.Hooks(eng)
 	first := func(_ context.Context, s server.ClientSession) {
 		if s != nil {

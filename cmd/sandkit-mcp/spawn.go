@@ -88,7 +88,7 @@ func lockStart(ctx context.Context, dataDir string) (func(), error) {
 }
 
 // daemonArgs are the arguments of a daemon started by a door: serve the same data dir with the
-// door's sandbox settings, and exit when idle.
+// door's sandbox settings and operator config, and exit when idle.
 func daemonArgs(cfg config) []string {
 	args := []string{"serve", "--data-dir", cfg.dataDir, "--idle-exit", doorIdleExit.String(),
 		"--log-level", cfg.logLevel, "--pids-limit", strconv.FormatInt(cfg.pidsLimit, 10)}
@@ -97,6 +97,9 @@ func daemonArgs(cfg config) []string {
 	}
 	if cfg.memoryFlag != "" && cfg.memoryFlag != "0" {
 		args = append(args, "--memory-limit", cfg.memoryFlag)
+	}
+	if cfg.configFile != "" {
+		args = append(args, "--config", cfg.configFile)
 	}
 	return args
 }

@@ -16,14 +16,18 @@ type daemonState struct {
 	conns   *connCounter
 	calls   *callTracker
 	store   *store.Store
+	// setups counts the template setups in flight (engine.SetupsInFlight); nil: none.
+	setups func() int
 }
 
 // engineWork counts what keeps the engine busy without any client: runs queued or running (a
-// background run_command) and open sessions (their previews and expiry need the daemon).
+// background run_command), open sessions (their previews and expiry need the daemon), and template
+// setups still running for a caller that stopped waiting.
 type engineWork struct {
-	Workspaces   int `json:"workspaces"`
-	ActiveRuns   int `json:"active_runs"`
-	OpenSessions int `json:"open_sessions"`
+	Workspaces     int `json:"workspaces"`
+	ActiveRuns     int `json:"active_runs"`
+	OpenSessions   int `json:"open_sessions"`
+	SetupsInFlight int `json:"setups_in_flight"`
 }
 
 func (d *daemonState) work() (engineWork, error) {
@@ -46,6 +50,9 @@ func (d *daemonState) work() (engineWork, error) {
 		w.OpenSessions = len(ses)
 		return nil
 	})
+	if d.setups != nil {
+		w.SetupsInFlight = d.setups()
+	}
 	return w, err
 }
 
@@ -99,7 +106,7 @@ func (d *daemonState) idle() (bool, time.Time) {
 		return false, time.Time{}
 	}
 	w, err := d.work()
-	if err != nil || w.ActiveRuns > 0 || w.OpenSessions > 0 {
+	if err != nil || w.ActiveRuns > 0 || w.OpenSessions > 0 || w.SetupsInFlight > 0 {
 		return false, time.Time{}
 	}
 	since := d.conns.idleSince()

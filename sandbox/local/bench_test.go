@@ -2,10 +2,13 @@ package local
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -343,4 +346,225 @@ func descendantsOf(pid int) []int {
 		}
 	}
 	return out
+}
+
+// egressClientSrc is a small HTTP client, built statically at benchmark time, that runs the same
+// way in the sandbox (through the proxy) and on the host (the direct baseline) and times its own
+// requests, so neither process start nor Exec is measured. One untimed request warms it up.
+const egressClientSrc = `package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+)
+
+func main() {
+	u := flag.String("url", "", "URL to get")
+	n := flag.Int("n", 1, "requests")
+	ca := flag.String("ca", "", "extra CA file")
+	proxy := flag.String("proxy", "", "proxy URL")
+	connect := flag.String("connect", "", "dial this address instead of the URL's")
+	keep := flag.Bool("keepalive", false, "reuse connections")
+	flag.Parse()
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if *ca != "" {
+		b, err := os.ReadFile(*ca)
+		if err != nil {
+			panic(err)
+		}
+		roots.AppendCertsFromPEM(b)
+	}
+	tr := &http.Transport{
+		TLSClientConfig:    &tls.Config{RootCAs: roots},
+		TLSNextProto:       map[string]func(string, *tls.Conn) http.RoundTripper{},
+		DisableKeepAlives:  !*keep,
+		DisableCompression: true,
+	}
+	if *proxy != "" {
+		pu, err := url.Parse(*proxy)
+		if err != nil {
+			panic(err)
+		}
+		tr.Proxy = http.ProxyURL(pu)
+	}
+	if *connect != "" {
+		tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, *connect)
+		}
+	}
+	c := &http.Client{Transport: tr}
+	get := func() int64 {
+		resp, err := c.Get(*u)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			fmt.Fprintf(os.Stderr, "%s: %s\n", resp.Status, b)
+			os.Exit(1)
+		}
+		k, err := io.Copy(io.Discard, resp.Body)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return k
+	}
+	get()
+	var total int64
+	t0 := time.Now()
+	for i := 0; i < *n; i++ {
+		total += get()
+	}
+	fmt.Printf("%d %d\n", time.Since(t0).Nanoseconds(), total)
+}
+`
+
+var builtEgressClient atomic.Pointer[string]
+
+// egressClient builds egressClientSrc once per test binary and returns the binary's path.
+func egressClient(b *testing.B) string {
+	b.Helper()
+	if p := builtEgressClient.Load(); p != nil {
+		return *p
+	}
+	dir, err := os.MkdirTemp("", "sandkit-egress-client")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, content := range map[string]string{"go.mod": "module egressclient\n\ngo 1.22\n", "main.go": egressClientSrc} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "egressclient")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GOWORK=off")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build the benchmark client: %v\n%s", err, msg)
+	}
+	builtEgressClient.Store(&out)
+	b.Cleanup(func() { _ = os.RemoveAll(dir); builtEgressClient.Store(nil) })
+	return out
+}
+
+// BenchmarkEgress: HTTPS through the egress proxy from inside a sandbox versus the same client
+// on the host talking to the same loopback server directly. Both speak HTTP/1.1 over TLS 1.3.
+//
+//   - get-newconn: one small GET per new connection (proxy: forwarder, CONNECT, TLS handshake);
+//   - get-keepalive: small GETs on one kept-alive connection;
+//   - download-100MiB: one 100 MiB response per request (reported in MB/s).
+//
+// For https, "tunnel" is an allowed host (bytes spliced, the client's own TLS end to end) and
+// "mitm" a host whose rule injects a header (TLS terminated with the egress CA, forwarded over
+// TLS). For plain http both are forwarded requests, with and without the injected header.
+// Targets: tunnel get-newconn at most 3x the direct figure; tunnel download at least 50%.
+//
+//	go test ./sandbox/local/ -run '^$' -bench Egress
+func BenchmarkEgress(b *testing.B) {
+	f := newEgressFixture(b)
+	client := egressClient(b)
+	p := f.provider(b, "")
+	sb := f.sandbox(b, p, brokerPolicy(), false)
+	bin, err := os.ReadFile(client)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := sb.WriteFiles(context.Background(), []sandbox.File{{Path: "egressclient", Content: bin, Mode: 0o755}}); err != nil {
+		b.Fatal(err)
+	}
+	caFile := filepath.Join(b.TempDir(), "testca.pem")
+	if err := os.WriteFile(caFile, f.caPEM, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	const big = 100 << 20
+	// run runs the client n times and returns ns per request and bytes per request.
+	run := func(b *testing.B, inSandbox bool, args ...string) (float64, float64) {
+		args = append(args, "-n", strconv.Itoa(b.N))
+		var out, errb strings.Builder
+		if inSandbox {
+			res, err := sb.Exec(context.Background(), sandbox.ExecRequest{Command: "/workspace/egressclient", Args: args, Stdout: &out, Stderr: &errb})
+			if err != nil || res.ExitCode != 0 {
+				b.Fatalf("client in the sandbox: %v %+v %s", err, res, errb.String())
+			}
+		} else {
+			cmd := exec.Command(client, args...)
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			if err := cmd.Run(); err != nil {
+				b.Fatalf("client on the host: %v %s", err, errb.String())
+			}
+		}
+		var ns, total float64
+		if _, err := fmt.Sscan(out.String(), &ns, &total); err != nil {
+			b.Fatalf("client output %q: %v", out.String(), err)
+		}
+		return ns / float64(b.N), total / float64(b.N)
+	}
+	type variant struct {
+		name string
+		args []string
+		in   bool
+	}
+	cases := []struct {
+		name, scheme, path string
+		keep, bytes        bool
+	}{
+		{"https-get-newconn", "https", "/small", false, false},
+		{"https-get-keepalive", "https", "/small", true, false},
+		{"https-download-100MiB", "https", "/big?bytes=" + strconv.Itoa(big), true, true},
+		{"http-get-newconn", "http", "/small", false, false},
+		{"http-download-100MiB", "http", "/big?bytes=" + strconv.Itoa(big), true, true},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			port := f.tlsPort
+			if c.scheme == "http" {
+				port = f.httpPort
+			}
+			addr := "127.0.0.1:" + strconv.Itoa(port)
+			u := func(host string) string { return fmt.Sprintf("%s://%s:%d%s", c.scheme, host, port, c.path) }
+			keep := "-keepalive=" + strconv.FormatBool(c.keep)
+			tunnel, mitm := "local=proxy-tunnel", "local=proxy-mitm"
+			if c.scheme == "http" {
+				tunnel, mitm = "local=proxy-forward", "local=proxy-forward-with-header"
+			}
+			variants := []variant{
+				{"baseline=direct-loopback", []string{"-url", u("api.github.test"), "-connect", addr, "-ca", caFile, keep}, false},
+				{tunnel, []string{"-url", u("api.github.test"), "-proxy", proxyURL, "-ca", "/workspace/testca.pem", keep}, true},
+				{mitm, []string{"-url", u("broker.test"), "-proxy", proxyURL, keep}, true},
+			}
+			var baseNs float64
+			for _, v := range variants {
+				b.Run(v.name, func(b *testing.B) {
+					ns, per := run(b, v.in, v.args...)
+					b.ReportMetric(ns, "ns/op")
+					if c.bytes {
+						b.ReportMetric(per/ns*1e3, "MB/s")
+					}
+					// The framework runs each sub-benchmark several times with growing b.N; the
+					// baseline's last run is the one it reports.
+					if !v.in {
+						baseNs = ns
+					} else if baseNs > 0 {
+						b.ReportMetric(ns/baseNs, "x-baseline")
+					}
+				})
+			}
+		})
+	}
 }

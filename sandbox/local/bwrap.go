@@ -164,7 +164,7 @@ func (pr *sandboxProfile) args(l launch) []string {
 
 // baseEnv is the environment of every command before StartOptions.Env and ExecRequest.Env.
 func baseEnv() map[string]string {
-	return map[string]string{
+	env := map[string]string{
 		"PATH":    defaultPath,
 		"HOME":    sandboxHome,
 		"USER":    sandboxUser,
@@ -174,4 +174,8 @@ func baseEnv() map[string]string {
 		"TERM":    "dumb",
 		"TMPDIR":  "/tmp",
 	}
+	for k, v := range proxyEnv() {
+		env[k] = v
+	}
+	return env
 }

@@ -231,6 +231,6 @@ func checkSandbox(bwrap string) Check {
 		return c
 	}
 	c.OK, c.Fix = true, ""
-	c.Detail = fmt.Sprintf("started in %s (live: %s); commands run as uid 1000 with no network", boot.Round(time.Millisecond), liveBoot.Round(time.Millisecond))
+	c.Detail = fmt.Sprintf("started in %s (live: %s); commands run as uid 1000 with no network but the egress proxy", boot.Round(time.Millisecond), liveBoot.Round(time.Millisecond))
 	return c
 }

@@ -12,8 +12,8 @@
 // group, hosts, hostname and nsswitch.conf are generated), fresh /proc, /dev, /tmp and /dev/shm,
 // and its durable state: /workspace and the home directory /home/sandbox. Nothing else of the
 // host is visible: no host home, no host sockets, no /run, no /var. The network namespace has
-// only loopback; egress policies are not enforced yet, so a sandbox never has network access
-// (Capabilities.Egress is false and Warnings says so when another policy was asked for).
+// only loopback; the only way out is the egress proxy (below), which enforces the sandbox's
+// policy (Capabilities.Egress is true).
 //
 // Commands run as uid/gid 1000 ("sandbox") with every capability dropped, no_new_privs, a
 // seccomp filter (socket(AF_UNIX), io_uring and the kernel keyring are denied; see seccomp.go),
@@ -48,10 +48,10 @@
 // read-only bind at /.sb/agent. It is the static binary cmd/sandkit-agent when one was
 // embedded at build time (go generate ./sandbox/local; written once into the data directory as
 // agent-<sha256 prefix>), else this executable re-executed in the agent role (Diagnose says
-// which). It serves exec, files, background processes with buffered logs, signals and port
-// relays over a Unix socket the provider creates in the sandbox's control directory on the host
-// (sandboxes/<id>/ctl/agent.sock) and passes in as a descriptor, so the agent never creates a
-// Unix socket and the seccomp filter covers it like every command. It reaps every process of
+// which). It serves exec, files, background processes with buffered logs, signals, port relays
+// and the egress forwarder over a Unix socket the provider creates in the sandbox's control
+// directory on the host (sandboxes/<id>/ctl/agent.sock) and passes in as a descriptor, so the
+// agent never creates a Unix socket and the seccomp filter covers it like every command. It reaps every process of
 // the sandbox and ends the sandbox at its deadline by exiting (see Sandbox.Extend).
 //
 // # Live sandboxes
@@ -67,6 +67,64 @@
 // adopted sandbox's processes (not its children) to be gone before its upper directory becomes
 // a layer. A live sandbox whose deadline passed while no provider ran has ended itself; the next
 // provider cleans up after it.
+//
+// # Egress
+//
+// A sandbox has no network interface but lo, and its DNS resolves nothing. Every command's
+// environment points HTTP_PROXY, HTTPS_PROXY, http_proxy and https_proxy (curl reads only the
+// lower-case http_proxy) at http://127.0.0.1:3128, with NO_PROXY=localhost,127.0.0.1,::1,sandbox
+// — also under deny-all, so a refused request is a readable 403 rather than a hang or a DNS
+// error. ALL_PROXY is not set: some programs take it for a SOCKS proxy, which this is not.
+//
+//   - The carrier. The agent listens on 127.0.0.1:3128 inside and hands each accepted TCP
+//     connection to the provider as a file descriptor (SCM_RIGHTS) over an "egress" subscription
+//     the provider keeps open on the agent's control socket (agent/egress.go, egress.go). The
+//     provider then owns the sandbox's socket: nothing is copied inside the sandbox, no Unix
+//     socket is created in it (seccomp still denies socket(AF_UNIX) to the agent and everyone
+//     else), and the sandbox is identified by the subscription the descriptor came over. A
+//     provider that adopts a live sandbox after a restart subscribes again on the same socket
+//     path; while no provider is subscribed a connection waits up to 10 s, then gets a 503.
+//     (The alternative, relaying each connection through the agent over a second Unix
+//     connection per request, costs a dial, an extra request and two copies per byte inside
+//     the sandbox; passing the descriptor costs one sendmsg.) Descriptors are checked to be
+//     connected TCP sockets: the agent runs as the sandbox user and is not trusted.
+//   - The proxy (egressproxy.go) runs in the provider and handles CONNECT and absolute-URI
+//     (http:// and https://) requests. It looks the host up in the sandbox's compiled policy
+//     (policies.Rules.Match): a host that does not match is refused. It resolves names itself
+//     (EgressOptions.Resolve first, then the system resolver) and refuses destinations in
+//     loopback, link-local, private (RFC 1918, fc00::/7), CGNAT (100.64.0.0/10), unspecified,
+//     multicast and reserved ranges, cloud metadata addresses (169.254.169.254, fd00:ec2::254,
+//     100.100.100.200) and the host's own interface addresses, unless the operator allows them
+//     (EgressOptions.AllowAddrs, AllowPrefixes); IPv4-mapped and NAT64 addresses are checked as
+//     the IPv4 address inside. The check is made on the resolved addresses, and the proxy dials
+//     the address it checked (no DNS rebinding). A refusal is an HTTP 403 whose body (and, for
+//     clients that show only the status line of a failed CONNECT, reason phrase) names the host,
+//     the reason, the policy, the workspace (StartOptions.Label) and how to allow it, and a log
+//     line (workspace, policy, host, decision).
+//   - Hosts whose rule has no headers are tunnelled untouched: the sandbox's TLS goes end to end
+//     and the two sockets are spliced by the kernel. Hosts whose rule injects headers (credential
+//     brokering) are intercepted: the proxy answers the CONNECT, terminates TLS with a
+//     certificate for the host signed by the per-installation egress CA (egressca.go: ECDSA
+//     P-256, <Dir>/egress-ca/, key 0600; leaves cached in memory), offers only HTTP/1.1, sets
+//     the rule's headers on every request (replacing the sandbox's own) and forwards it over TLS
+//     verified against EgressOptions.UpstreamRoots (default: the system roots), with keep-alive
+//     on both sides. Plain http:// requests to such hosts get the headers too. Secrets exist
+//     only in the provider's memory (the compiled rules).
+//   - Trust: the curated /etc holds the CA (/etc/ssl/sandkit/ca.pem) and a bundle of the host's
+//     system roots plus the CA (/etc/ssl/sandkit/ca-bundle.pem, also the sandbox's
+//     /etc/ssl/certs/ca-certificates.crt); SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and
+//     GIT_SSL_CAINFO point at the bundle, NODE_EXTRA_CA_CERTS at the CA alone.
+//   - Policies: StartOptions.Policy is compiled at Start with EgressOptions.Getenv (default
+//     os.LookupEnv); one that cannot be (a missing credential) fails Start with an error
+//     wrapping sandbox.ErrInvalid and the policies error. SetPolicy compiles and swaps the
+//     policy of a running sandbox: new connections, and new requests on kept-alive plain-HTTP
+//     proxy connections, follow it; open tunnels and intercepted connections keep the rule they
+//     were opened with. A detached sandbox records its policy in meta.json with literal secrets
+//     redacted; a provider that adopts it compiles it again from its environment. Services whose
+//     credential was a literal (per-session overrides) cannot be restored: their hosts are
+//     denied and Warnings says so until the policy is set again.
+//
+// Port 3128 inside a sandbox belongs to the forwarder.
 //
 // An idle live sandbox costs two processes on the host: bwrap's monitor outside and the agent
 // inside (about 6 MiB of resident memory together with the static agent).

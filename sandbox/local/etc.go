@@ -1,8 +1,10 @@
 package local
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -16,6 +18,13 @@ import (
 // directory instead of each entry saves some thirty mounts (about 5 ms) on every sandbox start.
 // Only what any host user may read is copied (no /etc/ssl/private), and changes to the host's
 // /etc reach sandboxes when the provider is next opened.
+//
+// The egress CA (egressca.go) is added to the TLS trust: /etc/ssl/sandkit/ca.pem holds it alone,
+// /etc/ssl/sandkit/ca-bundle.pem holds the host's system roots followed by it (the proxy
+// environment points SSL_CERT_FILE and friends there), and it is appended to the sandbox's copy
+// of the system bundle /etc/ssl/certs/ca-certificates.crt, so programs that read only the
+// system default (Go, wget, ...) trust it too. A new CA or a changed host bundle rebuilds the
+// directory (the fingerprint covers both).
 
 // hostEtc lists the /etc entries a sandbox sees read-only (when they exist on the host): what
 // dynamic linking, TLS, time zones, locales and common runtimes need, and nothing with host
@@ -57,14 +66,18 @@ func generatedEtc() map[string]string {
 }
 
 // etcFormat changes when buildEtc's output changes for the same host /etc.
-const etcFormat = "sandkit-etc-1"
+const etcFormat = "sandkit-etc-2"
+
+// systemBundle is the host's (and the sandbox's) system CA bundle, relative to /etc.
+const systemBundle = "ssl/certs/ca-certificates.crt"
 
 // etcFingerprint summarizes what buildEtc would copy (names, types, sizes, modes, times, link
 // targets) and generate, so an unchanged /etc is not copied again: creating the few hundred
 // entries costs a noticeable fraction of a second on slow disks.
-func etcFingerprint() string {
+func etcFingerprint(caPEM []byte) string {
 	h := sha256.New()
 	fmt.Fprintln(h, etcFormat)
+	fmt.Fprintf(h, "ca %x\n", sha256.Sum256(caPEM))
 	for _, src := range etcEntries() {
 		_ = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -92,22 +105,22 @@ func etcFingerprint() string {
 }
 
 // ensureEtc makes sure dir holds the sandbox /etc for the current host /etc.
-func ensureEtc(dir string) error {
+func ensureEtc(dir string, caPEM []byte) error {
 	sumFile := dir + ".sum"
-	sum := etcFingerprint()
+	sum := etcFingerprint(caPEM)
 	if old, err := os.ReadFile(sumFile); err == nil && string(old) == sum {
 		if _, err := os.Stat(dir); err == nil {
 			return nil
 		}
 	}
-	if err := buildEtc(dir); err != nil {
+	if err := buildEtc(dir, caPEM); err != nil {
 		return err
 	}
 	return os.WriteFile(sumFile, []byte(sum), 0o600)
 }
 
 // buildEtc writes the sandbox /etc into dir (replacing what was there).
-func buildEtc(dir string) error {
+func buildEtc(dir string, caPEM []byte) error {
 	tmp := dir + ".tmp"
 	if err := removeTree(tmp); err != nil {
 		return err
@@ -123,6 +136,11 @@ func buildEtc(dir string) error {
 	for name, content := range generatedEtc() {
 		if err := os.WriteFile(filepath.Join(tmp, name), []byte(content), 0o644); err != nil {
 			return err
+		}
+	}
+	if len(caPEM) > 0 {
+		if err := addCA(tmp, caPEM); err != nil {
+			return fmt.Errorf("add the egress CA: %w", err)
 		}
 	}
 	if err := removeTree(dir); err != nil {
@@ -183,4 +201,35 @@ func copyWorldReadable(src, dst string) error {
 	default:
 		return nil // sockets, FIFOs, devices have no business in /etc
 	}
+}
+
+// addCA writes the egress CA into the sandbox /etc being built in dir (see the top of the file).
+func addCA(dir string, caPEM []byte) error {
+	caPEM = append(bytes.TrimRight(caPEM, "\n"), '\n')
+	host, err := os.ReadFile(filepath.Join("/etc", systemBundle))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if len(host) > 0 && host[len(host)-1] != '\n' {
+		host = append(host, '\n')
+	}
+	bundle := append(append([]byte(nil), host...), caPEM...)
+	sk := filepath.Join(dir, "ssl", "sandkit")
+	if err := os.MkdirAll(sk, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(sk, "ca.pem"), caPEM, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(sk, "ca-bundle.pem"), bundle, 0o644); err != nil {
+		return err
+	}
+	// The sandbox's copy of the system bundle, when it is a plain file there.
+	sys := filepath.Join(dir, systemBundle)
+	if fi, err := os.Lstat(sys); err == nil && fi.Mode().IsRegular() {
+		if err := os.WriteFile(sys, bundle, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sandkit/sandkit-mcp/policies"
 )
 
 // What the provider knows about a live sandbox on disk, and how it recognises the sandbox's
@@ -41,6 +43,10 @@ type sandboxMeta struct {
 	OuterStart uint64   `json:"outer_start"`
 	Cgroups    []string `json:"cgroups,omitempty"`
 	Warnings   []string `json:"warnings,omitempty"`
+	// Policy is the sandbox's egress policy with every literal secret redacted (never a
+	// secret): a provider that adopts the sandbox compiles it again, credentials from its
+	// environment (see recompileStored).
+	Policy *policies.Policy `json:"policy,omitempty"`
 	// Agent says which agent binary runs in the sandbox (for diagnostics); Protocol is the
 	// protocol it speaks (agent.Protocol of the provider that started it).
 	Agent    string `json:"agent"`

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox"
 	"github.com/sandkit/sandkit-mcp/sandbox/local/agent"
 )
@@ -67,6 +68,10 @@ type Options struct {
 	// TmpSize bounds /tmp and /dev/shm in each sandbox (zero: DefaultTmpSize).
 	TmpSize int64
 
+	// Egress configures the egress proxy: destinations the operator allows beyond the public
+	// internet, static name resolution, upstream TLS roots, where credentials come from.
+	Egress EgressOptions
+
 	// agent picks the in-sandbox agent (tests: force the re-exec fallback, or supply a binary).
 	agent agentChoice
 }
@@ -81,6 +86,9 @@ type Provider struct {
 	seccomp []byte
 	limits  cgroupLimits
 	agent   agentBinary
+	ca      *egressCA
+	egress  *egressProxy
+	getenv  policies.Getenv
 
 	// The sandbox runs as uid/gid on the host; drop is true when the helper must switch to
 	// them (the provider is root).
@@ -158,7 +166,12 @@ func New(opts Options) (*Provider, error) {
 		lock.Close()
 		return nil, err
 	}
-	if err := ensureEtc(filepath.Join(dir, "etc")); err != nil {
+	ca, err := loadOrCreateCA(dir)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("local provider: %w", err)
+	}
+	if err := ensureEtc(filepath.Join(dir, "etc"), ca.certPEM); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("local provider: prepare the sandbox /etc: %w", err)
 	}
@@ -178,6 +191,12 @@ func New(opts Options) (*Provider, error) {
 		profile: &sandboxProfile{bw: bw, stage: stage, links: rootLinks(), tmpSize: opts.TmpSize},
 		seccomp: seccompProgram(),
 		agent:   ag,
+		ca:      ca,
+		egress:  newEgressProxy(opts.Egress, ca, log),
+		getenv:  opts.Egress.Getenv,
+	}
+	if p.getenv == nil {
+		p.getenv = os.LookupEnv
 	}
 	if os.Geteuid() == 0 {
 		p.drop = true
@@ -230,6 +249,11 @@ func (p *Provider) adopt(m sandboxMeta) {
 	s.label = m.Label
 	s.detached = true
 	s.warnings = m.Warnings
+	var stored policies.Policy
+	if m.Policy != nil {
+		stored = *m.Policy
+	}
+	s.egress = newSbEgress(p.egress, s.id, s.label, recompileStored(stored, p.getenv))
 	s.meta = m
 	s.deadline = m.Deadline
 	s.childPid = m.AgentPid
@@ -275,15 +299,21 @@ func (p *Provider) adopt(m sandboxMeta) {
 	s.mu.Lock()
 	s.armTimerLocked()
 	s.mu.Unlock()
-	p.log.Info("local: adopted a live sandbox of a previous run", "sandbox", s.id, "label", s.label, "deadline", m.Deadline)
+	s.egress.start(s.sock, s.exited)
+	pol := s.egress.policy()
+	for _, w := range pol.warnings {
+		p.log.Warn("local: "+w, "sandbox", s.id, "label", s.label)
+	}
+	p.log.Info("local: adopted a live sandbox of a previous run", "sandbox", s.id, "label", s.label, "deadline", m.Deadline, "policy", pol.desc)
 }
 
 // Name implements sandbox.Provider.
 func (p *Provider) Name() string { return "local" }
 
-// Capabilities implements sandbox.Provider. Egress is false: sandboxes have no network at all.
+// Capabilities implements sandbox.Provider: egress policies are enforced by the provider's
+// proxy (see doc.go).
 func (p *Provider) Capabilities() sandbox.Capabilities {
-	return sandbox.Capabilities{Egress: false, MaxFileSize: p.opts.MaxFileSize}
+	return sandbox.Capabilities{Egress: true, MaxFileSize: p.opts.MaxFileSize}
 }
 
 // Start implements sandbox.Provider. A Detached sandbox outlives this provider (and its
@@ -295,6 +325,10 @@ func (p *Provider) Start(ctx context.Context, opts sandbox.StartOptions) (sandbo
 	if closed {
 		return nil, fmt.Errorf("%w: local provider is closed", sandbox.ErrUnavailable)
 	}
+	pol, err := compilePolicy(opts.Policy, p.getenv)
+	if err != nil {
+		return nil, fmt.Errorf("start sandbox: %w", err)
+	}
 	chain, err := p.store.acquire(opts.Snapshot)
 	if err != nil {
 		return nil, err
@@ -302,7 +336,7 @@ func (p *Provider) Start(ctx context.Context, opts sandbox.StartOptions) (sandbo
 	s := newLocalSandbox(p, newID(), chain)
 	s.label = opts.Label
 	s.detached = opts.Detached
-	s.warnings = policyWarnings(opts.Policy)
+	s.egress = newSbEgress(p.egress, s.id, s.label, pol)
 	s.env = baseEnv()
 	for k, v := range opts.Env {
 		s.env[k] = v
@@ -330,6 +364,7 @@ func (p *Provider) Start(ctx context.Context, opts sandbox.StartOptions) (sandbo
 		s.armTimerLocked()
 	}
 	s.mu.Unlock()
+	s.egress.start(s.sock, s.exited)
 	return s, nil
 }
 
@@ -379,6 +414,7 @@ func (p *Provider) Close() error {
 		}()
 	}
 	wg.Wait()
+	p.egress.close()
 	errs = append(errs, p.lock.Close())
 	return errors.Join(errs...)
 }

@@ -17,7 +17,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox"
 	"github.com/sandkit/sandkit-mcp/sandbox/local/agent"
 )
@@ -71,6 +70,7 @@ type localSandbox struct {
 	dir      string
 	detached bool
 	warnings []string
+	egress   *sbEgress
 
 	sock  string // the agent's socket, as connect(2) is given it
 	ctlFd int    // O_PATH descriptor of ctl/ when its path is too long for sun_path; else -1
@@ -108,19 +108,17 @@ func newLocalSandbox(p *Provider, id string, chain []string) *localSandbox {
 	}
 }
 
-// policyWarnings says what a sandbox started with pol does not get.
-func policyWarnings(pol policies.Policy) []string {
-	if pol.Mode != "" && pol.Mode != policies.DenyAll {
-		return []string{fmt.Sprintf("egress policy %q is not enforced by the local provider yet: this sandbox has no network access at all", pol.String())}
-	}
-	return nil
-}
-
 // ID implements sandbox.Sandbox.
 func (s *localSandbox) ID() string { return s.id }
 
 // Warnings implements sandbox.Sandbox.
-func (s *localSandbox) Warnings() []string { return append([]string(nil), s.warnings...) }
+func (s *localSandbox) Warnings() []string {
+	w := append([]string(nil), s.warnings...)
+	if s.egress != nil {
+		w = append(w, s.egress.policy().warnings...)
+	}
+	return w
+}
 
 func (s *localSandbox) upper() string   { return filepath.Join(s.dir, "upper") }
 func (s *localSandbox) ctlDir() string  { return filepath.Join(s.dir, "ctl") }
@@ -236,7 +234,8 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 		Command: []string{agentPath,
 			"-listen-fd=" + strconv.Itoa(fdListener),
 			"-deadline=" + strconv.FormatInt(deadline.UnixMilli(), 10),
-			"-boot-timeout=" + bootTimeout.String()},
+			"-boot-timeout=" + bootTimeout.String(),
+			egressPortFlag()},
 	}
 	for _, o := range []struct{ sub, target string }{{"workspace", "ws"}, {"home", "home"}} {
 		spec.Overlays = append(spec.Overlays, overlaySpec{
@@ -317,6 +316,10 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 			Deadline: deadline.UTC(), AgentPid: s.childPid, AgentStart: procStartTime(s.childPid),
 			OuterPid: s.outerPid, OuterStart: procStartTime(s.outerPid), Cgroups: s.cg.dirList(),
 			Warnings: s.warnings, Agent: p.agent.kind, Protocol: agent.Protocol,
+		}
+		if s.egress != nil {
+			stored := s.egress.policy().stored
+			s.meta.Policy = &stored
 		}
 		if s.meta.Chain == nil {
 			s.meta.Chain = []string{}
@@ -505,6 +508,7 @@ func (s *localSandbox) release() {
 		s.timer.Stop()
 	}
 	s.mu.Unlock()
+	s.egress.close()
 	s.agent.close()
 	s.outer.close()
 	if s.ctlFd >= 0 {
@@ -561,6 +565,7 @@ func (s *localSandbox) finish() error {
 // cleanup removes the sandbox's directory and cgroups and closes its descriptors.
 func (s *localSandbox) cleanup() error {
 	var errs []error
+	s.egress.close()
 	s.agent.close()
 	s.outer.close()
 	if s.ctlFd >= 0 {

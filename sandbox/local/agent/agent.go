@@ -34,6 +34,7 @@ type agent struct {
 	timer     *time.Timer
 	bootTimer *time.Timer
 	procs     procTable
+	egress    *egress // nil when the forwarder could not listen
 }
 
 // Main runs the agent until the sandbox's deadline; it returns only on a setup error. args is
@@ -43,6 +44,7 @@ func Main(args []string) error {
 	listenFd := fl.Int("listen-fd", DefaultListenFd, "inherited listening Unix socket to serve on")
 	deadlineMs := fl.Int64("deadline", 0, "Unix milliseconds at which to exit, ending the sandbox (0: never)")
 	boot := fl.Duration("boot-timeout", 30*time.Second, "exit unless the provider's init request arrives within this time (0: wait forever)")
+	egressPort := fl.Int("egress-port", 0, "serve the egress forwarder on 127.0.0.1:PORT (0: none)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -78,6 +80,14 @@ func Main(args []string) error {
 
 	a := &agent{reaper: newReaper()}
 	a.procs.m = map[string]*process{}
+	if *egressPort > 0 {
+		e := newEgress()
+		if err := e.listen(*egressPort); err != nil {
+			logf("egress forwarder: %v; the sandbox has no egress", err)
+		} else {
+			a.egress = e
+		}
+	}
 	if *deadlineMs > 0 {
 		a.setDeadline(time.UnixMilli(*deadlineMs))
 	}
@@ -246,6 +256,8 @@ func (a *agent) serve(c net.Conn) {
 		ac.result(a.signalProcess(&req))
 	case OpPort:
 		a.port(ac, &req)
+	case OpEgress:
+		a.subscribe(ac)
 	default:
 		ac.result(Result{Err: invalid("unknown operation %q", req.Op)})
 	}

@@ -1,7 +1,8 @@
 // Package agent is the program that runs inside every sandbox of the local provider
 // (sandbox/local): PID 1 of the sandbox's PID namespace, serving the provider's requests — exec,
 // files, background processes with buffered logs, signals, port relays, the sandbox's deadline —
-// over a Unix socket.
+// over a Unix socket, and forwarding the sandbox's proxy connections (127.0.0.1:3128) to the
+// provider's egress proxy (egress.go).
 //
 // It is built two ways, which behave the same:
 //
@@ -23,6 +24,8 @@
 //   - -deadline MS: Unix milliseconds at which the agent exits, which ends the sandbox (the
 //     kernel kills everything else in a PID namespace whose init exits). The agent enforces it
 //     whether or not a provider is running; OpDeadline moves it.
+//   - -egress-port P: the agent listens on 127.0.0.1:P (3128) and hands every connection accepted
+//     there to the provider's egress proxy as a descriptor (see egress.go).
 //   - -boot-timeout D: the agent exits unless the provider's OpInit request (the sandbox's
 //     environment) arrives within D, so a provider that crashed while starting a sandbox
 //     leaves nothing running for long.

@@ -21,7 +21,8 @@ import (
 // command's stdin). A blob is a run of FrameData frames ended by an empty FrameData frame. The
 // agent answers with any number of FrameStdout/FrameStderr frames (exec only), then one
 // FrameResult (JSON Result), then, for a read or a process status, one blob with the bytes. A
-// port request that succeeds turns the connection into a raw byte relay after the result.
+// port request that succeeds turns the connection into a raw byte relay after the result; an
+// egress request turns it into a stream of passed descriptors (see egress.go).
 //
 // To cancel an exec, the provider shuts down its writing side; the agent sees EOF, kills the
 // command's process tree and still sends the result. A process-status request that waits is
@@ -47,7 +48,7 @@ const (
 // answer, and the string is part of every agent binary built from this source, so the provider
 // can recognise a stale embedded agent without running it. Change it whenever a change to the
 // protocol or to the agent's behaviour makes old agents and new providers disagree.
-const Protocol = "sandkit-agent-protocol/2"
+const Protocol = "sandkit-agent-protocol/3"
 
 // Operations the agent serves.
 const (
@@ -70,6 +71,10 @@ const (
 	OpSignal  = "signal"
 	// OpPort dials a TCP port inside the sandbox and relays bytes.
 	OpPort = "port"
+	// OpEgress subscribes to the egress forwarder: after the result, every connection accepted
+	// on 127.0.0.1:EgressPort arrives as one EgressMark byte carrying the connection's
+	// descriptor (SCM_RIGHTS). A newer subscription replaces an older one.
+	OpEgress = "egress"
 )
 
 // Request is the JSON header of every request.

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandkit/sandkit-mcp/policies"
+)
+
+const goodConfig = `{
+  "default_policy": {"mode": "allow", "services": [{"id": "npm"}]},
+  "max_policy": {"mode": "allow", "services": [{"id": "npm"}, {"id": "github"}], "domains": ["*.example.com"]},
+  "templates": {
+    "node": {
+      "description": "  Node with deps  ",
+      "command": "sh",
+      "args": ["-c", "npm ci"],
+      "policy": {"mode": "allow", "services": [{"id": "npm"}, {"id": "github", "credential": {"env": "SANDKIT_CRED_CI"}}]},
+      "timeout": "20m"
+    },
+    "empty": {"command": "true", "policy": {"mode": "deny-all"}}
+  }
+}`
+
+func TestParseOperatorConfig(t *testing.T) {
+	oc, err := parseOperatorConfig([]byte(goodConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oc.defaultPolicy.String() != "allow:npm" || oc.maxPolicy == nil || oc.maxPolicy.String() != "allow:*.example.com,github,npm" {
+		t.Errorf("policies: default %s, max %v", oc.defaultPolicy.String(), oc.maxPolicy)
+	}
+	node := oc.templates["node"]
+	if node.Command != "sh" || !slices.Equal(node.Args, []string{"-c", "npm ci"}) || node.Timeout != 20*time.Minute ||
+		node.Description != "Node with deps" || node.Policy.String() != "allow:github,npm" {
+		t.Errorf("template node: %+v", node)
+	}
+	if e := oc.templates["empty"]; e.Timeout != 30*time.Minute || e.Policy.Mode != policies.DenyAll {
+		t.Errorf("template empty: %+v (default timeout 30m)", e)
+	}
+
+	none, err := parseOperatorConfig([]byte(`{}`))
+	if err != nil || none.defaultPolicy.Mode != policies.DenyAll || none.maxPolicy != nil || len(none.templates) != 0 {
+		t.Errorf("empty config: %+v %v", none, err)
+	}
+}
+
+func TestOperatorConfigErrors(t *testing.T) {
+	tpl := func(body string) string { return `{"templates": {"node": ` + body + `}}` }
+	tests := []struct {
+		name, in string
+		want     []string
+	}{
+		{"syntax", "{\n  \"default_policy\": {\"mode\": \"deny-all\"},\n  oops\n}", []string{"not valid JSON", "line 3, column"}},
+		{"not an object", `[1]`, []string{"expected an object", "array"}},
+		{"empty", ``, []string{"empty"}},
+		{"trailing", `{} {}`, []string{"unexpected data"}},
+		{"unknown top field", `{"max": {"mode": "deny-all"}}`, []string{`unknown field "max"`, "default_policy, max_policy, templates and egress"}},
+		{"unknown policy field", `{"default_policy": {"mode": "deny-all", "allow": ["x"]}}`, []string{"default_policy", `unknown field "allow"`}},
+		{"wrong type", `{"default_policy": {"mode": 3}}`, []string{"default_policy.mode", "expected a string", "number"}},
+		{"bad default", `{"default_policy": {"mode": "allow", "domains": ["a.*.com"]}}`, []string{"default_policy", "wildcard"}},
+		{"bad max", `{"max_policy": {"mode": "allow", "domains": ["a.com:80"]}}`, []string{"max_policy", "port"}},
+		{"unknown preset", `{"max_policy": {"mode": "allow", "services": [{"id": "npmjs"}]}}`, []string{"max_policy", `"npmjs"`}},
+		{"literal default", `{"default_policy": {"mode": "allow", "services": [{"id": "github", "credential": {"value": "ghp_x"}}]}}`,
+			[]string{"default_policy", `service "github"`, "literal secret"}},
+		{"default wider than max", `{"default_policy": {"mode": "allow-all"}, "max_policy": {"mode": "allow", "services": [{"id": "npm"}]}}`,
+			[]string{"default_policy is wider than max_policy", "allow-all"}},
+		{"max of deny with default deny", `{"max_policy": {"mode": "deny-all"}, "default_policy": {"mode": "allow", "domains": ["a.com"]}}`,
+			[]string{"default_policy is wider than max_policy"}},
+		{"templates not an object", `{"templates": []}`, []string{"templates", "expected an object"}},
+		{"template unknown field", tpl(`{"command": "true", "policy": {"mode": "deny-all"}, "env": {}}`), []string{"templates.node", `unknown field "env"`}},
+		{"template without command", tpl(`{"policy": {"mode": "deny-all"}}`), []string{"templates.node", "command is empty"}},
+		{"template without policy", tpl(`{"command": "true"}`), []string{"templates.node.policy is required"}},
+		{"template args type", tpl(`{"command": "sh", "args": "-c true", "policy": {"mode": "deny-all"}}`), []string{"templates.node.args", "expected an array"}},
+		{"template bad policy", tpl(`{"command": "true", "policy": {"mode": "allow"}}`), []string{"templates.node.policy", "at least one domain or service"}},
+		{"template literal secret", tpl(`{"command": "true", "policy": {"mode": "allow", "services": [{"id": "github", "credential": {"value": "s"}}]}}`),
+			[]string{"templates.node", `service "github"`, "literal secret"}},
+		{"template bad timeout", tpl(`{"command": "true", "policy": {"mode": "deny-all"}, "timeout": "ten minutes"}`), []string{"templates.node.timeout", `"ten minutes"`}},
+		{"template huge timeout", tpl(`{"command": "true", "policy": {"mode": "deny-all"}, "timeout": "12h"}`), []string{"templates.node", "timeout"}},
+		{"template bad name", `{"templates": {"my node": {"command": "true", "policy": {"mode": "deny-all"}}}}`, []string{"templates", `"my node"`}},
+	}
+	for _, tc := range tests {
+		_, err := parseOperatorConfig([]byte(tc.in))
+		if err == nil {
+			t.Errorf("%s: accepted %s", tc.name, tc.in)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not mention %q", tc.name, err, w)
+			}
+		}
+	}
+}
+
+func TestLoadOperatorConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config{dataDir: dir}
+	oc, err := loadOperatorConfig(cfg)
+	if err != nil || oc.path != "" || oc.defaultPolicy.Mode != policies.DenyAll {
+		t.Fatalf("no config file: %+v %v", oc, err)
+	}
+	// <data-dir>/config.json is read when present; errors name the file.
+	def := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(def, []byte(`{"default_policy": {"mode": "allow-al"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = loadOperatorConfig(cfg)
+	if err == nil || !strings.Contains(err.Error(), def) || !strings.Contains(err.Error(), `unknown mode "allow-al"`) {
+		t.Fatalf("bad default config: %v", err)
+	}
+	// --config wins, and must exist.
+	other := filepath.Join(t.TempDir(), "ops.json")
+	if err := os.WriteFile(other, []byte(goodConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oc, err = loadOperatorConfig(config{dataDir: dir, configFile: other})
+	if err != nil || oc.path != other || len(oc.templates) != 2 {
+		t.Fatalf("--config: %+v %v", oc, err)
+	}
+	_, err = loadOperatorConfig(config{dataDir: dir, configFile: filepath.Join(dir, "missing.json")})
+	if err == nil || !strings.Contains(err.Error(), "--config") || !strings.Contains(err.Error(), "missing.json") {
+		t.Fatalf("missing --config: %v", err)
+	}
+	// The flag is made absolute and passed to a daemon the door starts.
+	c, _, err := parseConfig("sandkit-mcp", []string{"--data-dir", dir, "--config", "rel.json"})
+	if err != nil || !filepath.IsAbs(c.configFile) {
+		t.Fatalf("--config rel.json: %+v %v", c, err)
+	}
+	if args := daemonArgs(c); !slices.Contains(args, c.configFile) {
+		t.Errorf("daemon args %v do not pass --config on", args)
+	}
+	if args := daemonArgs(config{dataDir: dir}); slices.Contains(args, "--config") {
+		t.Errorf("daemon args %v pass --config without one", args)
+	}
+}
+
+func TestServerInstructions(t *testing.T) {
+	oc, err := parseOperatorConfig([]byte(goodConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := serverInstructions(oc, nil)
+	for _, w := range []string{"allow:npm", "operator's limit", "github", "no setup templates"} {
+		if !strings.Contains(s, w) {
+			t.Errorf("instructions do not mention %q:\n%s", w, s)
+		}
+	}
+}
+
+func TestOperatorConfigEgress(t *testing.T) {
+	oc, err := parseOperatorConfig([]byte(`{"egress": {"allow_addrs": ["10.0.0.5:443", "[fd00::5]:8443"],
+		"allow_prefixes": ["10.1.2.3/16"], "resolve": {"Registry.Internal.": ["10.0.0.5"]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eg := oc.egress
+	if len(eg.AllowAddrs) != 2 || eg.AllowAddrs[0].String() != "10.0.0.5:443" || eg.AllowAddrs[1].String() != "[fd00::5]:8443" {
+		t.Errorf("allow_addrs: %v", eg.AllowAddrs)
+	}
+	if len(eg.AllowPrefixes) != 1 || eg.AllowPrefixes[0].String() != "10.1.0.0/16" {
+		t.Errorf("allow_prefixes (masked): %v", eg.AllowPrefixes)
+	}
+	if got := eg.Resolve["registry.internal"]; len(got) != 1 || got[0].String() != "10.0.0.5" {
+		t.Errorf("resolve (lower-cased, trailing dot removed): %v", eg.Resolve)
+	}
+	for _, c := range []struct{ in, want string }{
+		{`{"egress": {"allow_addrs": ["10.0.0.5"]}}`, "egress.allow_addrs[0]"},
+		{`{"egress": {"allow_prefixes": ["10.0.0.0"]}}`, "egress.allow_prefixes[0]"},
+		{`{"egress": {"resolve": {"a.internal": []}}}`, "egress.resolve.a.internal"},
+		{`{"egress": {"resolve": {"a.internal": ["nope"]}}}`, "is not an IP address"},
+		{`{"egress": {"allow": []}}`, "allow"},
+	} {
+		if _, err := parseOperatorConfig([]byte(c.in)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one mentioning %q", c.in, err, c.want)
+		}
+	}
+}
