@@ -47,7 +47,9 @@ Work in a durable sandboxed workspace with the sandkit tools:
 5. Inspect results with read_file and list_files.
 6. If a step made things worse, restore_workspace to an earlier commit from workspace_history (nothing is
    lost: later commits stay restorable). To try an alternative without risk, fork_workspace and work in the fork.
-The sandbox has no network unless the workspace policy allows it.`, task, start)
+The sandbox has no network unless the workspace policy allows it: set_policy (or run_command's own policy)
+with mode "allow" and presets such as {"id": "npm"} or {"id": "github"} opens just those hosts; the server
+adds their credentials outside the sandbox, so never paste tokens into files or commands.`, task, start)
 	return mcp.NewGetPromptResult("Durable task workflow", []mcp.PromptMessage{
 		mcp.NewPromptMessage(mcp.RoleUser, mcp.NewTextContent(text)),
 	}), nil
