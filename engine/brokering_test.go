@@ -16,6 +16,7 @@ import (
 	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox/local"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/localtest"
 	"github.com/sandkit/sandkit-mcp/store"
 )
 
@@ -50,6 +51,7 @@ func TestPerRunLiteralCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	localtest.StopLiveAtCleanup(t, pv)
 	defer pv.Close()
 	e, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox/local"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/localtest"
 	"github.com/sandkit/sandkit-mcp/store"
 )
 
@@ -39,6 +40,7 @@ func open(t *testing.T, dir string) *env {
 		st.Close()
 		t.Fatalf("local provider: %v (install bubblewrap: apt-get install -y bubblewrap)", err)
 	}
+	localtest.StopLiveAtCleanup(t, pv)
 	e, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv})
 	if err != nil {
 		pv.Close()

@@ -16,6 +16,7 @@ import (
 	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox"
 	"github.com/sandkit/sandkit-mcp/sandbox/local"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/localtest"
 	"github.com/sandkit/sandkit-mcp/store"
 )
 
@@ -53,6 +54,7 @@ func openWith(t *testing.T, dir string, set func(*engine.Options)) (*cenv, error
 		st.Close()
 		t.Fatalf("local provider: %v (install bubblewrap: apt-get install -y bubblewrap)", err)
 	}
+	localtest.StopLiveAtCleanup(t, lp)
 	pv := &countingProvider{Provider: lp}
 	opts := engine.Options{Store: st, Provider: pv}
 	if set != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/sandbox/local"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/localtest"
 	"github.com/sandkit/sandkit-mcp/store"
 )
 
@@ -188,6 +189,7 @@ func TestSessionProcessesAndURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	localtest.StopLiveAtCleanup(t, pv)
 	defer pv.Close()
 	e, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv, PreviewURL: func(tok string) string { return "http://" + tok + ".preview.test/" }})
 	if err != nil {
@@ -295,6 +297,7 @@ func TestSessionSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	localtest.StopLiveAtCleanup(t, pv)
 	sb, err := pv.Reconnect(ctxT(t), s2.SandboxID)
 	if err != nil {
 		t.Fatal(err)

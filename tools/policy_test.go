@@ -10,6 +10,7 @@ import (
 	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox/local"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/localtest"
 	"github.com/sandkit/sandkit-mcp/store"
 )
 
@@ -101,6 +102,7 @@ func newEngineWith(t *testing.T, set func(*engine.Options)) *engine.Engine {
 	if err != nil {
 		t.Fatalf("local provider: %v (install bubblewrap: apt-get install -y bubblewrap)", err)
 	}
+	localtest.StopLiveAtCleanup(t, pv)
 	t.Cleanup(func() { pv.Close() })
 	opts := engine.Options{Store: st, Provider: pv}
 	set(&opts)

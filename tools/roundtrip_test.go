@@ -18,6 +18,7 @@ import (
 
 	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/sandbox/local"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/localtest"
 	"github.com/sandkit/sandkit-mcp/store"
 )
 
@@ -49,6 +50,7 @@ func newEngine(t *testing.T, previewURL func(token string) string) *engine.Engin
 	if err != nil {
 		t.Fatalf("local provider: %v (install bubblewrap: apt-get install -y bubblewrap)", err)
 	}
+	localtest.StopLiveAtCleanup(t, pv)
 	t.Cleanup(func() { pv.Close() })
 	eng, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv, PreviewURL: previewURL})
 	if err != nil {
