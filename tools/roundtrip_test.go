@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,9 +16,6 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/sandkit/sandkit-mcp/engine"
-	"github.com/sandkit/sandkit-mcp/sandbox/local"
-	"github.com/sandkit/sandkit-mcp/sandbox/local/localtest"
-	"github.com/sandkit/sandkit-mcp/store"
 )
 
 // The round-trip tests drive the tools the way an agent does: the real engine (bbolt file, local
@@ -36,28 +32,11 @@ type rig struct {
 	close    func()                                       // ends the connection (idempotent)
 }
 
-// newEngine opens a real engine: a bbolt file and the local bubblewrap provider in a temporary
-// directory. previewURL (may be nil) is engine.Options.PreviewURL.
+// newEngine opens a real engine (see newEngineWith); previewURL (may be nil) is
+// engine.Options.PreviewURL.
 func newEngine(t *testing.T, previewURL func(token string) string) *engine.Engine {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	pv, err := local.New(local.Options{Dir: filepath.Join(dir, "local")})
-	if err != nil {
-		t.Fatalf("local provider: %v (install bubblewrap: apt-get install -y bubblewrap)", err)
-	}
-	localtest.StopLiveAtCleanup(t, pv)
-	t.Cleanup(func() { pv.Close() })
-	eng, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv, PreviewURL: previewURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
-	return eng
+	return newEngineWith(t, func(o *engine.Options) { o.PreviewURL = previewURL })
 }
 
 func newRig(t *testing.T) *rig {
