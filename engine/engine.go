@@ -121,6 +121,9 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if getenv == nil {
 		getenv = os.LookupEnv
 	}
+	if err := checkProvider(opts.Store, opts.Provider.Name()); err != nil {
+		return nil, err
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	e := &Engine{
 		st: opts.Store, prov: opts.Provider, log: log, defPol: def,
@@ -268,4 +271,32 @@ func (e *Engine) gcSnapshots(candidates ...string) {
 			e.log.Warn("snapshot gc: delete", "snapshot", c, "err", err)
 		}
 	}
+}
+
+// checkProvider refuses a store whose workspaces live on another provider: their snapshot refs
+// mean nothing to this one (and its garbage collector must never see them). One data dir serves
+// one provider.
+func checkProvider(st *store.Store, name string) error {
+	var other map[string]int
+	if err := st.View(func(tx *store.Tx) error {
+		ws, err := tx.Workspaces()
+		if err != nil {
+			return err
+		}
+		for _, w := range ws {
+			if w.Provider != name {
+				if other == nil {
+					other = map[string]int{}
+				}
+				other[w.Provider]++
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	for prov, n := range other {
+		return fmt.Errorf("%w: this data dir holds %d workspace(s) of the %q provider, but the server runs the %q provider; a data dir serves one provider: use another --data-dir for %q, or run with --provider %s", ErrInvalid, n, prov, name, name, prov)
+	}
+	return nil
 }

@@ -16,17 +16,43 @@ import (
 
 	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/policies"
+	"github.com/sandkit/sandkit-mcp/sandbox"
 	"github.com/sandkit/sandkit-mcp/sandbox/local"
 	"github.com/sandkit/sandkit-mcp/sandbox/local/localtest"
 	"github.com/sandkit/sandkit-mcp/store"
 )
 
-// env is an engine over a real bbolt file and the real local provider.
+// env is an engine over a real bbolt file and a real provider: the local one, or, when
+// SANDKIT_TEST_PROVIDER=vercel, the Vercel provider talking HTTP to the fake (whose sessions run
+// in local sandboxes). scripts/test runs the provider-independent scenarios both ways.
 type env struct {
 	dir string
 	st  *store.Store
-	pv  *local.Provider
+	pv  sandbox.Provider
 	e   *engine.Engine
+}
+
+// testProvider is the provider the env of the tests runs: "local" or "vercel".
+func testProvider() string {
+	if os.Getenv("SANDKIT_TEST_PROVIDER") == "vercel" {
+		return "vercel"
+	}
+	return "local"
+}
+
+// makeProvider makes the test provider over dir; a second call with the same dir (a restart)
+// talks to the same fake.
+func makeProvider(t *testing.T, dir string) sandbox.Provider {
+	t.Helper()
+	if testProvider() == "vercel" {
+		return vercelProvider(t, dir)
+	}
+	pv, err := local.New(local.Options{Dir: filepath.Join(dir, "local")})
+	if err != nil {
+		t.Fatalf("local provider: %v (install bubblewrap: apt-get install -y bubblewrap)", err)
+	}
+	localtest.StopLiveAtCleanup(t, pv)
+	return pv
 }
 
 func open(t *testing.T, dir string) *env {
@@ -35,12 +61,7 @@ func open(t *testing.T, dir string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pv, err := local.New(local.Options{Dir: filepath.Join(dir, "local")})
-	if err != nil {
-		st.Close()
-		t.Fatalf("local provider: %v (install bubblewrap: apt-get install -y bubblewrap)", err)
-	}
-	localtest.StopLiveAtCleanup(t, pv)
+	pv := makeProvider(t, dir)
 	e, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv})
 	if err != nil {
 		pv.Close()
@@ -102,7 +123,7 @@ func TestWorkspaceLifecycle(t *testing.T) {
 	v := newEnv(t)
 	ctx := ctxT(t)
 	a := v.mkws(t, "alpha")
-	if a.Head == "" || a.Provider != "local" || a.Policy.Mode != policies.DenyAll {
+	if a.Head == "" || a.Provider != testProvider() || a.Policy.Mode != policies.DenyAll {
 		t.Fatalf("new workspace: %+v", a)
 	}
 	if _, err := v.e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "alpha"}); !errors.Is(err, engine.ErrExists) {

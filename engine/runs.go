@@ -32,6 +32,10 @@ type activeRun struct {
 // foreground it returns when the command has finished and its commit is recorded; with Background
 // it returns at once with the run queued. A foreground call whose ctx is cancelled kills the
 // command; the run reads cancelled and the workspace head does not move.
+// runMargin is how much longer than its command's timeout a durable run's sandbox may live (to
+// start, snapshot and stop).
+const runMargin = 2 * time.Minute
+
 func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResult, error) {
 	if e.isClosed() {
 		return RunResult{}, ErrClosed
@@ -53,6 +57,9 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 	}
 	timeout, err := validTimeout(req.Timeout)
 	if err != nil {
+		return RunResult{}, err
+	}
+	if err := e.providerLifetime(timeout+runMargin, fmt.Sprintf("timeout_ms %d plus a %v margin", timeout.Milliseconds(), runMargin)); err != nil {
 		return RunResult{}, err
 	}
 	cwd := "."
@@ -215,7 +222,7 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 	}
 	sb, err := e.prov.Start(ctx, sandbox.StartOptions{
 		Snapshot: sandbox.SnapshotRef(base.Snapshot), Policy: pol, Label: w.ID,
-		Lifetime: timeout + 2*time.Minute,
+		Lifetime: timeout + runMargin,
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -225,6 +232,9 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 		e.finish(ar, func(r *store.Run) {
 			r.Status = RunFailed
 			r.Error = fmt.Sprintf("the sandbox could not start from commit %s: %v; the workspace is unchanged", base.ID, err)
+			if errors.Is(err, sandbox.ErrNotFound) {
+				r.Error += "; the commit's snapshot is gone at the provider: restore_workspace to an earlier commit (workspace_history lists them) to go on from there"
+			}
 		})
 		return
 	}

@@ -138,6 +138,9 @@ func (e *Engine) OpenSession(ctx context.Context, h Holder, req OpenSessionReque
 	if err != nil {
 		return Session{}, err
 	}
+	if err := e.providerLifetime(timeout+sessionGrace, fmt.Sprintf("a session of timeout_ms %d", timeout.Milliseconds())); err != nil {
+		return Session{}, err
+	}
 	var override *policies.Policy
 	if req.Policy != nil {
 		p, err := e.checkPolicy(*req.Policy, useSession)
@@ -200,7 +203,7 @@ func (e *Engine) openSession(ctx context.Context, h Holder, wsID string, timeout
 	now := time.Now().UTC()
 	sb, err := e.prov.Start(ctx, sandbox.StartOptions{
 		Snapshot: sandbox.SnapshotRef(base.Snapshot), Policy: pol, Label: w.ID,
-		Lifetime: timeout + sessionGrace, Detached: true,
+		Lifetime: timeout + sessionGrace, Detached: true, Ports: w.ExposedPorts,
 	})
 	if err != nil {
 		return store.Session{}, e.provErr(err, "start the session's sandbox")
@@ -628,6 +631,14 @@ func (e *Engine) SessionURL(ctx context.Context, h Holder, sessionID string, por
 		}
 		return "", fmt.Errorf("%w: port %d is not exposed by workspace %q (exposed ports: %s); only ports given in create_workspace's exposed_ports can get a URL", ErrInvalid, port, w.Name, exposed)
 	}
+	if e.prov.Capabilities().PortURLs {
+		// The provider serves its ports itself (Vercel's public routes).
+		u, err := ls.sb.PortURL(ctx, port)
+		if err != nil {
+			return "", e.sessionErr(ls, err)
+		}
+		return u, nil
+	}
 	if e.previewURL == nil {
 		return "", fmt.Errorf("%w: this server was started without a preview listener, so it cannot hand out URLs", ErrProvider)
 	}
@@ -687,7 +698,12 @@ func (e *Engine) ExtendSession(ctx context.Context, h Holder, sessionID string, 
 		return Session{}, err
 	}
 	until := time.Now().UTC().Add(timeout)
-	if err := ls.sb.Extend(ctx, until.Add(sessionGrace)); err != nil {
+	err = ls.sb.Extend(ctx, until.Add(sessionGrace))
+	if errors.Is(err, sandbox.ErrUnsupported) && e.prov.Capabilities().FixedDeadline && until.Add(sessionGrace).Before(ls.sb.Deadline()) {
+		// The sandbox's deadline cannot move earlier; the session's own expiry (below) ends it.
+		err = nil
+	}
+	if err != nil {
 		return Session{}, e.sessionErr(ls, err)
 	}
 	var s store.Session

@@ -293,11 +293,7 @@ func TestSessionSurvivesRestart(t *testing.T) {
 	s2 := v.open(t, alice, "w2", time.Minute)
 	base2 := head(t, v, "w2")
 	v.close()
-	pv, err := local.New(local.Options{Dir: filepath.Join(dir, "local")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	localtest.StopLiveAtCleanup(t, pv)
+	pv := makeProvider(t, dir)
 	sb, err := pv.Reconnect(ctxT(t), s2.SandboxID)
 	if err != nil {
 		t.Fatal(err)

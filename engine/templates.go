@@ -330,7 +330,7 @@ func (e *Engine) buildTemplate(ctx context.Context, def *templateDef, force bool
 	e.log.Info("template setup started", "template", def.name, "fingerprint", def.fingerprint[:12], "command", cmdline(def.Command, def.Args))
 	start := time.Now()
 	sb, err := e.prov.Start(ctx, sandbox.StartOptions{
-		Policy: def.Policy, Label: "template " + def.name, Lifetime: def.Timeout + 2*time.Minute,
+		Policy: def.Policy, Label: "template " + def.name, Lifetime: def.Timeout + runMargin,
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -64,6 +64,30 @@ func validPorts(ports []int) ([]int, error) {
 	return out, nil
 }
 
+// providerPorts checks exposed ports against what the provider can expose (Vercel: at most 15,
+// none below 1024).
+func (e *Engine) providerPorts(ports []int) error {
+	caps := e.prov.Capabilities()
+	if caps.MaxPorts > 0 && len(ports) > caps.MaxPorts {
+		return fmt.Errorf("%w: %d exposed ports, but the %s provider exposes at most %d", ErrInvalid, len(ports), e.prov.Name(), caps.MaxPorts)
+	}
+	for _, p := range ports {
+		if p < caps.MinPort {
+			return fmt.Errorf("%w: exposed port %d is below %d, the lowest port the %s provider can expose; serve on a port from %d to 65535", ErrInvalid, p, caps.MinPort, e.prov.Name(), caps.MinPort)
+		}
+	}
+	return nil
+}
+
+// providerLifetime checks that a sandbox living d (what, e.g. "timeout_ms 90000000 plus a 2m0s
+// margin") fits the provider's plan limit.
+func (e *Engine) providerLifetime(d time.Duration, what string) error {
+	if max := e.prov.Capabilities().MaxLifetime; max > 0 && d > max {
+		return fmt.Errorf("%w: %s needs a sandbox living %v, but the %s provider's sandboxes live at most %v (its plan limit); use a shorter timeout", ErrInvalid, what, d.Round(time.Second), e.prov.Name(), max)
+	}
+	return nil
+}
+
 func validTimeout(d time.Duration) (time.Duration, error) {
 	switch {
 	case d == 0:

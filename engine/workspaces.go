@@ -35,6 +35,9 @@ func (e *Engine) CreateWorkspace(ctx context.Context, req CreateWorkspaceRequest
 	if err != nil {
 		return Workspace{}, err
 	}
+	if err := e.providerPorts(ports); err != nil {
+		return Workspace{}, err
+	}
 	pol := e.defPol
 	if req.Policy != nil {
 		if pol, err = e.checkPolicy(*req.Policy, useDefault); err != nil {

@@ -30,6 +30,9 @@
 //	  - Stop ends the sandbox and discards its changes. Stop after Snapshot, or twice, is a no-op.
 //	  - Once ended, every method except Stop returns ErrEnded.
 //
+// Providers may keep more than /workspace and home in a snapshot (Capabilities.WholeDisk: Vercel
+// keeps the VM's whole disk); /workspace and home are what every provider keeps.
+//
 // # Live sandboxes (sessions)
 //
 // A sandbox started with StartOptions.Detached is a live sandbox: it does not depend on the
@@ -140,6 +143,34 @@ type Capabilities struct {
 	Egress bool
 	// MaxFileSize is the largest file WriteFiles accepts and ReadFile returns in one call, in bytes.
 	MaxFileSize int64
+
+	// PortURLs is true when the provider serves exposed ports itself, at URLs Sandbox.PortURL
+	// returns (Vercel's public routes). Such a provider needs the ports up front
+	// (StartOptions.Ports) and cannot relay raw connections: DialPort fails with ErrUnsupported.
+	// When false, PortURL fails with ErrUnsupported and DialPort relays connections, so the caller
+	// serves the URLs.
+	PortURLs bool
+	// MaxPorts bounds len(StartOptions.Ports) and MinPort is the lowest port that can be exposed;
+	// zero means no limit (1 for MinPort).
+	MaxPorts, MinPort int
+
+	// MaxLifetime is the longest a sandbox may live, extensions included (a plan limit); zero
+	// means no limit. Start and Extend refuse longer with an error wrapping ErrInvalid.
+	MaxLifetime time.Duration
+	// FixedDeadline is true when a deadline can only move later: Extend to an earlier time fails
+	// with ErrUnsupported and leaves the deadline as it was. The caller then ends the sandbox
+	// itself when it wants to (the engine's session expiry does).
+	FixedDeadline bool
+
+	// TextOutput is true when command output travels as UTF-8 text (Vercel's log streams are
+	// JSON): bytes that are not valid UTF-8 arrive replaced by U+FFFD. When false, output is
+	// passed through byte for byte. Stdin and files are byte-exact either way.
+	TextOutput bool
+
+	// WholeDisk is true when a snapshot keeps the sandbox's whole disk (system packages installed
+	// with sudo, /tmp, ...), not only /workspace and home. When false, everything outside those two
+	// is ephemeral.
+	WholeDisk bool
 }
 
 // StartOptions configures a new sandbox.
@@ -158,6 +189,9 @@ type StartOptions struct {
 	// Detached makes a live sandbox that outlives the process that started it (see the package
 	// doc); used for sessions.
 	Detached bool
+	// Ports are the TCP ports to expose. Providers with Capabilities.PortURLs route exactly these
+	// (PortURL refuses others); the others ignore the list, as DialPort reaches any port.
+	Ports []int
 }
 
 // Sandbox is one running sandbox. Its methods are safe for concurrent use, but a provider may
@@ -220,8 +254,15 @@ type Sandbox interface {
 	Signal(ctx context.Context, id string, sig syscall.Signal) error
 
 	// DialPort opens a TCP connection to port inside the sandbox (127.0.0.1 there). Nothing
-	// listening yields ErrRefused (wrapped), with a message naming the port.
+	// listening yields ErrRefused (wrapped), with a message naming the port. Providers with
+	// Capabilities.PortURLs fail with ErrUnsupported.
 	DialPort(ctx context.Context, port int) (net.Conn, error)
+
+	// PortURL returns the URL at which the provider itself serves port, one of StartOptions.Ports
+	// (only providers with Capabilities.PortURLs; the others fail with ErrUnsupported). A port
+	// that was not exposed at Start fails with ErrInvalid. The URL does not depend on anything
+	// listening yet.
+	PortURL(ctx context.Context, port int) (string, error)
 
 	// SetPolicy replaces the sandbox's egress policy without restarting it. It applies to
 	// connections opened afterwards; existing ones are not cut. p is compiled (its credentials

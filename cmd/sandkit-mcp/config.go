@@ -27,6 +27,9 @@ type config struct {
 	// configFile is --config as an absolute path ("" when not given: then
 	// <data-dir>/config.json is read if it exists; see opconfig.go).
 	configFile string
+	// provider is --provider, else $SANDKIT_PROVIDER ("" when neither: the config file's
+	// "provider", else local).
+	provider string
 }
 
 // parseConfig parses the flags every subcommand shares, plus those extra registers (a
@@ -39,6 +42,7 @@ func parseConfig(name string, args []string, extra ...func(*flag.FlagSet)) (conf
 	fs.StringVar(&c.bwrap, "bwrap", "", "bubblewrap binary")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level")
 	fs.StringVar(&c.configFile, "config", "", "operator config file (JSON)")
+	fs.StringVar(&c.provider, "provider", "", "sandbox provider: local or vercel")
 	var mem string
 	fs.StringVar(&mem, "memory-limit", "0", "memory limit per sandbox")
 	fs.Int64Var(&c.pidsLimit, "pids-limit", 4096, "process limit per sandbox")
@@ -58,6 +62,14 @@ func parseConfig(name string, args []string, extra ...func(*flag.FlagSet)) (conf
 	}
 	if fs.NArg() > 0 {
 		return c, fs, usageError{fmt.Errorf("%s: unexpected argument %q (see sandkit-mcp help)", name, fs.Arg(0))}
+	}
+	if c.provider == "" {
+		c.provider = os.Getenv("SANDKIT_PROVIDER")
+	}
+	if c.provider != "" {
+		if err := checkProviderName(c.provider); err != nil {
+			return c, fs, usageError{fmt.Errorf("--provider: %v", err)}
+		}
 	}
 	if c.dataDir == "" {
 		c.dataDir = os.Getenv("SANDKIT_DATA_DIR")

@@ -12,14 +12,22 @@ import (
 	"github.com/sandkit/sandkit-mcp/store"
 )
 
-// doctor checks what the embedded local provider and the data dir need and says how to fix what
-// is missing. It exits non-zero when something required fails.
+// doctor checks what the provider (local: bubblewrap, namespaces, overlay; vercel: credentials
+// and API access) and the data dir need and says how to fix what is missing. It exits non-zero when something required fails.
 func doctor(ctx context.Context, args []string) error {
 	cfg, _, err := parseConfig("doctor", args)
 	if err != nil {
 		return err
 	}
-	checks := local.Diagnose(cfg.bwrap)
+	var checks []local.Check
+	oc, ocErr := loadOperatorConfig(cfg)
+	if ocErr == nil && providerName(cfg, oc) == "vercel" {
+		checks = append(checks, local.Check{Name: "provider", OK: true, Detail: "vercel (Vercel Sandbox over its REST API; bubblewrap is not needed)"})
+		checks = append(checks, vercelChecks(ctx, cfg, oc)...)
+	} else {
+		checks = append(checks, local.Check{Name: "provider", OK: true, Detail: "local (bubblewrap on this machine)"})
+		checks = append(checks, local.Diagnose(cfg.bwrap)...)
+	}
 	checks = append(checks, dataDirCheck(cfg.dataDir), configCheck(cfg), daemonCheck(cfg.dataDir))
 	failed := 0
 	for _, c := range checks {

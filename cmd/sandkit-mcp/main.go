@@ -99,11 +99,16 @@ Flags (every subcommand):
   --data-dir DIR      state directory (env SANDKIT_DATA_DIR; default ~/.local/share/sandkit)
   --config FILE       operator config (JSON: default_policy, max_policy, templates; default
                       <data-dir>/config.json if it exists); read when the daemon starts
+  --provider NAME     sandbox provider: local (bubblewrap, the default) or vercel (Vercel Sandbox;
+                      env SANDKIT_PROVIDER; or "provider" in the config). Vercel credentials come
+                      from VERCEL_OIDC_TOKEN, or VERCEL_ACCESS_TOKEN + VERCEL_TEAM_ID +
+                      VERCEL_PROJECT_ID. One data dir serves one provider
   --bwrap PATH        bubblewrap binary (default: bwrap from PATH)
   --log-level LEVEL   debug, info, warn or error (default info)
   --memory-limit SIZE memory limit per sandbox, e.g. 2G (default 0: none; needs cgroups)
   --pids-limit N      process limit per sandbox (default 4096; 0: none; needs cgroups)
-  A daemon started by the stdio door gets that door's --bwrap, --log-level and limits.
+  A daemon started by the stdio door gets that door's --provider, --bwrap, --log-level and limits
+  (and its environment, where the Vercel credentials are).
 
 Flags of serve:
   --http ADDR             also serve MCP over HTTP: Streamable HTTP at /mcp, legacy SSE at /sse and

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/sandkit/sandkit-mcp/sandbox/local"
 	"io"
 	"net/netip"
 	"os"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/policies"
+	"github.com/sandkit/sandkit-mcp/sandbox/local"
+	"github.com/sandkit/sandkit-mcp/sandbox/vercel"
 )
 
 // The operator config: a JSON file (--config FILE, else <data-dir>/config.json when it exists)
@@ -24,6 +25,9 @@ import (
 //	{
 //	  "default_policy": {"mode": "deny-all"},
 //	  "max_policy": {"mode": "allow", "services": [{"id": "npm"}, {"id": "github"}], "domains": ["*.example.com"]},
+//	  "provider": "local",
+//	  "vercel": {"runtime": "node24", "vcpus": 2, "max_lifetime": "24h", "default_lifetime": "5m",
+//	             "snapshot_expiration": "0s", "api_url": "https://vercel.com/api", "policy_shape": "legacy"},
 //	  "egress": {"allow_addrs": ["10.0.0.5:443"], "allow_prefixes": ["10.1.0.0/16"],
 //	             "resolve": {"registry.internal": ["10.0.0.5"]}},
 //	  "templates": {
@@ -42,6 +46,16 @@ import (
 //   - max_policy: the widest policy agents may use, for workspace defaults (create_workspace,
 //     set_policy) and per-run and per-session overrides (run_command, open_session) alike.
 //     Absent: no limit.
+//   - provider: "local" (bubblewrap on this machine, the default) or "vercel" (Vercel Sandbox;
+//     credentials from the environment: VERCEL_OIDC_TOKEN, or VERCEL_ACCESS_TOKEN with
+//     VERCEL_TEAM_ID and VERCEL_PROJECT_ID). --provider and SANDKIT_PROVIDER override it.
+//   - vercel: the Vercel provider's settings, all optional: runtime (legacy runtime of fresh
+//     sandboxes, e.g. "node24"; default Vercel's default image), vcpus (1 or even), max_lifetime
+//     (the plan's limit on a sandbox's run time: 45m on Hobby, the default; 24h on Pro),
+//     default_lifetime, snapshot_expiration (Go duration ≥ 24h; "0s", the default, keeps
+//     snapshots until sandkit deletes them), api_url (default https://vercel.com/api; env
+//     SANDKIT_VERCEL_API_URL), policy_shape ("legacy", the default, or "v2": how network policies
+//     are sent).
 //   - egress: what the egress proxy may dial although it is refused by default (loopback,
 //     private ranges, link-local, cloud metadata, the host's own addresses): allow_addrs are
 //     exact IP:port destinations, allow_prefixes CIDR ranges; resolve maps host names to
@@ -67,6 +81,31 @@ type operatorConfig struct {
 	maxPolicy     *policies.Policy
 	templates     map[string]engine.Template
 	egress        local.EgressOptions
+	// provider is the "provider" field ("" when absent); vercel the "vercel" section.
+	provider string
+	vercel   vercelSettings
+}
+
+// vercelSettings is the "vercel" section, decoded.
+type vercelSettings struct {
+	runtime            string
+	vcpus              int
+	maxLifetime        time.Duration
+	defaultLifetime    time.Duration
+	snapshotExpiration time.Duration
+	apiURL             string
+	policyShape        vercel.PolicyShape
+}
+
+// configFileVercel is the "vercel" section as written in the file.
+type configFileVercel struct {
+	Runtime            string `json:"runtime"`
+	VCPUs              int    `json:"vcpus"`
+	MaxLifetime        string `json:"max_lifetime"`
+	DefaultLifetime    string `json:"default_lifetime"`
+	SnapshotExpiration string `json:"snapshot_expiration"`
+	APIURL             string `json:"api_url"`
+	PolicyShape        string `json:"policy_shape"`
 }
 
 // configFileEgress is the "egress" section as written in the file.
@@ -134,10 +173,25 @@ func parseOperatorConfig(b []byte) (operatorConfig, error) {
 	}
 	for _, k := range sortedKeys(top) {
 		switch k {
-		case "default_policy", "max_policy", "templates", "egress":
+		case "default_policy", "max_policy", "templates", "egress", "provider", "vercel":
 		default:
-			return oc, fmt.Errorf("unknown field %q; the config takes default_policy, max_policy, templates and egress", k)
+			return oc, fmt.Errorf("unknown field %q; the config takes default_policy, max_policy, templates, egress, provider and vercel", k)
 		}
+	}
+	if raw, ok := top["provider"]; ok {
+		if err := decodeStrict(raw, &oc.provider, "provider"); err != nil {
+			return oc, err
+		}
+		if err := checkProviderName(oc.provider); err != nil {
+			return oc, fmt.Errorf("provider: %w", err)
+		}
+	}
+	if raw, ok := top["vercel"]; ok {
+		v, err := configVercel(raw)
+		if err != nil {
+			return oc, err
+		}
+		oc.vercel = v
 	}
 	if raw, ok := top["egress"]; ok {
 		eg, err := configEgress(raw)
@@ -229,6 +283,57 @@ func configEgress(raw json.RawMessage) (local.EgressOptions, error) {
 		}
 	}
 	return eg, nil
+}
+
+// checkProviderName accepts the providers this server has.
+func checkProviderName(name string) error {
+	switch name {
+	case "local", "vercel":
+		return nil
+	}
+	return fmt.Errorf("unknown provider %q; use \"local\" (bubblewrap on this machine) or \"vercel\" (Vercel Sandbox)", name)
+}
+
+// configVercel decodes the vercel section.
+func configVercel(raw json.RawMessage) (vercelSettings, error) {
+	var f configFileVercel
+	var v vercelSettings
+	if err := decodeStrict(raw, &f, "vercel"); err != nil {
+		return v, err
+	}
+	v.runtime, v.vcpus, v.apiURL = f.Runtime, f.VCPUs, f.APIURL
+	if v.vcpus < 0 || v.vcpus > 1 && v.vcpus%2 != 0 {
+		return v, fmt.Errorf("vercel.vcpus: %d; Vercel takes 1 or an even number of vCPUs", v.vcpus)
+	}
+	for _, d := range []struct {
+		field string
+		in    string
+		out   *time.Duration
+	}{{"max_lifetime", f.MaxLifetime, &v.maxLifetime}, {"default_lifetime", f.DefaultLifetime, &v.defaultLifetime}, {"snapshot_expiration", f.SnapshotExpiration, &v.snapshotExpiration}} {
+		if d.in == "" {
+			continue
+		}
+		x, err := time.ParseDuration(d.in)
+		if err != nil || x < 0 {
+			return v, fmt.Errorf("vercel.%s: %q is not a duration (e.g. \"45m\", \"24h\")", d.field, d.in)
+		}
+		*d.out = x
+	}
+	if v.snapshotExpiration != 0 && v.snapshotExpiration < 24*time.Hour {
+		return v, fmt.Errorf("vercel.snapshot_expiration: %v is shorter than Vercel's minimum of 24h (\"0s\" keeps snapshots until sandkit deletes them)", v.snapshotExpiration)
+	}
+	if v.maxLifetime != 0 && v.defaultLifetime > v.maxLifetime {
+		return v, fmt.Errorf("vercel.default_lifetime %v is longer than vercel.max_lifetime %v", v.defaultLifetime, v.maxLifetime)
+	}
+	switch f.PolicyShape {
+	case "", "legacy":
+		v.policyShape = vercel.PolicyLegacy
+	case "v2":
+		v.policyShape = vercel.PolicyV2
+	default:
+		return v, fmt.Errorf("vercel.policy_shape: %q; use \"legacy\" or \"v2\"", f.PolicyShape)
+	}
+	return v, nil
 }
 
 // configPolicy decodes and normalizes a policy of the config file at field.

@@ -15,7 +15,7 @@ import (
 	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/prompts"
-	"github.com/sandkit/sandkit-mcp/sandbox/local"
+	"github.com/sandkit/sandkit-mcp/sandbox"
 	"github.com/sandkit/sandkit-mcp/store"
 	"github.com/sandkit/sandkit-mcp/tools"
 )
@@ -73,7 +73,7 @@ func serverInstructions(oc operatorConfig, tpls []engine.TemplateStatus) string 
 // runtime is the engine with everything it owns, for one data dir.
 type runtime struct {
 	store  *store.Store
-	prov   *local.Provider
+	prov   sandbox.Provider
 	engine *engine.Engine
 	log    *slog.Logger
 	// opcfg is the operator config the engine was opened with.
@@ -106,13 +106,10 @@ func openRuntime(ctx context.Context, cfg config, opts runtimeOptions, logger *s
 	if err != nil {
 		return nil, err
 	}
-	prov, err := local.New(local.Options{
-		Dir: filepath.Join(cfg.dataDir, "local"), Bwrap: cfg.bwrap, Logger: logger,
-		MemoryLimit: cfg.memoryLimit, PidsLimit: cfg.pidsLimit, Egress: oc.egress,
-	})
+	prov, err := openProvider(cfg, oc, logger)
 	if err != nil {
 		st.Close()
-		return nil, fmt.Errorf("%w\nrun `sandkit-mcp doctor` for a full check", err)
+		return nil, err
 	}
 	eng, err := engine.Open(ctx, engine.Options{
 		Store: st, Provider: prov, Logger: logger, PreviewURL: opts.previewURL,
@@ -123,7 +120,7 @@ func openRuntime(ctx context.Context, cfg config, opts runtimeOptions, logger *s
 		st.Close()
 		return nil, err
 	}
-	logger.Info("operator config", "summary", oc.describe())
+	logger.Info("operator config", "summary", oc.describe(), "provider", prov.Name())
 	return &runtime{store: st, prov: prov, engine: eng, log: logger, opcfg: oc}, nil
 }
 

@@ -101,6 +101,9 @@ func daemonArgs(cfg config) []string {
 	if cfg.configFile != "" {
 		args = append(args, "--config", cfg.configFile)
 	}
+	if cfg.provider != "" {
+		args = append(args, "--provider", cfg.provider)
+	}
 	return args
 }
 

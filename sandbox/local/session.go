@@ -221,6 +221,12 @@ func (s *localSandbox) Signal(ctx context.Context, id string, sig syscall.Signal
 	return err
 }
 
+// PortURL implements sandbox.Sandbox: the local provider relays ports through DialPort, and the
+// server hands out URLs on its own preview listener.
+func (s *localSandbox) PortURL(context.Context, int) (string, error) {
+	return "", fmt.Errorf("%w: the local provider relays ports through DialPort; it serves no URLs itself", sandbox.ErrUnsupported)
+}
+
 // DialPort implements sandbox.Sandbox: the agent connects to 127.0.0.1:port (or [::1]:port)
 // inside the sandbox and relays bytes over a connection to its socket. The returned connection
 // supports CloseWrite (half-close), which reaches the server in the sandbox as an EOF.

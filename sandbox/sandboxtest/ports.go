@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -60,7 +62,14 @@ while True:
 // does. The sandbox must offer python3.
 func (s *suite) testPortRelay(t *testing.T) {
 	p := s.provider(t)
+	if p.Capabilities().PortURLs {
+		s.testPortURLs(t, p)
+		return
+	}
 	sb := startLive(t, p, sandbox.StartOptions{})
+	if _, err := sb.PortURL(opCtx(t), httpPort); !errors.Is(err, sandbox.ErrUnsupported) {
+		t.Errorf("PortURL on a provider without Capabilities.PortURLs: %v, want ErrUnsupported", err)
+	}
 	if r := run(t, sb, "command -v python3"); r.ExitCode != 0 {
 		t.Fatalf("python3 is not available in the sandbox (`command -v python3`: %v). This scenario serves HTTP with `python3 -m http.server`: providers must offer python3 to pass the conformance suite", r)
 	}
@@ -351,4 +360,87 @@ func closeAfter(t *testing.T, c net.Conn, d time.Duration) (expired func() bool)
 		}
 	})
 	return fired.Load
+}
+
+// testPortURLs is PortRelay for providers that serve exposed ports at their own URLs
+// (Capabilities.PortURLs): a real HTTP server inside answers GETs at PortURL, on several
+// connections at once, with bodies intact; only ports given at Start get a URL; DialPort is
+// unsupported; the URL stops serving when the sandbox ends.
+func (s *suite) testPortURLs(t *testing.T, p sandbox.Provider) {
+	sb := startLive(t, p, sandbox.StartOptions{Ports: []int{httpPort, echoPort}})
+	if r := run(t, sb, "command -v python3"); r.ExitCode != 0 {
+		t.Fatalf("python3 is not available in the sandbox (`command -v python3`: %v). This scenario serves HTTP with `python3 -m http.server`: providers must offer python3 to pass the conformance suite", r)
+	}
+	index := "<!doctype html><title>sandboxtest</title>served from sandbox " + sb.ID() + "\n"
+	big := randomBytes(2<<20, 5)
+	write(t, sb, file("index.html", index), sandbox.File{Path: "big.bin", Content: big})
+
+	if c, err := sb.DialPort(opCtx(t), httpPort); !errors.Is(err, sandbox.ErrUnsupported) {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("DialPort on a provider with Capabilities.PortURLs: %v, want ErrUnsupported", err)
+	}
+	if u, err := sb.PortURL(opCtx(t), closedPort); !errors.Is(err, sandbox.ErrInvalid) {
+		t.Errorf("PortURL(%d), a port not given at Start: %q, %v; want ErrInvalid", closedPort, u, err)
+	}
+	url, err := sb.PortURL(opCtx(t), httpPort)
+	if err != nil || !strings.HasPrefix(url, "http") {
+		t.Fatalf("PortURL(%d) = %q, %v; want an http(s) URL", httpPort, url, err)
+	}
+	if other, err := sb.PortURL(opCtx(t), echoPort); err != nil || other == url {
+		t.Errorf("PortURL(%d) = %q, %v; want a URL of its own (PortURL(%d) = %q)", echoPort, other, err, httpPort, url)
+	}
+	url = strings.TrimSuffix(url, "/") + "/"
+
+	srv := startProcess(t, sb, sandbox.ExecRequest{Command: "python3", Args: []string{"-m", "http.server", strconv.Itoa(httpPort), "--bind", "0.0.0.0"}, Env: map[string]string{"PYTHONUNBUFFERED": "1"}})
+	waitOutput(t, sb, srv, "Serving HTTP", 15*time.Second)
+	client := &http.Client{Timeout: 30 * time.Second}
+
+	if got := httpGet(t, client, url+"index.html"); got != index {
+		t.Errorf("GET %sindex.html = %q, want %q", url, clip(got), index)
+	}
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := client.Get(url + "big.bin")
+			if err != nil {
+				bad.Add(1)
+				return
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || !bytes.Equal(body, big) {
+				bad.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := bad.Load(); n > 0 {
+		t.Errorf("%d of 4 concurrent GETs of big.bin (%d bytes) at %s failed or came back different", n, len(big), url)
+	}
+	waitOutput(t, sb, srv, `"GET /index.html HTTP/1.1" 200`, 30*time.Second)
+
+	if err := sb.Stop(opCtx(t)); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get(url + "index.html")
+		if err != nil {
+			break
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != index {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still serves the sandbox's files 10s after Stop", url)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -36,9 +36,16 @@ func (s *suite) testLiveSandboxes(t *testing.T) {
 	}
 
 	t.Run("Extend", func(t *testing.T) {
-		extend(t, a, time.Now().Add(lifetime+10*time.Minute)) // later
+		later := time.Now().Add(lifetime + 10*time.Minute)
+		extend(t, a, later)
 		earlier := time.Now().Add(5 * time.Minute)
-		extend(t, a, earlier) // earlier, still in the future
+		if p.Capabilities().FixedDeadline {
+			// The deadline only moves later: an earlier one is refused and changes nothing.
+			wantErr(t, "Extend to an earlier deadline, with Capabilities.FixedDeadline", a.Extend(opCtx(t), earlier), sandbox.ErrUnsupported)
+			earlier = later
+		} else {
+			extend(t, a, earlier) // earlier, still in the future
+		}
 		for _, past := range []time.Time{time.Now().Add(-time.Minute), {}} {
 			if err := a.Extend(opCtx(t), past); err == nil {
 				t.Errorf("Extend(%s), into the past: no error", fmtTime(past))
@@ -299,6 +306,17 @@ func (s *suite) testLiveLifetime(t *testing.T) {
 
 	t.Run("Extend earlier", func(t *testing.T) {
 		t.Parallel()
+		if p.Capabilities().FixedDeadline {
+			sb := startLive(t, p, sandbox.StartOptions{Lifetime: 10 * time.Minute})
+			before := sb.Deadline()
+			err := sb.Extend(opCtx(t), time.Now().Add(2*time.Minute))
+			wantErr(t, "Extend to an earlier deadline, with Capabilities.FixedDeadline", err, sandbox.ErrUnsupported)
+			wantTimeNear(t, "Deadline() after a refused earlier Extend", sb.Deadline(), before)
+			if r, err := sb.Exec(opCtx(t), shReq("true")); err != nil || r.ExitCode != 0 {
+				t.Errorf("Exec after a refused earlier Extend: exit %d, err %v; want a running sandbox", r.ExitCode, err)
+			}
+			return
+		}
 		endsAt(t, 10*time.Minute, func(sb sandbox.Sandbox, begin time.Time) time.Time {
 			until := time.Now().Add(2 * time.Second)
 			extend(t, sb, until)

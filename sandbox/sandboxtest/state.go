@@ -38,8 +38,9 @@ func (s *suite) testDurableRoundTrip(t *testing.T) {
 	}
 	state := tree{"a.txt": "file:hi\n", "d": "dir", "d/e": "dir", "d/e/f": "file:x"}
 	checkTree(t, sb2, state)
-	// Only /workspace and home are durable: what was written to /tmp is gone.
-	if r := run(t, sb2, "cat /tmp/sbt-ephemeral"); r.ExitCode == 0 {
+	// Only /workspace and home are durable: what was written to /tmp is gone (unless the provider
+	// keeps the whole disk).
+	if r := run(t, sb2, "cat /tmp/sbt-ephemeral"); r.ExitCode == 0 && !p.Capabilities().WholeDisk {
 		t.Errorf("/tmp/sbt-ephemeral survived Snapshot/Start (%v); /tmp is not durable state", r)
 	}
 

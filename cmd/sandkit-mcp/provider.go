@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/sandkit/sandkit-mcp/sandbox"
+	"github.com/sandkit/sandkit-mcp/sandbox/local"
+	"github.com/sandkit/sandkit-mcp/sandbox/vercel"
+)
+
+// providerName is the provider to run: --provider, else $SANDKIT_PROVIDER (both in
+// cfg.provider), else the config file's "provider", else local.
+func providerName(cfg config, oc operatorConfig) string {
+	switch {
+	case cfg.provider != "":
+		return cfg.provider
+	case oc.provider != "":
+		return oc.provider
+	}
+	return "local"
+}
+
+// openProvider makes the provider cfg and the operator config ask for.
+func openProvider(cfg config, oc operatorConfig, logger *slog.Logger) (sandbox.Provider, error) {
+	if providerName(cfg, oc) == "vercel" {
+		return openVercel(cfg, oc, logger)
+	}
+	prov, err := local.New(local.Options{
+		Dir: filepath.Join(cfg.dataDir, "local"), Bwrap: cfg.bwrap, Logger: logger,
+		MemoryLimit: cfg.memoryLimit, PidsLimit: cfg.pidsLimit, Egress: oc.egress,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w\nrun `sandkit-mcp doctor` for a full check", err)
+	}
+	return prov, nil
+}
+
+// vercelOptions builds the Vercel provider's options from the environment and the config.
+func vercelOptions(cfg config, oc operatorConfig, logger *slog.Logger) (vercel.Options, error) {
+	vc, err := vercel.ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return vercel.Options{}, err
+	}
+	if oc.vercel.apiURL != "" && os.Getenv("SANDKIT_VERCEL_API_URL") == "" {
+		vc.BaseURL = oc.vercel.apiURL
+	}
+	vc.PolicyShape = oc.vercel.policyShape
+	vc.UserAgent = "sandkit-mcp/" + version
+	owner, err := installationID(cfg.dataDir)
+	if err != nil {
+		return vercel.Options{}, err
+	}
+	return vercel.Options{
+		Config: vc, Owner: owner, Runtime: oc.vercel.runtime, VCPUs: oc.vercel.vcpus,
+		DefaultLifetime: oc.vercel.defaultLifetime, MaxLifetime: oc.vercel.maxLifetime,
+		SnapshotExpiration: oc.vercel.snapshotExpiration, Logger: logger,
+	}, nil
+}
+
+// openVercel makes the Vercel provider. Operator egress exceptions do not apply there (the
+// sandbox runs in Vercel's cloud, not next to this machine's network).
+func openVercel(cfg config, oc operatorConfig, logger *slog.Logger) (sandbox.Provider, error) {
+	opts, err := vercelOptions(cfg, oc, logger)
+	if err != nil {
+		return nil, fmt.Errorf("vercel provider: %w\nrun `sandkit-mcp doctor --provider vercel` for a full check", err)
+	}
+	if len(oc.egress.AllowAddrs)+len(oc.egress.AllowPrefixes)+len(oc.egress.Resolve) > 0 {
+		logger.Warn("the config's egress section applies to the local provider only; Vercel sandboxes reach the internet through Vercel's own egress proxy")
+	}
+	return vercel.New(opts)
+}
+
+var installationIDRe = regexp.MustCompile(`^[a-z0-9]{12}$`)
+
+// installationID returns the data dir's installation id (made on first use): 12 characters of
+// [a-z0-9] that tag this installation's Vercel sandboxes, so several installations can share a
+// Vercel project without touching one another's sandboxes and snapshots.
+func installationID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "installation-id")
+	if b, err := os.ReadFile(path); err == nil {
+		id := strings.TrimSpace(string(b))
+		if !installationIDRe.MatchString(id) {
+			return "", fmt.Errorf("%s holds %q, not an installation id (12 characters of a-z and 0-9); restore it from a backup, or remove it only if no Vercel sandbox or snapshot of this data dir exists", path, id)
+		}
+		return id, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", err
+	}
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b[:], '\n'), 0o600); err != nil {
+		return "", err
+	}
+	// Link, not rename: when two processes race, the first id wins and both read it.
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, os.ErrExist) {
+		os.Remove(tmp)
+		return "", err
+	}
+	os.Remove(tmp)
+	return installationID(dataDir)
+}
+
+// vercelChecks are doctor's checks of the Vercel provider: credentials present and well formed,
+// and accepted by the API for the team and project.
+func vercelChecks(ctx context.Context, cfg config, oc operatorConfig) []local.Check {
+	cred := local.Check{Name: "vercel credentials"}
+	opts, err := vercelOptions(cfg, oc, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cred.Detail = err.Error()
+		cred.Fix = "set VERCEL_OIDC_TOKEN (run `vercel env pull` in a linked project; it lasts 12 h), or VERCEL_ACCESS_TOKEN (a token from https://vercel.com/account/tokens) with VERCEL_TEAM_ID and VERCEL_PROJECT_ID (the project's settings page), in the environment the daemon starts from"
+		return []local.Check{cred}
+	}
+	cred.OK = true
+	cred.Detail = fmt.Sprintf("team %s, project %s, API %s", opts.Config.TeamID, opts.Config.ProjectID, baseURL(opts.Config))
+	api := local.Check{Name: "vercel API"}
+	p, err := vercel.New(opts)
+	if err != nil {
+		api.Detail = err.Error()
+		return []local.Check{cred, api}
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := p.Client().ListSandboxes(ctx, "sandkit:"+opts.Owner, ""); err != nil {
+		api.Detail = err.Error()
+		var ae *vercel.APIError
+		switch {
+		case errors.As(err, &ae) && (ae.Status == 401 || ae.Status == 403):
+			api.Fix = "the token was refused or has no access to this team: check VERCEL_TEAM_ID and make a new token (or `vercel env pull` again for an OIDC token)"
+		case errors.As(err, &ae) && ae.Status == 404:
+			api.Fix = "the project was not found in this team: check VERCEL_PROJECT_ID (a prj_… id or the project's name)"
+		default:
+			api.Fix = "check the network and the API address (SANDKIT_VERCEL_API_URL / vercel.api_url)"
+		}
+		return []local.Check{cred, api}
+	}
+	api.OK = true
+	api.Detail = fmt.Sprintf("credentials accepted; this installation is %q (its sandboxes are tagged sandkit=%s). Each durable command creates one sandbox and one snapshot; max lifetime %v", opts.Owner, opts.Owner, lifetimeOr(opts.MaxLifetime))
+	return []local.Check{cred, api}
+}
+
+func baseURL(c vercel.Config) string {
+	if c.BaseURL == "" {
+		return vercel.DefaultBaseURL
+	}
+	return c.BaseURL
+}
+
+func lifetimeOr(d time.Duration) time.Duration {
+	if d == 0 {
+		return vercel.DefaultMaxLifetime
+	}
+	return d
+}

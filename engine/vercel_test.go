@@ -1,0 +1,179 @@
+package engine_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/sandbox/vercel"
+	"github.com/sandkit/sandkit-mcp/sandbox/vercel/vercelfake"
+	"github.com/sandkit/sandkit-mcp/sandbox/vercel/vercelfake/vercelfaketest"
+	"github.com/sandkit/sandkit-mcp/store"
+)
+
+// fakes holds the Vercel fake of each test directory, so a restarted engine talks to the same
+// "cloud".
+var fakes sync.Map // dir → *vercelfaketest.TestEnv
+
+// vercelFake returns the fake of dir, starting it (stopped when t ends) on first use.
+func vercelFake(t *testing.T, dir string) *vercelfaketest.TestEnv {
+	t.Helper()
+	if fe, ok := fakes.Load(dir); ok {
+		return fe.(*vercelfaketest.TestEnv)
+	}
+	fe := vercelfaketest.StartForTest(t, dir, vercelfake.Options{MaxTimeout: 24 * time.Hour})
+	fakes.Store(dir, fe)
+	t.Cleanup(func() { fakes.Delete(dir) })
+	return fe
+}
+
+// vercelProvider makes a Vercel provider over dir's fake.
+func vercelProvider(t *testing.T, dir string) *vercel.Provider {
+	t.Helper()
+	fe := vercelFake(t, dir)
+	p, err := vercel.New(vercel.Options{
+		Config: vercel.Config{
+			BaseURL: fe.URL, Token: vercelfaketest.TestToken, TeamID: vercelfaketest.TestTeamID,
+			ProjectID: vercelfaketest.TestProjectID, MinBackoff: 10 * time.Millisecond,
+		},
+		Owner: "enginetest", MaxLifetime: 26 * time.Hour,
+	})
+	if err != nil {
+		t.Fatalf("vercel provider: %v", err)
+	}
+	return p
+}
+
+// openVercel opens an engine over the Vercel provider and dir's fake, whatever
+// SANDKIT_TEST_PROVIDER says.
+func openVercel(t *testing.T, dir string, opts engine.Options) (*engine.Engine, *vercelfaketest.TestEnv) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	pv := vercelProvider(t, dir)
+	t.Cleanup(func() { pv.Close() })
+	opts.Store, opts.Provider = st, pv
+	e, err := engine.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e, vercelFake(t, dir)
+}
+
+// TestVercelSessionURL: on Vercel, session_url is the sandbox's own route, which serves what
+// listens on the port inside; ports Vercel cannot expose are refused at create_workspace.
+func TestVercelSessionURL(t *testing.T) {
+	e, _ := openVercel(t, t.TempDir(), engine.Options{})
+	ctx := ctxT(t)
+	_, err := e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "low", ExposedPorts: []int{80}})
+	wantErr(t, "a port below 1024 on Vercel", err, engine.ErrInvalid, "80", "1024", "vercel")
+	if _, err := e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "web", ExposedPorts: []int{8765}}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.OpenSession(ctx, alice, engine.OpenSessionRequest{Workspace: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.DiscardSession(context.Background(), alice, s.ID)
+	if err := e.SessionWriteFiles(ctx, alice, s.ID, []engine.WriteFile{{Path: "index.html", Content: []byte("<h1>hello vercel route</h1>")}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.SessionURL(ctx, alice, s.ID, 9999)
+	wantErr(t, "url of a port not exposed", err, engine.ErrInvalid, "9999", "8765")
+	if _, err := e.SessionExec(ctx, alice, engine.SessionExecRequest{SessionID: s.ID, Command: "python3", Args: []string{"-m", "http.server", "8765", "--bind", "0.0.0.0"}, Background: true}); err != nil {
+		t.Fatal(err)
+	}
+	url, err := e.SessionURL(ctx, alice, s.ID, 8765)
+	if err != nil || !strings.HasPrefix(url, "http") {
+		t.Fatalf("session_url: %q, %v", url, err)
+	}
+	var body string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := http.Get(strings.TrimSuffix(url, "/") + "/index.html")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if body = string(b); resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v %q", url, err, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(body, "hello vercel route") {
+		t.Fatalf("the route served %q", body)
+	}
+}
+
+// TestVercelSnapshotExpiry: when the snapshot under a workspace's head expires at Vercel, the next
+// command fails saying so and commits nothing; the history is intact, and restoring an older
+// commit whose snapshot still exists makes the workspace usable again.
+func TestVercelSnapshotExpiry(t *testing.T) {
+	e, fe := openVercel(t, t.TempDir(), engine.Options{})
+	ctx := ctxT(t)
+	if _, err := e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	run := func(script string) (engine.RunResult, error) {
+		return e.RunCommand(ctx, engine.RunCommandRequest{Workspace: "w", Command: "sh", Args: []string{"-c", script}})
+	}
+	first, err := run("echo one > a.txt")
+	if err != nil || first.Run.CommitID == "" {
+		t.Fatalf("first run: %+v %v", first, err)
+	}
+	if second, err := run("echo two >> a.txt"); err != nil || second.Run.CommitID == "" {
+		t.Fatalf("second run: %+v %v", second, err)
+	}
+	hist, err := e.History(ctx, "w", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	headSnap := ""
+	w, err := e.GetWorkspace(ctx, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range hist {
+		if c.ID == w.Head {
+			headSnap = c.Snapshot
+		}
+	}
+	if headSnap == "" {
+		t.Fatalf("no snapshot for head %s in %+v", w.Head, hist)
+	}
+	if err := fe.Fake.ExpireSnapshot(headSnap); err != nil {
+		t.Fatal(err)
+	}
+	failed, err := run("cat a.txt")
+	if err != nil || failed.Run.Status != engine.RunFailed || failed.Run.CommitID != "" ||
+		!strings.Contains(failed.Run.Error, "expired") || !strings.Contains(failed.Run.Error, "restore_workspace") {
+		t.Fatalf("run on an expired head: %+v, %v; want a failed run saying the snapshot expired and what to do", failed.Run, err)
+	}
+	after, err := e.GetWorkspace(ctx, "w")
+	if err != nil || after.Head != w.Head {
+		t.Fatalf("head after the failed run: %s (%v); want it unchanged at %s", after.Head, err, w.Head)
+	}
+	hist2, err := e.History(ctx, "w", 0)
+	if err != nil || len(hist2) != len(hist) {
+		t.Fatalf("history after the failed run: %d commits (%v); want %d", len(hist2), err, len(hist))
+	}
+	if _, _, err := e.Restore(ctx, "w", first.Run.CommitID); err != nil {
+		t.Fatalf("restore to %s: %v", first.Run.CommitID, err)
+	}
+	r, err := run("cat a.txt")
+	if err != nil || strings.TrimSpace(string(r.Stdout.Head)) != "one" {
+		t.Fatalf("after restoring the older commit: %+v %v", r, err)
+	}
+}

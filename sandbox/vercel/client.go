@@ -1,0 +1,223 @@
+package vercel
+
+// The REST client for the Vercel Sandbox API (v2 named sandboxes and sessions). This file holds
+// the configuration and the Client type; the endpoints live in client_*.go. Every request
+// carries the bearer token, teamId first in the query, a JSON content type (also on GETs and
+// bodiless POSTs), and the project named the way each endpoint wants it.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// DefaultBaseURL is the API root the official SDK talks to. Paths such as "/v2/sandboxes" are
+// appended to it; https://api.vercel.com serves the same paths.
+const DefaultBaseURL = "https://vercel.com/api"
+
+// Defaults applied by NewClient to zero Config fields.
+const (
+	defaultRetries       = 2
+	defaultMinBackoff    = 400 * time.Millisecond
+	defaultMaxRetryAfter = 20 * time.Second
+	// defaultHeaderTimeout bounds the wait for response headers of short calls; streams, waits,
+	// stops and snapshots are exempt (they legitimately take minutes).
+	defaultHeaderTimeout = 60 * time.Second
+)
+
+// PolicyShape selects how a NetworkPolicy is serialized in requests. The API documents two
+// request shapes and production has been seen rejecting the newer one, so it is a switch.
+type PolicyShape int
+
+const (
+	// PolicyLegacy sends {"mode":"custom","allowedDomains":[...],...}, the shape every API
+	// generation documents. It is the zero value and the default.
+	PolicyLegacy PolicyShape = iota
+	// PolicyV2 sends {"allow":[...] | {domain: rules},"subnets":{...}}, the shape SDK 2.x/3.x send.
+	PolicyV2
+)
+
+// Config configures a Client. Token, TeamID and ProjectID are required; every other zero field
+// takes the default named in its comment.
+type Config struct {
+	// BaseURL is the API root, an http(s) URL; "" means DefaultBaseURL. Paths such as
+	// "/v2/sandboxes" are appended to it.
+	BaseURL string
+	// Token is the bearer token: a Vercel access token or an OIDC JWT. It is sent only in the
+	// Authorization header and never appears in errors or logs.
+	Token string
+	// TeamID is sent as the first query parameter, teamId, on every request.
+	TeamID string
+	// ProjectID names the project: "projectId" in the create body, ?projectId= on the
+	// named-sandbox GET and DELETE, ?project= on the list endpoints.
+	ProjectID string
+	// HTTPClient sends the requests. nil means a client without an overall timeout (streams and
+	// waits are long) whose dialer and TLS handshake each time out after 10s, with keep-alives.
+	// Whatever the client, short calls give up waiting for response headers after 60s (and are
+	// retried when they are idempotent); streams, waits, stops and snapshots are exempt.
+	HTTPClient *http.Client
+	// UserAgent is sent as User-Agent; "" means
+	// "sandkit-mcp/<version> vercel-sandbox-go (Go/<version>; <os>/<arch>)".
+	UserAgent string
+	// PolicyShape selects how NetworkPolicy is serialized; the zero value is PolicyLegacy.
+	PolicyShape PolicyShape
+	// Retries is the number of extra attempts for retryable failures: 0 means the default, 2;
+	// a negative value means none.
+	Retries int
+	// MinBackoff is the first retry delay (then doubled each attempt, each delay multiplied by a
+	// random factor between 1 and 2); 0 means 400ms.
+	MinBackoff time.Duration
+	// MaxRetryAfter is the longest Retry-After of a 429 that is waited out; a 429 asking for
+	// longer is returned at once. 0 means 20s.
+	MaxRetryAfter time.Duration
+	// Logger receives debug records about retries and recovered streams; nil discards them.
+	// Tokens, headers and request bodies are never logged.
+	Logger *slog.Logger
+	// Sleep waits between attempts; it returns ctx's error if ctx ends first. nil means a real
+	// timer. It exists for tests.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Client talks to the Vercel Sandbox API. It is safe for concurrent use.
+type Client struct {
+	base          string // without a trailing slash
+	token         string
+	team          string
+	project       string
+	http          *http.Client
+	userAgent     string
+	shape         PolicyShape
+	retries       int
+	minBackoff    time.Duration
+	maxRetryAfter time.Duration
+	log           *slog.Logger
+	sleepFn       func(ctx context.Context, d time.Duration) error
+	// headerTimeout bounds the wait for response headers of short calls; 0 disables it.
+	headerTimeout time.Duration
+	// pollInterval is how often Create polls a session that is still pending.
+	pollInterval time.Duration
+}
+
+// NewClient checks cfg and returns a Client. It fails when the token, team or project is empty
+// (errors wrapping ErrCredentials, never showing the token) or when BaseURL is not an http(s)
+// URL.
+func NewClient(cfg Config) (*Client, error) {
+	switch {
+	case cfg.Token == "":
+		return nil, &credentialsError{"vercel: no token configured"}
+	case !tokenWellFormed(cfg.Token):
+		return nil, &credentialsError{"vercel: the token contains whitespace or control characters"}
+	case cfg.TeamID == "":
+		return nil, &credentialsError{"vercel: no team ID configured"}
+	case cfg.ProjectID == "":
+		return nil, &credentialsError{"vercel: no project ID configured"}
+	}
+	base := cfg.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	if err := checkBaseURL(base); err != nil {
+		return nil, fmt.Errorf("vercel: base URL %q: %w", base, err)
+	}
+	c := &Client{
+		base:          strings.TrimRight(base, "/"),
+		token:         cfg.Token,
+		team:          cfg.TeamID,
+		project:       cfg.ProjectID,
+		http:          cfg.HTTPClient,
+		userAgent:     cfg.UserAgent,
+		shape:         cfg.PolicyShape,
+		retries:       cfg.Retries,
+		minBackoff:    cfg.MinBackoff,
+		maxRetryAfter: cfg.MaxRetryAfter,
+		log:           cfg.Logger,
+		sleepFn:       cfg.Sleep,
+		headerTimeout: defaultHeaderTimeout,
+		pollInterval:  250 * time.Millisecond,
+	}
+	if c.http == nil {
+		c.http = defaultHTTPClient()
+	}
+	if c.userAgent == "" {
+		c.userAgent = defaultUserAgent()
+	}
+	switch {
+	case c.retries == 0:
+		c.retries = defaultRetries
+	case c.retries < 0:
+		c.retries = 0
+	}
+	if c.minBackoff <= 0 {
+		c.minBackoff = defaultMinBackoff
+	}
+	if c.maxRetryAfter <= 0 {
+		c.maxRetryAfter = defaultMaxRetryAfter
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.sleepFn == nil {
+		c.sleepFn = sleepContext
+	}
+	return c, nil
+}
+
+// checkBaseURL accepts absolute http and https URLs with a host and no query or fragment.
+func checkBaseURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("not an http(s) URL")
+	}
+	if u.Host == "" {
+		return fmt.Errorf("no host")
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("must not carry user info, a query or a fragment")
+	}
+	return nil
+}
+
+// defaultHTTPClient has no overall timeout (log streams and waits last minutes) but bounds
+// dialing and the TLS handshake; the response-header timeout is applied per request.
+func defaultHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = 10 * time.Second
+	tr.DisableKeepAlives = false
+	return &http.Client{Transport: tr}
+}
+
+// defaultUserAgent is "sandkit-mcp/<ver> vercel-sandbox-go (Go/<ver>; <os>/<arch>)".
+func defaultUserAgent() string {
+	ver := "dev"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		ver = bi.Main.Version
+	}
+	return fmt.Sprintf("sandkit-mcp/%s vercel-sandbox-go (Go/%s; %s/%s)",
+		ver, strings.TrimPrefix(runtime.Version(), "go"), runtime.GOOS, runtime.GOARCH)
+}
+
+// sleepContext waits d or until ctx ends.
+func sleepContext(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,368 @@
+package vercelfake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sandkit/sandkit-mcp/sandbox"
+)
+
+// DefaultMaxTimeout is the plan maximum of a session's run time, extensions included, when
+// Options.MaxTimeout is zero (the Hobby plan's 45 minutes).
+const DefaultMaxTimeout = 45 * time.Minute
+
+// backendGrace is how much longer than the session's timeout its backend sandbox may live: the
+// fake's own timer ends the session at its deadline (taking the automatic snapshot of a
+// persistent sandbox, which needs the backend alive); the backend's lifetime only bounds a
+// sandbox whose fake died without stopping it.
+const backendGrace = time.Minute
+
+// Options configures a Server.
+type Options struct {
+	// Backend runs every session's VM: each session is Backend.Start(... Detached: true ...).
+	// Required.
+	Backend sandbox.Provider
+	// Token is the only bearer token accepted. Required.
+	Token string
+	// TeamID must be the ?teamId= of every request (or TeamSlug its ?slug=); "" accepts any.
+	TeamID string
+	// TeamSlug is accepted as ?slug= instead of teamId (optional).
+	TeamSlug string
+	// ProjectID and ProjectName name the one project: projectId/project parameters must equal
+	// one of them. ProjectID is required; ProjectName is optional.
+	ProjectID   string
+	ProjectName string
+	// MaxTimeout is the plan maximum per session, extensions included (zero:
+	// DefaultMaxTimeout); beyond it extend-timeout answers 400 sandbox_timeout_invalid.
+	MaxTimeout time.Duration
+	// SnapshotDelay is an artificial duration added to every snapshot (manual or automatic),
+	// during which the session is "snapshotting" and its operations answer 422.
+	SnapshotDelay time.Duration
+	// Logger receives the fake's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Server is the fake Vercel Sandbox API. It is an http.Handler; serve it with httptest or any
+// http.Server. Safe for concurrent use.
+type Server struct {
+	opts   Options
+	log    *slog.Logger
+	mux    *http.ServeMux
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines (command pollers, timers' stops)
+
+	mu        sync.Mutex
+	closed    bool
+	sandboxes map[string]*namedSandbox // by name
+	sessions  map[string]*session      // by id, stopped ones included
+	snapshots map[string]*snapshot     // by id, deleted ones included
+	faults    []*faultState
+	requests  []requestRecord
+}
+
+type requestRecord struct{ method, path string }
+
+// New returns a fake API server running its sessions on opts.Backend.
+func New(opts Options) (*Server, error) {
+	if opts.Backend == nil {
+		return nil, errors.New("vercelfake: Options.Backend is required")
+	}
+	if opts.Token == "" {
+		return nil, errors.New("vercelfake: Options.Token is required")
+	}
+	if opts.ProjectID == "" {
+		return nil, errors.New("vercelfake: Options.ProjectID is required")
+	}
+	if opts.MaxTimeout <= 0 {
+		opts.MaxTimeout = DefaultMaxTimeout
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opts:      opts,
+		log:       log,
+		ctx:       ctx,
+		cancel:    cancel,
+		sandboxes: map[string]*namedSandbox{},
+		sessions:  map[string]*session{},
+		snapshots: map[string]*snapshot{},
+	}
+	s.mux = s.routes()
+	return s, nil
+}
+
+// routes registers every endpoint. Paths are matched without the "/api" prefix.
+func (s *Server) routes() *http.ServeMux {
+	m := http.NewServeMux()
+	// Named sandboxes (§5.1).
+	m.HandleFunc("POST /v2/sandboxes", s.handleCreate)
+	m.HandleFunc("POST /v3/sandboxes", s.handleCreate)
+	m.HandleFunc("GET /v2/sandboxes", s.handleListSandboxes)
+	m.HandleFunc("GET /v2/sandboxes/{name}", s.handleGetSandbox)
+	m.HandleFunc("PATCH /v2/sandboxes/{name}", s.handleUpdateSandbox)
+	m.HandleFunc("DELETE /v2/sandboxes/{name}", s.handleDeleteSandbox)
+	m.HandleFunc("POST /v2/sandboxes/{name}/fork", s.handleFork)
+	// Sessions (§5.2).
+	m.HandleFunc("GET /v2/sandboxes/sessions", s.handleListSessions)
+	m.HandleFunc("GET /v2/sandboxes/sessions/{sid}", s.handleGetSession)
+	m.HandleFunc("POST /v2/sandboxes/sessions/{sid}/stop", s.handleStop)
+	m.HandleFunc("POST /v2/sandboxes/sessions/{sid}/extend-timeout", s.handleExtend)
+	m.HandleFunc("POST /v2/sandboxes/sessions/{sid}/network-policy", s.handleNetworkPolicy)
+	m.HandleFunc("POST /v2/sandboxes/sessions/{sid}/snapshot", s.handleSnapshot)
+	m.HandleFunc("POST /v3/sandboxes/sessions/{sid}/snapshot", s.handleSnapshot)
+	m.HandleFunc("POST /v2/sandboxes/sessions/{sid}/interactive", s.handleInteractive)
+	// Commands (§5.3).
+	m.HandleFunc("POST /v2/sandboxes/sessions/{sid}/cmd", s.handleRunCommand)
+	m.HandleFunc("GET /v2/sandboxes/sessions/{sid}/cmd", s.handleListCommands)
+	m.HandleFunc("GET /v2/sandboxes/sessions/{sid}/cmd/{cid}", s.handleGetCommand)
+	m.HandleFunc("GET /v2/sandboxes/sessions/{sid}/cmd/{cid}/logs", s.handleLogs)
+	m.HandleFunc("POST /v2/sandboxes/sessions/{sid}/cmd/{cid}/kill", s.handleKill)
+	// Files (§8).
+	m.HandleFunc("POST /v2/sandboxes/sessions/{sid}/fs/write", s.handleWriteFiles)
+	m.HandleFunc("POST /v2/sandboxes/sessions/{sid}/fs/read", s.handleReadFile)
+	m.HandleFunc("POST /v2/sandboxes/sessions/{sid}/fs/mkdir", s.handleMkdir)
+	// Snapshots (§5.5).
+	m.HandleFunc("GET /v2/sandboxes/snapshots", s.handleListSnapshots)
+	m.HandleFunc("GET /v2/sandboxes/snapshots/{id}", s.handleGetSnapshot)
+	m.HandleFunc("DELETE /v2/sandboxes/snapshots/{id}", s.handleDeleteSnapshot)
+	return m
+}
+
+// ServeHTTP implements http.Handler. Paths are served with and without the "/api" prefix (the
+// SDK's base URL is https://vercel.com/api, the REST docs' https://api.vercel.com).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if p == "/api" || strings.HasPrefix(p, "/api/") {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = strings.TrimPrefix(p, "/api")
+		r2.URL.RawPath = ""
+		r = r2
+		p = r.URL.Path
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.requests = append(s.requests, requestRecord{r.Method, p})
+	f := s.takeFaultLocked(r.Method, p)
+	s.mu.Unlock()
+	if f != nil && f.Status == 0 && !f.Cut {
+		f = nil // a fault that does nothing
+	}
+	if closed {
+		writeError(w, newError(http.StatusServiceUnavailable, codeUnavailable, "The fake Sandbox API has been closed."))
+		return
+	}
+	if f != nil && !f.AfterHandling && (f.Status != 0 || (f.Cut && !isStreaming(r))) {
+		s.answerFault(w, r, f)
+		return
+	}
+	if err := s.authorize(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		writeError(w, notFound("The requested endpoint %s %s does not exist.", r.Method, p))
+		return
+	}
+	if f == nil {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	s.serveWithFault(w, r, s.mux, f)
+}
+
+// authorize checks the bearer token and the team scope.
+func (s *Server) authorize(r *http.Request) error {
+	auth := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(auth, "Bearer ")
+	if auth == "" {
+		return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+			Message: "The request is missing an authentication token", Extra: map[string]any{"missingToken": true}}
+	}
+	if !ok || token != s.opts.Token {
+		return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+			Message: "Not authorized", Extra: map[string]any{"invalidToken": true}}
+	}
+	if s.opts.TeamID == "" {
+		return nil
+	}
+	q := r.URL.Query()
+	team, slug := q.Get("teamId"), q.Get("slug")
+	switch {
+	case team == s.opts.TeamID, team == "" && slug != "" && (slug == s.opts.TeamSlug || slug == s.opts.TeamID):
+		return nil
+	case team == "" && slug == "":
+		return newError(http.StatusForbidden, codeForbidden, "Not authorized: the request names no team; this token is scoped to the team %q (pass ?teamId=)", s.opts.TeamID)
+	}
+	scope := team
+	if scope == "" {
+		scope = slug
+	}
+	return newError(http.StatusForbidden, codeForbidden, "Not authorized: Trying to access resource under scope %q. You must re-authenticate to this scope or use a token with access to this scope.", scope)
+}
+
+// checkProject checks a projectId/project value against the configured project.
+func (s *Server) checkProject(param, value string) error {
+	if value == "" {
+		return badRequest("missing required parameter `%s`", param)
+	}
+	if value != s.opts.ProjectID && (s.opts.ProjectName == "" || value != s.opts.ProjectName) {
+		return notFound("Project not found")
+	}
+	return nil
+}
+
+// Close stops every backend sandbox and route listener the server started, ends its streams,
+// and waits for its background work. Requests after Close answer 503.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var live []*session
+	for _, ss := range s.sessions {
+		if ss.backend != nil && !ss.stopped {
+			live = append(live, ss)
+		}
+	}
+	s.mu.Unlock()
+	s.cancel()
+	var errs []error
+	for _, ss := range live {
+		s.mu.Lock()
+		if ss.timer != nil {
+			ss.timer.Stop()
+		}
+		ls := ss.listeners
+		ss.listeners = nil
+		s.mu.Unlock()
+		for _, l := range ls {
+			l.close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := ss.backend.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop session %s: %w", ss.id, err))
+		}
+		cancel()
+		s.mu.Lock()
+		s.finishSessionLocked(ss, time.Now())
+		s.mu.Unlock()
+	}
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Requests counts the requests received so far whose method is method ("" = any) and whose
+// path (without "/api" and without the query) matches pathRegexp. Tests use it to assert, e.g.,
+// that exactly one command was posted. A pathRegexp that does not compile panics.
+func (s *Server) Requests(method, pathRegexp string) int {
+	re := regexp.MustCompile(pathRegexp)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, rr := range s.requests {
+		if (method == "" || strings.EqualFold(method, rr.method)) && re.MatchString(rr.path) {
+			n++
+		}
+	}
+	return n
+}
+
+// SessionInfo describes a session for tests.
+type SessionInfo struct {
+	ID               string
+	Sandbox          string
+	Status           string
+	BackendID        string // the backend sandbox's ID ("" before it started)
+	SourceSnapshotID string
+	Timeout          time.Duration
+	Commands         int
+}
+
+// Sessions lists every session the server knows (stopped ones included), oldest first.
+func (s *Server) Sessions() []SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var all []*session
+	for _, ss := range s.sessions {
+		all = append(all, ss)
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].createdAt != all[j].createdAt {
+			return all[i].createdAt < all[j].createdAt
+		}
+		return all[i].id < all[j].id
+	})
+	out := make([]SessionInfo, 0, len(all))
+	for _, ss := range all {
+		info := SessionInfo{
+			ID: ss.id, Sandbox: ss.sb.name, Status: ss.status, SourceSnapshotID: ss.sourceSnapshotID,
+			Timeout: time.Duration(ss.timeout) * time.Millisecond, Commands: len(ss.order),
+		}
+		if ss.backend != nil {
+			info.BackendID = ss.backend.ID()
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// SnapshotInfo describes a snapshot for tests.
+type SnapshotInfo struct {
+	ID              string
+	Sandbox         string
+	SourceSessionID string
+	Status          string // created or deleted
+	CreationMethod  string // manual or automatic
+	Ref             sandbox.SnapshotRef
+	ExpiresAt       time.Time // zero: never
+}
+
+// Snapshots lists every snapshot the server knows (deleted ones included), oldest first.
+func (s *Server) Snapshots() []SnapshotInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireSnapshotsLocked(time.Now())
+	var all []*snapshot
+	for _, sn := range s.snapshots {
+		all = append(all, sn)
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].createdAt != all[j].createdAt {
+			return all[i].createdAt < all[j].createdAt
+		}
+		return all[i].id < all[j].id
+	})
+	out := make([]SnapshotInfo, 0, len(all))
+	for _, sn := range all {
+		info := SnapshotInfo{ID: sn.id, Sandbox: sn.sandboxName, SourceSessionID: sn.sourceSessionID,
+			Status: sn.status, CreationMethod: sn.creationMethod, Ref: sn.ref}
+		if e := sn.expiresAt(); e != 0 {
+			info.ExpiresAt = time.UnixMilli(e)
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// handleInteractive answers the interactive-shell endpoint, which the fake does not offer.
+func (s *Server) handleInteractive(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.liveSession(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeError(w, badRequest("interactive shells are not supported by the fake Sandbox API"))
+}
