@@ -606,8 +606,10 @@ func (e *Engine) SessionKill(ctx context.Context, h Holder, sessionID, processID
 
 var tokenEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// SessionURL returns a URL on the host that reaches port inside the session. The port must be
-// one of the workspace's exposed ports and something must listen on it.
+// SessionURL returns a URL that reaches port inside the session: the provider's own URL when it
+// serves ports itself (Vercel's public routes), else one on this server's preview listener,
+// relayed through the provider's DialPort (then something must listen already). The port must be
+// one of the workspace's exposed ports.
 func (e *Engine) SessionURL(ctx context.Context, h Holder, sessionID string, port int) (string, error) {
 	if port < 1 || port > 65535 {
 		return "", fmt.Errorf("%w: port %d is outside 1–65535", ErrInvalid, port)

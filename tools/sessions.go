@@ -124,6 +124,7 @@ func (t *toolset) sessionURL() server.ServerTool {
 			"(set with create_workspace; open_session returns them), and something in the session must listen on it (127.0.0.1 or 0.0.0.0): " +
 			"start the server with session_exec background=true first and check session_logs that it is up. " +
 			"The URL carries an unguessable token: anyone who has it can reach the port, so share it only with whoever should see the app. " +
+			"On the vercel provider it is the sandbox's public Vercel URL (https://sb-….vercel.run), ports are 1024-65535, and the server must listen on 0.0.0.0. " +
 			"It works until the session ends. Only the session's holder can ask for it.",
 		hints: hints{readOnly: true, idempotent: true},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *sessionURLArgs) *mcp.CallToolResult {

@@ -68,4 +68,13 @@
 //   - A command that cannot be started either makes StartProcess fail with ErrNotFound or
 //     ErrInvalid, or gives a process that exits 127 with a message in its output.
 //   - Sandboxes never lists sandboxes started without Detached.
+//
+// # Capabilities the scenarios follow
+//
+// Where providers legitimately differ, Capabilities says how, and the scenarios check what the
+// provider declares rather than skipping: with PortURLs, PortRelay serves HTTP at PortURL (ports
+// given at Start, DialPort unsupported) instead of relaying raw connections; with FixedDeadline,
+// an earlier Extend must fail with ErrUnsupported and change nothing; with TextOutput, stdin is
+// checked byte for byte through a checksum instead of being echoed back; with WholeDisk, /tmp may
+// survive a snapshot.
 package sandboxtest
