@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sandkit/sandkit-mcp/policies"
+	"github.com/sandkit/sandkit-mcp/sandbox/vercel"
 )
 
 const goodConfig = `{
@@ -59,7 +60,13 @@ func TestOperatorConfigErrors(t *testing.T) {
 		{"not an object", `[1]`, []string{"expected an object", "array"}},
 		{"empty", ``, []string{"empty"}},
 		{"trailing", `{} {}`, []string{"unexpected data"}},
-		{"unknown top field", `{"max": {"mode": "deny-all"}}`, []string{`unknown field "max"`, "default_policy, max_policy, templates and egress"}},
+		{"unknown top field", `{"max": {"mode": "deny-all"}}`, []string{`unknown field "max"`, "default_policy, max_policy, templates, egress, provider and vercel"}},
+		{"unknown provider", `{"provider": "e2b"}`, []string{"provider", `"e2b"`, "local", "vercel"}},
+		{"vercel odd vcpus", `{"vercel": {"vcpus": 3}}`, []string{"vercel.vcpus", "1 or an even number"}},
+		{"vercel bad duration", `{"vercel": {"max_lifetime": "forever"}}`, []string{"vercel.max_lifetime", `"forever"`}},
+		{"vercel short snapshot expiration", `{"vercel": {"snapshot_expiration": "1h"}}`, []string{"vercel.snapshot_expiration", "24h"}},
+		{"vercel policy shape", `{"vercel": {"policy_shape": "v3"}}`, []string{"vercel.policy_shape", "legacy", "v2"}},
+		{"vercel unknown field", `{"vercel": {"token": "x"}}`, []string{"vercel", "token"}},
 		{"unknown policy field", `{"default_policy": {"mode": "deny-all", "allow": ["x"]}}`, []string{"default_policy", `unknown field "allow"`}},
 		{"wrong type", `{"default_policy": {"mode": 3}}`, []string{"default_policy.mode", "expected a string", "number"}},
 		{"bad default", `{"default_policy": {"mode": "allow", "domains": ["a.*.com"]}}`, []string{"default_policy", "wildcard"}},
@@ -178,5 +185,44 @@ func TestOperatorConfigEgress(t *testing.T) {
 		if _, err := parseOperatorConfig([]byte(c.in)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one mentioning %q", c.in, err, c.want)
 		}
+	}
+}
+
+func TestOperatorConfigVercel(t *testing.T) {
+	oc, err := parseOperatorConfig([]byte(`{"provider": "vercel", "vercel": {"runtime": "node24", "vcpus": 4,
+		"max_lifetime": "24h", "default_lifetime": "10m", "snapshot_expiration": "720h", "api_url": "https://api.vercel.com", "policy_shape": "v2"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := oc.vercel
+	if oc.provider != "vercel" || v.runtime != "node24" || v.vcpus != 4 || v.maxLifetime != 24*time.Hour || v.defaultLifetime != 10*time.Minute ||
+		v.snapshotExpiration != 720*time.Hour || v.apiURL != "https://api.vercel.com" || v.policyShape != vercel.PolicyV2 {
+		t.Fatalf("parsed %+v, provider %q", v, oc.provider)
+	}
+	if got := providerName(config{}, oc); got != "vercel" {
+		t.Errorf("providerName without a flag = %q, want the config's vercel", got)
+	}
+	if got := providerName(config{provider: "local"}, oc); got != "local" {
+		t.Errorf("providerName with --provider local = %q, want the flag to win", got)
+	}
+	if got := providerName(config{}, operatorConfig{}); got != "local" {
+		t.Errorf("providerName by default = %q, want local", got)
+	}
+}
+
+func TestInstallationID(t *testing.T) {
+	dir := t.TempDir()
+	a, err := installationID(dir)
+	if err != nil || !installationIDRe.MatchString(a) {
+		t.Fatalf("installationID = %q, %v", a, err)
+	}
+	if b, err := installationID(dir); err != nil || b != a {
+		t.Fatalf("second call = %q, %v; want the same id %q", b, err, a)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "installation-id"), []byte("NOT VALID\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := installationID(dir); err == nil || !strings.Contains(err.Error(), "installation id") {
+		t.Fatalf("damaged id file: %v; want an error saying so", err)
 	}
 }
