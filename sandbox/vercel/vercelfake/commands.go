@@ -1,11 +1,13 @@
 package vercelfake
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -370,6 +372,11 @@ func (s *Server) startAttached(ss *session, c *command, backend sandbox.Sandbox,
 
 // startDetached starts c with StartProcess and polls its output in the background.
 func (s *Server) startDetached(ctx context.Context, ss *session, c *command, backend sandbox.Sandbox, req sandbox.ExecRequest, timeout time.Duration) error {
+	// The output goes to a file in the VM, read along by pollProcess: the backend keeps only the
+	// last MiB of a background process's output, and a fast writer would outrun a poller.
+	out := detachedOutFile(c.id)
+	req.Args = append([]string{"-c", `exec "$@" >>"$0" 2>&1`, out, req.Command}, req.Args...)
+	req.Command = "sh"
 	pid, err := backend.StartProcess(context.WithoutCancel(ctx), req)
 	if err != nil {
 		if errors.Is(err, sandbox.ErrInvalid) {
@@ -397,12 +404,29 @@ func (s *Server) startDetached(ctx context.Context, ss *session, c *command, bac
 	return nil
 }
 
+// detachedOutFile is where a detached command's output is kept inside the VM.
+func detachedOutFile(cmdID string) string { return "/tmp/.vercelfake-" + cmdID + ".out" }
+
+// readOutFile reads up to 4 MiB of a detached command's output file from offset since.
+func (s *Server) readOutFile(backend sandbox.Sandbox, cmdID string, since int64) ([]byte, error) {
+	var out bytes.Buffer
+	_, err := backend.Exec(s.ctx, sandbox.ExecRequest{Command: "sh", Args: []string{"-c",
+		`tail -c +"$1" -- "$2" 2>/dev/null | head -c 4194304`, "sh", strconv.FormatInt(since+1, 10), detachedOutFile(cmdID)}, Stdout: &out})
+	return out.Bytes(), err
+}
+
 // pollProcess copies a detached command's output into its log until it exits.
 func (s *Server) pollProcess(ss *session, c *command, backend sandbox.Sandbox, pid string) {
 	var since int64
 	failures := 0
 	for {
-		st, err := backend.Process(s.ctx, pid, since, 10*time.Second)
+		// The process's status (its output is in the file): wait a little for an exit.
+		st, err := backend.Process(s.ctx, pid, 0, pollEvery)
+		var data []byte
+		if err == nil {
+			data, err = s.readOutFile(backend, c.id, since)
+			st.Output = data
+		}
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return
@@ -451,9 +475,12 @@ func (s *Server) pollProcess(ss *session, c *command, backend sandbox.Sandbox, p
 			return
 		}
 		s.mu.Unlock()
-		since = st.Next
+		since += int64(len(data))
 	}
 }
+
+// pollEvery is how often pollProcess reads a running detached command's output.
+const pollEvery = 50 * time.Millisecond
 
 var errServerClosed = errors.New("vercelfake: server closed")
 

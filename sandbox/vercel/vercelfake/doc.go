@@ -62,7 +62,9 @@
 //     and the home directory survive a snapshot (the provider contract); a real VM snapshot
 //     keeps the whole filesystem.
 //   - Detached commands are the backend's background processes, which interleave stdout and
-//     stderr: their logs are all "stdout". Attached commands keep the two apart.
+//     stderr: their logs are all "stdout". Their output is kept in /tmp/.vercelfake-<cmd>.out
+//     inside the VM (commands can see that file) and read along every 50 ms, so none is lost
+//     however fast it comes. Attached commands keep the two streams apart.
 //   - kill: a detached command receives the real signal. An attached command cannot: a kill
 //     with a terminating signal ends its whole process tree (SIGKILL) and reports 128+signal;
 //     signals that do not terminate by default (0, SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN,
