@@ -320,7 +320,6 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	var source *snapshot
 	if src := req.Source; src != nil {
 		switch src.Type {
 		case "snapshot":
@@ -344,46 +343,11 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		sb.image = imageRef("vercel/sandbox/universal:latest")
 	}
 
-	s.mu.Lock()
+	var sourceID string
 	if req.Source != nil {
-		sn, err := s.usableSnapshotLocked(*req.Source.SnapshotID)
-		if err != nil {
-			s.mu.Unlock()
-			writeError(w, err)
-			return
-		}
-		source = sn
-		sb.currentSnapshotID = sn.id
+		sourceID = *req.Source.SnapshotID
 	}
-	if sb.name == "" {
-		for sb.name == "" || s.sandboxes[sb.name] != nil {
-			sb.name = newSandboxName()
-		}
-	}
-	if s.sandboxes[sb.name] != nil {
-		s.mu.Unlock()
-		writeError(w, newError(http.StatusConflict, codeConflict, "A sandbox named %q already exists in this project.", sb.name))
-		return
-	}
-	for _, p := range sb.ports {
-		sb.subdomains[p] = newSubdomain()
-	}
-	s.sandboxes[sb.name] = sb
-	s.mu.Unlock()
-
-	if _, err := s.startSession(r.Context(), sb, source); err != nil {
-		s.mu.Lock()
-		if s.sandboxes[sb.name] == sb {
-			delete(s.sandboxes, sb.name)
-		}
-		s.mu.Unlock()
-		writeError(w, err)
-		return
-	}
-	s.mu.Lock()
-	out := s.sandboxAndSessionLocked(sb, nil)
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, out)
+	s.launch(w, r, sb, sourceID)
 }
 
 // usableSnapshotLocked returns a snapshot a session can start from, or 410 snapshot_not_found.
@@ -971,10 +935,17 @@ func (s *Server) handleFork(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	s.launch(w, r, sb, srcSnapshot)
+}
+
+// launch registers the new sandbox sb (a fresh name when it has none; 409 when its name is taken),
+// starts its first session from snapshot sourceID ("" for none; 410 when it is gone) and answers
+// SandboxAndSession. Create and fork end here.
+func (s *Server) launch(w http.ResponseWriter, r *http.Request, sb *namedSandbox, sourceID string) {
 	s.mu.Lock()
 	var source *snapshot
-	if srcSnapshot != "" {
-		sn, err := s.usableSnapshotLocked(srcSnapshot)
+	if sourceID != "" {
+		sn, err := s.usableSnapshotLocked(sourceID)
 		if err != nil {
 			s.mu.Unlock()
 			writeError(w, err)
