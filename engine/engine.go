@@ -296,7 +296,7 @@ func checkProvider(st *store.Store, name string) error {
 		return fmt.Errorf("engine: %w", err)
 	}
 	for prov, n := range other {
-		return fmt.Errorf("%w: this data dir holds %d workspace(s) of the %q provider, but the server runs the %q provider; a data dir serves one provider: use another --data-dir for %q, or run with --provider %s", ErrInvalid, n, prov, name, name, prov)
+		return errorf(ErrInvalid, "this data dir holds %d workspace(s) of the %q provider, but the server runs the %q provider; a data dir serves one provider: use another --data-dir for %q, or run with --provider %s", n, prov, name, name, prov)
 	}
 	return nil
 }

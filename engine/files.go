@@ -27,7 +27,7 @@ func (e *Engine) WriteFiles(ctx context.Context, ref string, files []WriteFile) 
 	if err != nil {
 		return Commit{}, err
 	}
-	if err := e.checkLease(w.ID); err != nil {
+	if err := e.checkLease(ctx, w.ID); err != nil {
 		return Commit{}, err
 	}
 	msg := writeMessage(out)
@@ -42,7 +42,7 @@ func (e *Engine) WriteFiles(ctx context.Context, ref string, files []WriteFile) 
 	case <-j.done:
 	case <-ctx.Done():
 		if e.withdraw(j) {
-			return Commit{}, fmt.Errorf("%w: write_files was cancelled before it started; nothing was written", ErrCancelled)
+			return Commit{}, errorf(ErrCancelled, "write_files was cancelled before it started; nothing was written")
 		}
 		j.cancel()
 		<-j.done
@@ -66,7 +66,7 @@ func writeMessage(files []sandbox.File) string {
 // record a commit moving head by compare-and-swap. It runs inside the workspace's queue.
 func (e *Engine) durably(ctx context.Context, wsID, kind, msg string, apply func(sandbox.Sandbox) error) (Commit, error) {
 	if ctx.Err() != nil {
-		return Commit{}, fmt.Errorf("%w: %v", ErrCancelled, ctx.Err())
+		return Commit{}, errorf(ErrCancelled, "%v", ctx.Err())
 	}
 	w, base, err := e.unleasedHead(wsID)
 	if err != nil {
@@ -108,14 +108,14 @@ func (e *Engine) unleasedHead(wsID string) (store.Workspace, store.Commit, error
 		if w, err = tx.Workspace(wsID); err != nil {
 			return err
 		}
-		if err := checkLeaseTx(tx, w); err != nil {
+		if err := checkLeaseTx(tx, w, Holder{}); err != nil {
 			return err
 		}
 		head, err = tx.Commit(w.Head)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return w, head, fmt.Errorf("%w: the workspace was deleted", ErrNotFound)
+		return w, head, errorf(ErrNotFound, "the workspace was deleted")
 	}
 	return w, head, err
 }
@@ -128,7 +128,7 @@ func (e *Engine) advance(wsID, base string, c store.Commit) error {
 			return err
 		}
 		if cur.Head != base {
-			return fmt.Errorf("%w: head moved from %s to %s meanwhile; retry", ErrBusy, base, cur.Head)
+			return errorf(ErrBusy, "head moved from %s to %s meanwhile; retry", base, cur.Head)
 		}
 		if err := tx.PutCommit(c); err != nil {
 			return err
@@ -139,7 +139,7 @@ func (e *Engine) advance(wsID, base string, c store.Commit) error {
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%w: the workspace was deleted meanwhile", ErrNotFound)
+		return errorf(ErrNotFound, "the workspace was deleted meanwhile")
 	}
 	if err != nil && !errors.Is(err, ErrBusy) {
 		return fmt.Errorf("record commit: %w", err)
@@ -161,15 +161,15 @@ func (e *Engine) provErr(err error, doing string) error {
 	}
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w: %s%s", ErrCancelled, prefix, msg)
+		return errorf(ErrCancelled, "%s%s", prefix, msg)
 	case errors.Is(err, sandbox.ErrPathEscape):
-		return fmt.Errorf("%w: %s%v (paths must stay inside /workspace, also through symlinks)", ErrInvalid, prefix, err)
+		return errorf(ErrInvalid, "%s%v (paths must stay inside /workspace, also through symlinks)", prefix, err)
 	case errors.Is(err, sandbox.ErrInvalid):
-		return fmt.Errorf("%w: %s%s", ErrInvalid, prefix, msg)
+		return errorf(ErrInvalid, "%s%s", prefix, msg)
 	case errors.Is(err, sandbox.ErrNotFound):
-		return fmt.Errorf("%w: %s%s", ErrNotFound, prefix, msg)
+		return errorf(ErrNotFound, "%s%s", prefix, msg)
 	default:
-		return fmt.Errorf("%w: %s%v", ErrProvider, prefix, err)
+		return errorf(ErrProvider, "%s%v", prefix, err)
 	}
 }
 
@@ -202,7 +202,7 @@ func (e *Engine) ReadFile(ctx context.Context, ref, path string, offset, max int
 		return FileContent{}, err
 	}
 	if offset < 0 {
-		return FileContent{}, fmt.Errorf("%w: offset must be 0 or more", ErrInvalid)
+		return FileContent{}, errorf(ErrInvalid, "offset must be 0 or more")
 	}
 	if max <= 0 || max > MaxFileSize {
 		max = MaxFileSize

@@ -16,7 +16,7 @@ func (e *Engine) History(ctx context.Context, ref string, limit int) ([]Commit, 
 		limit = 50
 	}
 	if limit > 1000 {
-		return nil, fmt.Errorf("%w: limit %d is more than 1000", ErrInvalid, limit)
+		return nil, errorf(ErrInvalid, "limit %d is more than 1000", limit)
 	}
 	var out []Commit
 	err := e.st.View(func(tx *store.Tx) error {
@@ -34,11 +34,11 @@ func (e *Engine) History(ctx context.Context, ref string, limit int) ([]Commit, 
 // history chain).
 func commitOf(tx *store.Tx, w store.Workspace, id string) (store.Commit, error) {
 	if id == "" {
-		return store.Commit{}, fmt.Errorf("%w: commit_id is required; workspace_history lists the commits", ErrInvalid)
+		return store.Commit{}, errorf(ErrInvalid, "commit_id is required; workspace_history lists the commits")
 	}
 	c, err := tx.Commit(id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Workspace != w.ID) {
-		return store.Commit{}, fmt.Errorf("%w: workspace %s has no commit %q; workspace_history lists its commits", ErrNotFound, w.Name, id)
+		return store.Commit{}, errorf(ErrNotFound, "workspace %s has no commit %q; workspace_history lists its commits", w.Name, id)
 	}
 	return c, err
 }
@@ -63,7 +63,7 @@ func (e *Engine) Restore(ctx context.Context, ref, commitID string) (Workspace, 
 			if err != nil {
 				return err
 			}
-			if err := checkLeaseTx(tx, cur); err != nil {
+			if err := checkLeaseTx(tx, cur, CallerFrom(ctx)); err != nil {
 				return err
 			}
 			src, err := commitOf(tx, cur, commitID)
@@ -86,7 +86,7 @@ func (e *Engine) Restore(ctx context.Context, ref, commitID string) (Workspace, 
 	})
 	<-j.done
 	if errors.Is(jerr, store.ErrNotFound) {
-		return Workspace{}, Commit{}, fmt.Errorf("%w: the workspace was deleted", ErrNotFound)
+		return Workspace{}, Commit{}, errorf(ErrNotFound, "the workspace was deleted")
 	}
 	if jerr != nil {
 		return Workspace{}, Commit{}, jerr
@@ -123,7 +123,7 @@ func (e *Engine) Fork(ctx context.Context, ref, commitID, name string) (Workspac
 			if err != nil {
 				return err
 			}
-			if err := checkLeaseTx(tx, cur); err != nil {
+			if err := checkLeaseTx(tx, cur, CallerFrom(ctx)); err != nil {
 				return err
 			}
 			from := cur.Head
@@ -160,11 +160,11 @@ func (e *Engine) Fork(ctx context.Context, ref, commitID, name string) (Workspac
 	<-j.done
 	switch {
 	case errors.Is(jerr, store.ErrExists):
-		return Workspace{}, fmt.Errorf("%w: a workspace named %q already exists; give fork_workspace another name", ErrExists, name)
+		return Workspace{}, errorf(ErrExists, "a workspace named %q already exists; give fork_workspace another name", name)
 	case errors.Is(jerr, ErrNotFound), errors.Is(jerr, ErrInvalid), errors.Is(jerr, ErrLeased):
 		return Workspace{}, jerr
 	case errors.Is(jerr, store.ErrNotFound):
-		return Workspace{}, fmt.Errorf("%w: the source workspace was deleted", ErrNotFound)
+		return Workspace{}, errorf(ErrNotFound, "the source workspace was deleted")
 	case jerr != nil:
 		return Workspace{}, fmt.Errorf("fork: %w", jerr)
 	}

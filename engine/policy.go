@@ -43,11 +43,11 @@ const (
 func (e *Engine) checkPolicy(p policies.Policy, use policyUse) (policies.Policy, error) {
 	n, err := policies.Normalize(p)
 	if err != nil {
-		return policies.Policy{}, fmt.Errorf("%w: %w", ErrPolicy, err)
+		return policies.Policy{}, errorf(ErrPolicy, "%w", err)
 	}
 	if use == useDefault {
 		if err := policies.Durable(n); err != nil {
-			return policies.Policy{}, fmt.Errorf("%w: %w", ErrPolicy, err)
+			return policies.Policy{}, errorf(ErrPolicy, "%w", err)
 		}
 	}
 	if err := e.withinLimit(n); err != nil {
@@ -62,7 +62,7 @@ func (e *Engine) withinLimit(p policies.Policy) error {
 		return nil
 	}
 	if err := policies.Within(p, *e.maxPol); err != nil {
-		return fmt.Errorf("%w: %w (the limit is max_policy in this server's config)", ErrPolicy, err)
+		return errorf(ErrPolicy, "%w (the limit is max_policy in this server's config)", err)
 	}
 	return nil
 }
@@ -138,12 +138,12 @@ func (e *Engine) SetPolicy(ctx context.Context, h Holder, ref string, p policies
 	case <-j.done:
 	case <-ctx.Done():
 		if e.withdraw(j) {
-			return Workspace{}, fmt.Errorf("%w: set_policy was cancelled before it started; the policy is unchanged", ErrCancelled)
+			return Workspace{}, errorf(ErrCancelled, "set_policy was cancelled before it started; the policy is unchanged")
 		}
 		<-j.done
 	}
 	if errors.Is(jerr, store.ErrNotFound) {
-		return Workspace{}, fmt.Errorf("%w: workspace %q was deleted", ErrNotFound, ref)
+		return Workspace{}, errorf(ErrNotFound, "workspace %q was deleted", ref)
 	}
 	if jerr != nil {
 		return Workspace{}, jerr
@@ -180,8 +180,7 @@ func policyLeaseTx(tx *store.Tx, w store.Workspace, h Holder) (*store.Session, e
 		return nil, err
 	}
 	if h.Conn == "" || s.HolderConn != h.Conn || s.State != store.SessionAttached {
-		return nil, fmt.Errorf("%w (set_policy changes the workspace's stored default, a durable change; only the session's holder may make it while the session is open)",
-			leaseError(w, s))
+		return nil, leaseError(w, s, h).note("set_policy changes the workspace's stored default, a durable change; only the session's holder may make it while the session is open")
 	}
 	return &s, nil
 }
@@ -211,7 +210,7 @@ func (e *Engine) setPolicy(ctx context.Context, h Holder, wsID string, pol polic
 		case ls == nil: // recorded open but not live here: reconciliation ends it
 		default:
 			if err := ls.sb.SetPolicy(ctx, pol); err != nil {
-				return store.Workspace{}, nil, fmt.Errorf("%w: the live sandbox of session %s refused the policy: %v; nothing was changed", ErrPolicy, held.ID, err)
+				return store.Workspace{}, nil, errorf(ErrPolicy, "the live sandbox of session %s refused the policy: %v; nothing was changed", held.ID, err)
 			}
 			applied = true
 		}

@@ -41,16 +41,16 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 		return RunResult{}, ErrClosed
 	}
 	if strings.TrimSpace(req.Command) == "" {
-		return RunResult{}, fmt.Errorf("%w: command is empty; give a program name like \"sh\" with args [\"-c\", \"echo hi\"]", ErrInvalid)
+		return RunResult{}, errorf(ErrInvalid, "command is empty; give a program name like \"sh\" with args [\"-c\", \"echo hi\"]")
 	}
 	if strings.ContainsRune(req.Command, 0) || slices.ContainsFunc(req.Args, func(a string) bool { return strings.ContainsRune(a, 0) }) {
-		return RunResult{}, fmt.Errorf("%w: command and args must not contain NUL bytes", ErrInvalid)
+		return RunResult{}, errorf(ErrInvalid, "command and args must not contain NUL bytes")
 	}
 	if len(req.Args) > 4096 {
-		return RunResult{}, fmt.Errorf("%w: %d args is too many (at most 4096); put long input in a file with write_files", ErrInvalid, len(req.Args))
+		return RunResult{}, errorf(ErrInvalid, "%d args is too many (at most 4096); put long input in a file with write_files", len(req.Args))
 	}
 	if len(req.Stdin) > MaxStdin {
-		return RunResult{}, fmt.Errorf("%w: stdin is %d bytes, more than the %d-byte limit; write it to a file with write_files and redirect from it", ErrInvalid, len(req.Stdin), MaxStdin)
+		return RunResult{}, errorf(ErrInvalid, "stdin is %d bytes, more than the %d-byte limit; write it to a file with write_files and redirect from it", len(req.Stdin), MaxStdin)
 	}
 	if err := validEnv(req.Env); err != nil {
 		return RunResult{}, err
@@ -77,16 +77,16 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 		override = &p
 	}
 	if len(req.IdempotencyKey) > 256 {
-		return RunResult{}, fmt.Errorf("%w: idempotency_key is longer than 256 bytes", ErrInvalid)
+		return RunResult{}, errorf(ErrInvalid, "idempotency_key is longer than 256 bytes")
 	}
 	w, err := e.lookup(req.Workspace)
 	if err != nil {
 		return RunResult{}, err
 	}
 	if w.Provider != e.prov.Name() {
-		return RunResult{}, fmt.Errorf("%w: workspace %s belongs to provider %q, but this server runs provider %q", ErrInvalid, w.Name, w.Provider, e.prov.Name())
+		return RunResult{}, errorf(ErrInvalid, "workspace %s belongs to provider %q, but this server runs provider %q", w.Name, w.Provider, e.prov.Name())
 	}
-	if err := e.checkLease(w.ID); err != nil {
+	if err := e.checkLease(ctx, w.ID); err != nil {
 		return RunResult{}, err
 	}
 	pol := w.Policy
@@ -124,8 +124,7 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 	}
 	if prior != nil {
 		if prior.Command != req.Command || !slices.Equal(prior.Args, req.Args) {
-			return RunResult{}, fmt.Errorf("%w: idempotency_key %q was already used on this workspace for a different command (run %s: %s); use a new key for a new command",
-				ErrInvalid, req.IdempotencyKey, prior.ID, cmdline(prior.Command, prior.Args))
+			return RunResult{}, errorf(ErrInvalid, "idempotency_key %q was already used on this workspace for a different command (run %s: %s); use a new key for a new command", req.IdempotencyKey, prior.ID, cmdline(prior.Command, prior.Args))
 		}
 		wait := time.Duration(0)
 		if !req.Background {
@@ -177,7 +176,7 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 		if w, err = tx.Workspace(ar.ws); err != nil {
 			return err
 		}
-		if err := checkLeaseTx(tx, w); err != nil {
+		if err := checkLeaseTx(tx, w, CallerFrom(ctx)); err != nil {
 			return err
 		}
 		if base, err = tx.Commit(w.Head); err != nil {
@@ -286,7 +285,7 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 			return err
 		}
 		if cur.Head != base.ID {
-			return fmt.Errorf("%w: head moved from %s to %s while the command ran", ErrBusy, base.ID, cur.Head)
+			return errorf(ErrBusy, "head moved from %s to %s while the command ran", base.ID, cur.Head)
 		}
 		if err := tx.PutCommit(commit); err != nil {
 			return err
@@ -420,7 +419,7 @@ func (e *Engine) cancelWorkspaceRuns(wsID, reason string) {
 // GetRun returns a run and its output, waiting up to wait for it to finish (0: don't wait).
 func (e *Engine) GetRun(ctx context.Context, id string, wait time.Duration) (RunResult, error) {
 	if wait < 0 || wait > MaxTimeout {
-		return RunResult{}, fmt.Errorf("%w: wait_ms must be between 0 and %d", ErrInvalid, MaxTimeout.Milliseconds())
+		return RunResult{}, errorf(ErrInvalid, "wait_ms must be between 0 and %d", MaxTimeout.Milliseconds())
 	}
 	e.mu.Lock()
 	ar := e.active[id]
@@ -440,7 +439,7 @@ func (e *Engine) GetRun(ctx context.Context, id string, wait time.Duration) (Run
 // result reads a run's record and output: live output for an active run, stored output otherwise.
 func (e *Engine) result(id string) (RunResult, error) {
 	if !hasPrefix(id, runPrefix) {
-		return RunResult{}, fmt.Errorf("%w: %q is not a run id (run ids look like run_…); run_command returns one", ErrInvalid, id)
+		return RunResult{}, errorf(ErrInvalid, "%q is not a run id (run ids look like run_…); run_command returns one", id)
 	}
 	e.mu.Lock()
 	ar := e.active[id]
@@ -457,7 +456,7 @@ func (e *Engine) result(id string) (RunResult, error) {
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return RunResult{}, fmt.Errorf("%w: no run %q (it may belong to a deleted workspace)", ErrNotFound, id)
+		return RunResult{}, errorf(ErrNotFound, "no run %q (it may belong to a deleted workspace)", id)
 	}
 	if err != nil {
 		return RunResult{}, fmt.Errorf("read run %s: %w", id, err)
@@ -476,19 +475,19 @@ func (e *Engine) CancelRun(ctx context.Context, id string) (Run, error) {
 		return Run{}, err
 	}
 	if res.Run.Done() {
-		return res.Run, fmt.Errorf("%w: run %s already finished (status %s); there is nothing to cancel", ErrInvalid, id, res.Run.Status)
+		return res.Run, errorf(ErrInvalid, "run %s already finished (status %s); there is nothing to cancel", id, res.Run.Status)
 	}
 	e.mu.Lock()
 	ar := e.active[id]
 	e.mu.Unlock()
 	if ar == nil {
-		return res.Run, fmt.Errorf("%w: run %s is not running in this server", ErrNotFound, id)
+		return res.Run, errorf(ErrNotFound, "run %s is not running in this server", id)
 	}
 	e.cancelRun(ar, "cancel_run was called")
 	select {
 	case <-ar.done:
 	case <-ctx.Done():
-		return Run{}, fmt.Errorf("%w: %v", ErrCancelled, ctx.Err())
+		return Run{}, errorf(ErrCancelled, "%v", ctx.Err())
 	}
 	res, err = e.result(id)
 	return res.Run, err

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"time"
 
 	"github.com/sandkit/sandkit-mcp/policies"
@@ -76,4 +77,18 @@ type ProcessStatus = sandbox.ProcessStatus
 type PreviewTarget struct {
 	SessionID string
 	Port      int
+}
+
+type callerKey struct{}
+
+// WithCaller returns a ctx that says which connection is calling, so that errors about a lease can
+// tell the caller whether the holder is itself. The tools layer sets it for every call.
+func WithCaller(ctx context.Context, h Holder) context.Context {
+	return context.WithValue(ctx, callerKey{}, h)
+}
+
+// CallerFrom returns the caller WithCaller put in ctx (zero when none).
+func CallerFrom(ctx context.Context) Holder {
+	h, _ := ctx.Value(callerKey{}).(Holder)
+	return h
 }

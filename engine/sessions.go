@@ -66,25 +66,45 @@ func (e *Engine) liveSession(id string) *liveSession {
 	return e.sess.live[id]
 }
 
-// leaseError explains that workspace w is held by session s, and what to do.
-func leaseError(w store.Workspace, s store.Session) error {
+// leaseError explains that workspace w is held by session s, and what to do. caller is who asked
+// (zero when unknown): the error says whether the holder is the caller itself.
+func leaseError(w store.Workspace, s store.Session, caller Holder) *Error {
 	left := time.Until(s.Expires).Round(time.Second)
 	holder := s.HolderClient
 	if holder == "" {
 		holder = "an unknown client"
 	}
-	how := fmt.Sprintf("if it is yours, use it (session_exec with session_id %s) and end it with commit_session or discard_session; "+
-		"if your connection dropped, take it over with attach_session; otherwise wait until it expires", s.ID)
-	state := "held by " + holder
-	if s.State == store.SessionDetached {
-		state = fmt.Sprintf("detached (its holder %s disconnected; attach_session on %q takes it over)", holder, w.Name)
+	f := ErrorFields{Workspace: w.Name, Session: s.ID, Holder: holder, State: s.State, ExpiresAt: ptr(s.Expires.UTC())}
+	mine := caller.Conn != "" && caller.Conn == s.HolderConn && s.State == store.SessionAttached
+	if caller.Conn != "" {
+		f.HolderIsYou = ptr(mine)
 	}
-	return fmt.Errorf("%w: workspace %q is leased by session %s, %s, until %s (in %s); %s",
-		ErrLeased, w.Name, s.ID, state, s.Expires.UTC().Format(time.RFC3339), left, how)
+	var state, how string
+	switch {
+	case mine:
+		state = "held by " + holder + " (you)"
+		how = fmt.Sprintf("use the session (session_exec, write_files and read_file with session_id %s) and end it with commit_session or discard_session", s.ID)
+	case s.State == store.SessionDetached:
+		state = fmt.Sprintf("detached (its holder %s disconnected)", holder)
+		how = fmt.Sprintf("attach_session on %q takes it over; or wait until it expires", w.Name)
+	default:
+		state = "held by " + holder
+		how = fmt.Sprintf("if it is yours, use it (session_exec with session_id %s) and end it with commit_session or discard_session; "+
+			"if your connection dropped, take it over with attach_session; otherwise wait until it expires", s.ID)
+	}
+	e := errorf(ErrLeased, "workspace %q is leased by session %s, %s, until %s (in %s); %s",
+		w.Name, s.ID, state, s.Expires.UTC().Format(time.RFC3339), left, how).with(f)
+	if mine {
+		e.then("commit_session", "save the session's changes and release the workspace", map[string]any{"session_id": s.ID})
+		e.then("discard_session", "drop the session's changes and release the workspace", map[string]any{"session_id": s.ID})
+	} else {
+		e.then("attach_session", "take the session over once its holder is gone", map[string]any{"workspace": w.Name})
+	}
+	return e
 }
 
 // checkLeaseTx fails with a lease error when workspace w has an open session.
-func checkLeaseTx(tx *store.Tx, w store.Workspace) error {
+func checkLeaseTx(tx *store.Tx, w store.Workspace, caller Holder) error {
 	if w.Session == "" {
 		return nil
 	}
@@ -98,17 +118,17 @@ func checkLeaseTx(tx *store.Tx, w store.Workspace) error {
 	if !s.Open() {
 		return nil
 	}
-	return leaseError(w, s)
+	return leaseError(w, s, caller)
 }
 
 // checkLease is checkLeaseTx in its own read transaction.
-func (e *Engine) checkLease(wsID string) error {
+func (e *Engine) checkLease(ctx context.Context, wsID string) error {
 	return e.st.View(func(tx *store.Tx) error {
 		w, err := tx.Workspace(wsID)
 		if err != nil {
 			return err
 		}
-		return checkLeaseTx(tx, w)
+		return checkLeaseTx(tx, w, CallerFrom(ctx))
 	})
 }
 
@@ -117,9 +137,9 @@ func validSessionTimeout(d time.Duration) (time.Duration, error) {
 	case d == 0:
 		return DefaultSessionTimeout, nil
 	case d < time.Second:
-		return 0, fmt.Errorf("%w: timeout_ms must be at least 1000 (omit it for the default of %d ms)", ErrInvalid, DefaultSessionTimeout.Milliseconds())
+		return 0, errorf(ErrInvalid, "timeout_ms must be at least 1000 (omit it for the default of %d ms)", DefaultSessionTimeout.Milliseconds())
 	case d > MaxSessionTimeout:
-		return 0, fmt.Errorf("%w: timeout_ms %d is larger than the maximum %d ms (24 h); extend_session can prolong a session later", ErrInvalid, d.Milliseconds(), MaxSessionTimeout.Milliseconds())
+		return 0, errorf(ErrInvalid, "timeout_ms %d is larger than the maximum %d ms (24 h); extend_session can prolong a session later", d.Milliseconds(), MaxSessionTimeout.Milliseconds())
 	}
 	return d, nil
 }
@@ -132,7 +152,7 @@ func (e *Engine) OpenSession(ctx context.Context, h Holder, req OpenSessionReque
 		return Session{}, ErrClosed
 	}
 	if h.Conn == "" {
-		return Session{}, fmt.Errorf("%w: sessions need a connection identity", ErrInvalid)
+		return Session{}, errorf(ErrInvalid, "sessions need a connection identity")
 	}
 	timeout, err := validSessionTimeout(req.Timeout)
 	if err != nil {
@@ -154,9 +174,9 @@ func (e *Engine) OpenSession(ctx context.Context, h Holder, req OpenSessionReque
 		return Session{}, err
 	}
 	if w.Provider != e.prov.Name() {
-		return Session{}, fmt.Errorf("%w: workspace %s belongs to provider %q, but this server runs provider %q", ErrInvalid, w.Name, w.Provider, e.prov.Name())
+		return Session{}, errorf(ErrInvalid, "workspace %s belongs to provider %q, but this server runs provider %q", w.Name, w.Provider, e.prov.Name())
 	}
-	if err := e.checkLease(w.ID); err != nil {
+	if err := e.checkLease(ctx, w.ID); err != nil {
 		return Session{}, err
 	}
 	var out store.Session
@@ -168,7 +188,7 @@ func (e *Engine) OpenSession(ctx context.Context, h Holder, req OpenSessionReque
 	case <-j.done:
 	case <-ctx.Done():
 		if e.withdraw(j) {
-			return Session{}, fmt.Errorf("%w: open_session was cancelled before it started", ErrCancelled)
+			return Session{}, errorf(ErrCancelled, "open_session was cancelled before it started")
 		}
 		<-j.done // the session opens anyway; if the caller is gone, Disconnect detaches it
 	}
@@ -218,11 +238,11 @@ func (e *Engine) openSession(ctx context.Context, h Holder, wsID string, timeout
 		if err != nil {
 			return err
 		}
-		if err := checkLeaseTx(tx, cur); err != nil {
+		if err := checkLeaseTx(tx, cur, CallerFrom(ctx)); err != nil {
 			return err
 		}
 		if cur.Head != base.ID {
-			return fmt.Errorf("%w: head moved from %s to %s while the session started; open it again", ErrBusy, base.ID, cur.Head)
+			return errorf(ErrBusy, "head moved from %s to %s while the session started; open it again", base.ID, cur.Head)
 		}
 		if err := tx.PutSession(s); err != nil {
 			return err
@@ -354,7 +374,7 @@ func (e *Engine) forget(id string) {
 // holding checks that h may act on session id now and returns it.
 func (e *Engine) holding(h Holder, id string) (*liveSession, store.Session, error) {
 	if !hasPrefix(id, sessionPrefix) {
-		return nil, store.Session{}, fmt.Errorf("%w: %q is not a session id (session ids look like ses_…); open_session returns one", ErrInvalid, id)
+		return nil, store.Session{}, errorf(ErrInvalid, "%q is not a session id (session ids look like ses_…); open_session returns one", id)
 	}
 	var s store.Session
 	var w store.Workspace
@@ -367,7 +387,7 @@ func (e *Engine) holding(h Holder, id string) (*liveSession, store.Session, erro
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, s, fmt.Errorf("%w: no session %q (it may belong to a deleted workspace)", ErrNotFound, id)
+		return nil, s, errorf(ErrNotFound, "no session %q (it may belong to a deleted workspace)", id)
 	}
 	if err != nil {
 		return nil, s, err
@@ -377,24 +397,28 @@ func (e *Engine) holding(h Holder, id string) (*liveSession, store.Session, erro
 	}
 	ls := e.liveSession(id)
 	if ls == nil {
-		return nil, s, fmt.Errorf("%w: session %s is recorded open but its sandbox is not known to this server; it will be reconciled at the next start", ErrProvider, id)
+		return nil, s, errorf(ErrProvider, "session %s is recorded open but its sandbox is not known to this server; it will be reconciled at the next start", id)
 	}
 	if s.HolderConn != h.Conn {
 		if s.State == store.SessionDetached {
-			return nil, s, fmt.Errorf("%w: session %s is detached (its holder's connection closed); call attach_session on workspace %q to take it over", ErrNotHolder, id, w.Name)
+			return nil, s, errorf(ErrNotHolder, "session %s is detached (its holder's connection closed); call attach_session on workspace %q to take it over", id, w.Name).
+				with(ErrorFields{Workspace: w.Name, Session: id, Holder: s.HolderClient, HolderIsYou: ptr(false), State: s.State, ExpiresAt: ptr(s.Expires.UTC())}).
+				then("attach_session", "take the session over", map[string]any{"workspace": w.Name})
 		}
-		return nil, s, fmt.Errorf("%w: session %s on workspace %q is held by %s, another connection; only the holder may use it (attach_session works once that connection is gone, or wait until %s)",
-			ErrNotHolder, id, w.Name, s.HolderClient, s.Expires.UTC().Format(time.RFC3339))
+		return nil, s, errorf(ErrNotHolder, "session %s on workspace %q is held by %s, another connection; only the holder may use it (attach_session works once that connection is gone, or wait until %s)", id, w.Name, s.HolderClient, s.Expires.UTC().Format(time.RFC3339)).
+			with(ErrorFields{Workspace: w.Name, Session: id, Holder: s.HolderClient, HolderIsYou: ptr(false), State: s.State, ExpiresAt: ptr(s.Expires.UTC())})
 	}
 	if time.Now().After(s.Expires) {
 		e.expire(id)
-		return nil, s, fmt.Errorf("%w: session %s expired at %s; its changes were discarded; open_session starts a new one", ErrExpired, id, s.Expires.UTC().Format(time.RFC3339))
+		return nil, s, errorf(ErrExpired, "session %s expired at %s; its changes were discarded; open_session starts a new one", id, s.Expires.UTC().Format(time.RFC3339)).
+			with(ErrorFields{Workspace: w.Name, Session: id, ExpiresAt: ptr(s.Expires.UTC())}).
+			then("open_session", "start a new session from the workspace's head", map[string]any{"workspace": w.Name})
 	}
 	ls.mu.Lock()
 	ending := ls.ending
 	ls.mu.Unlock()
 	if ending {
-		return nil, s, fmt.Errorf("%w: session %s is ending (being committed, discarded or expired)", ErrExpired, id)
+		return nil, s, errorf(ErrExpired, "session %s is ending (being committed, discarded or expired)", id)
 	}
 	return ls, s, nil
 }
@@ -402,11 +426,11 @@ func (e *Engine) holding(h Holder, id string) (*liveSession, store.Session, erro
 func endedError(s store.Session) error {
 	switch s.State {
 	case store.SessionCommitted:
-		return fmt.Errorf("%w: session %s was committed (commit %s) and is over; open_session starts a new one", ErrExpired, s.ID, s.CommitID)
+		return errorf(ErrExpired, "session %s was committed (commit %s) and is over; open_session starts a new one", s.ID, s.CommitID)
 	case store.SessionExpired:
-		return fmt.Errorf("%w: session %s expired at %s and its changes were discarded; open_session starts a new one", ErrExpired, s.ID, s.Expires.UTC().Format(time.RFC3339))
+		return errorf(ErrExpired, "session %s expired at %s and its changes were discarded; open_session starts a new one", s.ID, s.Expires.UTC().Format(time.RFC3339))
 	default:
-		return fmt.Errorf("%w: session %s was discarded (%s); open_session starts a new one", ErrExpired, s.ID, s.EndReason)
+		return errorf(ErrExpired, "session %s was discarded (%s); open_session starts a new one", s.ID, s.EndReason)
 	}
 }
 
@@ -414,10 +438,10 @@ func endedError(s store.Session) error {
 func (e *Engine) sessionErr(ls *liveSession, err error) error {
 	if errors.Is(err, sandbox.ErrEnded) && ls.begin() {
 		e.endSession(ls.id, store.SessionDiscarded, "its sandbox ended unexpectedly")
-		return fmt.Errorf("%w: the sandbox of session %s has ended (%v); its uncommitted changes are lost, the workspace stays at its head; open_session starts a new one", ErrExpired, ls.id, err)
+		return errorf(ErrExpired, "the sandbox of session %s has ended (%v); its uncommitted changes are lost, the workspace stays at its head; open_session starts a new one", ls.id, err)
 	}
 	if errors.Is(err, sandbox.ErrRefused) {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return errorf(ErrInvalid, "%v", err)
 	}
 	return e.provErr(err, "")
 }
@@ -426,7 +450,7 @@ func (e *Engine) sessionErr(ls *liveSession, err error) error {
 // connection is gone (or when h already holds it).
 func (e *Engine) AttachSession(ctx context.Context, h Holder, workspace string) (Session, error) {
 	if h.Conn == "" {
-		return Session{}, fmt.Errorf("%w: sessions need a connection identity", ErrInvalid)
+		return Session{}, errorf(ErrInvalid, "sessions need a connection identity")
 	}
 	var out store.Session
 	err := e.st.Update(func(tx *store.Tx) error {
@@ -435,14 +459,15 @@ func (e *Engine) AttachSession(ctx context.Context, h Holder, workspace string) 
 			return err
 		}
 		if w.Session == "" {
-			return fmt.Errorf("%w: workspace %q has no open session; open_session starts one", ErrNotFound, w.Name)
+			return errorf(ErrNotFound, "workspace %q has no open session; open_session starts one", w.Name).
+				with(ErrorFields{Workspace: w.Name}).then("open_session", "start a session", map[string]any{"workspace": w.Name})
 		}
 		s, err := tx.Session(w.Session)
 		if err != nil {
 			return err
 		}
 		if !s.Open() {
-			return fmt.Errorf("%w: workspace %q has no open session; open_session starts one", ErrNotFound, w.Name)
+			return errorf(ErrNotFound, "workspace %q has no open session; open_session starts one", w.Name)
 		}
 		e.sess.mu.Lock()
 		_, holderGone := e.sess.gone[s.HolderConn]
@@ -452,8 +477,8 @@ func (e *Engine) AttachSession(ctx context.Context, h Holder, workspace string) 
 			out = s
 			return nil
 		case s.State == store.SessionAttached && !holderGone:
-			return fmt.Errorf("%w: session %s on workspace %q is held by %s, whose connection is still open; attach works only once that connection is gone (or the session expires at %s)",
-				ErrLeased, s.ID, w.Name, s.HolderClient, s.Expires.UTC().Format(time.RFC3339))
+			return errorf(ErrLeased, "session %s on workspace %q is held by %s, whose connection is still open; attach works only once that connection is gone (or the session expires at %s)", s.ID, w.Name, s.HolderClient, s.Expires.UTC().Format(time.RFC3339)).
+				with(ErrorFields{Workspace: w.Name, Session: s.ID, Holder: s.HolderClient, HolderIsYou: ptr(false), State: s.State, ExpiresAt: ptr(s.Expires.UTC())})
 		}
 		s.State = store.SessionAttached
 		s.HolderConn = h.Conn
@@ -477,7 +502,7 @@ func (e *Engine) GetSession(ctx context.Context, id string) (Session, error) {
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return Session{}, fmt.Errorf("%w: no session %q", ErrNotFound, id)
+		return Session{}, errorf(ErrNotFound, "no session %q", id)
 	}
 	if err != nil {
 		return Session{}, err
@@ -504,13 +529,13 @@ func (e *Engine) sessionView(s store.Session) Session {
 // background (returns a process id for session_logs and session_kill).
 func (e *Engine) SessionExec(ctx context.Context, h Holder, req SessionExecRequest) (SessionExecResult, error) {
 	if strings.TrimSpace(req.Command) == "" {
-		return SessionExecResult{}, fmt.Errorf("%w: command is empty; give a program name like \"sh\" with args [\"-c\", \"echo hi\"]", ErrInvalid)
+		return SessionExecResult{}, errorf(ErrInvalid, "command is empty; give a program name like \"sh\" with args [\"-c\", \"echo hi\"]")
 	}
 	if strings.ContainsRune(req.Command, 0) || slices.ContainsFunc(req.Args, func(a string) bool { return strings.ContainsRune(a, 0) }) {
-		return SessionExecResult{}, fmt.Errorf("%w: command and args must not contain NUL bytes", ErrInvalid)
+		return SessionExecResult{}, errorf(ErrInvalid, "command and args must not contain NUL bytes")
 	}
 	if len(req.Stdin) > MaxStdin {
-		return SessionExecResult{}, fmt.Errorf("%w: stdin is %d bytes, more than the %d-byte limit", ErrInvalid, len(req.Stdin), MaxStdin)
+		return SessionExecResult{}, errorf(ErrInvalid, "stdin is %d bytes, more than the %d-byte limit", len(req.Stdin), MaxStdin)
 	}
 	if err := validEnv(req.Env); err != nil {
 		return SessionExecResult{}, err
@@ -543,7 +568,7 @@ func (e *Engine) SessionExec(ctx context.Context, h Holder, req SessionExecReque
 	res, err := ls.sb.Exec(ctx, x)
 	if err != nil {
 		if ctx.Err() != nil {
-			return SessionExecResult{}, fmt.Errorf("%w: the command was killed: %v", ErrCancelled, ctx.Err())
+			return SessionExecResult{}, errorf(ErrCancelled, "the command was killed: %v", ctx.Err())
 		}
 		return SessionExecResult{}, e.sessionErr(ls, err)
 	}
@@ -557,10 +582,10 @@ func (e *Engine) SessionExec(ctx context.Context, h Holder, req SessionExecReque
 // (at most 10 minutes) for new output or the process's end.
 func (e *Engine) SessionLogs(ctx context.Context, h Holder, sessionID, processID string, since int64, wait time.Duration) (ProcessStatus, error) {
 	if since < 0 {
-		return ProcessStatus{}, fmt.Errorf("%w: offset must be 0 or more", ErrInvalid)
+		return ProcessStatus{}, errorf(ErrInvalid, "offset must be 0 or more")
 	}
 	if wait < 0 || wait > 10*time.Minute {
-		return ProcessStatus{}, fmt.Errorf("%w: wait_ms must be between 0 and 600000", ErrInvalid)
+		return ProcessStatus{}, errorf(ErrInvalid, "wait_ms must be between 0 and 600000")
 	}
 	ls, _, err := e.holding(h, sessionID)
 	if err != nil {
@@ -569,7 +594,7 @@ func (e *Engine) SessionLogs(ctx context.Context, h Holder, sessionID, processID
 	st, err := ls.sb.Process(ctx, processID, since, wait)
 	if err != nil {
 		if errors.Is(err, sandbox.ErrNotFound) {
-			return ProcessStatus{}, fmt.Errorf("%w: session %s has no process %q; session_exec with background=true returns process ids", ErrNotFound, sessionID, processID)
+			return ProcessStatus{}, errorf(ErrNotFound, "session %s has no process %q; session_exec with background=true returns process ids", sessionID, processID)
 		}
 		return ProcessStatus{}, e.sessionErr(ls, err)
 	}
@@ -579,7 +604,7 @@ func (e *Engine) SessionLogs(ctx context.Context, h Holder, sessionID, processID
 // SessionKill sends sig to a background process's process group and returns its status.
 func (e *Engine) SessionKill(ctx context.Context, h Holder, sessionID, processID string, sig syscall.Signal) (ProcessStatus, error) {
 	if sig <= 0 || sig > 64 {
-		return ProcessStatus{}, fmt.Errorf("%w: signal %d is not a valid signal number", ErrInvalid, sig)
+		return ProcessStatus{}, errorf(ErrInvalid, "signal %d is not a valid signal number", sig)
 	}
 	ls, _, err := e.holding(h, sessionID)
 	if err != nil {
@@ -587,7 +612,7 @@ func (e *Engine) SessionKill(ctx context.Context, h Holder, sessionID, processID
 	}
 	if err := ls.sb.Signal(ctx, processID, sig); err != nil {
 		if errors.Is(err, sandbox.ErrNotFound) {
-			return ProcessStatus{}, fmt.Errorf("%w: session %s has no process %q; session_exec with background=true returns process ids", ErrNotFound, sessionID, processID)
+			return ProcessStatus{}, errorf(ErrNotFound, "session %s has no process %q; session_exec with background=true returns process ids", sessionID, processID)
 		}
 		return ProcessStatus{}, e.sessionErr(ls, err)
 	}
@@ -612,7 +637,7 @@ var tokenEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithP
 // one of the workspace's exposed ports.
 func (e *Engine) SessionURL(ctx context.Context, h Holder, sessionID string, port int) (string, error) {
 	if port < 1 || port > 65535 {
-		return "", fmt.Errorf("%w: port %d is outside 1–65535", ErrInvalid, port)
+		return "", errorf(ErrInvalid, "port %d is outside 1–65535", port)
 	}
 	ls, s, err := e.holding(h, sessionID)
 	if err != nil {
@@ -631,7 +656,7 @@ func (e *Engine) SessionURL(ctx context.Context, h Holder, sessionID string, por
 		if len(w.ExposedPorts) > 0 {
 			exposed = fmt.Sprint(w.ExposedPorts)
 		}
-		return "", fmt.Errorf("%w: port %d is not exposed by workspace %q (exposed ports: %s); only ports given in create_workspace's exposed_ports can get a URL", ErrInvalid, port, w.Name, exposed)
+		return "", errorf(ErrInvalid, "port %d is not exposed by workspace %q (exposed ports: %s); only ports given in create_workspace's exposed_ports can get a URL", port, w.Name, exposed)
 	}
 	if e.prov.Capabilities().PortURLs {
 		// The provider serves its ports itself (Vercel's public routes).
@@ -642,12 +667,12 @@ func (e *Engine) SessionURL(ctx context.Context, h Holder, sessionID string, por
 		return u, nil
 	}
 	if e.previewURL == nil {
-		return "", fmt.Errorf("%w: this server was started without a preview listener, so it cannot hand out URLs", ErrProvider)
+		return "", errorf(ErrProvider, "this server was started without a preview listener, so it cannot hand out URLs")
 	}
 	conn, err := ls.sb.DialPort(ctx, port)
 	if err != nil {
 		if errors.Is(err, sandbox.ErrRefused) {
-			return "", fmt.Errorf("%w: nothing is listening on port %d inside session %s yet; start your server there (e.g. session_exec with background=true) bound to 127.0.0.1:%d or 0.0.0.0:%d, then call session_url again", ErrInvalid, port, sessionID, port, port)
+			return "", errorf(ErrInvalid, "nothing is listening on port %d inside session %s yet; start your server there (e.g. session_exec with background=true) bound to 127.0.0.1:%d or 0.0.0.0:%d, then call session_url again", port, sessionID, port, port)
 		}
 		return "", e.sessionErr(ls, err)
 	}
@@ -674,12 +699,12 @@ func (e *Engine) Preview(token string) (PreviewTarget, func(ctx context.Context)
 	ls := e.sess.live[t.SessionID]
 	e.sess.mu.Unlock()
 	if !ok || ls == nil {
-		return PreviewTarget{}, nil, fmt.Errorf("%w: unknown or expired preview link; call session_url again for a fresh one", ErrNotFound)
+		return PreviewTarget{}, nil, errorf(ErrNotFound, "unknown or expired preview link; call session_url again for a fresh one")
 	}
 	dial := func(ctx context.Context) (net.Conn, error) {
 		c, err := ls.sb.DialPort(ctx, t.Port)
 		if err != nil && errors.Is(err, sandbox.ErrRefused) {
-			return nil, fmt.Errorf("%w: nothing is listening on port %d inside session %s", ErrInvalid, t.Port, t.SessionID)
+			return nil, errorf(ErrInvalid, "nothing is listening on port %d inside session %s", t.Port, t.SessionID)
 		}
 		return c, err
 	}
@@ -689,7 +714,7 @@ func (e *Engine) Preview(token string) (PreviewTarget, func(ctx context.Context)
 // ExtendSession makes the session expire timeout from now.
 func (e *Engine) ExtendSession(ctx context.Context, h Holder, sessionID string, timeout time.Duration) (Session, error) {
 	if timeout == 0 {
-		return Session{}, fmt.Errorf("%w: timeout_ms is required: how long from now the session should last", ErrInvalid)
+		return Session{}, errorf(ErrInvalid, "timeout_ms is required: how long from now the session should last")
 	}
 	timeout, err := validSessionTimeout(timeout)
 	if err != nil {
@@ -731,14 +756,14 @@ func (e *Engine) ExtendSession(ctx context.Context, h Holder, sessionID string, 
 // the session. If the snapshot or the record fails, the session is discarded and head stays.
 func (e *Engine) CommitSession(ctx context.Context, h Holder, sessionID, message string) (Commit, error) {
 	if len(message) > 1000 {
-		return Commit{}, fmt.Errorf("%w: message is longer than 1000 bytes", ErrInvalid)
+		return Commit{}, errorf(ErrInvalid, "message is longer than 1000 bytes")
 	}
 	ls, s, err := e.holding(h, sessionID)
 	if err != nil {
 		return Commit{}, err
 	}
 	if !ls.begin() {
-		return Commit{}, fmt.Errorf("%w: session %s is already ending", ErrExpired, sessionID)
+		return Commit{}, errorf(ErrExpired, "session %s is already ending", sessionID)
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
@@ -746,7 +771,7 @@ func (e *Engine) CommitSession(ctx context.Context, h Holder, sessionID, message
 	if err != nil {
 		_ = ls.sb.Stop(context.Background())
 		e.endSession(sessionID, store.SessionDiscarded, fmt.Sprintf("commit failed: %v", err))
-		return Commit{}, fmt.Errorf("%w: could not save session %s: %v; the session is discarded and the workspace stays at its head", ErrProvider, sessionID, err)
+		return Commit{}, errorf(ErrProvider, "could not save session %s: %v; the session is discarded and the workspace stays at its head", sessionID, err)
 	}
 	if message == "" {
 		message = fmt.Sprintf("session %s", sessionID)
@@ -763,7 +788,7 @@ func (e *Engine) CommitSession(ctx context.Context, h Holder, sessionID, message
 			return err
 		}
 		if w.Session != sessionID || w.Head != s.Base {
-			return fmt.Errorf("%w: workspace %s no longer matches session %s (head %s, session %q)", ErrBusy, w.ID, sessionID, w.Head, w.Session)
+			return errorf(ErrBusy, "workspace %s no longer matches session %s (head %s, session %q)", w.ID, sessionID, w.Head, w.Session)
 		}
 		if err := tx.PutCommit(c); err != nil {
 			return err
@@ -797,7 +822,7 @@ func (e *Engine) DiscardSession(ctx context.Context, h Holder, sessionID string)
 		return Session{}, err
 	}
 	if !ls.begin() {
-		return Session{}, fmt.Errorf("%w: session %s is already ending", ErrExpired, sessionID)
+		return Session{}, errorf(ErrExpired, "session %s is already ending", sessionID)
 	}
 	_ = ls.sb.Stop(context.Background())
 	s := e.endSession(sessionID, store.SessionDiscarded, "discard_session was called")
@@ -828,7 +853,7 @@ func (e *Engine) SessionReadFile(ctx context.Context, h Holder, sessionID, path 
 		return FileContent{}, err
 	}
 	if offset < 0 {
-		return FileContent{}, fmt.Errorf("%w: offset must be 0 or more", ErrInvalid)
+		return FileContent{}, errorf(ErrInvalid, "offset must be 0 or more")
 	}
 	if max <= 0 || max > MaxFileSize {
 		max = MaxFileSize
@@ -986,7 +1011,7 @@ func listArgs(path string, depth int) (string, int, error) {
 		depth = 1
 	}
 	if depth > MaxListDepth {
-		return "", 0, fmt.Errorf("%w: depth %d is more than the maximum %d", ErrInvalid, depth, MaxListDepth)
+		return "", 0, errorf(ErrInvalid, "depth %d is more than the maximum %d", depth, MaxListDepth)
 	}
 	return p, depth, nil
 }
@@ -994,10 +1019,10 @@ func listArgs(path string, depth int) (string, int, error) {
 // validFiles checks write_files' input and converts it for the provider.
 func validFiles(files []WriteFile) ([]sandbox.File, error) {
 	if len(files) == 0 {
-		return nil, fmt.Errorf("%w: files is empty; give at least one {path, content}", ErrInvalid)
+		return nil, errorf(ErrInvalid, "files is empty; give at least one {path, content}")
 	}
 	if len(files) > MaxFilesPerWrite {
-		return nil, fmt.Errorf("%w: %d files in one call is more than the %d allowed; split the write", ErrInvalid, len(files), MaxFilesPerWrite)
+		return nil, errorf(ErrInvalid, "%d files in one call is more than the %d allowed; split the write", len(files), MaxFilesPerWrite)
 	}
 	var total int
 	seen := map[string]bool{}
@@ -1008,20 +1033,20 @@ func validFiles(files []WriteFile) ([]sandbox.File, error) {
 			return nil, err
 		}
 		if seen[p] {
-			return nil, fmt.Errorf("%w: path %q appears twice in one write", ErrInvalid, f.Path)
+			return nil, errorf(ErrInvalid, "path %q appears twice in one write", f.Path)
 		}
 		seen[p] = true
 		if len(f.Content) > MaxFileSize {
-			return nil, fmt.Errorf("%w: %s is %d bytes, more than the %d-byte limit per file; generate large files with a command instead", ErrInvalid, f.Path, len(f.Content), MaxFileSize)
+			return nil, errorf(ErrInvalid, "%s is %d bytes, more than the %d-byte limit per file; generate large files with a command instead", f.Path, len(f.Content), MaxFileSize)
 		}
 		total += len(f.Content)
 		if f.Mode&^0o7777 != 0 {
-			return nil, fmt.Errorf("%w: mode %o of %s has bits beyond permissions (use e.g. 0644 or 0755)", ErrInvalid, f.Mode, f.Path)
+			return nil, errorf(ErrInvalid, "mode %o of %s has bits beyond permissions (use e.g. 0644 or 0755)", f.Mode, f.Path)
 		}
 		out = append(out, sandbox.File{Path: p, Content: f.Content, Mode: fs.FileMode(f.Mode)})
 	}
 	if total > MaxWriteTotal {
-		return nil, fmt.Errorf("%w: %d bytes in one call is more than the %d-byte limit; split the write", ErrInvalid, total, MaxWriteTotal)
+		return nil, errorf(ErrInvalid, "%d bytes in one call is more than the %d-byte limit; split the write", total, MaxWriteTotal)
 	}
 	return out, nil
 }

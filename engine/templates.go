@@ -216,10 +216,9 @@ func (t *templates) lookup(name string) (*templateDef, error) {
 		return d, nil
 	}
 	if len(t.names) == 0 {
-		return nil, fmt.Errorf("%w: template %q is not defined: this server has no setup templates (its operator defines them in the server's config); omit template to start from an empty workspace", ErrNotFound, name)
+		return nil, errorf(ErrNotFound, "template %q is not defined: this server has no setup templates (its operator defines them in the server's config); omit template to start from an empty workspace", name)
 	}
-	return nil, fmt.Errorf("%w: template %q is not defined; this server's templates are: %s (the server's instructions describe them); omit template to start from an empty workspace",
-		ErrNotFound, name, strings.Join(t.names, ", "))
+	return nil, errorf(ErrNotFound, "template %q is not defined; this server's templates are: %s (the server's instructions describe them); omit template to start from an empty workspace", name, strings.Join(t.names, ", "))
 }
 
 // errTemplateMoved: the template record changed between reading it and using it; read it again.
@@ -253,8 +252,7 @@ func (e *Engine) ensureTemplate(ctx context.Context, def *templateDef, force boo
 	case <-b.done:
 		return b.ts, b.built, b.err
 	case <-ctx.Done():
-		return store.TemplateSnapshot{}, false, fmt.Errorf("%w: stopped waiting for the setup of template %q (%v); the setup goes on, and its snapshot will be ready for the next create_workspace with this template",
-			ErrCancelled, def.name, ctx.Err())
+		return store.TemplateSnapshot{}, false, errorf(ErrCancelled, "stopped waiting for the setup of template %q (%v); the setup goes on, and its snapshot will be ready for the next create_workspace with this template", def.name, ctx.Err())
 	}
 }
 
@@ -324,8 +322,7 @@ func (e *Engine) buildTemplate(ctx context.Context, def *templateDef, force bool
 		}
 	}
 	fail := func(format string, a ...any) error {
-		return fmt.Errorf("%w: template %q (%s): %s; nothing was saved, and the next create_workspace with this template (or `sandkit-mcp bootstrap`) runs the setup again",
-			ErrSetup, def.name, cmdline(def.Command, def.Args), fmt.Sprintf(format, a...))
+		return errorf(ErrSetup, "template %q (%s): %s; nothing was saved, and the next create_workspace with this template (or `sandkit-mcp bootstrap`) runs the setup again", def.name, cmdline(def.Command, def.Args), fmt.Sprintf(format, a...))
 	}
 	e.log.Info("template setup started", "template", def.name, "fingerprint", def.fingerprint[:12], "command", cmdline(def.Command, def.Args))
 	start := time.Now()
@@ -387,7 +384,7 @@ func (e *Engine) buildTemplate(ctx context.Context, def *templateDef, force bool
 	})
 	if err != nil {
 		_ = e.prov.DeleteSnapshot(context.Background(), info.Ref)
-		return store.TemplateSnapshot{}, false, fmt.Errorf("%w: template %q: record its snapshot: %w", ErrSetup, def.name, err)
+		return store.TemplateSnapshot{}, false, errorf(ErrSetup, "template %q: record its snapshot: %w", def.name, err)
 	}
 	e.gcSnapshots(old)
 	e.log.Info("template snapshot built", "template", def.name, "snapshot", ts.Snapshot, "ms", ts.DurationMS)
@@ -515,7 +512,7 @@ func (e *Engine) Bootstrap(ctx context.Context, names []string, rebuild bool) ([
 		return nil, ErrClosed
 	}
 	if len(e.tpl.names) == 0 {
-		return nil, fmt.Errorf("%w: no setup templates are defined (the server's config defines them under \"templates\")", ErrNotFound)
+		return nil, errorf(ErrNotFound, "no setup templates are defined (the server's config defines them under \"templates\")")
 	}
 	if len(names) == 0 {
 		names = e.tpl.names

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"path"
 	"strings"
 	"time"
@@ -14,33 +13,33 @@ import (
 // starting with a letter or digit, and not shaped like an id.
 func validName(name string) error {
 	if name == "" {
-		return fmt.Errorf("%w: workspace name is empty", ErrInvalid)
+		return errorf(ErrInvalid, "workspace name is empty")
 	}
 	if len(name) > 64 {
-		return fmt.Errorf("%w: workspace name %q is longer than 64 characters", ErrInvalid, name)
+		return errorf(ErrInvalid, "workspace name %q is longer than 64 characters", name)
 	}
 	for i, r := range name {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || (i > 0 && (r == '.' || r == '_' || r == '-'))
 		if !ok {
-			return fmt.Errorf("%w: workspace name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", ErrInvalid, name)
+			return errorf(ErrInvalid, "workspace name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", name)
 		}
 	}
 	if hasPrefix(name, wsPrefix) {
-		return fmt.Errorf("%w: workspace name %q starts with %q, which is reserved for ids; pick another name", ErrInvalid, name, wsPrefix)
+		return errorf(ErrInvalid, "workspace name %q starts with %q, which is reserved for ids; pick another name", name, wsPrefix)
 	}
 	return nil
 }
 
 func validLabels(labels map[string]string) error {
 	if len(labels) > 32 {
-		return fmt.Errorf("%w: at most 32 labels per workspace", ErrInvalid)
+		return errorf(ErrInvalid, "at most 32 labels per workspace")
 	}
 	for k, v := range labels {
 		if k == "" || len(k) > 63 || strings.ContainsAny(k, "= \t\n") {
-			return fmt.Errorf("%w: label key %q must be 1–63 characters without '=' or spaces", ErrInvalid, k)
+			return errorf(ErrInvalid, "label key %q must be 1–63 characters without '=' or spaces", k)
 		}
 		if len(v) > 256 || !utf8.ValidString(v) {
-			return fmt.Errorf("%w: label %q: value must be valid UTF-8 of at most 256 bytes", ErrInvalid, k)
+			return errorf(ErrInvalid, "label %q: value must be valid UTF-8 of at most 256 bytes", k)
 		}
 	}
 	return nil
@@ -51,7 +50,7 @@ func validPorts(ports []int) ([]int, error) {
 	var out []int
 	for _, p := range ports {
 		if p < 1 || p > 65535 {
-			return nil, fmt.Errorf("%w: exposed port %d is outside 1–65535", ErrInvalid, p)
+			return nil, errorf(ErrInvalid, "exposed port %d is outside 1–65535", p)
 		}
 		if !seen[p] {
 			seen[p] = true
@@ -59,7 +58,7 @@ func validPorts(ports []int) ([]int, error) {
 		}
 	}
 	if len(out) > 16 {
-		return nil, fmt.Errorf("%w: at most 16 exposed ports", ErrInvalid)
+		return nil, errorf(ErrInvalid, "at most 16 exposed ports")
 	}
 	return out, nil
 }
@@ -69,11 +68,11 @@ func validPorts(ports []int) ([]int, error) {
 func (e *Engine) providerPorts(ports []int) error {
 	caps := e.prov.Capabilities()
 	if caps.MaxPorts > 0 && len(ports) > caps.MaxPorts {
-		return fmt.Errorf("%w: %d exposed ports, but the %s provider exposes at most %d", ErrInvalid, len(ports), e.prov.Name(), caps.MaxPorts)
+		return errorf(ErrInvalid, "%d exposed ports, but the %s provider exposes at most %d", len(ports), e.prov.Name(), caps.MaxPorts)
 	}
 	for _, p := range ports {
 		if p < caps.MinPort {
-			return fmt.Errorf("%w: exposed port %d is below %d, the lowest port the %s provider can expose; serve on a port from %d to 65535", ErrInvalid, p, caps.MinPort, e.prov.Name(), caps.MinPort)
+			return errorf(ErrInvalid, "exposed port %d is below %d, the lowest port the %s provider can expose; serve on a port from %d to 65535", p, caps.MinPort, e.prov.Name(), caps.MinPort)
 		}
 	}
 	return nil
@@ -83,7 +82,7 @@ func (e *Engine) providerPorts(ports []int) error {
 // margin") fits the provider's plan limit.
 func (e *Engine) providerLifetime(d time.Duration, what string) error {
 	if max := e.prov.Capabilities().MaxLifetime; max > 0 && d > max {
-		return fmt.Errorf("%w: %s needs a sandbox living %v, but the %s provider's sandboxes live at most %v (its plan limit); use a shorter timeout", ErrInvalid, what, d.Round(time.Second), e.prov.Name(), max)
+		return errorf(ErrInvalid, "%s needs a sandbox living %v, but the %s provider's sandboxes live at most %v (its plan limit); use a shorter timeout", what, d.Round(time.Second), e.prov.Name(), max)
 	}
 	return nil
 }
@@ -93,9 +92,9 @@ func validTimeout(d time.Duration) (time.Duration, error) {
 	case d == 0:
 		return DefaultTimeout, nil
 	case d < 0:
-		return 0, fmt.Errorf("%w: timeout_ms must be positive (omit it for the default of %d ms)", ErrInvalid, DefaultTimeout.Milliseconds())
+		return 0, errorf(ErrInvalid, "timeout_ms must be positive (omit it for the default of %d ms)", DefaultTimeout.Milliseconds())
 	case d > MaxTimeout:
-		return 0, fmt.Errorf("%w: timeout_ms %d is larger than the maximum %d ms (24 h); use background=true with a shorter timeout per step", ErrInvalid, d.Milliseconds(), MaxTimeout.Milliseconds())
+		return 0, errorf(ErrInvalid, "timeout_ms %d is larger than the maximum %d ms (24 h); use background=true with a shorter timeout per step", d.Milliseconds(), MaxTimeout.Milliseconds())
 	}
 	return d, nil
 }
@@ -105,20 +104,20 @@ func validTimeout(d time.Duration) (time.Duration, error) {
 func cleanPath(p string, allowRoot bool) (string, error) {
 	orig := p
 	if strings.ContainsRune(p, 0) {
-		return "", fmt.Errorf("%w: path %q contains a NUL byte", ErrInvalid, orig)
+		return "", errorf(ErrInvalid, "path %q contains a NUL byte", orig)
 	}
 	if !utf8.ValidString(p) {
-		return "", fmt.Errorf("%w: path is not valid UTF-8", ErrInvalid)
+		return "", errorf(ErrInvalid, "path is not valid UTF-8")
 	}
 	if strings.HasPrefix(p, "/") {
 		if p != sandbox.WorkspaceDir && !strings.HasPrefix(p, sandbox.WorkspaceDir+"/") {
-			return "", fmt.Errorf("%w: path %q is outside /workspace; use a path relative to /workspace or starting with /workspace/", ErrInvalid, orig)
+			return "", errorf(ErrInvalid, "path %q is outside /workspace; use a path relative to /workspace or starting with /workspace/", orig)
 		}
 		p = strings.TrimPrefix(strings.TrimPrefix(p, sandbox.WorkspaceDir), "/")
 	}
 	for _, part := range strings.Split(p, "/") {
 		if part == ".." {
-			return "", fmt.Errorf("%w: path %q uses \"..\"; paths must stay inside /workspace", ErrInvalid, orig)
+			return "", errorf(ErrInvalid, "path %q uses \"..\"; paths must stay inside /workspace", orig)
 		}
 	}
 	c := path.Clean("/" + p)[1:]
@@ -126,10 +125,10 @@ func cleanPath(p string, allowRoot bool) (string, error) {
 		c = "."
 	}
 	if c == "." && !allowRoot {
-		return "", fmt.Errorf("%w: path %q names /workspace itself; give a file path", ErrInvalid, orig)
+		return "", errorf(ErrInvalid, "path %q names /workspace itself; give a file path", orig)
 	}
 	if len(c) > 4096 {
-		return "", fmt.Errorf("%w: path is longer than 4096 bytes", ErrInvalid)
+		return "", errorf(ErrInvalid, "path is longer than 4096 bytes")
 	}
 	return c, nil
 }
@@ -137,10 +136,10 @@ func cleanPath(p string, allowRoot bool) (string, error) {
 func validEnv(env map[string]string) error {
 	for k, v := range env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return fmt.Errorf("%w: environment variable name %q is invalid (empty, or contains '=' or NUL)", ErrInvalid, k)
+			return errorf(ErrInvalid, "environment variable name %q is invalid (empty, or contains '=' or NUL)", k)
 		}
 		if strings.ContainsRune(v, 0) {
-			return fmt.Errorf("%w: environment variable %s contains a NUL byte", ErrInvalid, k)
+			return errorf(ErrInvalid, "environment variable %s contains a NUL byte", k)
 		}
 	}
 	return nil

@@ -54,7 +54,7 @@ func (e *Engine) CreateWorkspace(ctx context.Context, req CreateWorkspaceRequest
 			_, err := tx.WorkspaceByName(name)
 			return err
 		}); err == nil {
-			return Workspace{}, fmt.Errorf("%w: a workspace named %q already exists; pick another name or use that workspace", ErrExists, name)
+			return Workspace{}, errorf(ErrExists, "a workspace named %q already exists; pick another name or use that workspace", name)
 		}
 	}
 	w := store.Workspace{
@@ -105,10 +105,10 @@ func (e *Engine) CreateWorkspace(ctx context.Context, req CreateWorkspaceRequest
 		break
 	}
 	if errors.Is(err, store.ErrExists) {
-		return Workspace{}, fmt.Errorf("%w: a workspace named %q already exists; pick another name or use that workspace", ErrExists, name)
+		return Workspace{}, errorf(ErrExists, "a workspace named %q already exists; pick another name or use that workspace", name)
 	}
 	if errors.Is(err, errTemplateMoved) {
-		return Workspace{}, fmt.Errorf("%w: template %q was rebuilt several times while this workspace was being created; try again", ErrBusy, def.name)
+		return Workspace{}, errorf(ErrBusy, "template %q was rebuilt several times while this workspace was being created; try again", def.name)
 	}
 	if err != nil {
 		return Workspace{}, fmt.Errorf("create workspace: %w", err)
@@ -166,7 +166,7 @@ func (e *Engine) lookup(ref string) (store.Workspace, error) {
 
 func lookupTx(tx *store.Tx, ref string) (store.Workspace, error) {
 	if strings.TrimSpace(ref) == "" {
-		return store.Workspace{}, fmt.Errorf("%w: workspace is required (an id like ws_… or a name)", ErrInvalid)
+		return store.Workspace{}, errorf(ErrInvalid, "workspace is required (an id like ws_… or a name)")
 	}
 	if hasPrefix(ref, wsPrefix) {
 		w, err := tx.Workspace(ref)
@@ -179,7 +179,7 @@ func lookupTx(tx *store.Tx, ref string) (store.Workspace, error) {
 	}
 	w, err := tx.WorkspaceByName(ref)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Workspace{}, fmt.Errorf("%w: no workspace with id or name %q; list_workspaces shows the existing ones, create_workspace makes one", ErrNotFound, ref)
+		return store.Workspace{}, errorf(ErrNotFound, "no workspace with id or name %q; list_workspaces shows the existing ones, create_workspace makes one", ref)
 	}
 	return w, err
 }
@@ -218,8 +218,8 @@ func (e *Engine) DeleteWorkspace(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	if err := e.checkLease(w.ID); err != nil {
-		return fmt.Errorf("%w (a leased workspace cannot be deleted: its holder must commit_session or discard_session first)", err)
+	if err := e.checkLease(ctx, w.ID); err != nil {
+		return noted(err, "a leased workspace cannot be deleted: its holder must commit_session or discard_session first")
 	}
 	e.cancelWorkspaceRuns(w.ID, "the workspace was deleted")
 	var snaps []string
@@ -230,7 +230,7 @@ func (e *Engine) DeleteWorkspace(ctx context.Context, ref string) error {
 			if err != nil {
 				return err
 			}
-			if err := checkLeaseTx(tx, cur); err != nil {
+			if err := checkLeaseTx(tx, cur, CallerFrom(ctx)); err != nil {
 				return err
 			}
 			commits, err := tx.Commits(w.ID)
@@ -245,7 +245,7 @@ func (e *Engine) DeleteWorkspace(ctx context.Context, ref string) error {
 	})
 	<-j.done
 	if errors.Is(derr, store.ErrNotFound) {
-		return fmt.Errorf("%w: workspace %q was already deleted", ErrNotFound, ref)
+		return errorf(ErrNotFound, "workspace %q was already deleted", ref)
 	}
 	if errors.Is(derr, ErrLeased) {
 		return derr
