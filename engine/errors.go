@@ -79,7 +79,7 @@ type Error struct {
 	// Fields are the facts behind the message.
 	Fields ErrorFields
 	// Next lists calls that would resolve the failure, most useful first.
-	Next []Call
+	Next  []Call
 	cause error
 }
 
