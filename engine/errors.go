@@ -81,6 +81,9 @@ type Error struct {
 	// Next lists calls that would resolve the failure, most useful first.
 	Next  []Call
 	cause error
+	// whole is set when Msg already holds the whole text, kind included (an error that only
+	// wraps a sentinel).
+	whole bool
 }
 
 // ErrorFields are the facts an error is about; unset fields are omitted.
@@ -113,6 +116,9 @@ type Call struct {
 
 // Error renders "kind: message", as the sentinel-wrapping errors of earlier versions did.
 func (e *Error) Error() string {
+	if e.whole {
+		return e.Msg
+	}
 	if e.Msg == "" {
 		return e.Kind.Error()
 	}
@@ -172,7 +178,7 @@ func AsError(err error) (*Error, bool) {
 	}
 	for _, k := range kinds {
 		if errors.Is(err, k.err) {
-			return &Error{Kind: k.err, Msg: err.Error(), cause: err}, true
+			return &Error{Kind: k.err, Msg: err.Error(), cause: err, whole: true}, true
 		}
 	}
 	return nil, false
@@ -193,4 +199,11 @@ func noted(err error, s string) error {
 		e.note(s)
 	}
 	return err
+}
+
+// ArgError is an ErrInvalid error about one argument, for callers that check the shape of their
+// input before it reaches the engine (the tools layer decoding JSON). why says what is wrong and
+// how to fix it.
+func ArgError(arg, why string) *Error {
+	return errorf(ErrInvalid, "%s: %s", arg, why).with(ErrorFields{Argument: arg})
 }

@@ -12,11 +12,12 @@ import (
 // History lists commits from the head back along parent links, newest first, at most limit
 // (<=0: 50; at most 1000).
 func (e *Engine) History(ctx context.Context, ref string, limit int) ([]Commit, error) {
-	if limit <= 0 {
-		limit = 50
+	if limit < 0 || limit > MaxHistoryLimit {
+		return nil, errorf(ErrInvalid, "limit %d is out of range: give 1 to %d, or omit it for %d", limit, MaxHistoryLimit, DefaultHistoryLimit).
+			with(ErrorFields{Argument: "limit", Limit: ptr(int64(MaxHistoryLimit)), Got: ptr(int64(limit))})
 	}
-	if limit > 1000 {
-		return nil, errorf(ErrInvalid, "limit %d is more than 1000", limit)
+	if limit == 0 {
+		limit = DefaultHistoryLimit
 	}
 	var out []Commit
 	err := e.st.View(func(tx *store.Tx) error {

@@ -43,11 +43,11 @@ const (
 func (e *Engine) checkPolicy(p policies.Policy, use policyUse) (policies.Policy, error) {
 	n, err := policies.Normalize(p)
 	if err != nil {
-		return policies.Policy{}, errorf(ErrPolicy, "%w", err)
+		return policies.Policy{}, errorf(ErrPolicy, "%w", err).with(ErrorFields{Argument: "policy"})
 	}
 	if use == useDefault {
 		if err := policies.Durable(n); err != nil {
-			return policies.Policy{}, errorf(ErrPolicy, "%w", err)
+			return policies.Policy{}, errorf(ErrPolicy, "%w", err).with(ErrorFields{Argument: "policy"})
 		}
 	}
 	if err := e.withinLimit(n); err != nil {

@@ -136,10 +136,12 @@ func validSessionTimeout(d time.Duration) (time.Duration, error) {
 	switch {
 	case d == 0:
 		return DefaultSessionTimeout, nil
-	case d < time.Second:
-		return 0, errorf(ErrInvalid, "timeout_ms must be at least 1000 (omit it for the default of %d ms)", DefaultSessionTimeout.Milliseconds())
+	case d < MinSessionTimeout:
+		return 0, errorf(ErrInvalid, "timeout_ms %d is less than the minimum %d (omit it for the default of %d ms)", d.Milliseconds(), MinSessionTimeout.Milliseconds(), DefaultSessionTimeout.Milliseconds()).
+			with(ErrorFields{Argument: "timeout_ms", Limit: ptr(MinSessionTimeout.Milliseconds()), Got: ptr(d.Milliseconds())})
 	case d > MaxSessionTimeout:
-		return 0, errorf(ErrInvalid, "timeout_ms %d is larger than the maximum %d ms (24 h); extend_session can prolong a session later", d.Milliseconds(), MaxSessionTimeout.Milliseconds())
+		return 0, errorf(ErrInvalid, "timeout_ms %d is larger than the maximum %d ms (24 h); extend_session can prolong a session later", d.Milliseconds(), MaxSessionTimeout.Milliseconds()).
+			with(ErrorFields{Argument: "timeout_ms", Limit: ptr(MaxSessionTimeout.Milliseconds()), Got: ptr(d.Milliseconds())})
 	}
 	return d, nil
 }

@@ -54,6 +54,13 @@ type Lease struct {
 	// Policy describes the session's effective egress policy (its own override, redacted, or
 	// the workspace's default when it started).
 	Policy string `json:"policy,omitempty"`
+
+	holderConn string
+}
+
+// HeldBy reports whether h is the session's holder, attached now.
+func (l Lease) HeldBy(h Holder) bool {
+	return h.Conn != "" && l.holderConn == h.Conn && l.State == store.SessionAttached
 }
 
 // FileEntry is one entry of ListFiles.

@@ -31,8 +31,8 @@ func validName(name string) error {
 }
 
 func validLabels(labels map[string]string) error {
-	if len(labels) > 32 {
-		return errorf(ErrInvalid, "at most 32 labels per workspace")
+	if len(labels) > MaxLabels {
+		return errorf(ErrInvalid, "at most %d labels per workspace", MaxLabels)
 	}
 	for k, v := range labels {
 		if k == "" || len(k) > 63 || strings.ContainsAny(k, "= \t\n") {
@@ -57,8 +57,8 @@ func validPorts(ports []int) ([]int, error) {
 			out = append(out, p)
 		}
 	}
-	if len(out) > 16 {
-		return nil, errorf(ErrInvalid, "at most 16 exposed ports")
+	if len(out) > MaxExposedPorts {
+		return nil, errorf(ErrInvalid, "at most %d exposed ports", MaxExposedPorts)
 	}
 	return out, nil
 }

@@ -190,7 +190,7 @@ func (e *Engine) view(w store.Workspace) Workspace {
 	if w.Session != "" {
 		_ = e.st.View(func(tx *store.Tx) error {
 			if s, err := tx.Session(w.Session); err == nil && s.Open() {
-				v.Lease = &Lease{SessionID: s.ID, State: s.State, Holder: s.HolderClient, Expires: s.Expires, Policy: s.Policy}
+				v.Lease = &Lease{SessionID: s.ID, State: s.State, Holder: s.HolderClient, Expires: s.Expires, Policy: s.Policy, holderConn: s.HolderConn}
 			}
 			return nil
 		})

@@ -50,13 +50,13 @@ func TestFileContentView(t *testing.T) {
 				t.Errorf("size = %d, want the file's size %d", v.Size, tc.fc.Size)
 			}
 			switch {
-			case tc.wantNext == 0 && (v.Truncated || v.NextOffset != nil):
-				t.Errorf("truncated with next_offset %v, want the whole rest", v.NextOffset)
-			case tc.wantNext != 0 && (!v.Truncated || v.NextOffset == nil || *v.NextOffset != tc.wantNext):
-				t.Errorf("truncated=%v next_offset=%v, want next_offset %d", v.Truncated, v.NextOffset, tc.wantNext)
+			case tc.wantNext == 0 && v.NextOffset != nil:
+				t.Errorf("next_offset %v, want the whole rest", *v.NextOffset)
+			case tc.wantNext != 0 && (v.NextOffset == nil || *v.NextOffset != tc.wantNext):
+				t.Errorf("next_offset=%v, want %d", v.NextOffset, tc.wantNext)
 			}
-			if v.NextOffset != nil && !strings.Contains(fileText(v), "offset") {
-				t.Errorf("text does not say how to read on: %q", fileText(v))
+			if v.NextOffset != nil && !strings.Contains(v.text(), "offset") {
+				t.Errorf("text does not say where the rest starts: %q", v.text())
 			}
 		})
 	}
@@ -77,13 +77,13 @@ func TestDecodeBase64(t *testing.T) {
 }
 
 func TestDecodeFiles(t *testing.T) {
-	files, msg := decodeFiles([]fileArg{
+	files, err := decodeFiles([]fileArg{
 		{Path: "a.sh", Content: "#!/bin/sh\n", Mode: "0755"},
 		{Path: "b.bin", Content: "AP8=", Encoding: "base64"},
 		{Path: "c", Content: "", Mode: "600"},
 	})
-	if msg != "" {
-		t.Fatal(msg)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if files[0].Mode != 0o755 || string(files[0].Content) != "#!/bin/sh\n" {
 		t.Errorf("file 0 = %+v", files[0])

@@ -12,74 +12,94 @@ import (
 	"github.com/sandkit/sandkit-mcp/engine"
 )
 
-const (
-	defaultHistoryLimit = 50
-	maxHistoryLimit     = 1000
-)
+// commitView is a commit as tools return it.
+type commitView struct {
+	ID     string `json:"commit_id" jsonschema:"required"`
+	Parent string `json:"parent,omitempty"`
+	// Kind is empty, run, write, session, restore, fork or setup.
+	Kind    string `json:"kind" jsonschema:"required"`
+	Message string `json:"message"`
+	RunID   string `json:"run_id,omitempty"`
+	// Source is the commit a restore or fork took its state from.
+	Source       string    `json:"source_commit,omitempty"`
+	ChangedFiles int64     `json:"changed_files"`
+	ChangedBytes int64     `json:"changed_bytes"`
+	Created      time.Time `json:"created_at"`
+	IsHead       bool      `json:"head,omitempty"`
+}
+
+func newCommitView(c engine.Commit, head string) commitView {
+	return commitView{
+		ID: c.ID, Parent: c.Parent, Kind: c.Kind, Message: c.Message, RunID: c.RunID, Source: c.Source,
+		ChangedFiles: c.ChangedFiles, ChangedBytes: c.ChangedBytes, Created: c.Created.UTC(), IsHead: c.ID == head,
+	}
+}
+
+// changeText summarizes what a commit changed.
+func (c commitView) changeText() string {
+	return fmt.Sprintf("%d file(s) changed, %s", c.ChangedFiles, sizeText(c.ChangedBytes))
+}
 
 type workspaceHistoryArgs struct {
-	Workspace string `json:"workspace" jsonschema:"required" jsonschema_description:"The workspace: its id (ws_…) or its name."`
-	Limit     int    `json:"limit,omitempty" jsonschema:"minimum=1,maximum=1000" jsonschema_description:"Return at most this many commits, newest first. Default 50, maximum 1000."`
+	Workspace string `json:"workspace" jsonschema:"required" jsonschema_description:"Workspace id (ws_…) or name."`
+	Limit     int    `json:"limit,omitempty" jsonschema_description:"At most this many commits, newest first: 1 to {history_max}, default {history_default}."`
 }
 
-// historyView is workspace_history's structured result.
+// historyView is workspace_history's result.
 type historyView struct {
-	WorkspaceID string          `json:"workspace_id"`
-	Name        string          `json:"name"`
-	Head        string          `json:"head"`
-	Commits     []engine.Commit `json:"commits"`
+	WorkspaceID string       `json:"workspace_id" jsonschema:"required"`
+	Name        string       `json:"name" jsonschema:"required"`
+	Head        string       `json:"head" jsonschema:"required"`
+	Commits     []commitView `json:"commits" jsonschema:"required"`
+	// More is true when older commits exist beyond limit.
+	More bool `json:"more,omitempty"`
+	Steps
 }
 
-func (t *toolset) workspaceHistory() server.ServerTool {
-	return define(t, toolDef[workspaceHistoryArgs]{
-		name:  "workspace_history",
-		title: "Workspace history",
-		description: "List a workspace's commits from its head back, newest first. Every durable change is a commit: " +
-			"each run_command (kind \"run\", with its run_id and exit code), each write_files (\"write\"), each commit_session (\"session\"), " +
-			"each restore (\"restore\"), " +
-			"and the first commit (\"empty\" or \"fork\"). Each commit has an id (c_…), its parent, a message and the size of its change. " +
-			"Use a commit id with restore_workspace to go back to that state, or with fork_workspace to branch from it.",
-		hints: hints{readOnly: true, idempotent: true},
-		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *workspaceHistoryArgs) *mcp.CallToolResult {
-			if msg := workspaceRef(a.Workspace); msg != "" {
-				return errorText(msg)
-			}
-			if a.Limit < 0 || a.Limit > maxHistoryLimit {
-				return errorText(invalidArg("limit", fmt.Sprintf("%d is out of range: give 1 to %d, or omit it for %d", a.Limit, maxHistoryLimit, defaultHistoryLimit)))
-			}
-			limit := a.Limit
-			if limit == 0 {
-				limit = defaultHistoryLimit
-			}
-			w, err := t.eng.GetWorkspace(ctx, a.Workspace)
-			if err != nil {
-				return t.fail("workspace_history", err)
-			}
-			commits, err := t.eng.History(ctx, w.ID, limit)
-			if err != nil {
-				return t.fail("workspace_history", err)
-			}
-			if commits == nil {
-				commits = []engine.Commit{}
-			}
-			v := historyView{WorkspaceID: w.ID, Name: w.Name, Head: w.Head, Commits: commits}
-			return result(v, historyText(v, limit))
-		},
-	})
-}
-
-// historyText is workspace_history's human text: one line per commit.
-func historyText(v historyView, limit int) string {
+func (v historyView) text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "workspace %s (%s): %d commit(s), newest first", v.Name, v.WorkspaceID, len(v.Commits))
-	if n := len(v.Commits); n == limit && v.Commits[n-1].Parent != "" {
-		fmt.Fprintf(&b, " (older commits exist; raise limit, at most %d, to see them)", maxHistoryLimit)
+	if v.More {
+		b.WriteString(" (older commits exist: raise limit)")
 	}
 	for _, c := range v.Commits {
-		fmt.Fprintf(&b, "\n%s  %s  %-7s  %s", c.ID, c.Created.UTC().Format(time.RFC3339), c.Kind, c.Message)
-		if c.ID == v.Head {
+		fmt.Fprintf(&b, "\n%s  %s  %-7s  %s  (%s)", c.ID, c.Created.Format(time.RFC3339), c.Kind, c.Message, c.changeText())
+		if c.IsHead {
 			b.WriteString("  [head]")
 		}
 	}
 	return b.String()
+}
+
+func (t *toolset) workspaceHistory() server.ServerTool {
+	return define(t, toolDef[workspaceHistoryArgs, historyView]{
+		name:  "workspace_history",
+		title: "Workspace history",
+		description: "List a workspace's commits from the head back, newest first: each run_command, write_files, commit_session and restore " +
+			"that changed something made one. Use a commit id with restore_workspace or fork_workspace.",
+		hints: hints{readOnly: true, idempotent: true},
+		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *workspaceHistoryArgs) (historyView, error) {
+			if err := workspaceRef(a.Workspace); err != nil {
+				return historyView{}, err
+			}
+			w, err := t.eng.GetWorkspace(ctx, a.Workspace)
+			if err != nil {
+				return historyView{}, err
+			}
+			limit := a.Limit
+			if limit == 0 {
+				limit = engine.DefaultHistoryLimit
+			}
+			commits, err := t.eng.History(ctx, w.ID, a.Limit)
+			if err != nil {
+				return historyView{}, err
+			}
+			v := historyView{WorkspaceID: w.ID, Name: w.Name, Head: w.Head, Commits: make([]commitView, 0, len(commits))}
+			for _, c := range commits {
+				v.Commits = append(v.Commits, newCommitView(c, w.Head))
+			}
+			v.More = len(commits) == limit && commits[len(commits)-1].Parent != ""
+			return v, nil
+		},
+	})
 }

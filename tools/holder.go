@@ -74,14 +74,23 @@ func clientName(info mcp.Implementation) string {
 	return name + " " + version
 }
 
-// holder is HolderFromContext for a handler: the holder, or the tool error to return.
-func (t *toolset) holder(ctx context.Context, tool string) (engine.Holder, *mcp.CallToolResult) {
+// noConnectionError is why a session tool cannot act for a request without a connection identity.
+type noConnectionError struct{ tool string }
+
+func (e *noConnectionError) Error() string {
+	return e.tool + " needs an MCP connection that has a session identity, and this request has none " +
+		"(the client speaks a sessionless protocol version such as 2026-07-28, or the call did not come through an MCP transport). " +
+		"A live session belongs to the connection that opened it, so reconnect with a session-bearing protocol version " +
+		"(2025-11-25 or earlier) or through the stdio command; run_command and the other workspace tools work without one"
+}
+
+func (e *noConnectionError) Unwrap() error { return errNoConnection }
+
+// holder is HolderFromContext for a handler: the holder, or the error to fail with.
+func (t *toolset) holder(ctx context.Context, tool string) (engine.Holder, error) {
 	h, err := HolderFromContext(ctx)
 	if err != nil {
-		return h, errorText(tool + " needs an MCP connection that has a session identity, and this request has none " +
-			"(the client speaks a sessionless protocol version such as 2026-07-28, or the call did not come through an MCP transport). " +
-			"A live session belongs to the connection that opened it, so reconnect with a session-bearing protocol version " +
-			"(2025-11-25 or earlier) or through the stdio command; run_command and the other workspace tools work without one")
+		return h, &noConnectionError{tool: tool}
 	}
 	return h, nil
 }

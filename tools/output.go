@@ -32,9 +32,9 @@ type boundedStream struct {
 // lineSnap is how far (in bytes) a cut may move to land on a line break.
 const lineSnap = 512
 
-// boundOutput bounds out to at most head bytes from its start and tail bytes from its end. hint
-// follows the count in the marker and says how to read more ("; get_run … shows …").
-func boundOutput(out engine.Output, head, tail int, hint string) boundedStream {
+// boundOutput bounds out to at most head bytes from its start and tail bytes from its end (how to
+// read more is the result's next step).
+func boundOutput(out engine.Output, head, tail int) boundedStream {
 	head, tail = max(head, 0), max(tail, 0)
 	kept := int64(len(out.Head) + len(out.Tail))
 	total := max(out.Total, kept+max(out.Omitted, 0))
@@ -78,7 +78,7 @@ func boundOutput(out engine.Output, head, tail int, hint string) boundedStream {
 	if firstText != "" && !strings.HasSuffix(firstText, "\n") {
 		b.WriteByte('\n')
 	}
-	fmt.Fprintf(&b, "[… %d bytes omitted%s …]\n", omitted, hint)
+	fmt.Fprintf(&b, "[… %d bytes omitted …]\n", omitted)
 	b.WriteString(lastText)
 	return boundedStream{Text: b.String(), Truncated: true, Omitted: omitted, Total: total, Replaced: r1 || r2}
 }

@@ -69,7 +69,7 @@ func TestBoundOutput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := boundOutput(tc.out, tc.head, tc.tail, "")
+			got := boundOutput(tc.out, tc.head, tc.tail)
 			if !utf8.ValidString(got.Text) {
 				t.Errorf("text is not valid UTF-8: %q", got.Text)
 			}
@@ -122,13 +122,6 @@ func TestBoundOutput(t *testing.T) {
 }
 
 func allBytes(o engine.Output) []byte { return append(bytes.Clone(o.Head), o.Tail...) }
-
-func TestBoundOutputHint(t *testing.T) {
-	got := boundOutput(whole(lines(100, 100)), 1000, 1000, "; get_run with run_id run_x shows more")
-	if !strings.Contains(got.Text, "bytes omitted; get_run with run_id run_x shows more …]") {
-		t.Errorf("marker lacks the hint:\n%s", got.Text)
-	}
-}
 
 func TestSizeText(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 bytes", 1023: "1023 bytes", 1024: "1 KiB", 8 << 10: "8 KiB", 65536: "64 KiB", 1536 << 10: "1.5 MiB", 16 << 20: "16 MiB"} {

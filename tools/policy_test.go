@@ -2,10 +2,13 @@ package tools
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/policies"
@@ -15,37 +18,41 @@ import (
 )
 
 // TestPolicyArgumentErrors: malformed policies are tool errors naming the argument and what to
-// change, before the engine is involved (the engine here is nil).
+// change; the compact grammar's own mistakes are caught by the tools layer, the rest by the
+// engine (policy errors).
 func TestPolicyArgumentErrors(t *testing.T) {
-	tools := newToolset(nil, nil, Options{}).all()
+	s := server.NewMCPServer("t", "0")
+	ctx := s.WithContext(context.Background(), newInfoSession("conn-1").withInfo("test", "1"))
+	tools := newToolset(s, newEngine(t, nil), Options{}).all()
 	pol := func(p string) string { return `{"workspace": "w", "policy": ` + p + `}` }
 	tests := []struct {
 		tool, args string
 		want       []string
 	}{
-		{"set_policy", `{"workspace": "w"}`, []string{`invalid argument "policy": missing`, "deny-all"}},
-		{"set_policy", `{"policy": {"mode": "deny-all"}}`, []string{`invalid argument "workspace"`}},
-		{"set_policy", pol(`{"mode": "allow", "domains": ["a.*.example.com"]}`), []string{`invalid argument "policy"`, "wildcard", "first label"}},
-		{"set_policy", pol(`{"mode": "allow", "domains": ["*example.com"]}`), []string{`invalid argument "policy"`, "wildcard"}},
-		{"set_policy", pol(`{"mode": "allow", "domains": ["example.com:8080"]}`), []string{`invalid argument "policy"`, "port"}},
-		{"set_policy", pol(`{"mode": "allow", "domains": ["https://example.com/x"]}`), []string{`invalid argument "policy"`, "example.com"}},
-		{"set_policy", pol(`{"mode": "allow"}`), []string{`invalid argument "policy"`, "at least one domain or service"}},
-		{"set_policy", pol(`{"mode": "allow", "services": []}`), []string{`invalid argument "policy"`, "at least one domain or service"}},
-		{"set_policy", pol(`{"mode": "allow", "services": [{"id": "npmjs"}]}`), []string{`invalid argument "policy"`, `"npmjs"`, "npm"}},
-		{"set_policy", pol(`{"mode": "allow", "services": [{"id": "internal"}]}`), []string{`invalid argument "policy"`, `"internal"`}},
-		{"set_policy", pol(`{"mode": "allow", "services": [{"id": "internal", "domains": ["api.internal.example"], "headers": [{"name": "bad header", "credential": {"env": "SANDKIT_CRED_K"}}]}]}`),
-			[]string{`invalid argument "policy"`, "bad header"}},
-		{"set_policy", pol(`{"mode": "allow", "services": [{"id": "internal", "domains": ["api.internal.example"], "headers": [{"name": "host", "credential": {"env": "SANDKIT_CRED_K"}}]}]}`),
-			[]string{`invalid argument "policy"`, `"host"`}},
-		{"set_policy", pol(`{"mode": "allow", "services": [{"id": "github", "credential": {"env": "A", "value": "b"}}]}`), []string{`invalid argument "policy"`, "github"}},
-		{"set_policy", pol(`{"mode": "deny-all", "services": [{"id": "npm"}]}`), []string{`invalid argument "policy"`, "takes no domains or services"}},
-		{"set_policy", pol(`{"mode": "allow", "services": [{"id": "npm", "token": "x"}]}`), []string{`unknown argument "token"`}},
-		{"run_command", `{"workspace": "w", "command": "ls", "policy": {"mode": "allow", "services": [{"id": "npm", "domains": ["x.com"]}]}}`, []string{`invalid argument "policy"`, "npm"}},
-		{"open_session", `{"workspace": "w", "policy": {"mode": "allow", "domains": ["a..b"]}}`, []string{`invalid argument "policy"`, "a..b"}},
-		{"create_workspace", `{"policy": {"mode": "allow", "services": [{"id": ""}]}}`, []string{`invalid argument "policy"`}},
+		{"set_policy", `{"workspace": "w"}`, []string{`invalid argument: policy: missing`, `{"allow": ["npm"]}`}},
+		{"set_policy", `{"policy": {}}`, []string{`invalid argument: workspace`}},
+		{"set_policy", pol(`{"allow": ["a.*.example.com"]}`), []string{`policy error`, "wildcard", "first label"}},
+		{"set_policy", pol(`{"allow": ["*example.com"]}`), []string{`policy error`, "wildcard"}},
+		{"set_policy", pol(`{"allow": ["example.com:8080"]}`), []string{`policy error`, "port"}},
+		{"set_policy", pol(`{"allow": ["https://example.com/x"]}`), []string{`policy error`, "example.com"}},
+		{"set_policy", pol(`{"allow": [""]}`), []string{`invalid argument: policy`, "allow[0] is empty"}},
+		{"set_policy", pol(`{"allow": ["npmjs"]}`), []string{`invalid argument: policy`, `"npmjs"`, "npm"}},
+		{"set_policy", pol(`{"allow": ["*", "npm"]}`), []string{`invalid argument: policy`, "stands alone"}},
+		{"set_policy", pol(`{"headers": [{"hosts": ["api.internal.example"], "name": "bad header", "env": "SANDKIT_CRED_K"}]}`),
+			[]string{`policy error`, "bad header"}},
+		{"set_policy", pol(`{"headers": [{"hosts": ["api.internal.example"], "name": "host", "env": "SANDKIT_CRED_K"}]}`),
+			[]string{`policy error`, `"host"`}},
+		{"set_policy", pol(`{"headers": [{"hosts": [], "name": "x-k", "env": "SANDKIT_CRED_K"}]}`), []string{`invalid argument: policy`, "no hosts"}},
+		{"set_policy", pol(`{"allow": ["github"], "credentials": {"github": {"env": "A", "value": "b"}}}`), []string{`policy error`, "github", "exactly one"}},
+		{"set_policy", pol(`{"allow": ["npm"], "credentials": {"npm": {"env": "SANDKIT_CRED_N"}}}`), []string{`policy error`, "sends no credential"}},
+		{"set_policy", pol(`{"allow": ["npm"], "credentials": {"pypi": {"env": "SANDKIT_CRED_N"}}}`), []string{`invalid argument: policy`, "not in allow"}},
+		{"set_policy", pol(`{"allow": ["npm"], "token": "x"}`), []string{`unknown argument "token"`}},
+		{"set_policy", pol(`{"mode": "deny-all"}`), []string{`unknown argument "mode"`}},
+		{"run_command", `{"workspace": "w", "command": "ls", "policy": {"allow": ["github"], "credentials": {"github": {"env": "HOME"}}}}`, []string{`policy error`, "SANDKIT_CRED_"}},
+		{"open_session", `{"workspace": "w", "policy": {"allow": ["a..b"]}}`, []string{`policy error`, "a..b"}},
 	}
 	for _, tc := range tests {
-		res := callTool(t, tools, tc.tool, tc.args)
+		res := callToolCtx(t, ctx, tools, tc.tool, tc.args)
 		if !res.IsError {
 			t.Errorf("%s %s: not an error result", tc.tool, tc.args)
 			continue
@@ -56,37 +63,42 @@ func TestPolicyArgumentErrors(t *testing.T) {
 				t.Errorf("%s %s:\n got %q\nwant it to contain %q", tc.tool, tc.args, text, w)
 			}
 		}
+		if f, ok := res.StructuredContent.(failure); !ok || (f.Error.Argument != "policy" && f.Error.Argument != "workspace" && !strings.Contains(text, "unknown argument")) {
+			t.Errorf("%s %s: structured error does not name the argument: %+v", tc.tool, tc.args, res.StructuredContent)
+		}
 	}
 }
 
-// TestPolicySchemaListsPresets: a model learns the presets from the tool list.
+// TestPolicySchemaListsPresets: a model learns the presets from the tool list, once (set_policy),
+// and the other tools refer to it.
 func TestPolicySchemaListsPresets(t *testing.T) {
+	descs := map[string]string{}
 	for _, tool := range registeredTools(t) {
-		if tool.Name != "set_policy" {
-			continue
-		}
 		var s struct {
 			Properties map[string]struct {
-				Properties map[string]struct {
-					Description string `json:"description"`
-				} `json:"properties"`
+				Description string `json:"description"`
 			} `json:"properties"`
 		}
 		if err := json.Unmarshal(tool.RawInputSchema, &s); err != nil {
 			t.Fatal(err)
 		}
-		desc := s.Properties["policy"].Properties["services"].Description
-		if len(policies.Presets()) < 10 {
-			t.Fatalf("policies.Presets() lists %d presets", len(policies.Presets()))
+		if p, ok := s.Properties["policy"]; ok {
+			descs[tool.Name] = p.Description
 		}
-		for _, p := range policies.Presets() {
-			if !strings.Contains(desc, `"`+p.ID+`"`) {
-				t.Errorf("services' description does not list preset %q: %s", p.ID, desc)
-			}
-		}
-		return
 	}
-	t.Fatal("no set_policy tool")
+	if len(policies.Presets()) < 10 {
+		t.Fatalf("policies.Presets() lists %d presets", len(policies.Presets()))
+	}
+	for _, p := range policies.Presets() {
+		if !strings.Contains(descs["set_policy"], p.ID+" (") {
+			t.Errorf("set_policy's policy does not list preset %q: %s", p.ID, descs["set_policy"])
+		}
+	}
+	for _, name := range []string{"create_workspace", "run_command", "open_session"} {
+		if !strings.Contains(descs[name], "as in set_policy") {
+			t.Errorf("%s's policy does not refer to set_policy's grammar: %q", name, descs[name])
+		}
+	}
 }
 
 // newEngineWith opens a real engine (bbolt file, local provider) with the options set gives.
@@ -126,14 +138,14 @@ func TestSetPolicyRoundTrip(t *testing.T) {
 	r := newRigOn(t, eng)
 
 	ws, _ := r.ok("create_workspace", map[string]any{"name": "p"})
-	if pol, _ := ws["policy"].(map[string]any); pol["mode"] != "deny-all" {
+	if pol, _ := ws["policy"].(map[string]any); len(pol["allow"].([]any)) != 0 {
 		t.Fatalf("default policy: %v", ws["policy"])
 	}
 	out, text := r.ok("set_policy", map[string]any{"workspace": "p", "policy": map[string]any{
-		"mode": "allow", "services": []any{map[string]any{"id": "github"}, map[string]any{"id": "npm"}}, "domains": []any{"Docs.Example.com."},
+		"allow": []any{"github", "npm", "Docs.Example.com."},
 	}})
 	pol, _ := out["policy"].(map[string]any)
-	if pol["mode"] != "allow" || !strings.Contains(text, "allow:docs.example.com,github,npm") {
+	if fmt.Sprint(pol["allow"]) != "[docs.example.com github npm]" || !strings.Contains(text, "allow:docs.example.com,github,npm") {
 		t.Fatalf("set_policy result: %v\n%s", out, text)
 	}
 	creds, _ := out["policy_credentials"].([]any)
@@ -144,31 +156,30 @@ func TestSetPolicyRoundTrip(t *testing.T) {
 		t.Errorf("the missing credential variable should be warned about: %s", text)
 	}
 	got, _ := r.ok("get_workspace", map[string]any{"workspace": "p"})
-	if g, _ := got["policy"].(map[string]any); len(g["services"].([]any)) != 2 || len(got["policy_credentials"].([]any)) != 1 {
+	if g, _ := got["policy"].(map[string]any); len(g["allow"].([]any)) != 3 || len(got["policy_credentials"].([]any)) != 1 {
 		t.Errorf("get_workspace does not show the policy set: %v", got)
 	}
 
 	// Durable: no literal secrets, and the message names the service.
 	_, text = r.fails("set_policy", map[string]any{"workspace": "p", "policy": map[string]any{
-		"mode": "allow", "services": []any{map[string]any{"id": "github", "credential": map[string]any{"value": "ghp_secret123"}}},
+		"allow": []any{"github"}, "credentials": map[string]any{"github": map[string]any{"value": "ghp_secret123"}},
 	}}, `service "github"`)
 	if !strings.Contains(text, "literal secret") || strings.Contains(text, "ghp_secret123") {
 		t.Errorf("literal secret refusal: %s", text)
 	}
 	r.fails("create_workspace", map[string]any{"name": "q", "policy": map[string]any{
-		"mode": "allow", "services": []any{map[string]any{"id": "internal", "domains": []any{"api.example.com"},
-			"headers": []any{map[string]any{"name": "x-api-key", "credential": map[string]any{"value": "k"}}}}},
-	}}, `service "internal"`)
+		"headers": []any{map[string]any{"hosts": []any{"api.example.com"}, "name": "x-api-key", "value": "k"}},
+	}}, "literal secret")
 
 	// The operator's limit, wherever a policy is given.
-	r.fails("set_policy", map[string]any{"workspace": "p", "policy": map[string]any{"mode": "allow-all"}}, "operator's limit")
-	r.fails("create_workspace", map[string]any{"name": "q", "policy": map[string]any{"mode": "allow", "services": []any{map[string]any{"id": "pypi"}}}}, `service "pypi"`)
-	r.fails("run_command", map[string]any{"workspace": "p", "command": "true", "policy": map[string]any{"mode": "allow", "domains": []any{"evil.test"}}}, "operator's limit")
-	r.fails("open_session", map[string]any{"workspace": "p", "policy": map[string]any{"mode": "allow-all"}}, "max_policy")
+	r.fails("set_policy", map[string]any{"workspace": "p", "policy": map[string]any{"allow": []any{"*"}}}, "operator's limit")
+	r.fails("create_workspace", map[string]any{"name": "q", "policy": map[string]any{"allow": []any{"pypi"}}}, `service "pypi"`)
+	r.fails("run_command", map[string]any{"workspace": "p", "command": "true", "policy": map[string]any{"allow": []any{"evil.test"}}}, "operator's limit")
+	r.fails("open_session", map[string]any{"workspace": "p", "policy": map[string]any{"allow": []any{"*"}}}, "max_policy")
 
 	// A per-run literal secret is accepted, and shown redacted.
 	run, _ := r.ok("run_command", map[string]any{"workspace": "p", "command": "true", "policy": map[string]any{
-		"mode": "allow", "services": []any{map[string]any{"id": "github", "credential": map[string]any{"value": "ghp_secret123"}}},
+		"allow": []any{"github"}, "credentials": map[string]any{"github": map[string]any{"value": "ghp_secret123"}},
 	}})
 	if str(run, "policy") != "allow:github" {
 		t.Errorf("run policy = %q", str(run, "policy"))
@@ -176,14 +187,14 @@ func TestSetPolicyRoundTrip(t *testing.T) {
 
 	// set_policy while another connection holds a session: refused with the lease. (The session
 	// could not start with the github preset: GITHUB_TOKEN is not set here.)
-	r.ok("set_policy", map[string]any{"workspace": "p", "policy": map[string]any{"mode": "allow", "services": []any{map[string]any{"id": "npm"}}}})
+	r.ok("set_policy", map[string]any{"workspace": "p", "policy": map[string]any{"allow": []any{"npm"}}})
 	// mcp-go's stdio sessions share one id, so the other holder opens its session at the engine.
 	other := engine.Holder{Conn: "another-connection", Client: "other-agent 1.0"}
 	ses, err := eng.OpenSession(ctxT(t), other, engine.OpenSessionRequest{Workspace: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, text = r.fails("set_policy", map[string]any{"workspace": "p", "policy": map[string]any{"mode": "deny-all"}}, ses.ID)
+	_, text = r.fails("set_policy", map[string]any{"workspace": "p", "policy": map[string]any{}}, ses.ID)
 	if !strings.Contains(text, "other-agent 1.0") || !strings.Contains(text, "holder") {
 		t.Errorf("lease refusal: %s", text)
 	}
@@ -193,7 +204,7 @@ func TestSetPolicyRoundTrip(t *testing.T) {
 
 	// The holder itself may: its live session switches too.
 	mine, _ := r.ok("open_session", map[string]any{"workspace": "p"})
-	out, _ = r.ok("set_policy", map[string]any{"workspace": "p", "policy": map[string]any{"mode": "deny-all"}})
+	out, _ = r.ok("set_policy", map[string]any{"workspace": "p", "policy": map[string]any{"allow": []any{}}})
 	if l, _ := out["session"].(map[string]any); l["policy"] != "deny-all" || l["session_id"] != str(mine, "session_id") {
 		t.Errorf("the holder's set_policy reaches its live session: %v", out["session"])
 	}

@@ -16,6 +16,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/tools/toolstest"
 )
 
 // The round-trip tests drive the tools the way an agent does: the real engine (bbolt file, local
@@ -30,6 +31,31 @@ type rig struct {
 	mu       *sync.Mutex
 	progress map[string][]*sdk.ProgressNotificationParams // by token
 	close    func()                                       // ends the connection (idempotent)
+	schemas  *toolstest.Validator                         // every result is checked against its tool's outputSchema
+}
+
+// outputValidator lists the tools over the client session and compiles their output schemas.
+func outputValidator(t *testing.T, cs *sdk.ClientSession) *toolstest.Validator {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lt, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatalf("tools/list: %v", err)
+	}
+	raw := map[string]json.RawMessage{}
+	for _, tool := range lt.Tools {
+		b, err := json.Marshal(tool.OutputSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw[tool.Name] = b
+	}
+	v, err := toolstest.NewValidator(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // newEngine opens a real engine (see newEngineWith); previewURL (may be nil) is
@@ -74,6 +100,7 @@ func newRigOn(t *testing.T, eng *engine.Engine) *rig {
 		t.Fatalf("connect: %v", err)
 	}
 	r.cs = cs
+	r.schemas = outputValidator(t, cs)
 	r.close = sync.OnceFunc(func() {
 		cs.Close()
 		c2sW.Close() // EOF: the stdio server unregisters the session (the disconnect hook runs) and returns
@@ -113,6 +140,9 @@ func (r *rig) call(ctx context.Context, tool string, args map[string]any, token 
 			text.WriteString(tc.Text)
 		}
 	}
+	if err := r.schemas.Check(tool, res.StructuredContent); err != nil {
+		r.t.Errorf("%v", err)
+	}
 	out := map[string]any{}
 	if res.StructuredContent != nil {
 		b, err := json.Marshal(res.StructuredContent)
@@ -122,10 +152,33 @@ func (r *rig) call(ctx context.Context, tool string, args map[string]any, token 
 		if err := json.Unmarshal(b, &out); err != nil {
 			r.t.Fatalf("%s: structuredContent is not a JSON object: %s", tool, b)
 		}
-	} else if !res.IsError {
-		r.t.Errorf("%s: success without structuredContent", tool)
 	}
+	checkSameFacts(r.t, tool, out, text.String(), res.IsError)
 	return out, text.String(), res.IsError
+}
+
+// checkSameFacts checks what a client shows the model either way: the text carries every next
+// step of the structured result, and a failure's structured error carries a kind and the message
+// the text starts with.
+func checkSameFacts(t *testing.T, tool string, out map[string]any, text string, isErr bool) {
+	t.Helper()
+	next, _ := out["next"].([]any)
+	for _, n := range next {
+		c, _ := n.(map[string]any)
+		if name := str(c, "tool"); !strings.Contains(text, "next: "+name) {
+			t.Errorf("%s: structured next step %v is missing from the text %q", tool, c, text)
+		}
+	}
+	if strings.Count(text, "\nnext: ") != len(next) {
+		t.Errorf("%s: the text has %d next steps, the structured result %d: %q", tool, strings.Count(text, "\nnext: "), len(next), text)
+	}
+	e, hasErr := out["error"].(map[string]any)
+	if isErr && !hasErr && out["run_id"] == nil {
+		t.Errorf("%s: error result without a structured error: %v", tool, out)
+	}
+	if hasErr && (!isErr || str(e, "kind") == "" || !strings.Contains(text, str(e, "message"))) {
+		t.Errorf("%s: structured error %v does not match the result (isError %v, text %q)", tool, e, isErr, text)
+	}
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -156,6 +209,10 @@ func (r *rig) fails(tool string, args map[string]any, want string) (map[string]a
 }
 
 func str(m map[string]any, k string) string { s, _ := m[k].(string); return s }
+func sub(m map[string]any, k string) map[string]any {
+	s, _ := m[k].(map[string]any)
+	return s
+}
 func num(m map[string]any, k string) int64  { f, _ := m[k].(float64); return int64(f) }
 
 func TestRoundTrip(t *testing.T) {
@@ -177,7 +234,7 @@ func TestRoundTrip(t *testing.T) {
 	})
 
 	ws, text := r.ok("create_workspace", map[string]any{"name": "rt", "labels": map[string]any{"suite": "tools"}})
-	wsID, head0 := str(ws, "id"), str(ws, "head")
+	wsID, head0 := str(ws, "workspace_id"), str(ws, "head")
 	if !strings.HasPrefix(wsID, "ws_") || !strings.HasPrefix(head0, "c_") || str(ws, "name") != "rt" {
 		t.Fatalf("create_workspace: %v", ws)
 	}
@@ -188,7 +245,7 @@ func TestRoundTrip(t *testing.T) {
 	t.Run("errors are tool errors", func(t *testing.T) {
 		r.fails("get_workspace", map[string]any{"workspace": "nope"}, "not found")
 		r.fails("create_workspace", map[string]any{"name": "rt"}, "already exists")
-		r.fails("run_command", map[string]any{"workspace": "rt", "command": "true", "policy": map[string]any{"mode": "allow"}}, "needs at least one domain")
+		r.fails("run_command", map[string]any{"workspace": "rt", "command": "true", "policy": map[string]any{"allow": []any{"nope"}}}, "neither a preset")
 		r.fails("get_run", map[string]any{"run_id": "run_doesnotexist"}, "not found")
 		r.fails("read_file", map[string]any{"workspace": "rt", "path": "../etc/passwd"}, "/workspace")
 	})
@@ -199,11 +256,11 @@ func TestRoundTrip(t *testing.T) {
 			map[string]any{"path": "bin/run.sh", "content": "#!/bin/sh\necho ran\n", "mode": "0755"},
 			map[string]any{"path": "blob.bin", "content": "AP8B", "encoding": "base64"},
 		}})
-		if !strings.HasPrefix(str(w, "commit_id"), "c_") || num(w, "files") != 3 || !strings.Contains(text, str(w, "commit_id")) {
+		if c := sub(w, "commit"); !strings.HasPrefix(str(c, "commit_id"), "c_") || str(c, "kind") != "write" || num(w, "files") != 3 || !strings.Contains(text, str(c, "commit_id")) {
 			t.Fatalf("write_files: %v / %s", w, text)
 		}
 		f, text := r.ok("read_file", map[string]any{"workspace": wsID, "path": "hello.txt"})
-		if str(f, "content") != "hello, world\n" || str(f, "encoding") != "utf8" || num(f, "size") != 13 || f["truncated"] != false {
+		if str(f, "content") != "hello, world\n" || str(f, "encoding") != "utf8" || num(f, "size") != 13 || f["next_offset"] != nil {
 			t.Errorf("read_file: %v", f)
 		}
 		if !strings.Contains(text, "hello, world") {
@@ -214,7 +271,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("binary read_file: %v", b)
 		}
 		part, _ := r.ok("read_file", map[string]any{"workspace": "rt", "path": "hello.txt", "offset": 7, "max_bytes": 3})
-		if str(part, "content") != "wor" || num(part, "next_offset") != 10 || part["truncated"] != true {
+		if str(part, "content") != "wor" || num(part, "next_offset") != 10 {
 			t.Errorf("windowed read_file: %v", part)
 		}
 		l, text := r.ok("list_files", map[string]any{"workspace": "rt", "depth": 2})
@@ -240,7 +297,7 @@ func TestRoundTrip(t *testing.T) {
 		if num(res, "exit_code") != 3 || str(res, "status") != "exited" {
 			t.Fatalf("run: %v", res)
 		}
-		if str(res, "stdout") != "hello, world\nran\n" || str(res, "stderr") != "oops\n" || res["stdout_truncated"] != false || num(res, "stdout_bytes") != 17 {
+		if str(res, "stdout") != "hello, world\nran\n" || str(res, "stderr") != "oops\n" || res["stdout_omitted"] != nil || num(res, "stdout_bytes") != 17 {
 			t.Errorf("output: %v", res)
 		}
 		commit := str(res, "commit_id")
@@ -256,7 +313,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 		h, text := r.ok("workspace_history", map[string]any{"workspace": "rt"})
 		commits, _ := h["commits"].([]any)
-		if len(commits) < 3 || str(commits[0].(map[string]any), "id") != commit || str(commits[0].(map[string]any), "kind") != "run" {
+		if len(commits) < 3 || str(commits[0].(map[string]any), "commit_id") != commit || str(commits[0].(map[string]any), "kind") != "run" {
 			t.Errorf("history does not start with the run's commit: %v", h)
 		}
 		if !strings.Contains(text, commit+"  ") || !strings.Contains(text, "[head]") {
@@ -272,27 +329,30 @@ func TestRoundTrip(t *testing.T) {
 		}
 		res, _ := r.ok("run_command", map[string]any{"workspace": "rt", "command": "seq", "args": []any{"1", strconv.Itoa(n)}})
 		out := str(res, "stdout")
-		if res["stdout_truncated"] != true || num(res, "stdout_bytes") != total {
-			t.Fatalf("stdout_truncated=%v stdout_bytes=%d, want true %d", res["stdout_truncated"], num(res, "stdout_bytes"), total)
+		if num(res, "stdout_omitted") == 0 || num(res, "stdout_bytes") != total {
+			t.Fatalf("stdout_omitted=%v stdout_bytes=%d, want >0 and %d", res["stdout_omitted"], num(res, "stdout_bytes"), total)
+		}
+		if next, _ := res["next"].([]any); len(next) != 1 || str(next[0].(map[string]any), "tool") != "get_run" {
+			t.Errorf("a truncated run's next step is get_run: %v", res["next"])
 		}
 		if len(out) > 17<<10 || !strings.HasPrefix(out, "1\n2\n3\n") || !strings.HasSuffix(out, fmt.Sprintf("%d\n", n)) {
 			t.Errorf("bounded stdout is %d bytes, starts %q, ends %q", len(out), out[:min(10, len(out))], out[max(0, len(out)-10):])
 		}
-		m := regexp.MustCompile(`\[… (\d+) bytes omitted; get_run with run_id (run_\w+) shows`).FindStringSubmatch(out)
-		if m == nil || m[2] != str(res, "run_id") {
-			t.Fatalf("no marker naming get_run and the run in stdout:\n%s", out[8000:8400])
+		m := regexp.MustCompile(`\[… (\d+) bytes omitted …\]\n`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no marker in stdout:\n%s", out[8000:8400])
 		}
 		omitted, _ := strconv.ParseInt(m[1], 10, 64)
 		// The head ends on a line break of the stream itself, so the counts must add up exactly.
 		i := strings.Index(out, m[0])
-		j := i + strings.Index(out[i:], " …]\n") + len(" …]\n")
+		j := i + len(m[0])
 		if head, tail := out[:i], out[j:]; int64(len(head))+omitted+int64(len(tail)) != total {
 			t.Errorf("head %d + omitted %d + tail %d != total %d", len(head), omitted, len(tail), total)
 		}
 
 		g, _ := r.ok("get_run", map[string]any{"run_id": str(res, "run_id")})
 		gout := str(g, "stdout")
-		if g["stdout_truncated"] != true || len(gout) < 64<<10 || len(gout) > 74<<10 || !strings.HasSuffix(gout, fmt.Sprintf("%d\n", n)) {
+		if num(g, "stdout_omitted") == 0 || len(gout) < 64<<10 || len(gout) > 74<<10 || !strings.HasSuffix(gout, fmt.Sprintf("%d\n", n)) {
 			t.Errorf("get_run stdout is %d bytes (want 64 KiB tail + 8 KiB head), ends %q", len(gout), gout[max(0, len(gout)-10):])
 		}
 	})
@@ -404,12 +464,12 @@ func TestRoundTrip(t *testing.T) {
 	t.Run("restore and fork", func(t *testing.T) {
 		h, _ := r.ok("workspace_history", map[string]any{"workspace": "rt", "limit": 1000})
 		commits := h["commits"].([]any)
-		first := str(commits[len(commits)-1].(map[string]any), "id")
+		first := str(commits[len(commits)-1].(map[string]any), "commit_id")
 		if first != head0 {
 			t.Fatalf("oldest commit %s, want the first head %s", first, head0)
 		}
 		fk, _ := r.ok("fork_workspace", map[string]any{"workspace": "rt", "name": "rt-fork"})
-		if str(fk, "name") != "rt-fork" || str(fk, "id") == wsID {
+		if str(fk, "name") != "rt-fork" || str(fk, "workspace_id") == wsID {
 			t.Fatalf("fork: %v", fk)
 		}
 		rs, text := r.ok("restore_workspace", map[string]any{"workspace": "rt", "commit_id": head0})
@@ -429,7 +489,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("list_workspaces by label: %v", l)
 		}
 		d, _ := r.ok("delete_workspace", map[string]any{"workspace": "rt-fork"})
-		if d["deleted"] != true || str(d, "name") != "rt-fork" {
+		if str(d, "workspace_id") == "" || str(d, "name") != "rt-fork" {
 			t.Errorf("delete_workspace: %v", d)
 		}
 		r.fails("get_workspace", map[string]any{"workspace": "rt-fork"}, "not found")

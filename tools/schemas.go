@@ -2,6 +2,7 @@ package tools
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"github.com/invopop/jsonschema"
 )
@@ -23,9 +24,34 @@ var reflector = jsonschema.Reflector{
 	RequiredFromJSONSchemaTags: true,
 }
 
-// inputSchema reflects A into an inline JSON Schema for a tool's inputSchema.
-func inputSchema[A any]() (json.RawMessage, error) {
+// inputSchema reflects A into an inline JSON Schema for a tool's inputSchema, with the limits'
+// placeholders in its descriptions expanded.
+func inputSchema[A any](l *limits) (json.RawMessage, error) {
 	s := reflector.Reflect(new(A))
 	s.Version = ""
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	return json.RawMessage(l.expandJSON(string(b))), nil
+}
+
+// outputSchema reflects R into a tool's outputSchema. Every result may instead be a failure
+// ({"error": …, "next": …}): the schema declares "error" beside R's members, and requires
+// either R's required members or "error".
+func outputSchema[R any]() (json.RawMessage, error) {
+	s := reflector.Reflect(new(R))
+	s.Version = ""
+	e := reflector.Reflect(new(errorView))
+	e.Version = ""
+	e.Description = "Set instead of the result's members when the call failed (isError): what failed, the facts, and next says how to recover."
+	if _, taken := s.Properties.Get("error"); taken {
+		return nil, fmt.Errorf("the result type has a member \"error\", which every result reserves for failures")
+	}
+	s.Properties.Set("error", e)
+	if req := s.Required; len(req) > 0 {
+		s.Required = nil
+		s.AnyOf = []*jsonschema.Schema{{Required: req}, {Required: []string{"error"}}}
+	}
 	return json.Marshal(s)
 }

@@ -2,6 +2,7 @@ package tools
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -37,15 +38,12 @@ var toolArguments = map[string][]string{
 	"discard_session":   {"session_id"},
 }
 
-// policyArguments is the policy argument's shape (DESIGN §6): mode, domains, and services that are
-// presets or custom services with header transforms and credentials (env or value).
+// policyArguments is the policy argument's compact grammar (policies.Spec): allow, credentials
+// for presets, and custom header rules.
 var policyArguments = []string{
-	"policy", "policy.mode", "policy.domains", "policy.services",
-	"policy.services[].id", "policy.services[].domains", "policy.services[].headers",
-	"policy.services[].headers[].name", "policy.services[].headers[].domains", "policy.services[].headers[].prefix",
-	"policy.services[].headers[].encoding", "policy.services[].headers[].credential",
-	"policy.services[].headers[].credential.env", "policy.services[].headers[].credential.value",
-	"policy.services[].credential", "policy.services[].credential.env", "policy.services[].credential.value",
+	"policy", "policy.allow", "policy.credentials", "policy.headers",
+	"policy.headers[].hosts", "policy.headers[].name", "policy.headers[].prefix", "policy.headers[].encoding",
+	"policy.headers[].env", "policy.headers[].value",
 }
 
 // requiredArguments are the arguments a call cannot omit.
@@ -98,7 +96,7 @@ func TestToolDefinitions(t *testing.T) {
 	}
 	for _, tool := range tools {
 		t.Run(tool.Name, func(t *testing.T) {
-			if len(tool.Description) < 80 {
+			if len(tool.Description) < 60 {
 				t.Errorf("description is missing or too short to guide a model: %q", tool.Description)
 			}
 			if tool.Title == "" || tool.Annotations.Title != tool.Title {
@@ -124,10 +122,21 @@ func TestToolDefinitions(t *testing.T) {
 				t.Errorf(`schema's top-level type is %v, want "object"`, s["type"])
 			}
 			walkProperties(s, "", func(path string, prop map[string]any) {
-				if d, _ := prop["description"].(string); d == "" && !strings.HasSuffix(path, "[]") {
+				// The policy grammar is described once, on the policy argument itself.
+				if d, _ := prop["description"].(string); d == "" && !strings.HasSuffix(path, "[]") && !strings.HasPrefix(path, "policy.") {
 					t.Errorf("argument %s has no description", path)
 				}
 			})
+			if m := placeholder.FindString(tool.Description + raw + string(tool.RawOutputSchema)); m != "" {
+				t.Errorf("placeholder %s was not expanded", m)
+			}
+			out := schemaOf(t, tool.RawOutputSchema)
+			if out["type"] != "object" {
+				t.Errorf("outputSchema's top-level type is %v, want \"object\"", out["type"])
+			}
+			if props, _ := out["properties"].(map[string]any); props["error"] == nil || props["next"] == nil {
+				t.Errorf("outputSchema lacks the error and next members every result may carry: %s", tool.RawOutputSchema)
+			}
 		})
 	}
 }
@@ -137,12 +146,12 @@ func TestToolDefinitions(t *testing.T) {
 func TestToolAnnotations(t *testing.T) {
 	type h struct{ readOnly, destructive, idempotent, openWorld bool }
 	want := map[string]h{
-		"create_workspace":  {false, false, false, false},
+		"create_workspace":  {false, false, false, true},
 		"list_workspaces":   {true, false, true, false},
 		"get_workspace":     {true, false, true, false},
 		"delete_workspace":  {false, true, true, false},
 		"set_policy":        {false, false, true, false},
-		"run_command":       {false, false, false, false},
+		"run_command":       {false, false, false, true},
 		"get_run":           {true, false, true, false},
 		"cancel_run":        {false, true, true, false},
 		"write_files":       {false, false, false, false},
@@ -151,9 +160,9 @@ func TestToolAnnotations(t *testing.T) {
 		"workspace_history": {true, false, true, false},
 		"restore_workspace": {false, false, false, false},
 		"fork_workspace":    {false, false, false, false},
-		"open_session":      {false, false, false, false},
+		"open_session":      {false, false, false, true},
 		"attach_session":    {false, false, true, false},
-		"session_exec":      {false, false, false, false},
+		"session_exec":      {false, false, false, true},
 		"session_logs":      {true, false, true, false},
 		"session_kill":      {false, true, false, false},
 		"session_url":       {true, false, true, false},
@@ -238,7 +247,7 @@ func TestInputSchemaInline(t *testing.T) {
 		D map[string]string `json:"d,omitempty" jsonschema_description:"d"`
 		E int               `json:"e" jsonschema_description:"e is not required: no tag"`
 	}
-	raw, err := inputSchema[args]()
+	raw, err := inputSchema[args](newLimits(Options{}.withDefaults()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,5 +271,29 @@ func TestInputSchemaInline(t *testing.T) {
 	}
 	if s["additionalProperties"] != false {
 		t.Errorf("additionalProperties = %v, want false", s["additionalProperties"])
+	}
+}
+
+// toolListBudget bounds the model-facing part of tools/list (name, title, description,
+// inputSchema, annotations) in bytes of compact JSON: every conversation pays for it in tokens.
+const toolListBudget = 32000
+
+// TestToolListBudget measures the model-facing tool definitions and fails above the budget.
+func TestToolListBudget(t *testing.T) {
+	total := 0
+	for _, tool := range registeredTools(t) {
+		b, err := json.Marshal(map[string]any{
+			"name": tool.Name, "title": tool.Title, "description": tool.Description,
+			"inputSchema": tool.RawInputSchema, "annotations": tool.Annotations,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(b)
+	}
+	t.Logf("model-facing tool definitions: %d bytes of compact JSON for %d tools (budget %d)", total, len(registeredTools(t)), toolListBudget)
+	fmt.Printf("tool list budget: %d of %d bytes\n", total, toolListBudget)
+	if total > toolListBudget {
+		t.Errorf("the model-facing tool definitions take %d bytes, more than the budget of %d: shorten descriptions or schemas", total, toolListBudget)
 	}
 }

@@ -74,7 +74,7 @@ func TestSessionRoundTrip(t *testing.T) {
 	r.ok("write_files", map[string]any{"workspace": "live", "files": []any{map[string]any{"path": "base.txt", "content": "committed before\n"}}})
 	w, _ := r.ok("get_workspace", map[string]any{"workspace": "live"})
 	head0 := str(w, "head")
-	if str(ws, "id") == "" || head0 == "" {
+	if str(ws, "workspace_id") == "" || head0 == "" {
 		t.Fatalf("workspace: %v", w)
 	}
 
@@ -93,7 +93,7 @@ func TestSessionRoundTrip(t *testing.T) {
 	if err != nil || exp.Before(before.Add(110*time.Second)) || exp.After(time.Now().Add(130*time.Second)) {
 		t.Errorf("expires_at %q, want about 2 minutes from now (%v)", str(s, "expires_at"), err)
 	}
-	for _, want := range []string{"opened session " + sid, "held by tools-roundtrip 0 (you)", "session_url gives a URL for ports 8765"} {
+	for _, want := range []string{"opened session " + sid, "held by tools-roundtrip 0 (you)", `next: session_url {"port":8765,"session_id":"` + sid + `"}`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("open_session text lacks %q:\n%s", want, text)
 		}
@@ -108,8 +108,11 @@ func TestSessionRoundTrip(t *testing.T) {
 		if !strings.Contains(text, "leased by session "+sid) {
 			t.Errorf("get_workspace text does not show the lease: %q", text)
 		}
-		_, msg := r.fails("run_command", map[string]any{"workspace": "live", "command": "true"}, "workspace is leased by a session")
-		for _, want := range []string{sid, "tools-roundtrip 0", "attach_session"} {
+		out, msg := r.fails("run_command", map[string]any{"workspace": "live", "command": "true"}, "workspace is leased by a session")
+		if e := sub(out, "error"); str(e, "kind") != "leased" || e["holder_is_you"] != true || str(e, "session_id") != sid {
+			t.Errorf("run_command's structured lease error: %v", out)
+		}
+		for _, want := range []string{sid, "tools-roundtrip 0 (you)", "next: commit_session"} {
 			if !strings.Contains(msg, want) {
 				t.Errorf("run_command's lease error lacks %q: %s", want, msg)
 			}
@@ -162,7 +165,7 @@ func TestSessionRoundTrip(t *testing.T) {
 		wr, text := r.ok("write_files", map[string]any{"session_id": sid, "files": []any{
 			map[string]any{"path": "app/index.html", "content": "hello from the session\n"},
 		}})
-		if wr["committed"] != false || num(wr, "files") != 1 || str(wr, "commit_id") != "" || !strings.Contains(text, "not committed") {
+		if num(wr, "files") != 1 || wr["commit"] != nil || !strings.Contains(text, "not committed") {
 			t.Errorf("write_files into a session: %v / %s", wr, text)
 		}
 		f, _ := r.ok("read_file", map[string]any{"session_id": sid, "path": "made.txt"})
@@ -226,7 +229,7 @@ func TestSessionRoundTrip(t *testing.T) {
 		}
 
 		r.fails("session_url", map[string]any{"session_id": sid, "port": 9999}, "not exposed")
-		r.fails("session_url", map[string]any{"session_id": sid, "port": 70000}, `invalid argument "port"`)
+		r.fails("session_url", map[string]any{"session_id": sid, "port": 70000}, `invalid argument: port`)
 		u, text := r.ok("session_url", map[string]any{"session_id": sid, "port": port})
 		link := str(u, "url")
 		if !strings.HasPrefix(link, "http://127.0.0.1:") || num(u, "port") != port || !strings.Contains(text, link) {
@@ -292,7 +295,7 @@ func TestSessionRoundTrip(t *testing.T) {
 	t.Run("commit_session", func(t *testing.T) {
 		r := r.on(t)
 		c, text := r.ok("commit_session", map[string]any{"session_id": sid, "message": "add the app"})
-		cid := str(c, "commit_id")
+		cid := str(sub(c, "commit"), "commit_id")
 		if !strings.HasPrefix(cid, "c_") || !strings.Contains(text, cid) || !strings.Contains(text, "ended") {
 			t.Fatalf("commit_session: %v / %s", c, text)
 		}

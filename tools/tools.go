@@ -6,12 +6,16 @@
 //
 //   - Tool names and argument names are public (DESIGN §7); the golden files in
 //     testdata/toolsnaps/ pin every tool definition, so a change to the surface is a reviewed diff.
-//   - Every tool declares all four behaviour annotations, honestly, and a title.
-//   - A successful call returns structuredContent (always a JSON object) plus one text block a
-//     model can read on its own: a one-line summary and, where the call is about data (output,
-//     file content, listings), that data in plain text.
-//   - A failed call is a tool result with isError set and a message that says what happened and
-//     what to do next. Domain failures are never protocol errors; handlers never return Go errors.
+//   - Every tool declares all four behaviour annotations, honestly, a title, and an outputSchema
+//     reflected from its Go result type.
+//   - Every call, successful or not, returns structuredContent and a text block that carry the
+//     same facts and next steps, each complete (result.go): clients show the model one or the
+//     other.
+//   - A failed call is a tool result with isError set whose structuredContent is
+//     {"error": {kind, message, fields…}, "next": […]} (errors.go maps engine errors once).
+//     Domain failures are never protocol errors; handlers never return Go errors.
+//   - Descriptions state limits through placeholders expanded from the engine's constants and
+//     the Options in force (limits.go), so they are never out of date.
 //   - Output for a model is bounded (head + tail, with a marker saying how much was left out and
 //     how to read more).
 //   - Long calls send notifications/progress when the client asked for it, and
@@ -24,13 +28,9 @@
 package tools
 
 import (
-	"context"
-	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/sandkit/sandkit-mcp/engine"
@@ -111,15 +111,16 @@ func Register(s *server.MCPServer, e *engine.Engine, opts Options) {
 
 // toolset holds what the handlers share.
 type toolset struct {
-	srv  *server.MCPServer
-	eng  *engine.Engine
-	opts Options
-	log  *slog.Logger
+	srv    *server.MCPServer
+	eng    *engine.Engine
+	opts   Options
+	log    *slog.Logger
+	limits *limits
 }
 
 func newToolset(s *server.MCPServer, e *engine.Engine, opts Options) *toolset {
 	opts = opts.withDefaults()
-	return &toolset{srv: s, eng: e, opts: opts, log: opts.Logger}
+	return &toolset{srv: s, eng: e, opts: opts, log: opts.Logger, limits: newLimits(opts)}
 }
 
 // all lists every tool of this package, in the order a reader meets them.
@@ -151,54 +152,3 @@ func (t *toolset) all() []server.ServerTool {
 	}
 }
 
-// hints are a tool's behaviour annotations; every tool states all four.
-type hints struct {
-	readOnly, destructive, idempotent, openWorld bool
-}
-
-// toolDef describes one tool whose arguments decode into A.
-type toolDef[A any] struct {
-	name, title, description string
-	hints                    hints
-	// handle does the work; it returns a result (possibly an error result), never a Go error.
-	handle func(ctx context.Context, req mcp.CallToolRequest, args *A) *mcp.CallToolResult
-}
-
-// define builds the MCP tool (raw inline schema reflected from A, title, annotations) and its
-// handler, which decodes the arguments, recovers from panics, and never returns a Go error.
-func define[A any](t *toolset, d toolDef[A]) server.ServerTool {
-	schema, err := inputSchema[A]()
-	if err != nil {
-		panic(fmt.Sprintf("tools: schema for %s: %v", d.name, err)) // a programming error, caught by tests
-	}
-	tool := mcp.NewToolWithRawSchema(d.name, d.description, schema)
-	tool.Title = d.title
-	tool.Annotations = mcp.ToolAnnotation{
-		Title:           d.title,
-		ReadOnlyHint:    mcp.ToBoolPtr(d.hints.readOnly),
-		DestructiveHint: mcp.ToBoolPtr(d.hints.destructive),
-		IdempotentHint:  mcp.ToBoolPtr(d.hints.idempotent),
-		OpenWorldHint:   mcp.ToBoolPtr(d.hints.openWorld),
-	}
-	handler := func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				t.log.Error("tool handler panicked", "tool", d.name, "panic", p, "stack", string(debug.Stack()))
-				res = errorText("internal error: the server failed while handling " + d.name +
-					"; this is a server fault, not a problem with your arguments; the server log has details")
-				err = nil
-			}
-		}()
-		args := new(A)
-		if msg := decodeArgs(req, args); msg != "" {
-			return errorText(msg), nil
-		}
-		return d.handle(ctx, req, args), nil
-	}
-	return server.ServerTool{Tool: tool, Handler: handler}
-}
-
-// result is a successful tool result: structured content (a JSON object) plus a text block.
-func result(structured any, text string) *mcp.CallToolResult {
-	return mcp.NewToolResultStructured(structured, text)
-}

@@ -11,32 +11,135 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/policies"
 )
 
+// workspaceView is a workspace as tools return it.
+type workspaceView struct {
+	ID   string `json:"workspace_id" jsonschema:"required"`
+	Name string `json:"name" jsonschema:"required"`
+	// Head is the commit holding the workspace's durable state.
+	Head   string        `json:"head" jsonschema:"required"`
+	Policy policies.Spec `json:"policy" jsonschema:"required"`
+	// Credentials says where the policy's secrets come from (variable names, never values).
+	Credentials  []string          `json:"policy_credentials,omitempty"`
+	ExposedPorts []int             `json:"exposed_ports,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	Template     string            `json:"template,omitempty"`
+	Session      *leaseView        `json:"session,omitempty"`
+	Warnings     []string          `json:"warnings,omitempty"`
+	Created      time.Time         `json:"created_at"`
+	Updated      time.Time         `json:"updated_at"`
+}
+
+// leaseView is the open session holding a workspace.
+type leaseView struct {
+	SessionID   string    `json:"session_id"`
+	State       string    `json:"state"`
+	Holder      string    `json:"holder"`
+	HolderIsYou bool      `json:"holder_is_you"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	Policy      string    `json:"policy,omitempty"`
+}
+
+func newWorkspaceView(ctx context.Context, w engine.Workspace) workspaceView {
+	v := workspaceView{
+		ID: w.ID, Name: w.Name, Head: w.Head, Policy: policyView(w.Policy), Credentials: w.Credentials,
+		ExposedPorts: w.ExposedPorts, Labels: w.Labels, Template: w.Template, Warnings: w.Warnings,
+		Created: w.Created, Updated: w.Updated,
+	}
+	if l := w.Lease; l != nil {
+		v.Session = &leaseView{SessionID: l.SessionID, State: l.State, Holder: l.Holder, HolderIsYou: l.HeldBy(engine.CallerFrom(ctx)),
+			ExpiresAt: l.Expires.UTC(), Policy: l.Policy}
+	}
+	return v
+}
+
+// line is a one-line summary of a workspace (plus a line for its session and each warning).
+func (v workspaceView) line() string {
+	pol, _ := policies.FromSpec(v.Policy)
+	s := fmt.Sprintf("workspace %s (%s): head %s, policy %s", v.Name, v.ID, v.Head, pol.String())
+	if len(v.Credentials) > 0 {
+		s += " (credentials: " + strings.Join(v.Credentials, "; ") + ")"
+	}
+	if len(v.ExposedPorts) > 0 {
+		s += fmt.Sprintf(", ports %v", v.ExposedPorts)
+	}
+	if v.Template != "" {
+		s += ", from template " + v.Template
+	}
+	if len(v.Labels) > 0 {
+		keys := make([]string, 0, len(v.Labels))
+		for k := range v.Labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for i, k := range keys {
+			keys[i] = k + "=" + v.Labels[k]
+		}
+		s += ", labels " + strings.Join(keys, ",")
+	}
+	if l := v.Session; l != nil {
+		who := l.Holder
+		if l.HolderIsYou {
+			who += " (you)"
+		}
+		s += fmt.Sprintf("\n  leased by session %s (%s, held by %s, expires %s, policy %s): durable tools (run_command, write_files, restore, fork, set_policy, delete) fail until it ends",
+			l.SessionID, l.State, who, l.ExpiresAt.Format(time.RFC3339), l.Policy)
+	}
+	for _, w := range v.Warnings {
+		s += "\n  warning: " + w
+	}
+	return s
+}
+
+// sessionSteps are the next calls for a workspace that a session holds.
+func (v workspaceView) sessionSteps(st *Steps) {
+	l := v.Session
+	switch {
+	case l == nil:
+	case l.HolderIsYou:
+		st.then("session_exec", "work in your session", map[string]any{"session_id": l.SessionID})
+		st.then("commit_session", "save it and release the workspace", map[string]any{"session_id": l.SessionID})
+	case l.State == "detached":
+		st.then("attach_session", "take over the detached session", map[string]any{"workspace": v.Name})
+	}
+}
+
+// workspaceResult is the result of the tools that return one workspace.
+type workspaceResult struct {
+	workspaceView
+	Steps
+	verb string
+}
+
+func (r workspaceResult) text() string {
+	if r.verb == "" {
+		return r.line()
+	}
+	return r.verb + " " + r.line()
+}
+
 type createWorkspaceArgs struct {
-	Name         string            `json:"name,omitempty" jsonschema_description:"Unique name, usable everywhere in place of the id: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit. Omit it for a generated name."`
-	Policy       *policyArg        `json:"policy,omitempty" jsonschema_description:"The workspace's default network egress policy for its commands (set_policy changes it later). Omit it for the server default (normally deny-all: no network). It is stored, so credentials must come from the server's environment (presets do that by default); it must lie within the limit the server's operator set."`
-	ExposedPorts []int             `json:"exposed_ports,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"TCP ports (1-65535, at most 16) that live sessions of this workspace may publish as URLs."`
-	Labels       map[string]string `json:"labels,omitempty" jsonschema_description:"Free-form key/value labels (at most 32) for finding workspaces later with list_workspaces."`
-	Template     string            `json:"template,omitempty" jsonschema_description:"Name of a shared setup template defined by the server's operator (the server's instructions list them; an unknown name fails with the list): the workspace starts from the template's prepared state (e.g. a toolchain and dependencies installed) instead of empty. The first use of a template runs its setup command, which may take minutes; later uses are instant. Omit it to start empty."`
+	Name         string            `json:"name,omitempty" jsonschema_description:"Unique name, usable in place of the id: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit. Default: generated."`
+	Policy       *policyArg        `json:"policy,omitempty" jsonschema_description:"Default egress policy of its commands, as in set_policy. Default: the server's (normally no network)."`
+	ExposedPorts []int             `json:"exposed_ports,omitempty" jsonschema_description:"TCP ports (at most {ports_max}) that live sessions may publish with session_url."`
+	Labels       map[string]string `json:"labels,omitempty" jsonschema_description:"Key/value labels (at most {labels_max}) for list_workspaces."`
+	Template     string            `json:"template,omitempty" jsonschema_description:"Operator-defined setup template to start from (the server's instructions list them); its first use runs the setup and may take minutes. Default: empty."`
 }
 
 func (t *toolset) createWorkspace() server.ServerTool {
-	return define(t, toolDef[createWorkspaceArgs]{
+	return define(t, toolDef[createWorkspaceArgs, workspaceResult]{
 		name:  "create_workspace",
 		title: "Create workspace",
-		description: "Create a durable sandboxed workspace: a private /workspace directory (plus a home directory) " +
-			"whose state persists between commands, with a history of commits you can list, restore and fork. " +
-			"Start here when you need a fresh place to work; use list_workspaces to find an existing one instead. " +
-			"The new workspace starts empty (its head is an empty first commit), or with template from an operator-defined setup " +
-			"(its head is then a commit of kind \"setup\"; a template's first use runs its setup and sends progress). " +
-			"Run commands in it with run_command and put files in it with write_files. " +
-			"Returns the workspace (id, name, head commit, policy, policy_credentials).",
-		hints: hints{},
-		handle: func(ctx context.Context, req mcp.CallToolRequest, a *createWorkspaceArgs) *mcp.CallToolResult {
-			pol, msg := a.Policy.policy("policy")
-			if msg != "" {
-				return errorText(msg)
+		description: "Create a durable sandboxed workspace: /workspace (plus a home directory) whose files persist between commands, " +
+			"with a history of commits to list, restore and fork. Use list_workspaces to find an existing one instead.",
+		// With a template, the setup command runs under the template's network policy.
+		hints: hints{openWorld: true},
+		handle: func(ctx context.Context, req mcp.CallToolRequest, a *createWorkspaceArgs) (workspaceResult, error) {
+			pol, err := a.Policy.policy("policy")
+			if err != nil {
+				return workspaceResult{}, err
 			}
 			var progress *progressReporter
 			if a.Template != "" {
@@ -48,248 +151,230 @@ func (t *toolset) createWorkspace() server.ServerTool {
 			})
 			progress.Stop()
 			if err != nil {
-				return t.fail("create_workspace", err)
+				return workspaceResult{}, err
 			}
-			return result(w, "created "+workspaceLine(w))
+			r := workspaceResult{workspaceView: newWorkspaceView(ctx, w), verb: "created"}
+			r.then("write_files", "put files in it", map[string]any{"workspace": w.Name})
+			r.then("run_command", "run a command in it", map[string]any{"workspace": w.Name})
+			return r, nil
 		},
 	})
 }
 
 type listWorkspacesArgs struct {
-	Label string `json:"label,omitempty" jsonschema_description:"Only workspaces with this label: \"key\" (any value) or \"key=value\". Omit it to list all."`
+	Label string `json:"label,omitempty" jsonschema_description:"Only workspaces with this label: \"key\" or \"key=value\"."`
 }
 
-// workspaceList is list_workspaces' structured result.
+// workspaceList is list_workspaces' result.
 type workspaceList struct {
-	Workspaces []engine.Workspace `json:"workspaces"`
+	Workspaces []workspaceView `json:"workspaces" jsonschema:"required"`
+	Steps
+	label string
+}
+
+func (l workspaceList) text() string {
+	var b strings.Builder
+	switch {
+	case len(l.Workspaces) == 0 && l.label != "":
+		fmt.Fprintf(&b, "no workspaces with label %q", l.label)
+	case len(l.Workspaces) == 0:
+		b.WriteString("no workspaces yet")
+	default:
+		fmt.Fprintf(&b, "%d workspace(s):", len(l.Workspaces))
+		for _, w := range l.Workspaces {
+			b.WriteString("\n- " + w.line())
+		}
+	}
+	return b.String()
 }
 
 func (t *toolset) listWorkspaces() server.ServerTool {
-	return define(t, toolDef[listWorkspacesArgs]{
-		name:  "list_workspaces",
-		title: "List workspaces",
-		description: "List the workspaces on this server, sorted by name, optionally only those carrying a label. " +
-			"Use it to find a workspace you or another agent made earlier (workspaces outlive conversations). " +
-			"Each entry has the id, name, labels, policy and head commit; get_workspace shows one in full.",
-		hints: hints{readOnly: true, idempotent: true},
-		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *listWorkspacesArgs) *mcp.CallToolResult {
+	return define(t, toolDef[listWorkspacesArgs, workspaceList]{
+		name:        "list_workspaces",
+		title:       "List workspaces",
+		description: "List the workspaces on this server (they outlive conversations), sorted by name, optionally by label.",
+		hints:       hints{readOnly: true, idempotent: true},
+		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *listWorkspacesArgs) (workspaceList, error) {
 			ws, err := t.eng.ListWorkspaces(ctx, a.Label)
 			if err != nil {
-				return t.fail("list_workspaces", err)
+				return workspaceList{}, err
 			}
-			if ws == nil {
-				ws = []engine.Workspace{}
+			l := workspaceList{Workspaces: make([]workspaceView, 0, len(ws)), label: a.Label}
+			for _, w := range ws {
+				l.Workspaces = append(l.Workspaces, newWorkspaceView(ctx, w))
 			}
-			var b strings.Builder
-			switch {
-			case len(ws) == 0 && a.Label != "":
-				fmt.Fprintf(&b, "no workspaces with label %q", a.Label)
-			case len(ws) == 0:
-				b.WriteString("no workspaces yet; create_workspace makes one")
-			default:
-				fmt.Fprintf(&b, "%d workspace(s):", len(ws))
-				for _, w := range ws {
-					b.WriteString("\n- " + workspaceLine(w))
-				}
+			if len(ws) == 0 {
+				l.then("create_workspace", "make one", nil)
 			}
-			return result(workspaceList{Workspaces: ws}, b.String())
+			return l, nil
 		},
 	})
 }
 
 type workspaceRefArgs struct {
-	Workspace string `json:"workspace" jsonschema:"required" jsonschema_description:"The workspace: its id (ws_…) or its name."`
+	Workspace string `json:"workspace" jsonschema:"required" jsonschema_description:"Workspace id (ws_…) or name."`
 }
 
 func (t *toolset) getWorkspace() server.ServerTool {
-	return define(t, toolDef[workspaceRefArgs]{
+	return define(t, toolDef[workspaceRefArgs, workspaceResult]{
 		name:  "get_workspace",
 		title: "Get workspace",
-		description: "Show one workspace: id, name, labels, template, exposed ports, head commit (its current durable state), " +
-			"its default egress policy (policy: mode, domains, services) with where its credentials come from (policy_credentials: environment variable names, never values), " +
-			"the live session holding it if any (session: session_id, state attached or detached, holder, expires_at, its policy; see open_session), " +
-			"and any warnings (e.g. a policy this server cannot enforce, or a credential variable the server lacks). Use workspace_history for its commits.",
+		description: "Show one workspace: head commit, egress policy and where its credentials come from, exposed ports, labels, " +
+			"the live session holding it if any, and warnings.",
 		hints: hints{readOnly: true, idempotent: true},
-		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *workspaceRefArgs) *mcp.CallToolResult {
-			if msg := workspaceRef(a.Workspace); msg != "" {
-				return errorText(msg)
+		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *workspaceRefArgs) (workspaceResult, error) {
+			if err := workspaceRef(a.Workspace); err != nil {
+				return workspaceResult{}, err
 			}
 			w, err := t.eng.GetWorkspace(ctx, a.Workspace)
 			if err != nil {
-				return t.fail("get_workspace", err)
+				return workspaceResult{}, err
 			}
-			return result(w, workspaceLine(w))
+			r := workspaceResult{workspaceView: newWorkspaceView(ctx, w)}
+			r.sessionSteps(&r.Steps)
+			return r, nil
 		},
 	})
 }
 
 type setPolicyArgs struct {
-	Workspace string     `json:"workspace" jsonschema:"required" jsonschema_description:"The workspace: its id (ws_…) or its name."`
-	Policy    *policyArg `json:"policy" jsonschema:"required" jsonschema_description:"The new default egress policy. It is stored, so credentials must come from the server's environment ({\"env\": \"NAME\"}, the default of every preset); a literal secret is refused here (give it in run_command's or open_session's policy instead). It must lie within the limit the server's operator set."`
+	Workspace string     `json:"workspace" jsonschema:"required" jsonschema_description:"Workspace id (ws_…) or name."`
+	Policy    *policyArg `json:"policy" jsonschema:"required" jsonschema_description:"{policy_grammar}"`
 }
 
 func (t *toolset) setPolicy() server.ServerTool {
-	return define(t, toolDef[setPolicyArgs]{
+	return define(t, toolDef[setPolicyArgs, workspaceResult]{
 		name:  "set_policy",
 		title: "Set workspace egress policy",
-		description: "Replace a workspace's default network egress policy: what every later run_command, and every session opened later, may reach " +
-			"(a run_command or open_session with its own policy uses that one instead, for that run or session only). " +
-			"Use it when the work needs network access it lacks (e.g. {\"mode\": \"allow\", \"services\": [{\"id\": \"npm\"}]} to install packages), or to close access again ({\"mode\": \"deny-all\"}). " +
-			"It waits for commands already queued on the workspace (they keep the old policy). While a live session holds the workspace it is refused, " +
-			"except for the session's holder: then the running session switches to the new policy too, unless it was opened with its own policy. " +
-			"Returns the workspace with its new policy and policy_credentials (where credentials come from; never their values).",
+		description: "Replace a workspace's default network egress policy for later commands and sessions " +
+			"(a run_command or open_session policy overrides it for that run or session). It is stored, so credentials must come from server variables, not literal secrets. " +
+			"It waits for queued commands; while a session holds the workspace only its holder may set it, and the live session switches too unless it has its own policy.",
 		hints: hints{idempotent: true},
-		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *setPolicyArgs) *mcp.CallToolResult {
-			if msg := workspaceRef(a.Workspace); msg != "" {
-				return errorText(msg)
+		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *setPolicyArgs) (workspaceResult, error) {
+			if err := workspaceRef(a.Workspace); err != nil {
+				return workspaceResult{}, err
 			}
 			if a.Policy == nil {
-				return errorText(invalidArg("policy", `missing; give the new policy, e.g. {"mode": "deny-all"} or {"mode": "allow", "services": [{"id": "npm"}]}`))
+				return workspaceResult{}, argError("policy", `missing; give the new policy, e.g. {} for no network or {"allow": ["npm"]}`)
 			}
-			pol, msg := a.Policy.policy("policy")
-			if msg != "" {
-				return errorText(msg)
-			}
-			// Without a connection identity the caller holds no session: the lease rule applies.
-			h, _ := HolderFromContext(ctx)
-			w, err := t.eng.SetPolicy(ctx, h, a.Workspace, *pol)
+			pol, err := a.Policy.policy("policy")
 			if err != nil {
-				return t.fail("set_policy", err)
+				return workspaceResult{}, err
 			}
-			return result(w, "set the policy of "+workspaceLine(w))
+			w, err := t.eng.SetPolicy(ctx, engine.CallerFrom(ctx), a.Workspace, *pol)
+			if err != nil {
+				return workspaceResult{}, err
+			}
+			return workspaceResult{workspaceView: newWorkspaceView(ctx, w), verb: "set the policy of"}, nil
 		},
 	})
 }
 
-// deletedWorkspace is delete_workspace's structured result.
+// deletedWorkspace is delete_workspace's result.
 type deletedWorkspace struct {
-	Deleted bool   `json:"deleted"`
-	ID      string `json:"workspace_id"`
-	Name    string `json:"name"`
+	ID   string `json:"workspace_id" jsonschema:"required"`
+	Name string `json:"name" jsonschema:"required"`
+	Steps
+}
+
+func (d deletedWorkspace) text() string {
+	return fmt.Sprintf("deleted workspace %s (%s) with its history", d.Name, d.ID)
 }
 
 func (t *toolset) deleteWorkspace() server.ServerTool {
-	return define(t, toolDef[workspaceRefArgs]{
+	return define(t, toolDef[workspaceRefArgs, deletedWorkspace]{
 		name:  "delete_workspace",
 		title: "Delete workspace",
-		description: "Permanently delete a workspace with its files, its whole history of commits and its run records. " +
-			"Commands queued or running in it are cancelled first. This cannot be undone: to keep a copy, fork_workspace first. " +
-			"To go back to an earlier state instead, use restore_workspace.",
+		description: "Permanently delete a workspace with its files, history and run records; queued or running commands are cancelled. " +
+			"Cannot be undone (fork_workspace first to keep a copy).",
 		hints: hints{destructive: true, idempotent: true},
-		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *workspaceRefArgs) *mcp.CallToolResult {
-			if msg := workspaceRef(a.Workspace); msg != "" {
-				return errorText(msg)
+		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *workspaceRefArgs) (deletedWorkspace, error) {
+			if err := workspaceRef(a.Workspace); err != nil {
+				return deletedWorkspace{}, err
 			}
 			// Resolve the reference once, so the deletion and the answer name the same workspace.
 			w, err := t.eng.GetWorkspace(ctx, a.Workspace)
 			if err != nil {
-				return t.fail("delete_workspace", err)
+				return deletedWorkspace{}, err
 			}
 			if err := t.eng.DeleteWorkspace(ctx, w.ID); err != nil {
-				return t.fail("delete_workspace", err)
+				return deletedWorkspace{}, err
 			}
-			return result(deletedWorkspace{Deleted: true, ID: w.ID, Name: w.Name},
-				fmt.Sprintf("deleted workspace %s (%s) with its history", w.Name, w.ID))
+			return deletedWorkspace{ID: w.ID, Name: w.Name}, nil
 		},
 	})
 }
 
-// restoredWorkspace is restore_workspace's structured result: the workspace, and the new commit
-// that holds the restored state.
-type restoredWorkspace struct {
-	engine.Workspace
-	Commit engine.Commit `json:"commit"`
+type restoreWorkspaceArgs struct {
+	Workspace string `json:"workspace" jsonschema:"required" jsonschema_description:"Workspace id (ws_…) or name."`
+	CommitID  string `json:"commit_id" jsonschema:"required" jsonschema_description:"The earlier commit (c_…) to bring back; workspace_history lists them."`
 }
 
-type restoreWorkspaceArgs struct {
-	Workspace string `json:"workspace" jsonschema:"required" jsonschema_description:"The workspace: its id (ws_…) or its name."`
-	CommitID  string `json:"commit_id" jsonschema:"required" jsonschema_description:"The earlier commit (c_…) whose state to bring back; workspace_history lists them."`
+// restoredWorkspace is restore_workspace's result.
+type restoredWorkspace struct {
+	WorkspaceID string     `json:"workspace_id" jsonschema:"required"`
+	Name        string     `json:"name" jsonschema:"required"`
+	Head        string     `json:"head" jsonschema:"required"`
+	Commit      commitView `json:"commit" jsonschema:"required"`
+	Steps
+}
+
+func (r restoredWorkspace) text() string {
+	return fmt.Sprintf("restored workspace %s to the state of %s as commit %s (%s); it is the new head",
+		r.Name, r.Commit.Source, r.Commit.ID, r.Commit.changeText())
 }
 
 func (t *toolset) restoreWorkspace() server.ServerTool {
-	return define(t, toolDef[restoreWorkspaceArgs]{
+	return define(t, toolDef[restoreWorkspaceArgs, restoredWorkspace]{
 		name:  "restore_workspace",
 		title: "Restore workspace to a commit",
-		description: "Bring a workspace back to the state of an earlier commit. Nothing is lost: this adds a new commit " +
-			"(kind \"restore\") whose files are those of the chosen commit, and moves the head to it; the commits after it " +
-			"stay in the history and can be restored in turn. Use workspace_history to find the commit. " +
-			"To try something from an old state without moving this workspace, use fork_workspace instead.",
+		description: "Bring a workspace back to the state of an earlier commit. Nothing is lost: a new commit (kind restore) with that state " +
+			"becomes the head; later commits stay in the history. To try an old state without moving this workspace, use fork_workspace.",
 		hints: hints{},
-		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *restoreWorkspaceArgs) *mcp.CallToolResult {
-			if msg := workspaceRef(a.Workspace); msg != "" {
-				return errorText(msg)
+		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *restoreWorkspaceArgs) (restoredWorkspace, error) {
+			if err := workspaceRef(a.Workspace); err != nil {
+				return restoredWorkspace{}, err
 			}
 			if strings.TrimSpace(a.CommitID) == "" {
-				return errorText(invalidArg("commit_id", "missing; give the commit (c_…) to restore; workspace_history lists them"))
+				return restoredWorkspace{}, argError("commit_id", "missing; give the commit (c_…) to restore; workspace_history lists them")
 			}
 			w, c, err := t.eng.Restore(ctx, a.Workspace, a.CommitID)
 			if err != nil {
-				return t.fail("restore_workspace", err)
+				return restoredWorkspace{}, err
 			}
-			return result(restoredWorkspace{Workspace: w, Commit: c},
-				fmt.Sprintf("restored workspace %s to the state of %s; new head %s", w.Name, a.CommitID, c.ID))
+			return restoredWorkspace{WorkspaceID: w.ID, Name: w.Name, Head: w.Head, Commit: newCommitView(c, w.Head)}, nil
 		},
 	})
 }
 
 type forkWorkspaceArgs struct {
-	Workspace string `json:"workspace" jsonschema:"required" jsonschema_description:"The workspace to fork: its id (ws_…) or its name."`
-	CommitID  string `json:"commit_id,omitempty" jsonschema_description:"The commit (c_…) to fork from; workspace_history lists them. Omit it to fork from the current head."`
-	Name      string `json:"name,omitempty" jsonschema_description:"Unique name for the new workspace (same rules as create_workspace). Omit it for a generated name."`
+	Workspace string `json:"workspace" jsonschema:"required" jsonschema_description:"Workspace id (ws_…) or name to fork."`
+	CommitID  string `json:"commit_id,omitempty" jsonschema_description:"Commit (c_…) to fork from. Default: the head."`
+	Name      string `json:"name,omitempty" jsonschema_description:"Name of the new workspace (rules as in create_workspace). Default: generated."`
 }
 
 func (t *toolset) forkWorkspace() server.ServerTool {
-	return define(t, toolDef[forkWorkspaceArgs]{
+	return define(t, toolDef[forkWorkspaceArgs, workspaceResult]{
 		name:  "fork_workspace",
 		title: "Fork workspace",
-		description: "Make a new, independent workspace that starts from the state of a commit of an existing one (its head by default). " +
-			"Changes in either never affect the other. Use it to try an alternative without touching the original, " +
-			"or to keep a copy before a risky change. The new workspace has the source's policy, ports and labels. " +
-			"Returns the new workspace.",
+		description: "Make a new, independent workspace starting from a commit of an existing one (its head by default), " +
+			"with the same policy, ports and labels: try an alternative, or keep a copy before a risky change.",
 		hints: hints{},
-		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *forkWorkspaceArgs) *mcp.CallToolResult {
-			if msg := workspaceRef(a.Workspace); msg != "" {
-				return errorText(msg)
+		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *forkWorkspaceArgs) (workspaceResult, error) {
+			if err := workspaceRef(a.Workspace); err != nil {
+				return workspaceResult{}, err
 			}
 			w, err := t.eng.Fork(ctx, a.Workspace, a.CommitID, a.Name)
 			if err != nil {
-				return t.fail("fork_workspace", err)
+				return workspaceResult{}, err
 			}
 			from := a.Workspace
 			if a.CommitID != "" {
 				from += " at " + a.CommitID
 			}
-			return result(w, fmt.Sprintf("forked %s into %s", from, workspaceLine(w)))
+			r := workspaceResult{workspaceView: newWorkspaceView(ctx, w), verb: "forked " + from + " into"}
+			r.then("run_command", "work in the fork", map[string]any{"workspace": w.Name})
+			return r, nil
 		},
 	})
-}
-
-// workspaceLine is a one-line summary of a workspace.
-func workspaceLine(w engine.Workspace) string {
-	s := fmt.Sprintf("workspace %s (%s): head %s, policy %s", w.Name, w.ID, w.Head, w.Policy.String())
-	if len(w.Credentials) > 0 {
-		s += " (credentials: " + strings.Join(w.Credentials, "; ") + ")"
-	}
-	if w.Template != "" {
-		s += ", from template " + w.Template
-	}
-	if len(w.Labels) > 0 {
-		keys := make([]string, 0, len(w.Labels))
-		for k := range w.Labels {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for i, k := range keys {
-			keys[i] = k + "=" + w.Labels[k]
-		}
-		s += ", labels " + strings.Join(keys, ",")
-	}
-	if l := w.Lease; l != nil {
-		s += fmt.Sprintf("\n  leased by session %s (%s, held by %s, expires %s, policy %s): run_command, write_files, restore, fork, set_policy and delete fail until it ends; "+
-			"only its holder can use it; attach_session takes over a detached one", l.SessionID, l.State, l.Holder, l.Expires.UTC().Format(time.RFC3339), l.Policy)
-	}
-	for _, warn := range w.Warnings {
-		s += "\n  warning: " + warn
-	}
-	return s
 }
