@@ -143,16 +143,21 @@ func inspector(t *testing.T, tools, home, data string, args ...string) (map[stri
 	t.Logf("mcp-inspector %s: exit %d in %v", strings.Join(args, " "), res.exitCode, res.elapsed.Round(time.Millisecond))
 	var env map[string]any
 	if err := json.Unmarshal(bytes.TrimSpace(res.stdout), &env); err != nil {
-		t.Fatalf("mcp-inspector %s: stdout is not one JSON object (%v); exit %d\nstdout:\n%s\nstderr:\n%s",
-			strings.Join(args, " "), err, res.exitCode, res.stdout, res.stderr)
+		// With no result, the CLI's last stderr line is its error envelope: a protocol error, or
+		// structuredContent that does not match the tool's outputSchema (Ajv's message).
+		lines := strings.Split(strings.TrimSpace(string(res.stderr)), "\n")
+		t.Fatalf("mcp-inspector %s: exit %d, no result on stdout (%v); its error: %s\nstdout:\n%s\nstderr:\n%s",
+			strings.Join(args, " "), res.exitCode, err, lines[len(lines)-1], res.stdout, res.stderr)
 	}
 	return env, string(res.stderr), res.exitCode
 }
 
 // inspectorCall runs tools/call for tool with args and returns the result's structuredContent,
 // its text and isError. A tool error must exit 5 (the CLI's TOOL_ERROR); anything else but 0 —
-// a protocol error, or structuredContent that does not match the tool's outputSchema — fails.
-func inspectorCall(t *testing.T, tools, home, data, tool string, args map[string]any) (map[string]any, string, bool) {
+// a protocol error, or structuredContent that does not match the tool's outputSchema (the CLI
+// validates it like the SDK) — fails, as does an error result without structuredContent from a
+// tool that declares an outputSchema (declared: tool name → has one).
+func inspectorCall(t *testing.T, tools, home, data string, declared map[string]bool, tool string, args map[string]any) (map[string]any, string, bool) {
 	t.Helper()
 	b, _ := json.Marshal(args)
 	env, stderr, code := inspector(t, tools, home, data, "--method", "tools/call", "--tool-name", tool, "--tool-args-json", string(b))
@@ -163,6 +168,9 @@ func inspectorCall(t *testing.T, tools, home, data, tool string, args map[string
 	isErr, _ := res["isError"].(bool)
 	if isErr != (code == 5) {
 		t.Fatalf("tools/call %s: isError %v but exit %d\nstderr:\n%s", tool, isErr, code, stderr)
+	}
+	if _, ok := res["structuredContent"].(map[string]any); !ok && declared[tool] {
+		t.Errorf("tools/call %s %s: the tool declares an outputSchema but its result (isError=%v) has no structuredContent: %v", tool, b, isErr, res)
 	}
 	var text strings.Builder
 	content, _ := res["content"].([]any)
@@ -191,11 +199,13 @@ func TestInspectorCLI(t *testing.T) {
 		t.Fatalf("tools/list: %d tools (exit %d)\nstdout: %v\nstderr:\n%s", len(list), code, env, stderr)
 	}
 	var withSchema, without []string
+	declared := map[string]bool{}
 	for _, x := range list {
 		tool, _ := x.(map[string]any)
 		name, _ := tool["name"].(string)
 		if _, ok := tool["outputSchema"].(map[string]any); ok {
 			withSchema = append(withSchema, name)
+			declared[name] = true
 		} else {
 			without = append(without, name)
 		}
@@ -219,28 +229,28 @@ func TestInspectorCLI(t *testing.T) {
 		t.Errorf("mcp-inspector --strict (exit %d) reported schema portability problems:\n%s\nstderr:\n%s", code, report.String(), stderr)
 	}
 
-	ws, text, isErr := inspectorCall(t, tools, home, data, "create_workspace", map[string]any{"name": "insp"})
+	ws, text, isErr := inspectorCall(t, tools, home, data, declared, "create_workspace", map[string]any{"name": "insp"})
 	if isErr || ws["name"] != "insp" || !strings.HasPrefix(fmt.Sprint(ws["id"]), "ws_") || !strings.HasPrefix(fmt.Sprint(ws["head"]), "c_") {
 		t.Fatalf("create_workspace: %v %s", ws, text)
 	}
-	run, text, isErr := inspectorCall(t, tools, home, data, "run_command", map[string]any{"workspace": "insp", "command": "echo", "args": []any{"hi"}})
+	run, text, isErr := inspectorCall(t, tools, home, data, declared, "run_command", map[string]any{"workspace": "insp", "command": "echo", "args": []any{"hi"}})
 	if isErr || run["stdout"] != "hi\n" || run["exit_code"] != 0.0 || run["status"] != "exited" || !strings.HasPrefix(fmt.Sprint(run["commit_id"]), "c_") {
 		t.Fatalf("run_command echo hi: %v %s", run, text)
 	}
-	lw, text, isErr := inspectorCall(t, tools, home, data, "list_workspaces", map[string]any{})
+	lw, text, isErr := inspectorCall(t, tools, home, data, declared, "list_workspaces", map[string]any{})
 	wss, _ := lw["workspaces"].([]any)
 	if isErr || len(wss) != 1 || wss[0].(map[string]any)["id"] != ws["id"] {
 		t.Fatalf("list_workspaces: %v %s", lw, text)
 	}
-	gw, text, isErr := inspectorCall(t, tools, home, data, "get_workspace", map[string]any{"workspace": "insp"})
+	gw, text, isErr := inspectorCall(t, tools, home, data, declared, "get_workspace", map[string]any{"workspace": "insp"})
 	if isErr || gw["head"] != run["commit_id"] {
 		t.Fatalf("get_workspace after the run: head %v, want the run's commit %v: %s", gw["head"], run["commit_id"], text)
 	}
-	_, text, isErr = inspectorCall(t, tools, home, data, "get_workspace", map[string]any{"workspace": "nope"})
+	_, text, isErr = inspectorCall(t, tools, home, data, declared, "get_workspace", map[string]any{"workspace": "nope"})
 	if !isErr || !strings.Contains(text, "nope") {
 		t.Fatalf("get_workspace of a missing workspace: isError %v, text %q", isErr, text)
 	}
-	_, text, isErr = inspectorCall(t, tools, home, data, "read_file", map[string]any{"workspace": "insp", "path": "missing.txt"})
+	_, text, isErr = inspectorCall(t, tools, home, data, declared, "read_file", map[string]any{"workspace": "insp", "path": "missing.txt"})
 	if !isErr || !strings.Contains(text, "not found") {
 		t.Fatalf("read_file of a missing file: isError %v, text %q", isErr, text)
 	}
@@ -348,7 +358,10 @@ func TestTypeScriptSDK(t *testing.T) {
 		problems = append(problems, fmt.Sprintf("tools/list gave %d tools", len(schemaOf)))
 	}
 	if len(problems) > 0 {
-		t.Errorf("the TypeScript SDK found %d problem(s):\n  %s\nstdout:\n%s\nstderr:\n%s", len(problems), strings.Join(problems, "\n  "), res.stdout, res.stderr)
+		t.Errorf("the TypeScript SDK found %d problem(s):\n  %s", len(problems), strings.Join(problems, "\n  "))
+		if !done {
+			t.Logf("sdk-client.mjs stdout:\n%s", res.stdout)
+		}
 	}
 }
 
