@@ -96,8 +96,11 @@ async function call(step, tool, args, expect) {
 }
 
 try {
-  // Calls that succeed.
+  // Calls that succeed; the first ones on empty lists (a Go nil slice is JSON null, which an
+  // array schema refuses).
+  await call('list-none', 'list_workspaces', {}, 'ok');
   const ws = await call('create', 'create_workspace', { name: 'ts' }, 'ok');
+  await call('list-files-empty', 'list_files', { workspace: 'ts' }, 'ok');
   await call('write', 'write_files', { workspace: 'ts', files: [{ path: 'hello.txt', content: 'hello\n' }, { path: 'src/a.txt', content: 'a' }] }, 'ok');
   const run = await call('run', 'run_command', { workspace: 'ts', command: 'echo', args: ['hi'] }, 'ok');
   await call('run-exit', 'run_command', { workspace: 'ts', command: 'sh', args: ['-c', 'echo out; echo err >&2; exit 3'] }, 'ok');
