@@ -39,19 +39,7 @@ func outputValidator(t *testing.T, cs *sdk.ClientSession) *toolstest.Validator {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	lt, err := cs.ListTools(ctx, nil)
-	if err != nil {
-		t.Fatalf("tools/list: %v", err)
-	}
-	raw := map[string]json.RawMessage{}
-	for _, tool := range lt.Tools {
-		b, err := json.Marshal(tool.OutputSchema)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw[tool.Name] = b
-	}
-	v, err := toolstest.NewValidator(raw)
+	v, err := toolstest.ForSession(ctx, cs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +201,7 @@ func sub(m map[string]any, k string) map[string]any {
 	s, _ := m[k].(map[string]any)
 	return s
 }
-func num(m map[string]any, k string) int64  { f, _ := m[k].(float64); return int64(f) }
+func num(m map[string]any, k string) int64 { f, _ := m[k].(float64); return int64(f) }
 
 func TestRoundTrip(t *testing.T) {
 	r := newRig(t)

@@ -342,4 +342,3 @@ func (v sessionView) line() string {
 	}
 	return b.String()
 }
-

@@ -151,4 +151,3 @@ func (t *toolset) all() []server.ServerTool {
 		t.discardSession(),
 	}
 }
-

@@ -19,8 +19,10 @@ type workspaceView struct {
 	ID   string `json:"workspace_id" jsonschema:"required"`
 	Name string `json:"name" jsonschema:"required"`
 	// Head is the commit holding the workspace's durable state.
-	Head   string        `json:"head" jsonschema:"required"`
-	Policy policies.Spec `json:"policy" jsonschema:"required"`
+	Head string `json:"head" jsonschema:"required"`
+	// Provider runs its sandboxes (local, vercel).
+	Provider string        `json:"provider"`
+	Policy   policies.Spec `json:"policy" jsonschema:"required"`
 	// Credentials says where the policy's secrets come from (variable names, never values).
 	Credentials  []string          `json:"policy_credentials,omitempty"`
 	ExposedPorts []int             `json:"exposed_ports,omitempty"`
@@ -44,7 +46,7 @@ type leaseView struct {
 
 func newWorkspaceView(ctx context.Context, w engine.Workspace) workspaceView {
 	v := workspaceView{
-		ID: w.ID, Name: w.Name, Head: w.Head, Policy: policyView(w.Policy), Credentials: w.Credentials,
+		ID: w.ID, Name: w.Name, Head: w.Head, Provider: w.Provider, Policy: policyView(w.Policy), Credentials: w.Credentials,
 		ExposedPorts: w.ExposedPorts, Labels: w.Labels, Template: w.Template, Warnings: w.Warnings,
 		Created: w.Created, Updated: w.Updated,
 	}

@@ -191,8 +191,8 @@ func TestTwoDoorsStartedAtOnceShareOneDaemon(t *testing.T) {
 			defer cancel()
 			cs, err := cl.Connect(ctx, &mcp.CommandTransport{Command: doorCommand(t, dir)}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 			if err == nil {
-				c.cs = cs
 				t.Cleanup(func() { cs.Close() })
+				err = c.use(cs)
 			}
 			clients[i], errs[i] = c, err
 		}()

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sandkit/sandkit-mcp/tools/toolstest"
 )
 
 // The end-to-end tests build the real binary and drive it over stdio with the official MCP Go SDK
@@ -59,6 +61,9 @@ type client struct {
 	t        testing.TB
 	cs       *mcp.ClientSession
 	progress chan *mcp.ProgressNotificationParams
+	// schemas checks every result call receives against its tool's outputSchema, with an
+	// independent JSON Schema validator, error results included.
+	schemas *toolstest.Validator
 }
 
 // dataDir returns a fresh data dir whose daemon (if any gets started) is stopped when the test
@@ -174,9 +179,23 @@ func connectVia(t testing.TB, name string, tr mcp.Transport) *client {
 		cancel()
 		t.Fatalf("connect %s: %v", name, err)
 	}
-	c.cs = cs
 	t.Cleanup(func() { cs.Close(); cancel() })
+	if err := c.use(cs); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
 	return c
+}
+
+// use makes c call over cs, checking every result against the output schemas cs lists.
+func (c *client) use(cs *mcp.ClientSession) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	v, err := toolstest.ForSession(ctx, cs)
+	if err != nil {
+		return err
+	}
+	c.cs, c.schemas = cs, v
+	return nil
 }
 
 // doorCommand is the stdio door for a data dir, as an agent would launch it. Its stderr goes to
@@ -209,6 +228,9 @@ func (c *client) call(tool string, args map[string]any) (map[string]any, string,
 	res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
 	if err != nil {
 		c.t.Fatalf("%s: protocol error: %v", tool, err)
+	}
+	if err := c.schemas.Check(tool, res.StructuredContent); err != nil {
+		c.t.Errorf("%v", err)
 	}
 	return decode(res)
 }
@@ -269,7 +291,7 @@ func TestStdioStory(t *testing.T) {
 		t.Fatal("durable_task without its required task argument must fail")
 	}
 	ws := c.ok("create_workspace", map[string]any{"name": "story", "labels": map[string]any{"e2e": "yes"}})
-	if ws["name"] != "story" || !strings.HasPrefix(ws["id"].(string), "ws_") {
+	if ws["name"] != "story" || !strings.HasPrefix(ws["workspace_id"].(string), "ws_") {
 		t.Fatalf("create_workspace: %v", ws)
 	}
 	c.ok("write_files", map[string]any{"workspace": "story", "files": []any{map[string]any{"path": "hello.txt", "content": "hello\n"}}})
@@ -286,7 +308,7 @@ func TestStdioStory(t *testing.T) {
 	if len(commits) != 4 {
 		t.Fatalf("history: %v", h)
 	}
-	writeCommit := commits[2].(map[string]any)["id"].(string)
+	writeCommit := commits[2].(map[string]any)["commit_id"].(string)
 	c.ok("fork_workspace", map[string]any{"workspace": "story", "name": "story-fork"})
 	c.ok("run_command", map[string]any{"workspace": "story-fork", "command": "sh", "args": []any{"-c", "echo fork > f.txt"}})
 	lf := c.ok("list_files", map[string]any{"workspace": "story"})

@@ -230,7 +230,7 @@ func TestInspectorCLI(t *testing.T) {
 	}
 
 	ws, text, isErr := inspectorCall(t, tools, home, data, declared, "create_workspace", map[string]any{"name": "insp"})
-	if isErr || ws["name"] != "insp" || !strings.HasPrefix(fmt.Sprint(ws["id"]), "ws_") || !strings.HasPrefix(fmt.Sprint(ws["head"]), "c_") {
+	if isErr || ws["name"] != "insp" || !strings.HasPrefix(fmt.Sprint(ws["workspace_id"]), "ws_") || !strings.HasPrefix(fmt.Sprint(ws["head"]), "c_") {
 		t.Fatalf("create_workspace: %v %s", ws, text)
 	}
 	run, text, isErr := inspectorCall(t, tools, home, data, declared, "run_command", map[string]any{"workspace": "insp", "command": "echo", "args": []any{"hi"}})

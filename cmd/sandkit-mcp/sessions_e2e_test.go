@@ -117,7 +117,7 @@ func sessionStory(t *testing.T, a, b *client, aName string) {
 		}
 	}
 	c := a.ok("commit_session", map[string]any{"session_id": sid, "message": "the page"})
-	if c["commit_id"] == "" {
+	if c["commit"].(map[string]any)["commit_id"] == "" {
 		t.Fatalf("commit_session: %v", c)
 	}
 	r := b.ok("run_command", map[string]any{"workspace": "site", "command": "cat", "args": []any{"index.html"}})
@@ -188,8 +188,8 @@ func TestLiveSessionSurvivesDaemonRestart(t *testing.T) {
 	}
 	c := b.ok("commit_session", map[string]any{"session_id": sid})
 	w := b.ok("get_workspace", map[string]any{"workspace": "live"})
-	if w["head"] == head || w["head"] != c["commit_id"] {
-		t.Fatalf("commit after restart: head %v → %v, commit %v", head, w["head"], c["commit_id"])
+	if cid := c["commit"].(map[string]any)["commit_id"]; w["head"] == head || w["head"] != cid {
+		t.Fatalf("commit after restart: head %v → %v, commit %v", head, w["head"], cid)
 	}
 	if r := b.ok("read_file", map[string]any{"workspace": "live", "path": "index.html"}); r["content"] != "<p>survives</p>\n" {
 		t.Fatalf("committed file: %v", r)
@@ -355,7 +355,7 @@ func TestKillDaemonDuringCommit(t *testing.T) {
 		newest := hist[0].(map[string]any)
 		if w["head"] != before {
 			// The commit happened: head is a session commit holding every change.
-			if newest["id"] != w["head"] || newest["kind"] != "session" || w["session"] != nil {
+			if newest["commit_id"] != w["head"] || newest["kind"] != "session" || w["session"] != nil {
 				t.Fatalf("delay %v: head moved but history/session disagree: %v / %v", delay, w, newest)
 			}
 			if r := b.ok("read_file", map[string]any{"workspace": name, "path": "big.txt"}); r["size"].(float64) != float64(len(content)) {
@@ -368,7 +368,7 @@ func TestKillDaemonDuringCommit(t *testing.T) {
 		} else {
 			// It did not: nothing of the session is in head, and the session is still open
 			// (attachable, with its changes) or was discarded.
-			if newest["id"] != before {
+			if newest["commit_id"] != before {
 				t.Fatalf("delay %v: head unchanged but history has a newer commit: %v", delay, newest)
 			}
 			if _, text, isErr := b.call("read_file", map[string]any{"workspace": name, "path": "big.txt"}); !isErr || !strings.Contains(text, "not found") {

@@ -6,10 +6,12 @@ package toolstest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
 
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -86,4 +88,22 @@ func (v *Validator) Checked() map[string]int {
 		out[k] = n
 	}
 	return out
+}
+
+// ForSession lists the tools over an official Go SDK client session and compiles their output
+// schemas.
+func ForSession(ctx context.Context, cs *sdk.ClientSession) (*Validator, error) {
+	lt, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("tools/list: %w", err)
+	}
+	raw := map[string]json.RawMessage{}
+	for _, tool := range lt.Tools {
+		b, err := json.Marshal(tool.OutputSchema)
+		if err != nil {
+			return nil, err
+		}
+		raw[tool.Name] = b
+	}
+	return NewValidator(raw)
 }

@@ -111,7 +111,7 @@ try {
   else emit({ step: 'get-run', tool: 'get_run', ok: false, protocolError: 'run_command returned no run_id in structuredContent' });
   await call('fork', 'fork_workspace', { workspace: 'ts', name: 'ts-fork' }, 'ok');
   await call('list', 'list_workspaces', {}, 'ok');
-  await call('get', 'get_workspace', { workspace: ws?.id ?? 'ts' }, 'ok');
+  await call('get', 'get_workspace', { workspace: ws?.workspace_id ?? 'ts' }, 'ok');
 
   // Calls that fail: isError results (which must validate too when they carry structuredContent).
   await call('get-missing', 'get_workspace', { workspace: 'nope' }, 'error');
