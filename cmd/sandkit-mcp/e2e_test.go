@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/sandkit/sandkit-mcp/tools/toolstest"
@@ -280,15 +282,23 @@ func TestStdioStory(t *testing.T) {
 		t.Fatalf("expected at least 13 tools, got %d", len(tl.Tools))
 	}
 	pl, err := c.cs.ListPrompts(context.Background(), nil)
-	if err != nil || len(pl.Prompts) != 2 {
+	if err != nil || len(pl.Prompts) != 3 {
 		t.Fatalf("prompts/list: %v %+v", err, pl)
 	}
 	gp, err := c.cs.GetPrompt(context.Background(), &mcp.GetPromptParams{Name: "durable_task", Arguments: map[string]string{"task": "build the site", "workspace": "story"}})
 	if err != nil || len(gp.Messages) != 1 || !strings.Contains(gp.Messages[0].Content.(*mcp.TextContent).Text, "build the site") {
 		t.Fatalf("prompts/get durable_task: %v %+v", err, gp)
 	}
-	if _, err := c.cs.GetPrompt(context.Background(), &mcp.GetPromptParams{Name: "durable_task"}); err == nil {
-		t.Fatal("durable_task without its required task argument must fail")
+	for _, name := range []string{"durable_task", "live_preview", "recover_after_reconnect"} {
+		_, err := c.cs.GetPrompt(context.Background(), &mcp.GetPromptParams{Name: name})
+		var rpcErr *jsonrpc.Error
+		if !errors.As(err, &rpcErr) || rpcErr.Code != -32602 || !strings.Contains(rpcErr.Message, "missing required argument") {
+			t.Fatalf("%s without its required argument: %v, want a -32602 error naming the argument", name, err)
+		}
+	}
+	lp, err := c.cs.GetPrompt(context.Background(), &mcp.GetPromptParams{Name: "live_preview", Arguments: map[string]string{"workspace": "site", "port": "3000"}})
+	if err != nil || !strings.Contains(lp.Messages[0].Content.(*mcp.TextContent).Text, "session_url") {
+		t.Fatalf("prompts/get live_preview: %v %+v", err, lp)
 	}
 	ws := c.ok("create_workspace", map[string]any{"name": "story", "labels": map[string]any{"e2e": "yes"}})
 	if ws["name"] != "story" || !strings.HasPrefix(ws["workspace_id"].(string), "ws_") {

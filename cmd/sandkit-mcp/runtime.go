@@ -145,6 +145,7 @@ func newMCPServer(eng *engine.Engine, instructions string, calls *callTracker, c
 	hooks.OnUnregisterSession = append([]server.OnUnregisterSessionHookFunc{first}, hooks.OnUnregisterSession...)
 	hooks.AddOnUnregisterSession(func(_ context.Context, s server.ClientSession) { conns.remove(s) })
 	hooks.AddOnRegisterSession(func(_ context.Context, s server.ClientSession) { conns.add(s) })
+	prompts.Hooks(hooks)
 	s := server.NewMCPServer("sandkit-mcp", version,
 		server.WithToolCapabilities(false),
 		server.WithPromptCapabilities(false),
