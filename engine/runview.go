@@ -111,7 +111,8 @@ func (e *Engine) GetRun(ctx context.Context, req GetRunRequest) (RunResult, erro
 		}{{"stdout_offset", outOff, res.Stdout}, {"stderr_offset", errOff, res.Stderr}} {
 			if c.off > c.o.Total {
 				return RunResult{}, badArg(c.arg, ptr(c.o.Total), ptr(c.off), "%s %d is past the end of the output (%d bytes so far); give an offset a previous get_run returned as next_offset, or 0", c.arg, c.off, c.o.Total).
-					with(ErrorFields{Argument: c.arg, Limit: ptr(c.o.Total), Got: ptr(c.off), Run: req.ID})
+					with(ErrorFields{Argument: c.arg, Limit: ptr(c.o.Total), Got: ptr(c.off), Run: req.ID}).
+					then("get_run", "read from the start", map[string]any{"run_id": req.ID, c.arg: 0})
 			}
 		}
 		res.StdoutWindow, res.StderrWindow = window(res.Stdout, outOff), window(res.Stderr, errOff)
@@ -230,7 +231,8 @@ func encodeRunCursor(wsID string, p store.RunPosition) string {
 
 func decodeRunCursor(c, wsID string) (*store.RunPosition, error) {
 	bad := func(why string) error {
-		return badArg("cursor", nil, nil, "cursor %q %s; pass the next_cursor of the previous list_runs call unchanged, or omit it to start with the newest run", c, why)
+		return badArg("cursor", nil, nil, "cursor %q %s; pass the next_cursor of the previous list_runs call unchanged, or omit it to start with the newest run", c, why).
+			then("list_runs", "start again with the newest runs", map[string]any{"workspace": wsID})
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {

@@ -76,6 +76,18 @@ func TestSessionExecYield(t *testing.T) {
 	if got := v.sexec(t, alice, s.ID, "sleep 0.2; test -e g; echo $?; pgrep -c sleep || true"); string(got.Stdout.Head) != "1\n0\n" {
 		t.Fatalf("after the kill (g must not exist, no sleep left): %q", got.Stdout.Head)
 	}
+	// A background shell line reads as the line it was given.
+	bg, err := v.e.SessionExec(ctx, alice, engine.SessionExecRequest{SessionID: s.ID, Command: "echo bg | tr b B", Background: true})
+	if err != nil || !bg.Running {
+		t.Fatalf("background shell line: %+v %v", bg, err)
+	}
+	bst, err := v.e.SessionLogs(ctx, alice, s.ID, bg.ProcessID, 0, 5*time.Second)
+	for err == nil && bst.Running {
+		bst, err = v.e.SessionLogs(ctx, alice, s.ID, bg.ProcessID, bst.Next, 5*time.Second)
+	}
+	if all, _ := v.e.SessionLogs(ctx, alice, s.ID, bg.ProcessID, 0, 0); err != nil || all.Command != "echo bg | tr b B" || all.Args != nil || string(all.Output) != "Bg\n" {
+		t.Fatalf("background shell line status: %+v %v", all, err)
+	}
 	if _, err := v.e.SessionLogs(ctx, alice, s.ID, "fg_nope", 0, 0); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("unknown process: %v", err)
 	}

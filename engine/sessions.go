@@ -617,7 +617,16 @@ func (e *Engine) SessionLogs(ctx context.Context, h Holder, sessionID, processID
 		}
 		return ProcessStatus{}, e.sessionErr(ls, err)
 	}
+	shellView(&st)
 	return st, nil
+}
+
+// shellView shows a process that runs a shell command line (sh -lc <line>, see shellArgv) as
+// the line, as it was given: the two mean the same.
+func shellView(st *ProcessStatus) {
+	if st.Command == "sh" && len(st.Args) == 2 && st.Args[0] == "-lc" {
+		st.Command, st.Args = st.Args[1], nil
+	}
 }
 
 // SessionKill sends sig (ValidSignal) to a background process's process group and returns its
@@ -656,6 +665,7 @@ func (e *Engine) SessionKill(ctx context.Context, h Holder, sessionID, processID
 	}
 	st.Output = nil // the caller asked for a signal, not for the log: session_logs reads it
 	st.Offset = st.Next
+	shellView(&st)
 	return st, nil
 }
 
