@@ -372,6 +372,8 @@ func TestListRuns(t *testing.T) {
 	if err != nil || runIDs(cancelled) != c.Run.ID {
 		t.Fatalf("status filter: %v %v", runIDs(cancelled), err)
 	}
+	_, _, err = v.e.ListRuns(ctx, engine.ListRunsRequest{})
+	wantArg(t, "no workspace", err, "workspace")
 	_, _, err = v.e.ListRuns(ctx, engine.ListRunsRequest{Workspace: "w", Status: "done"})
 	wantArg(t, "bad status", err, "status")
 	_, _, err = v.e.ListRuns(ctx, engine.ListRunsRequest{Workspace: "w", Limit: engine.MaxListRuns + 1})

@@ -180,6 +180,9 @@ type ListRunsRequest struct {
 // never repeating one. With a status filter a page may hold fewer than Limit runs (even none)
 // and still return a cursor, since one call examines a bounded number of runs.
 func (e *Engine) ListRuns(ctx context.Context, req ListRunsRequest) (runs []Run, next string, err error) {
+	if strings.TrimSpace(req.Workspace) == "" {
+		return nil, "", badArg("workspace", nil, nil, "workspace is empty; give a workspace id (ws_…) or name; list_workspaces lists them")
+	}
 	limit, err := CheckListLimit(req.Limit)
 	if err != nil {
 		return nil, "", err
