@@ -50,13 +50,21 @@ type CreateWorkspaceRequest struct {
 type RunCommandRequest struct {
 	// Workspace is an id or a name.
 	Workspace string
-	Command   string
-	Args      []string
-	Cwd       string
-	Env       map[string]string
-	Stdin     []byte
+	// Command with Args nil is a shell command line, run as sh -lc <command>; with Args non-nil
+	// (even empty) it is the program to run directly with exactly those arguments (ShellRule).
+	Command string
+	Args    []string
+	Cwd     string
+	Env     map[string]string
+	Stdin   []byte
 	// Timeout of 0 means DefaultTimeout.
 	Timeout time.Duration
+	// Yield bounds how long a foreground call waits (0: DefaultYield; at most MaxYield; none with
+	// Background). A command still running then keeps running, detached from the call: the call
+	// returns the run with status queued or running and the output so far, and the run commits
+	// when the command ends, as any run does (GetRun follows it). Cancelling ctx before the yield
+	// cancels the run; after it, only CancelRun does.
+	Yield time.Duration
 	// Policy overrides the workspace policy for this run only. It may hold literal secrets: they
 	// reach the sandbox's proxy and are stored only redacted.
 	Policy *policies.Policy
@@ -65,13 +73,20 @@ type RunCommandRequest struct {
 	// IdempotencyKey makes a retried call return the same run instead of running again.
 	IdempotencyKey string
 	// Progress, when set, is called (rate-limited by the caller's choice) with the latest complete
-	// output line while a foreground command runs. It must not block.
+	// output line while a foreground call waits for its command (never after the call returned).
+	// It must not block.
 	Progress func(line string)
 }
 
 // RunResult is a run plus its captured output.
 type RunResult struct {
-	Run    Run
+	Run Run
+	// Stdout and Stderr are all the engine keeps of each stream so far (head and tail; their
+	// Total is where a later get_run offset goes on from).
 	Stdout Output
 	Stderr Output
+	// StdoutWindow and StderrWindow are what lies after the offsets GetRun was given; zero in
+	// RunCommand's result.
+	StdoutWindow OutputWindow
+	StderrWindow OutputWindow
 }

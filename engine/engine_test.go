@@ -206,7 +206,7 @@ func TestDurableRuns(t *testing.T) {
 	if len(hist) != 4 || hist[0].ID != r3.Run.CommitID || hist[3].Kind != engine.CommitEmpty {
 		t.Fatalf("history: %+v", hist)
 	}
-	got, err := v.e.GetRun(ctx, r1.Run.ID, 0)
+	got, err := v.e.GetRun(ctx, engine.GetRunRequest{ID: r1.Run.ID})
 	if err != nil || got.Run.Status != engine.RunExited || stdout(got) != "out\n" {
 		t.Fatalf("get_run after the fact: %+v %v", got.Run, err)
 	}
@@ -230,7 +230,7 @@ func TestDurableRuns(t *testing.T) {
 	if _, err := v.e.CancelRun(ctx, r1.Run.ID); !errors.Is(err, engine.ErrInvalid) || !strings.Contains(err.Error(), "already finished") {
 		t.Fatalf("cancel of a finished run: %v", err)
 	}
-	if _, err := v.e.GetRun(ctx, "run_nope", 0); !errors.Is(err, engine.ErrNotFound) {
+	if _, err := v.e.GetRun(ctx, engine.GetRunRequest{ID: "run_nope"}); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("unknown run: %v", err)
 	}
 }
@@ -250,11 +250,11 @@ func TestRunsInArrivalOrder(t *testing.T) {
 	if first.Run.Status != engine.RunQueued || second.Run.Status != engine.RunQueued {
 		t.Fatalf("background runs start queued: %s %s", first.Run.Status, second.Run.Status)
 	}
-	r2, err := v.e.GetRun(ctx, second.Run.ID, time.Minute)
+	r2, err := v.e.GetRun(ctx, engine.GetRunRequest{ID: second.Run.ID, Wait: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r1, _ := v.e.GetRun(ctx, first.Run.ID, 0)
+	r1, _ := v.e.GetRun(ctx, engine.GetRunRequest{ID: first.Run.ID})
 	if stdout(r2) != "first\n" || *r2.Run.ExitCode != 0 {
 		t.Fatalf("the second run must see the first one's file: %q %+v", stdout(r2), r2.Run)
 	}
@@ -528,7 +528,7 @@ func TestCrashDuringRun(t *testing.T) {
 	v = open(t, dir)
 	defer v.close()
 	ctx := ctxT(t)
-	r, err := v.e.GetRun(ctx, runID, 0)
+	r, err := v.e.GetRun(ctx, engine.GetRunRequest{ID: runID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -574,7 +574,7 @@ func crashHelper(dir string) {
 		fail(err)
 	}
 	for {
-		got, err := e.GetRun(ctx, r.Run.ID, 0)
+		got, err := e.GetRun(ctx, engine.GetRunRequest{ID: r.Run.ID})
 		if err != nil {
 			fail(err)
 		}

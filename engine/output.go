@@ -17,6 +17,8 @@ type capture struct {
 	tail  []byte // last bytes after head; trimmed to keep when it grows past 2*keep
 	total int64
 	lines *lineWatch
+	// onWrite, when set (before the first write), is called after each write.
+	onWrite func()
 }
 
 func newCapture(keep int, lines *lineWatch) *capture {
@@ -42,6 +44,9 @@ func (c *capture) Write(p []byte) (int, error) {
 	c.mu.Unlock()
 	if c.lines != nil {
 		c.lines.write(orig)
+	}
+	if c.onWrite != nil {
+		c.onWrite()
 	}
 	return n, nil
 }
@@ -71,11 +76,26 @@ type lineWatch struct {
 
 const maxLine = 512
 
-func (l *lineWatch) write(p []byte) {
-	if l == nil || l.notify == nil || len(p) == 0 {
+// stop makes the watch report nothing more (the call it reported to has returned).
+func (l *lineWatch) stop() {
+	if l == nil {
 		return
 	}
 	l.mu.Lock()
+	l.notify = nil
+	l.mu.Unlock()
+}
+
+func (l *lineWatch) write(p []byte) {
+	if l == nil || len(p) == 0 {
+		return
+	}
+	l.mu.Lock()
+	if l.notify == nil {
+		l.mu.Unlock()
+		return
+	}
+	notify := l.notify
 	i := bytes.LastIndexByte(p, '\n')
 	if i < 0 {
 		if len(l.partial) < maxLine {
@@ -101,6 +121,31 @@ func (l *lineWatch) write(p []byte) {
 	l.partial = append(l.partial[:0], rest[:min(len(rest), maxLine)]...)
 	l.mu.Unlock()
 	if s != "" {
-		l.notify(s)
+		notify(s)
 	}
+}
+
+// pulse wakes waiters on every fire: a waiter takes the channel (wait) before it looks at the
+// state it waits on, and sleeps on it only if nothing has changed; fire closes it.
+type pulse struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (p *pulse) wait() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ch == nil {
+		p.ch = make(chan struct{})
+	}
+	return p.ch
+}
+
+func (p *pulse) fire() {
+	p.mu.Lock()
+	if p.ch != nil {
+		close(p.ch)
+		p.ch = nil
+	}
+	p.mu.Unlock()
 }

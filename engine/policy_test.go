@@ -281,7 +281,7 @@ func TestPolicySecretsNeverStored(t *testing.T) {
 	if _, err := v.e.CommitSession(ctx, h, s.ID, ""); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := v.e.GetRun(ctx, r.Run.ID, 0)
+	got, _ := v.e.GetRun(ctx, engine.GetRunRequest{ID: r.Run.ID})
 	if got.Run.Policy != "allow:github" {
 		t.Errorf("stored run policy = %q", got.Run.Policy)
 	}

@@ -22,40 +22,41 @@ type activeRun struct {
 	job    *job
 	stdout *capture
 	stderr *capture
+	pulse  pulse         // fires on new output
 	done   chan struct{} // closed once the final record is stored
 
 	mu     sync.Mutex
 	reason string // why it was cancelled, if it was
 }
 
-// RunCommand runs a durable command (see RunCommandRequest and the package rules). In the
-// foreground it returns when the command has finished and its commit is recorded; with Background
-// it returns at once with the run queued. A foreground call whose ctx is cancelled kills the
-// command; the run reads cancelled and the workspace head does not move.
 // runMargin is how much longer than its command's timeout a durable run's sandbox may live (to
 // start, snapshot and stop).
 const runMargin = 2 * time.Minute
 
+// RunCommand runs a durable command (see RunCommandRequest and the package rules). In the
+// foreground it returns when the command has finished and its commit is recorded, or when Yield
+// has passed, with the run still queued or running (it goes on and commits on its own; GetRun
+// follows it). With Background it returns at once with the run queued. A foreground call whose
+// ctx is cancelled before it returns kills the command; the run reads cancelled and the workspace
+// head does not move.
 func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResult, error) {
 	if e.isClosed() {
 		return RunResult{}, ErrClosed
 	}
-	if strings.TrimSpace(req.Command) == "" {
-		return RunResult{}, errorf(ErrInvalid, "command is empty; give a program name like \"sh\" with args [\"-c\", \"echo hi\"]")
+	if err := CheckCommand(req.Command, req.Args); err != nil {
+		return RunResult{}, err
 	}
-	if strings.ContainsRune(req.Command, 0) || slices.ContainsFunc(req.Args, func(a string) bool { return strings.ContainsRune(a, 0) }) {
-		return RunResult{}, errorf(ErrInvalid, "command and args must not contain NUL bytes")
-	}
-	if len(req.Args) > 4096 {
-		return RunResult{}, errorf(ErrInvalid, "%d args is too many (at most 4096); put long input in a file with write_files", len(req.Args))
-	}
-	if len(req.Stdin) > MaxStdin {
-		return RunResult{}, errorf(ErrInvalid, "stdin is %d bytes, more than the %d-byte limit; write it to a file with write_files and redirect from it", len(req.Stdin), MaxStdin)
+	if err := CheckStdin(len(req.Stdin)); err != nil {
+		return RunResult{}, err
 	}
 	if err := validEnv(req.Env); err != nil {
 		return RunResult{}, err
 	}
-	timeout, err := validTimeout(req.Timeout)
+	timeout, err := CheckTimeout(req.Timeout)
+	if err != nil {
+		return RunResult{}, err
+	}
+	yield, err := CheckYield(req.Background, req.Yield)
 	if err != nil {
 		return RunResult{}, err
 	}
@@ -76,8 +77,8 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 		}
 		override = &p
 	}
-	if len(req.IdempotencyKey) > 256 {
-		return RunResult{}, errorf(ErrInvalid, "idempotency_key is longer than 256 bytes")
+	if len(req.IdempotencyKey) > MaxIdempotencyKey {
+		return RunResult{}, badArg("idempotency_key", ptr(int64(MaxIdempotencyKey)), ptr(int64(len(req.IdempotencyKey))), "idempotency_key is %d bytes, longer than %d; use a shorter key (a UUID will do)", len(req.IdempotencyKey), MaxIdempotencyKey)
 	}
 	w, err := e.lookup(req.Workspace)
 	if err != nil {
@@ -99,7 +100,7 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 	}
 	sort.Strings(envNames)
 	run := store.Run{
-		ID: newID(runPrefix), Workspace: w.ID, Command: req.Command, Args: req.Args, Cwd: req.Cwd,
+		ID: newID(runPrefix), Workspace: w.ID, Command: req.Command, Args: req.Args, Shell: req.Args == nil, Cwd: req.Cwd,
 		EnvNames: envNames, Policy: describePolicy(pol), Status: RunQueued, IdempotencyKey: req.IdempotencyKey,
 		Background: req.Background, Created: time.Now().UTC(),
 	}
@@ -123,14 +124,15 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 		return RunResult{}, fmt.Errorf("record run: %w", err)
 	}
 	if prior != nil {
-		if prior.Command != req.Command || !slices.Equal(prior.Args, req.Args) {
-			return RunResult{}, errorf(ErrInvalid, "idempotency_key %q was already used on this workspace for a different command (run %s: %s); use a new key for a new command", req.IdempotencyKey, prior.ID, cmdline(prior.Command, prior.Args))
+		if prior.Command != req.Command || !slices.Equal(prior.Args, req.Args) || prior.Shell != run.Shell {
+			return RunResult{}, badArg("idempotency_key", nil, nil, "idempotency_key %q was already used on this workspace for a different command (run %s: %s); use a new key for a new command", req.IdempotencyKey, prior.ID, cmdline(prior.Command, prior.Args)).
+				with(ErrorFields{Argument: "idempotency_key", Run: prior.ID})
 		}
 		wait := time.Duration(0)
 		if !req.Background {
-			wait = MaxTimeout
+			wait = yield
 		}
-		return e.GetRun(ctx, prior.ID, wait)
+		return e.GetRun(ctx, GetRunRequest{ID: prior.ID, Wait: wait})
 	}
 
 	lines := &lineWatch{notify: req.Progress}
@@ -142,6 +144,7 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 		stdout: newCapture(OutputKeep, lines), stderr: newCapture(OutputKeep, lines),
 		done: make(chan struct{}),
 	}
+	ar.stdout.onWrite, ar.stderr.onWrite = ar.pulse.fire, ar.pulse.fire
 	e.mu.Lock()
 	e.active[run.ID] = ar
 	e.mu.Unlock()
@@ -152,8 +155,14 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 	if req.Background {
 		return RunResult{Run: run}, nil
 	}
+	t := time.NewTimer(yield)
+	defer t.Stop()
 	select {
 	case <-ar.done:
+	case <-t.C:
+		// The command goes on without this call; its progress has no one to go to any more.
+		lines.stop()
+		e.log.Info("run yielded", "run", run.ID, "after", yield)
 	case <-ctx.Done():
 		e.cancelRun(ar, "the caller cancelled the request")
 		<-ar.done
@@ -238,8 +247,9 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 		return
 	}
 	warnings := sb.Warnings()
+	prog, args := shellArgv(req.Command, req.Args)
 	res, err := sb.Exec(ctx, sandbox.ExecRequest{
-		Command: req.Command, Args: req.Args, Cwd: cwd, Env: req.Env, Stdin: req.Stdin,
+		Command: prog, Args: args, Cwd: cwd, Env: req.Env, Stdin: req.Stdin,
 		Timeout: timeout, Stdout: ar.stdout, Stderr: ar.stderr,
 	})
 	if err != nil {
@@ -414,57 +424,6 @@ func (e *Engine) cancelWorkspaceRuns(wsID, reason string) {
 	for _, ar := range runs {
 		<-ar.done
 	}
-}
-
-// GetRun returns a run and its output, waiting up to wait for it to finish (0: don't wait).
-func (e *Engine) GetRun(ctx context.Context, id string, wait time.Duration) (RunResult, error) {
-	if wait < 0 || wait > MaxTimeout {
-		return RunResult{}, errorf(ErrInvalid, "wait_ms must be between 0 and %d", MaxTimeout.Milliseconds())
-	}
-	e.mu.Lock()
-	ar := e.active[id]
-	e.mu.Unlock()
-	if ar != nil && wait > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-ar.done:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-	}
-	return e.result(id)
-}
-
-// result reads a run's record and output: live output for an active run, stored output otherwise.
-func (e *Engine) result(id string) (RunResult, error) {
-	if !hasPrefix(id, runPrefix) {
-		return RunResult{}, errorf(ErrInvalid, "%q is not a run id (run ids look like run_…); run_command returns one", id)
-	}
-	e.mu.Lock()
-	ar := e.active[id]
-	e.mu.Unlock()
-	var res RunResult
-	err := e.st.View(func(tx *store.Tx) error {
-		var err error
-		if res.Run, err = tx.Run(id); err != nil {
-			return err
-		}
-		if ar == nil || res.Run.Done() {
-			res.Stdout, res.Stderr, err = tx.RunOutput(id)
-		}
-		return err
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return RunResult{}, errorf(ErrNotFound, "no run %q (it may belong to a deleted workspace)", id)
-	}
-	if err != nil {
-		return RunResult{}, fmt.Errorf("read run %s: %w", id, err)
-	}
-	if ar != nil && !res.Run.Done() {
-		res.Stdout, res.Stderr = ar.stdout.output(), ar.stderr.output()
-	}
-	return res, nil
 }
 
 // CancelRun cancels a queued or running run; it reads cancelled and its workspace head does not

@@ -47,27 +47,45 @@ type OpenSessionRequest struct {
 // SessionExecRequest holds session_exec's arguments.
 type SessionExecRequest struct {
 	SessionID string
-	Command   string
-	Args      []string
-	Cwd       string
-	Env       map[string]string
-	Stdin     []byte
-	// Timeout bounds a foreground command (0: DefaultTimeout); ignored with Background.
+	// Command and Args as in RunCommandRequest: Args nil makes Command a shell command line.
+	Command string
+	Args    []string
+	Cwd     string
+	Env     map[string]string
+	Stdin   []byte
+	// Timeout bounds a foreground command (0: DefaultTimeout), also after its yield; a
+	// background command takes none (CheckBackgroundTimeout).
 	Timeout time.Duration
+	// Yield bounds how long a foreground call waits (0: DefaultYield; at most MaxYield; none with
+	// Background). A command still running then keeps running and the call returns its process
+	// id, Running and the output so far (see session_fg.go for what session_logs and
+	// session_kill do with it).
+	Yield time.Duration
 	// Background starts the command and returns its process id at once.
 	Background bool
 	// Progress as in RunCommandRequest.
 	Progress func(line string)
 }
 
-// SessionExecResult is a foreground command's outcome, or a background command's process id.
+// SessionExecResult is a foreground command's outcome; or, with Running, the process id of a
+// background command, or of a foreground command still running after its yield.
 type SessionExecResult struct {
-	ProcessID  string
+	ProcessID string
+	// Running is set when the command is still running (ProcessID names it).
+	Running bool
+	// ExitCode, TimedOut and DurationMS are a finished command's (DurationMS is the time so far
+	// for a yielded one).
 	ExitCode   int
 	TimedOut   bool
 	DurationMS int64
-	Stdout     Output
-	Stderr     Output
+	// Stdout and Stderr are the command's output (so far, for a yielded foreground command; none
+	// for a background one).
+	Stdout Output
+	Stderr Output
+	// LogOffset, for a yielded foreground command, is the session_logs offset just past the
+	// output returned here (Stdout.Total + Stderr.Total): session_logs from it returns only
+	// newer output, stdout and stderr interleaved.
+	LogOffset int64
 }
 
 // ProcessStatus is what session_logs reports.

@@ -43,7 +43,8 @@ type liveSession struct {
 	sb     sandbox.Sandbox
 	mu     sync.Mutex
 	timer  *time.Timer
-	ending bool // commit, discard or expiry has begun: no new operations
+	ending bool               // commit, discard or expiry has begun: no new operations
+	fg     map[string]*fgProc // foreground commands that outlived their yield (session_fg.go)
 }
 
 // sessions is the engine's in-memory view of open sessions and preview tokens.
@@ -527,22 +528,27 @@ func (e *Engine) sessionView(s store.Session) Session {
 	return v
 }
 
-// SessionExec runs a command in the session: in the foreground (waits, returns output) or in the
-// background (returns a process id for session_logs and session_kill).
+// SessionExec runs a command in the session: in the foreground (waits up to Yield, returns the
+// outcome, or a process id when the command is still running then: see session_fg.go) or in the
+// background (returns a process id for session_logs and session_kill at once).
 func (e *Engine) SessionExec(ctx context.Context, h Holder, req SessionExecRequest) (SessionExecResult, error) {
-	if strings.TrimSpace(req.Command) == "" {
-		return SessionExecResult{}, errorf(ErrInvalid, "command is empty; give a program name like \"sh\" with args [\"-c\", \"echo hi\"]")
+	if err := CheckCommand(req.Command, req.Args); err != nil {
+		return SessionExecResult{}, err
 	}
-	if strings.ContainsRune(req.Command, 0) || slices.ContainsFunc(req.Args, func(a string) bool { return strings.ContainsRune(a, 0) }) {
-		return SessionExecResult{}, errorf(ErrInvalid, "command and args must not contain NUL bytes")
-	}
-	if len(req.Stdin) > MaxStdin {
-		return SessionExecResult{}, errorf(ErrInvalid, "stdin is %d bytes, more than the %d-byte limit", len(req.Stdin), MaxStdin)
+	if err := CheckStdin(len(req.Stdin)); err != nil {
+		return SessionExecResult{}, err
 	}
 	if err := validEnv(req.Env); err != nil {
 		return SessionExecResult{}, err
 	}
-	timeout, err := validTimeout(req.Timeout)
+	if err := CheckBackgroundTimeout(req.Background, req.Timeout); err != nil {
+		return SessionExecResult{}, err
+	}
+	timeout, err := CheckTimeout(req.Timeout)
+	if err != nil {
+		return SessionExecResult{}, err
+	}
+	yield, err := CheckYield(req.Background, req.Yield)
 	if err != nil {
 		return SessionExecResult{}, err
 	}
@@ -556,65 +562,98 @@ func (e *Engine) SessionExec(ctx context.Context, h Holder, req SessionExecReque
 	if err != nil {
 		return SessionExecResult{}, err
 	}
-	x := sandbox.ExecRequest{Command: req.Command, Args: req.Args, Cwd: cwd, Env: req.Env, Stdin: req.Stdin}
+	prog, args := shellArgv(req.Command, req.Args)
+	x := sandbox.ExecRequest{Command: prog, Args: args, Cwd: cwd, Env: req.Env, Stdin: req.Stdin}
 	if req.Background {
 		id, err := ls.sb.StartProcess(ctx, x)
 		if err != nil {
 			return SessionExecResult{}, e.sessionErr(ls, err)
 		}
-		return SessionExecResult{ProcessID: id}, nil
+		return SessionExecResult{ProcessID: id, Running: true}, nil
 	}
-	lines := &lineWatch{notify: req.Progress}
-	stdout, stderr := newCapture(OutputKeep, lines), newCapture(OutputKeep, lines)
-	x.Timeout, x.Stdout, x.Stderr = timeout, stdout, stderr
-	res, err := ls.sb.Exec(ctx, x)
-	if err != nil {
-		if ctx.Err() != nil {
-			return SessionExecResult{}, errorf(ErrCancelled, "the command was killed: %v", ctx.Err())
-		}
-		return SessionExecResult{}, e.sessionErr(ls, err)
-	}
-	return SessionExecResult{
-		ExitCode: res.ExitCode, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds(),
-		Stdout: stdout.output(), Stderr: stderr.output(),
-	}, nil
+	x.Timeout = timeout
+	return e.execForeground(ctx, ls, req, x, yield)
 }
 
-// SessionLogs reports a background process and its output from offset since, waiting up to wait
-// (at most 10 minutes) for new output or the process's end.
-func (e *Engine) SessionLogs(ctx context.Context, h Holder, sessionID, processID string, since int64, wait time.Duration) (ProcessStatus, error) {
-	if since < 0 {
-		return ProcessStatus{}, errorf(ErrInvalid, "offset must be 0 or more")
+// checkProcessID checks session_logs' and session_kill's process_id.
+func checkProcessID(id string) error {
+	if strings.TrimSpace(id) == "" {
+		return badArg("process_id", nil, nil, "process_id is empty; give the process_id session_exec returned (background=true, or a foreground command still running after its yield)")
 	}
-	if wait < 0 || wait > 10*time.Minute {
-		return ProcessStatus{}, errorf(ErrInvalid, "wait_ms must be between 0 and 600000")
+	return nil
+}
+
+func noProcess(sessionID, processID string) error {
+	return errorf(ErrNotFound, "session %s has no process %q; session_exec returns process ids (with background=true, or for a foreground command still running after its yield)", sessionID, processID).
+		with(ErrorFields{Session: sessionID, Process: processID})
+}
+
+// SessionLogs reports a process of the session (a background one, or a foreground command that
+// outlived its yield) and its output from offset since, waiting up to wait (at most MaxWait) for
+// new output or the process's end.
+func (e *Engine) SessionLogs(ctx context.Context, h Holder, sessionID, processID string, since int64, wait time.Duration) (ProcessStatus, error) {
+	if err := CheckOffset("offset", since); err != nil {
+		return ProcessStatus{}, err
+	}
+	if err := CheckWait(wait); err != nil {
+		return ProcessStatus{}, err
+	}
+	if err := checkProcessID(processID); err != nil {
+		return ProcessStatus{}, err
 	}
 	ls, _, err := e.holding(h, sessionID)
 	if err != nil {
 		return ProcessStatus{}, err
+	}
+	if hasPrefix(processID, fgPrefix) {
+		p := ls.fgProc(processID)
+		if p == nil {
+			return ProcessStatus{}, noProcess(sessionID, processID)
+		}
+		return fgLogs(ctx, p, since, wait), nil
 	}
 	st, err := ls.sb.Process(ctx, processID, since, wait)
 	if err != nil {
 		if errors.Is(err, sandbox.ErrNotFound) {
-			return ProcessStatus{}, errorf(ErrNotFound, "session %s has no process %q; session_exec with background=true returns process ids", sessionID, processID)
+			return ProcessStatus{}, noProcess(sessionID, processID)
 		}
 		return ProcessStatus{}, e.sessionErr(ls, err)
 	}
+	shellView(&st)
 	return st, nil
 }
 
-// SessionKill sends sig to a background process's process group and returns its status.
+// shellView shows a process that runs a shell command line (sh -lc <line>, see shellArgv) as
+// the line, as it was given: the two mean the same.
+func shellView(st *ProcessStatus) {
+	if st.Command == "sh" && len(st.Args) == 2 && st.Args[0] == "-lc" {
+		st.Command, st.Args = st.Args[1], nil
+	}
+}
+
+// SessionKill sends sig (ValidSignal) to a background process's process group and returns its
+// status; a foreground command that outlived its yield is killed instead (session_fg.go).
 func (e *Engine) SessionKill(ctx context.Context, h Holder, sessionID, processID string, sig syscall.Signal) (ProcessStatus, error) {
-	if sig <= 0 || sig > 64 {
-		return ProcessStatus{}, errorf(ErrInvalid, "signal %d is not a valid signal number", sig)
+	if err := ValidSignal(sig); err != nil {
+		return ProcessStatus{}, err
+	}
+	if err := checkProcessID(processID); err != nil {
+		return ProcessStatus{}, err
 	}
 	ls, _, err := e.holding(h, sessionID)
 	if err != nil {
 		return ProcessStatus{}, err
 	}
+	if hasPrefix(processID, fgPrefix) {
+		p := ls.fgProc(processID)
+		if p == nil {
+			return ProcessStatus{}, noProcess(sessionID, processID)
+		}
+		return fgKill(ctx, sessionID, p, sig)
+	}
 	if err := ls.sb.Signal(ctx, processID, sig); err != nil {
 		if errors.Is(err, sandbox.ErrNotFound) {
-			return ProcessStatus{}, errorf(ErrNotFound, "session %s has no process %q; session_exec with background=true returns process ids", sessionID, processID)
+			return ProcessStatus{}, noProcess(sessionID, processID)
 		}
 		return ProcessStatus{}, e.sessionErr(ls, err)
 	}
@@ -628,6 +667,7 @@ func (e *Engine) SessionKill(ctx context.Context, h Holder, sessionID, processID
 	}
 	st.Output = nil // the caller asked for a signal, not for the log: session_logs reads it
 	st.Offset = st.Next
+	shellView(&st)
 	return st, nil
 }
 

@@ -61,7 +61,10 @@ const (
 type Template struct {
 	// Description says what the template holds, for agents choosing one.
 	Description string
-	// Command and Args are the setup command, run in /workspace of an empty sandbox.
+	// Command and Args are the setup command, run in /workspace of an empty sandbox. Unlike
+	// run_command's, a setup command is always a program run directly with Args (nil means no
+	// arguments; CheckTemplate stores it as empty), never a shell command line: for one, give
+	// "sh" with args ["-lc", "the line"].
 	Command string
 	Args    []string
 	// Policy is the setup sandbox's egress policy: required, durable (no literal secrets).

@@ -373,4 +373,8 @@ func TestTemplateDefinitions(t *testing.T) {
 	if engine.TemplateFingerprint(a) != engine.TemplateFingerprint(b) || engine.TemplateFingerprint(a) == engine.TemplateFingerprint(c) {
 		t.Errorf("fingerprints must depend on the definition, not the name")
 	}
+	// A setup command without args is a program, not a shell line: its args read empty.
+	if d, err := engine.CheckTemplate("p", engine.Template{Command: "make", Policy: policies.Deny()}); err != nil || d.Args == nil {
+		t.Errorf("CheckTemplate without args: %+v %v, want empty (non-nil) args", d, err)
+	}
 }

@@ -87,18 +87,6 @@ func (e *Engine) providerLifetime(d time.Duration, what string) error {
 	return nil
 }
 
-func validTimeout(d time.Duration) (time.Duration, error) {
-	switch {
-	case d == 0:
-		return DefaultTimeout, nil
-	case d < 0:
-		return 0, errorf(ErrInvalid, "timeout_ms must be positive (omit it for the default of %d ms)", DefaultTimeout.Milliseconds())
-	case d > MaxTimeout:
-		return 0, errorf(ErrInvalid, "timeout_ms %d is larger than the maximum %d ms (24 h); use background=true with a shorter timeout per step", d.Milliseconds(), MaxTimeout.Milliseconds())
-	}
-	return d, nil
-}
-
 // cleanPath validates a path inside /workspace and returns it relative to /workspace ("." for the
 // directory itself). It rejects what is wrong by syntax; symlinks are the provider's job.
 func cleanPath(p string, allowRoot bool) (string, error) {

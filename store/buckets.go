@@ -8,7 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The file layout (schema version 3). Every record is JSON; every index value is an id as bytes.
+// The file layout (schema version 4). Every record is JSON; every index value is an id as bytes.
 //
 //	schema                          "version" → decimal schema version
 //	workspaces                      workspace id → Workspace
@@ -17,6 +17,9 @@ import (
 //	workspace_commits/<workspace>   commit id → "" (the commits of one workspace)
 //	runs                            run id → Run
 //	workspace_runs/<workspace>      run id → "" (the runs of one workspace)
+//	workspace_run_order/<workspace> run order key → run id (the runs of one workspace by creation:
+//	                                8-byte big-endian Created in Unix nanoseconds, then the run
+//	                                id; since version 4)
 //	run_idempotency/<workspace>     idempotency key → run id
 //	run_outputs                     run id → {"stdout": output, "stderr": output}, where output is
 //	                                {"head", "tail": base64 bytes, kept exactly; "omitted", "total"}
@@ -36,6 +39,7 @@ const (
 	bucketWorkspaceCommits = "workspace_commits"
 	bucketRuns             = "runs"
 	bucketWorkspaceRuns    = "workspace_runs"
+	bucketRunOrder         = "workspace_run_order"
 	bucketIdempotency      = "run_idempotency"
 	bucketRunOutputs       = "run_outputs"
 	bucketMeta             = "meta"
@@ -48,7 +52,7 @@ func dataBuckets() []string {
 	return []string{
 		bucketWorkspaces, bucketWorkspaceNames,
 		bucketCommits, bucketWorkspaceCommits,
-		bucketRuns, bucketWorkspaceRuns, bucketIdempotency, bucketRunOutputs,
+		bucketRuns, bucketWorkspaceRuns, bucketRunOrder, bucketIdempotency, bucketRunOutputs,
 		bucketMeta, bucketSessions, bucketTemplates,
 	}
 }

@@ -69,11 +69,14 @@ const (
 
 // Run is the record of one durable command.
 type Run struct {
-	ID        string   `json:"run_id"`
-	Workspace string   `json:"workspace_id"`
-	Command   string   `json:"command"`
-	Args      []string `json:"args,omitempty"`
-	Cwd       string   `json:"cwd,omitempty"`
+	ID        string `json:"run_id"`
+	Workspace string `json:"workspace_id"`
+	// Command is the command as given: a shell command line when Shell is set, else the program
+	// that ran with Args.
+	Command string   `json:"command"`
+	Args    []string `json:"args,omitempty"`
+	Shell   bool     `json:"shell,omitempty"`
+	Cwd     string   `json:"cwd,omitempty"`
 	// EnvNames lists the names of the variables the caller set; values are never stored, since
 	// they may be secrets.
 	EnvNames []string `json:"env_names,omitempty"`

@@ -55,7 +55,8 @@ func (t *Tx) PutRun(r Run) error {
 		}
 	}
 	if exists {
-		if err := t.unindexRun(old, old.Workspace != r.Workspace, old.Workspace != r.Workspace || old.IdempotencyKey != r.IdempotencyKey); err != nil {
+		moved := old.Workspace != r.Workspace
+		if err := t.unindexRun(old, moved, moved || old.IdempotencyKey != r.IdempotencyKey, moved || !old.Created.Equal(r.Created)); err != nil {
 			return err
 		}
 	}
@@ -65,6 +66,13 @@ func (t *Tx) PutRun(r Run) error {
 	}
 	if err := putRaw(idx, bucketWorkspaceRuns+"/"+r.Workspace, r.ID, []byte{}); err != nil {
 		return err
+	}
+	order, err := t.nested(bucketRunOrder, r.Workspace, true)
+	if err != nil {
+		return err
+	}
+	if err := order.Put(runOrderKey(r.Created, r.ID), []byte(r.ID)); err != nil {
+		return fmt.Errorf("store: write bucket %q: %w", bucketRunOrder+"/"+r.Workspace, err)
 	}
 	if r.IdempotencyKey != "" {
 		idem, err := t.nested(bucketIdempotency, r.Workspace, true)
@@ -78,9 +86,21 @@ func (t *Tx) PutRun(r Run) error {
 	return put(b, bucketRuns, r.ID, r)
 }
 
-// unindexRun removes a stored run's entry from the per-workspace run index (when workspace is set)
-// and from the idempotency index (when key is set and the entry still names this run).
-func (t *Tx) unindexRun(old Run, workspace, key bool) error {
+// unindexRun removes a stored run's entry from the per-workspace run index (when workspace is set),
+// from the idempotency index (when key is set and the entry still names this run) and from the
+// run order index (when order is set).
+func (t *Tx) unindexRun(old Run, workspace, key, order bool) error {
+	if order {
+		b, err := t.nested(bucketRunOrder, old.Workspace, false)
+		if err != nil {
+			return err
+		}
+		if b != nil {
+			if err := b.Delete(runOrderKey(old.Created, old.ID)); err != nil {
+				return fmt.Errorf("store: delete from bucket %q: %w", bucketRunOrder+"/"+old.Workspace, err)
+			}
+		}
+	}
 	if workspace {
 		idx, err := t.nested(bucketWorkspaceRuns, old.Workspace, false)
 		if err != nil {
@@ -252,6 +272,9 @@ func (t *Tx) deleteRunsOf(workspaceID string) error {
 		}
 	}
 	if err := t.dropNested(bucketWorkspaceRuns, workspaceID); err != nil {
+		return err
+	}
+	if err := t.dropNested(bucketRunOrder, workspaceID); err != nil {
 		return err
 	}
 	return t.dropNested(bucketIdempotency, workspaceID)

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -12,8 +14,9 @@ import (
 // changes in a way an older binary would misread.
 //
 // Version 1 was the first layout; version 2 adds the sessions bucket; version 3 adds the
-// templates bucket (buckets.go describes the current layout).
-const SchemaVersion = 3
+// templates bucket; version 4 adds the per-workspace run order index (buckets.go describes the
+// current layout).
+const SchemaVersion = 4
 
 // A migration rewrites a file from one schema version to the next. It runs inside the opening
 // transaction, with raw bbolt access, and must not commit or roll back itself.
@@ -35,6 +38,7 @@ func builtinSchema() *schema {
 		migrations: map[uint64]migration{
 			1: addSessions,
 			2: addTemplates,
+			3: addRunOrder,
 		},
 		buckets: dataBuckets(),
 	}
@@ -53,6 +57,35 @@ func addSessions(tx *bolt.Tx) error {
 func addTemplates(tx *bolt.Tx) error {
 	_, err := tx.CreateBucketIfNotExists([]byte(bucketTemplates))
 	return err
+}
+
+// addRunOrder migrates version 3 to 4: the runs of each workspace get an index ordered by
+// creation time (workspace_run_order), built here from the run records. A record that does not
+// decode is left out of the index; reading it reports the damage as before.
+func addRunOrder(tx *bolt.Tx) error {
+	order, err := tx.CreateBucketIfNotExists([]byte(bucketRunOrder))
+	if err != nil {
+		return err
+	}
+	runs := tx.Bucket([]byte(bucketRuns))
+	if runs == nil {
+		return nil // finish creates it; there is nothing to index
+	}
+	return runs.ForEach(func(k, v []byte) error {
+		var r struct {
+			ID        string    `json:"run_id"`
+			Workspace string    `json:"workspace_id"`
+			Created   time.Time `json:"created_at"`
+		}
+		if v == nil || json.Unmarshal(v, &r) != nil || r.ID != string(k) || r.Workspace == "" {
+			return nil
+		}
+		b, err := order.CreateBucketIfNotExists([]byte(r.Workspace))
+		if err != nil {
+			return err
+		}
+		return b.Put(runOrderKey(r.Created, r.ID), []byte(r.ID))
+	})
 }
 
 // prepare runs in Open's transaction: it initialises a new file, refuses a file from a newer

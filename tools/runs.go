@@ -91,7 +91,7 @@ func (t *toolset) getRun() server.ServerTool {
 			if a.WaitMS > 0 {
 				progress = t.startProgress(ctx, req) // heartbeats while waiting
 			}
-			res, err := t.eng.GetRun(ctx, a.RunID, time.Duration(a.WaitMS)*time.Millisecond)
+			res, err := t.eng.GetRun(ctx, engine.GetRunRequest{ID: a.RunID, Wait: time.Duration(a.WaitMS) * time.Millisecond})
 			progress.Stop()
 			if err != nil {
 				return runView{}, err
