@@ -49,7 +49,7 @@ func (a *api) with(t *testing.T) *api {
 // newAPI starts a fake; opts.Backend and the credentials are filled in.
 func newAPI(t *testing.T, opts Options) *api {
 	t.Helper()
-	backend, err := local.New(local.Options{Dir: t.TempDir()})
+	backend, err := local.New(local.Options{Dir: t.TempDir(), HomeDir: HomeDir})
 	if err != nil {
 		t.Fatalf("local backend: %v", err)
 	}
