@@ -80,13 +80,13 @@ func (t *toolset) writeFiles() server.ServerTool {
 				if fail != nil {
 					return fail
 				}
-				if err := t.eng.SessionWriteFiles(ctx, h, a.SessionID, files); err != nil {
+				if err := t.eng.SessionWriteFiles(ctx, h, a.SessionID, engine.WriteRequest{Files: files}); err != nil {
 					return t.fail("write_files", err)
 				}
 				return result(sessionWriteResult{SessionID: a.SessionID, Files: len(files), Bytes: total},
 					fmt.Sprintf("wrote %d file(s), %s, into session %s (not committed; commit_session saves them)", len(files), sizeText(total), a.SessionID))
 			}
-			c, err := t.eng.WriteFiles(ctx, a.Workspace, files)
+			c, err := t.eng.WriteFiles(ctx, a.Workspace, engine.WriteRequest{Files: files})
 			if err != nil {
 				return t.fail("write_files", err)
 			}
