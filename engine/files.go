@@ -158,7 +158,7 @@ func (e *Engine) provErr(err error, doing string) error {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return errorf(ErrCancelled, "%s%s", prefix, msg)
 	case errors.Is(err, sandbox.ErrPathEscape):
-		return errorf(ErrInvalid, "%s%v (paths must stay inside /workspace or the home directory ~, also through symlinks)", prefix, err)
+		return errorf(ErrInvalid, "%s%s; paths must stay inside /workspace or the home directory ~, also through symlinks", prefix, msg)
 	case errors.Is(err, sandbox.ErrInvalid):
 		return errorf(ErrInvalid, "%s%s", prefix, msg)
 	case errors.Is(err, sandbox.ErrNotFound):
