@@ -380,10 +380,10 @@ func TestFiles(t *testing.T) {
 	for i := range bin {
 		bin[i] = byte(i)
 	}
-	c, err := v.e.WriteFiles(ctx, "w", []engine.WriteFile{
+	c, err := v.e.WriteFiles(ctx, "w", engine.WriteRequest{Files: []engine.WriteFile{
 		{Path: "src/main.sh", Content: []byte("echo hi\n"), Mode: 0o755},
 		{Path: "/workspace/data.bin", Content: bin},
-	})
+	}})
 	if err != nil || c.Kind != engine.CommitWrite || head(t, v, "w") != c.ID {
 		t.Fatalf("write: %+v %v", c, err)
 	}
@@ -412,7 +412,7 @@ func TestFiles(t *testing.T) {
 		if _, err := v.e.ReadFile(ctx, "w", p, 0, 0); !errors.Is(err, engine.ErrInvalid) {
 			t.Errorf("read %q: %v, want ErrInvalid", p, err)
 		}
-		if _, err := v.e.WriteFiles(ctx, "w", []engine.WriteFile{{Path: p, Content: []byte("x")}}); !errors.Is(err, engine.ErrInvalid) {
+		if _, err := v.e.WriteFiles(ctx, "w", engine.WriteRequest{Files: []engine.WriteFile{{Path: p, Content: []byte("x")}}}); !errors.Is(err, engine.ErrInvalid) {
 			t.Errorf("write %q: %v, want ErrInvalid", p, err)
 		}
 	}
@@ -420,10 +420,10 @@ func TestFiles(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 	big := make([]byte, engine.MaxFileSize+1)
-	if _, err := v.e.WriteFiles(ctx, "w", []engine.WriteFile{{Path: "big", Content: big}}); !errors.Is(err, engine.ErrInvalid) {
+	if _, err := v.e.WriteFiles(ctx, "w", engine.WriteRequest{Files: []engine.WriteFile{{Path: "big", Content: big}}}); !errors.Is(err, engine.ErrInvalid) {
 		t.Errorf("too large: %v", err)
 	}
-	if _, err := v.e.WriteFiles(ctx, "w", nil); !errors.Is(err, engine.ErrInvalid) {
+	if _, err := v.e.WriteFiles(ctx, "w", engine.WriteRequest{}); !errors.Is(err, engine.ErrInvalid) {
 		t.Errorf("no files: %v", err)
 	}
 	if head(t, v, "w") != before {

@@ -12,14 +12,15 @@ import (
 	"github.com/sandkit/sandkit-mcp/store"
 )
 
-// WriteFiles writes files durably: the files are written into a sandbox started from head and the
-// result becomes one new commit (kind "write"). Every path and size is checked before anything is
-// written; on any failure head does not move.
-func (e *Engine) WriteFiles(ctx context.Context, ref string, files []WriteFile) (Commit, error) {
+// WriteFiles applies a write_files call durably: the files are written and the deletes removed
+// in a sandbox started from head, and the result becomes one new commit (kind "write"). Every
+// path and size is checked before anything changes (the engine checks syntax and limits, the
+// provider symlinks and existence); on any failure head does not move.
+func (e *Engine) WriteFiles(ctx context.Context, ref string, req WriteRequest) (Commit, error) {
 	if e.isClosed() {
 		return Commit{}, ErrClosed
 	}
-	out, err := validFiles(files)
+	ch, err := validWrite(req, e.homeDir())
 	if err != nil {
 		return Commit{}, err
 	}
@@ -30,12 +31,12 @@ func (e *Engine) WriteFiles(ctx context.Context, ref string, files []WriteFile) 
 	if err := e.checkLease(ctx, w.ID); err != nil {
 		return Commit{}, err
 	}
-	msg := writeMessage(out)
+	msg := ch.message()
 	var commit Commit
 	var jerr error
 	j := e.enqueue(w.ID, func(jctx context.Context) {
 		commit, jerr = e.durably(jctx, w.ID, CommitWrite, msg, func(sb sandbox.Sandbox) error {
-			return sb.WriteFiles(jctx, out)
+			return sb.ChangeFiles(jctx, ch.FileChanges)
 		})
 	})
 	select {
@@ -47,20 +48,14 @@ func (e *Engine) WriteFiles(ctx context.Context, ref string, files []WriteFile) 
 		j.cancel()
 		<-j.done
 	}
-	return commit, jerr
+	if jerr != nil {
+		return Commit{}, ch.attribute(jerr, req)
+	}
+	return commit, nil
 }
 
-func writeMessage(files []sandbox.File) string {
-	names := make([]string, 0, 3)
-	for i, f := range files {
-		if i == 3 {
-			names = append(names, fmt.Sprintf("and %d more", len(files)-3))
-			break
-		}
-		names = append(names, f.Path)
-	}
-	return fmt.Sprintf("write %d file(s): %s", len(files), strings.Join(names, ", "))
-}
+// homeDir is the provider's home directory, where "~" paths lead.
+func (e *Engine) homeDir() string { return e.prov.Capabilities().HomeDir }
 
 // durably runs one durable change that needs a sandbox: start from head, apply, snapshot, and
 // record a commit moving head by compare-and-swap. It runs inside the workspace's queue.
@@ -163,7 +158,7 @@ func (e *Engine) provErr(err error, doing string) error {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return errorf(ErrCancelled, "%s%s", prefix, msg)
 	case errors.Is(err, sandbox.ErrPathEscape):
-		return errorf(ErrInvalid, "%s%v (paths must stay inside /workspace, also through symlinks)", prefix, err)
+		return errorf(ErrInvalid, "%s%s; paths must stay inside /workspace or the home directory ~, also through symlinks", prefix, msg)
 	case errors.Is(err, sandbox.ErrInvalid):
 		return errorf(ErrInvalid, "%s%s", prefix, msg)
 	case errors.Is(err, sandbox.ErrNotFound):
@@ -196,43 +191,73 @@ func (e *Engine) atHead(ctx context.Context, ref string, read func(sb sandbox.Sa
 }
 
 // ReadFile reads a file at the workspace head: up to max bytes (<=0: MaxFileSize) from offset.
+// The path may be in /workspace or the home (see paths.go).
 func (e *Engine) ReadFile(ctx context.Context, ref, path string, offset, max int64) (FileContent, error) {
-	p, err := cleanPath(path, false)
+	home := e.homeDir()
+	p, max, err := readArgs(path, home, offset, max)
 	if err != nil {
 		return FileContent{}, err
 	}
-	if offset < 0 {
-		return FileContent{}, errorf(ErrInvalid, "offset must be 0 or more")
-	}
-	if max <= 0 || max > MaxFileSize {
-		max = MaxFileSize
-	}
 	var fc FileContent
 	err = e.atHead(ctx, ref, func(sb sandbox.Sandbox, head string) error {
-		c, err := sb.ReadFile(ctx, p, offset, max)
+		c, err := sb.ReadFile(ctx, p.prov, offset, max)
 		if err != nil {
-			return e.provErr(err, "")
+			return readErr(e.provErr(err, ""), p, path)
 		}
-		fc = FileContent{Path: p, Data: c.Data, Size: c.Size, Offset: offset}
+		fc = FileContent{Path: p.show, Data: c.Data, Size: c.Size, Offset: offset}
 		return nil
 	})
 	return fc, err
 }
 
-// ListFiles lists a directory at the workspace head, depth levels deep (<=0: 1).
+// readErr completes a read_file error: the path argument, and for a directory the call that
+// lists it.
+func readErr(err error, p filePath, orig string) error {
+	e, ok := AsError(err)
+	if !ok || !pathKind(e) {
+		return err
+	}
+	e.Fields.Argument, e.Fields.Path = "path", orig
+	if errors.Is(e, ErrInvalid) && strings.Contains(e.Msg, "is a directory") {
+		if !strings.Contains(e.Msg, "list_files") {
+			e.Msg += "; list it with list_files"
+		}
+		e.then("list_files", "list the directory instead", map[string]any{"path": p.show})
+	}
+	return e
+}
+
+// ListFiles lists a directory at the workspace head, depth levels deep (<=0: 1). The path may be
+// in /workspace ("" for /workspace itself) or the home ("~"); entries in the home are named
+// "~/...".
 func (e *Engine) ListFiles(ctx context.Context, ref, path string, depth int) ([]FileEntry, error) {
-	p, depth, err := listArgs(path, depth)
+	home := e.homeDir()
+	p, depth, err := listArgs(path, home, depth)
 	if err != nil {
 		return nil, err
 	}
 	var out []FileEntry
 	err = e.atHead(ctx, ref, func(sb sandbox.Sandbox, head string) error {
-		entries, err := sb.ListFiles(ctx, p, depth)
+		entries, err := sb.ListFiles(ctx, p.prov, depth)
 		if err != nil {
-			return e.provErr(err, "")
+			return listErr(e.provErr(err, ""), path)
 		}
-		out = fileEntries(entries)
+		out = fileEntries(entries, home)
 		return nil
 	})
 	return out, err
+}
+
+// listErr sets the path argument of a list_files error.
+func listErr(err error, orig string) error {
+	if e, ok := AsError(err); ok && pathKind(e) {
+		e.Fields.Argument, e.Fields.Path = "path", orig
+		return e
+	}
+	return err
+}
+
+// pathKind reports whether e is about a path (not, say, an ended session or a provider outage).
+func pathKind(e *Error) bool {
+	return e.Kind == ErrInvalid || e.Kind == ErrNotFound
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"slices"
 	"strings"
@@ -872,9 +871,11 @@ func (e *Engine) DiscardSession(ctx context.Context, h Holder, sessionID string)
 	return e.sessionView(s), nil
 }
 
-// SessionWriteFiles writes files into the live session (no commit).
-func (e *Engine) SessionWriteFiles(ctx context.Context, h Holder, sessionID string, files []WriteFile) error {
-	out, err := validFiles(files)
+// SessionWriteFiles applies a write_files call to the live session: files written, deletes
+// removed, no commit (commit_session saves them with the rest). Every path is checked before
+// anything changes, so a call with one bad path leaves the session's files as they were.
+func (e *Engine) SessionWriteFiles(ctx context.Context, h Holder, sessionID string, req WriteRequest) error {
+	ch, err := validWrite(req, e.homeDir())
 	if err != nil {
 		return err
 	}
@@ -882,38 +883,33 @@ func (e *Engine) SessionWriteFiles(ctx context.Context, h Holder, sessionID stri
 	if err != nil {
 		return err
 	}
-	if err := ls.sb.WriteFiles(ctx, out); err != nil {
-		return e.sessionErr(ls, err)
+	if err := ls.sb.ChangeFiles(ctx, ch.FileChanges); err != nil {
+		return ch.attribute(e.sessionErr(ls, err), req)
 	}
 	return nil
 }
 
-// SessionReadFile reads a file from the live session.
+// SessionReadFile reads a file from the live session (in /workspace or the home).
 func (e *Engine) SessionReadFile(ctx context.Context, h Holder, sessionID, path string, offset, max int64) (FileContent, error) {
-	p, err := cleanPath(path, false)
+	p, max, err := readArgs(path, e.homeDir(), offset, max)
 	if err != nil {
 		return FileContent{}, err
-	}
-	if offset < 0 {
-		return FileContent{}, errorf(ErrInvalid, "offset must be 0 or more")
-	}
-	if max <= 0 || max > MaxFileSize {
-		max = MaxFileSize
 	}
 	ls, _, err := e.holding(h, sessionID)
 	if err != nil {
 		return FileContent{}, err
 	}
-	c, err := ls.sb.ReadFile(ctx, p, offset, max)
+	c, err := ls.sb.ReadFile(ctx, p.prov, offset, max)
 	if err != nil {
-		return FileContent{}, e.sessionErr(ls, err)
+		return FileContent{}, readErr(e.sessionErr(ls, err), p, path)
 	}
-	return FileContent{Path: p, Data: c.Data, Size: c.Size, Offset: offset}, nil
+	return FileContent{Path: p.show, Data: c.Data, Size: c.Size, Offset: offset}, nil
 }
 
-// SessionListFiles lists a directory of the live session.
+// SessionListFiles lists a directory of the live session (in /workspace or the home).
 func (e *Engine) SessionListFiles(ctx context.Context, h Holder, sessionID, path string, depth int) ([]FileEntry, error) {
-	p, depth, err := listArgs(path, depth)
+	home := e.homeDir()
+	p, depth, err := listArgs(path, home, depth)
 	if err != nil {
 		return nil, err
 	}
@@ -921,11 +917,11 @@ func (e *Engine) SessionListFiles(ctx context.Context, h Holder, sessionID, path
 	if err != nil {
 		return nil, err
 	}
-	entries, err := ls.sb.ListFiles(ctx, p, depth)
+	entries, err := ls.sb.ListFiles(ctx, p.prov, depth)
 	if err != nil {
-		return nil, e.sessionErr(ls, err)
+		return nil, listErr(e.sessionErr(ls, err), path)
 	}
-	return fileEntries(entries), nil
+	return fileEntries(entries, home), nil
 }
 
 // Disconnect tells the engine that a connection is gone: the sessions it holds become detached
@@ -1023,72 +1019,4 @@ func (e *Engine) reconcileSessions(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// fileEntries converts provider entries for the agent.
-func fileEntries(entries []sandbox.FileEntry) []FileEntry {
-	out := make([]FileEntry, 0, min(len(entries), MaxListEntries))
-	for i, en := range entries {
-		if i == MaxListEntries {
-			break
-		}
-		out = append(out, FileEntry{
-			Path: en.Path, Type: en.Type, Size: en.Size, Mode: fmt.Sprintf("%04o", en.Mode.Perm()),
-			ModTime: en.ModTime.UTC(), Target: en.Target,
-		})
-	}
-	return out
-}
-
-// listArgs validates list_files' path and depth.
-func listArgs(path string, depth int) (string, int, error) {
-	p := "."
-	if path != "" {
-		var err error
-		if p, err = cleanPath(path, true); err != nil {
-			return "", 0, err
-		}
-	}
-	if depth <= 0 {
-		depth = 1
-	}
-	if depth > MaxListDepth {
-		return "", 0, errorf(ErrInvalid, "depth %d is more than the maximum %d", depth, MaxListDepth)
-	}
-	return p, depth, nil
-}
-
-// validFiles checks write_files' input and converts it for the provider.
-func validFiles(files []WriteFile) ([]sandbox.File, error) {
-	if len(files) == 0 {
-		return nil, errorf(ErrInvalid, "files is empty; give at least one {path, content}")
-	}
-	if len(files) > MaxFilesPerWrite {
-		return nil, errorf(ErrInvalid, "%d files in one call is more than the %d allowed; split the write", len(files), MaxFilesPerWrite)
-	}
-	var total int
-	seen := map[string]bool{}
-	out := make([]sandbox.File, 0, len(files))
-	for _, f := range files {
-		p, err := cleanPath(f.Path, false)
-		if err != nil {
-			return nil, err
-		}
-		if seen[p] {
-			return nil, errorf(ErrInvalid, "path %q appears twice in one write", f.Path)
-		}
-		seen[p] = true
-		if len(f.Content) > MaxFileSize {
-			return nil, errorf(ErrInvalid, "%s is %d bytes, more than the %d-byte limit per file; generate large files with a command instead", f.Path, len(f.Content), MaxFileSize)
-		}
-		total += len(f.Content)
-		if f.Mode&^0o7777 != 0 {
-			return nil, errorf(ErrInvalid, "mode %o of %s has bits beyond permissions (use e.g. 0644 or 0755)", f.Mode, f.Path)
-		}
-		out = append(out, sandbox.File{Path: p, Content: f.Content, Mode: fs.FileMode(f.Mode)})
-	}
-	if total > MaxWriteTotal {
-		return nil, errorf(ErrInvalid, "%d bytes in one call is more than the %d-byte limit; split the write", total, MaxWriteTotal)
-	}
-	return out, nil
 }

@@ -70,7 +70,7 @@ func TestSessionLease(t *testing.T) {
 	// Durable operations and a second open fail at once, naming session, holder and expiry.
 	_, err := v.e.RunCommand(ctx, engine.RunCommandRequest{Workspace: "w", Command: "true"})
 	wantErr(t, "run_command while leased", err, engine.ErrLeased, s.ID, "alice-agent 1.0", "attach_session", s.Expires.UTC().Format(time.RFC3339))
-	_, err = v.e.WriteFiles(ctx, "w", []engine.WriteFile{{Path: "x", Content: []byte("x")}})
+	_, err = v.e.WriteFiles(ctx, "w", engine.WriteRequest{Files: []engine.WriteFile{{Path: "x", Content: []byte("x")}}})
 	wantErr(t, "write_files while leased", err, engine.ErrLeased, s.ID)
 	_, _, err = v.e.Restore(ctx, "w", base)
 	wantErr(t, "restore while leased", err, engine.ErrLeased, s.ID)
@@ -205,7 +205,7 @@ func TestSessionProcessesAndURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.DiscardSession(context.Background(), alice, s.ID)
-	if err := e.SessionWriteFiles(ctx, alice, s.ID, []engine.WriteFile{{Path: "index.html", Content: []byte("<h1>hello preview</h1>")}}); err != nil {
+	if err := e.SessionWriteFiles(ctx, alice, s.ID, engine.WriteRequest{Files: []engine.WriteFile{{Path: "index.html", Content: []byte("<h1>hello preview</h1>")}}}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.SessionURL(ctx, alice, s.ID, 9999)

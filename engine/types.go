@@ -81,6 +81,22 @@ type FileContent struct {
 	Offset int64  `json:"offset"`
 }
 
+// WriteRequest is one write_files call: files to write and paths to delete, applied together —
+// durably as one commit (WriteFiles), or in a live session (SessionWriteFiles). Paths take the
+// forms of read_file and list_files (relative, /workspace/..., ~/..., the home's absolute path).
+// Every path, written or deleted, is checked before anything changes, so a call with one bad path
+// changes nothing. A call with neither files nor deletes is invalid.
+type WriteRequest struct {
+	// Files are created or replaced, parent directories as needed.
+	Files []WriteFile
+	// Delete lists paths to remove; each must exist. A symlink is removed, not its target; a
+	// directory only with Recursive. Neither /workspace nor the home itself can be deleted, and
+	// a path cannot be both written and deleted (nor a file written inside a deleted directory).
+	Delete []string
+	// Recursive allows Delete to remove directories with everything in them.
+	Recursive bool
+}
+
 // WriteFile is one file for WriteFiles.
 type WriteFile struct {
 	Path    string

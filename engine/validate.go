@@ -1,12 +1,9 @@
 package engine
 
 import (
-	"path"
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/sandkit/sandkit-mcp/sandbox"
 )
 
 // validName checks a workspace name: 1–64 characters of letters, digits, '.', '_' and '-',
@@ -87,39 +84,6 @@ func (e *Engine) providerLifetime(d time.Duration, what string) error {
 	return nil
 }
 
-// cleanPath validates a path inside /workspace and returns it relative to /workspace ("." for the
-// directory itself). It rejects what is wrong by syntax; symlinks are the provider's job.
-func cleanPath(p string, allowRoot bool) (string, error) {
-	orig := p
-	if strings.ContainsRune(p, 0) {
-		return "", errorf(ErrInvalid, "path %q contains a NUL byte", orig)
-	}
-	if !utf8.ValidString(p) {
-		return "", errorf(ErrInvalid, "path is not valid UTF-8")
-	}
-	if strings.HasPrefix(p, "/") {
-		if p != sandbox.WorkspaceDir && !strings.HasPrefix(p, sandbox.WorkspaceDir+"/") {
-			return "", errorf(ErrInvalid, "path %q is outside /workspace; use a path relative to /workspace or starting with /workspace/", orig)
-		}
-		p = strings.TrimPrefix(strings.TrimPrefix(p, sandbox.WorkspaceDir), "/")
-	}
-	for _, part := range strings.Split(p, "/") {
-		if part == ".." {
-			return "", errorf(ErrInvalid, "path %q uses \"..\"; paths must stay inside /workspace", orig)
-		}
-	}
-	c := path.Clean("/" + p)[1:]
-	if c == "" {
-		c = "."
-	}
-	if c == "." && !allowRoot {
-		return "", errorf(ErrInvalid, "path %q names /workspace itself; give a file path", orig)
-	}
-	if len(c) > 4096 {
-		return "", errorf(ErrInvalid, "path is longer than 4096 bytes")
-	}
-	return c, nil
-}
 
 func validEnv(env map[string]string) error {
 	for k, v := range env {

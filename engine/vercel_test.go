@@ -85,7 +85,7 @@ func TestVercelSessionURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.DiscardSession(context.Background(), alice, s.ID)
-	if err := e.SessionWriteFiles(ctx, alice, s.ID, []engine.WriteFile{{Path: "index.html", Content: []byte("<h1>hello vercel route</h1>")}}); err != nil {
+	if err := e.SessionWriteFiles(ctx, alice, s.ID, engine.WriteRequest{Files: []engine.WriteFile{{Path: "index.html", Content: []byte("<h1>hello vercel route</h1>")}}}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.SessionURL(ctx, alice, s.ID, 9999)

@@ -52,10 +52,21 @@
 //
 // # Paths
 //
-// File operations take paths inside /workspace: either relative ("src/main.go", resolved against
-// /workspace) or absolute under it ("/workspace/src/main.go"). A path that leaves /workspace — by
-// "..", by being absolute elsewhere, or through a symbolic link whose target lies outside — fails
-// with an error wrapping ErrPathEscape and nothing is read or written.
+// File operations (ReadFile, ListFiles, ChangeFiles, WriteFiles) reach the two durable roots:
+// /workspace and the sandbox user's home directory, whose absolute path the provider declares in
+// Capabilities.HomeDir ("/home/sandbox" locally, "/home/vercel-sandbox" on Vercel). A path is one
+// of
+//
+//   - relative ("src/main.go"), resolved against /workspace;
+//   - absolute under /workspace ("/workspace/src/main.go", or "/workspace" itself);
+//   - absolute under the home ("/home/sandbox/.bashrc", or the home itself).
+//
+// Paths are cleaned lexically first (SplitPath): "//workspace//x" is /workspace/x and "a/../b"
+// is b. A path that still leaves its root — by "..", by being absolute elsewhere, or through a
+// symbolic link whose target lies outside the root the path is in (a link in /workspace that
+// points into the home escapes too) — fails with an error wrapping ErrPathEscape, and nothing is
+// read, written or removed. The engine turns the agents' "~/..." form into the absolute home
+// path before it calls a provider.
 //
 // # Errors
 //
@@ -81,8 +92,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrEnded: the sandbox has been snapshotted, stopped, or died.
 	ErrEnded = errors.New("sandbox has ended")
-	// ErrPathEscape: a path leaves /workspace (.., absolute elsewhere, or a symlink pointing out).
-	ErrPathEscape = errors.New("path escapes /workspace")
+	// ErrPathEscape: a path leaves its root, /workspace or the home directory (.., absolute
+	// elsewhere, or a symlink pointing out).
+	ErrPathEscape = errors.New("path escapes its root (/workspace or the home directory)")
 	// ErrInvalid: a request the provider cannot accept as given (bad path syntax, a directory where
 	// a file is expected, a file too large, ...).
 	ErrInvalid = errors.New("invalid request")
@@ -143,6 +155,10 @@ type Capabilities struct {
 	Egress bool
 	// MaxFileSize is the largest file WriteFiles accepts and ReadFile returns in one call, in bytes.
 	MaxFileSize int64
+	// HomeDir is the absolute, clean path of the sandbox user's home directory inside every
+	// sandbox of this provider ($HOME of its commands). It is durable like /workspace, and file
+	// operations accept paths under it (see Paths in the package doc). Never "" nor "/".
+	HomeDir string
 
 	// PortURLs is true when the provider serves exposed ports itself, at URLs Sandbox.PortURL
 	// returns (Vercel's public routes). Such a provider needs the ports up front
@@ -215,15 +231,24 @@ type Sandbox interface {
 	Exec(ctx context.Context, req ExecRequest) (ExecResult, error)
 
 	// WriteFiles creates or replaces files, creating parent directories as needed. All paths are
-	// validated before anything is written.
+	// validated before anything is written. It is ChangeFiles with only writes.
 	WriteFiles(ctx context.Context, files []File) error
+
+	// ChangeFiles removes c.Remove and writes c.Write in one step. Every path of both lists is
+	// validated first (syntax, containment also through symlinks, a removed path exists, a
+	// directory is removed only with c.Recursive, neither root itself is removed, no written path
+	// equals, contains or lies inside a removed one); when one fails, nothing has changed and the
+	// error names the path. Removing a symlink removes the link, never its target. A failure of
+	// the file system once changes have begun (a full disk, say) may leave part of them applied;
+	// the caller then discards the sandbox (the engine does).
+	ChangeFiles(ctx context.Context, c FileChanges) error
 
 	// ReadFile reads up to max bytes (max <= 0: up to Capabilities.MaxFileSize) starting at
 	// offset. Reading a directory fails with ErrInvalid.
 	ReadFile(ctx context.Context, path string, offset, max int64) (FileContent, error)
 
-	// ListFiles lists the entries under dir (a directory inside /workspace) down to depth levels
-	// (1 = only the directory's own entries). Symlinks are listed, not followed.
+	// ListFiles lists the entries under dir (a directory inside /workspace or the home) down to
+	// depth levels (1 = only the directory's own entries). Symlinks are listed, not followed.
 	ListFiles(ctx context.Context, dir string, depth int) ([]FileEntry, error)
 
 	// Snapshot captures the durable state as a new snapshot and ends the sandbox.
@@ -327,12 +352,23 @@ type ExecResult struct {
 
 // File is one file to write.
 type File struct {
-	// Path inside /workspace (see the package doc).
+	// Path inside /workspace or the home (see Paths in the package doc).
 	Path string
 	// Content is the complete new content.
 	Content []byte
 	// Mode is the permission bits; zero means 0644.
 	Mode fs.FileMode
+}
+
+// FileChanges is one ChangeFiles call: files to write and paths to remove.
+type FileChanges struct {
+	// Write are the files to create or replace.
+	Write []File
+	// Remove are the paths to delete (see Paths in the package doc); each must exist.
+	Remove []string
+	// Recursive allows removing directories with everything in them; without it a directory in
+	// Remove fails with ErrInvalid.
+	Recursive bool
 }
 
 // FileContent is the result of ReadFile.
@@ -345,7 +381,8 @@ type FileContent struct {
 
 // FileEntry describes one entry of ListFiles.
 type FileEntry struct {
-	// Path relative to /workspace, with forward slashes ("src/main.go").
+	// Path with forward slashes: relative to /workspace for an entry in /workspace
+	// ("src/main.go"); absolute for an entry in the home ("/home/sandbox/.config/x").
 	Path string
 	// Type is "file", "dir", "symlink" or "other".
 	Type string

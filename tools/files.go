@@ -75,14 +75,14 @@ func (t *toolset) writeFiles() server.ServerTool {
 				if err != nil {
 					return writeResult{}, err
 				}
-				if err := t.eng.SessionWriteFiles(ctx, h, a.SessionID, files); err != nil {
+				if err := t.eng.SessionWriteFiles(ctx, h, a.SessionID, engine.WriteRequest{Files: files}); err != nil {
 					return writeResult{}, err
 				}
 				r := writeResult{SessionID: a.SessionID, Files: len(files), Bytes: total}
 				r.then("commit_session", "save the session's changes as one commit", map[string]any{"session_id": a.SessionID})
 				return r, nil
 			}
-			c, err := t.eng.WriteFiles(ctx, a.Workspace, files)
+			c, err := t.eng.WriteFiles(ctx, a.Workspace, engine.WriteRequest{Files: files})
 			if err != nil {
 				return writeResult{}, err
 			}

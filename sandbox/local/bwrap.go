@@ -18,7 +18,6 @@ const (
 	sandboxUID  = 1000
 	sandboxGID  = 1000
 	sandboxUser = "sandbox"
-	sandboxHome = "/home/sandbox"
 	agentPath   = "/.sb/agent"
 	defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
@@ -106,6 +105,7 @@ type sandboxProfile struct {
 	stage   string
 	links   []string
 	tmpSize int64
+	home    string // the sandbox user's home directory
 }
 
 // launch says how one sandbox is started.
@@ -142,7 +142,7 @@ func (pr *sandboxProfile) args(l launch) []string {
 		"--perms", "1777", "--size", strconv.FormatInt(pr.tmpSize, 10), "--tmpfs", "/tmp",
 		"--perms", "1777", "--size", strconv.FormatInt(pr.tmpSize, 10), "--tmpfs", "/dev/shm",
 		"--bind", filepath.Join(pr.stage, "ws"), sandbox.WorkspaceDir,
-		"--bind", filepath.Join(pr.stage, "home"), sandboxHome,
+		"--bind", filepath.Join(pr.stage, "home"), pr.home,
 		"--ro-bind", filepath.Join(pr.stage, "agent"), agentPath,
 		// The root tmpfs (with /etc, /home, /.sb) read-only; /tmp, /dev/shm, /workspace and
 		// the home directory are mounts of their own and stay writable.
@@ -150,7 +150,7 @@ func (pr *sandboxProfile) args(l launch) []string {
 		"--chdir", sandbox.WorkspaceDir,
 		"--clearenv",
 		"--setenv", "PATH", defaultPath,
-		"--setenv", "HOME", sandboxHome,
+		"--setenv", "HOME", pr.home,
 		"--setenv", "USER", sandboxUser,
 		"--setenv", "LANG", "C.UTF-8",
 		"--setenv", "TERM", "dumb",
@@ -163,10 +163,10 @@ func (pr *sandboxProfile) args(l launch) []string {
 }
 
 // baseEnv is the environment of every command before StartOptions.Env and ExecRequest.Env.
-func baseEnv() map[string]string {
+func baseEnv(home string) map[string]string {
 	env := map[string]string{
 		"PATH":    defaultPath,
-		"HOME":    sandboxHome,
+		"HOME":    home,
 		"USER":    sandboxUser,
 		"LOGNAME": sandboxUser,
 		"SHELL":   "/bin/sh",

@@ -251,12 +251,18 @@ func (sw *stickyWriter) write(p []byte) {
 
 // WriteFiles implements sandbox.Sandbox.
 func (s *localSandbox) WriteFiles(ctx context.Context, files []sandbox.File) error {
-	if len(files) == 0 {
+	return s.ChangeFiles(ctx, sandbox.FileChanges{Write: files})
+}
+
+// ChangeFiles implements sandbox.Sandbox: the agent checks every path (symlinks included)
+// before it removes or writes anything.
+func (s *localSandbox) ChangeFiles(ctx context.Context, c sandbox.FileChanges) error {
+	if len(c.Write) == 0 && len(c.Remove) == 0 {
 		return nil
 	}
-	req := agent.Request{Op: agent.OpWrite, MaxSize: s.p.opts.MaxFileSize}
-	blobs := make([][]byte, len(files))
-	for i, f := range files {
+	req := agent.Request{Op: agent.OpWrite, MaxSize: s.p.opts.MaxFileSize, Home: s.p.opts.HomeDir, Remove: c.Remove, Recursive: c.Recursive}
+	blobs := make([][]byte, len(c.Write))
+	for i, f := range c.Write {
 		if int64(len(f.Content)) > s.p.opts.MaxFileSize {
 			return fmt.Errorf("%w: %s: %d bytes is more than the %d bytes a file may have", sandbox.ErrInvalid, f.Path, len(f.Content), s.p.opts.MaxFileSize)
 		}
@@ -276,7 +282,7 @@ func (s *localSandbox) ReadFile(ctx context.Context, p string, offset, max int64
 	if max <= 0 || max > limit {
 		max = limit
 	}
-	res, data, err := s.call(ctx, agent.Request{Op: agent.OpRead, Path: p, Offset: offset, Max: max}, nil, max)
+	res, data, err := s.call(ctx, agent.Request{Op: agent.OpRead, Path: p, Offset: offset, Max: max, Home: s.p.opts.HomeDir}, nil, max)
 	if err != nil {
 		return sandbox.FileContent{}, err
 	}
@@ -291,7 +297,7 @@ func (s *localSandbox) ListFiles(ctx context.Context, dir string, depth int) ([]
 	if dir == "" {
 		dir = "."
 	}
-	res, _, err := s.call(ctx, agent.Request{Op: agent.OpList, Path: dir, Depth: depth}, nil, 0)
+	res, _, err := s.call(ctx, agent.Request{Op: agent.OpList, Path: dir, Depth: depth, Home: s.p.opts.HomeDir}, nil, 0)
 	if err != nil {
 		return nil, err
 	}

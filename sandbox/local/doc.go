@@ -10,10 +10,10 @@
 // sees a read-only /usr (with the host's /bin, /lib... symlinks), a curated read-only /etc (TLS
 // roots, dynamic linker cache, time zone, alternatives, language runtimes' config; passwd,
 // group, hosts, hostname and nsswitch.conf are generated), fresh /proc, /dev, /tmp and /dev/shm,
-// and its durable state: /workspace and the home directory /home/sandbox. Nothing else of the
-// host is visible: no host home, no host sockets, no /run, no /var. The network namespace has
-// only loopback; the only way out is the egress proxy (below), which enforces the sandbox's
-// policy (Capabilities.Egress is true).
+// and its durable state: /workspace and the home directory (/home/sandbox, or Options.HomeDir).
+// Nothing else of the host is visible: no host home, no host sockets, no /run, no /var. The
+// network namespace has only loopback; the only way out is the egress proxy (below), which
+// enforces the sandbox's policy (Capabilities.Egress is true).
 //
 // Commands run as uid/gid 1000 ("sandbox") with every capability dropped, no_new_privs, a
 // seccomp filter (socket(AF_UNIX), io_uring and the kernel keyring are denied; see seccomp.go),

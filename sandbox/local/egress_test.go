@@ -912,7 +912,7 @@ func TestEgressUnit(t *testing.T) {
 
 	// The sandbox /etc trusts the CA.
 	etc := filepath.Join(t.TempDir(), "etc")
-	if err := ensureEtc(etc, ca.certPEM); err != nil {
+	if err := ensureEtc(etc, ca.certPEM, DefaultHomeDir); err != nil {
 		t.Fatal(err)
 	}
 	for _, rel := range []string{"ssl/sandkit/ca.pem", "ssl/sandkit/ca-bundle.pem"} {

@@ -49,14 +49,14 @@ func etcEntries() []string {
 }
 
 // generatedEtc are the files the helper writes into the stage; bwrap binds them at /etc/<name>.
-func generatedEtc() map[string]string {
+func generatedEtc(home string) map[string]string {
 	shell := "/bin/sh"
 	if _, err := os.Stat("/bin/bash"); err == nil {
 		shell = "/bin/bash"
 	}
 	return map[string]string{
 		"passwd": "root:x:0:0:root:/root:/bin/sh\n" +
-			fmt.Sprintf("%s:x:%d:%d:sandbox:%s:%s\n", sandboxUser, sandboxUID, sandboxGID, sandboxHome, shell) +
+			fmt.Sprintf("%s:x:%d:%d:sandbox:%s:%s\n", sandboxUser, sandboxUID, sandboxGID, home, shell) +
 			"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
 		"group":         "root:x:0:\n" + fmt.Sprintf("%s:x:%d:\n", sandboxUser, sandboxGID) + "nogroup:x:65534:\n",
 		"hosts":         "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n",
@@ -74,7 +74,7 @@ const systemBundle = "ssl/certs/ca-certificates.crt"
 // etcFingerprint summarizes what buildEtc would copy (names, types, sizes, modes, times, link
 // targets) and generate, so an unchanged /etc is not copied again: creating the few hundred
 // entries costs a noticeable fraction of a second on slow disks.
-func etcFingerprint(caPEM []byte) string {
+func etcFingerprint(caPEM []byte, home string) string {
 	h := sha256.New()
 	fmt.Fprintln(h, etcFormat)
 	fmt.Fprintf(h, "ca %x\n", sha256.Sum256(caPEM))
@@ -92,7 +92,7 @@ func etcFingerprint(caPEM []byte) string {
 			return nil
 		})
 	}
-	gen := generatedEtc()
+	gen := generatedEtc(home)
 	names := make([]string, 0, len(gen))
 	for n := range gen {
 		names = append(names, n)
@@ -105,22 +105,22 @@ func etcFingerprint(caPEM []byte) string {
 }
 
 // ensureEtc makes sure dir holds the sandbox /etc for the current host /etc.
-func ensureEtc(dir string, caPEM []byte) error {
+func ensureEtc(dir string, caPEM []byte, home string) error {
 	sumFile := dir + ".sum"
-	sum := etcFingerprint(caPEM)
+	sum := etcFingerprint(caPEM, home)
 	if old, err := os.ReadFile(sumFile); err == nil && string(old) == sum {
 		if _, err := os.Stat(dir); err == nil {
 			return nil
 		}
 	}
-	if err := buildEtc(dir, caPEM); err != nil {
+	if err := buildEtc(dir, caPEM, home); err != nil {
 		return err
 	}
 	return os.WriteFile(sumFile, []byte(sum), 0o600)
 }
 
 // buildEtc writes the sandbox /etc into dir (replacing what was there).
-func buildEtc(dir string, caPEM []byte) error {
+func buildEtc(dir string, caPEM []byte, home string) error {
 	tmp := dir + ".tmp"
 	if err := removeTree(tmp); err != nil {
 		return err
@@ -133,7 +133,7 @@ func buildEtc(dir string, caPEM []byte) error {
 			return fmt.Errorf("copy %s: %w", src, err)
 		}
 	}
-	for name, content := range generatedEtc() {
+	for name, content := range generatedEtc(home) {
 		if err := os.WriteFile(filepath.Join(tmp, name), []byte(content), 0o644); err != nil {
 			return err
 		}

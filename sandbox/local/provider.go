@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,8 @@ const (
 	DefaultLifetime = 24 * time.Hour
 	// DefaultTmpSize bounds each of the sandbox's tmpfs mounts (/tmp, /dev/shm).
 	DefaultTmpSize = 1 << 30
+	// DefaultHomeDir is the sandbox user's home directory.
+	DefaultHomeDir = "/home/sandbox"
 )
 
 // Options configures the local provider.
@@ -67,6 +70,10 @@ type Options struct {
 	MaxLayers int
 	// TmpSize bounds /tmp and /dev/shm in each sandbox (zero: DefaultTmpSize).
 	TmpSize int64
+	// HomeDir is where the sandbox user's durable home is mounted, "/home/<name>" ($HOME,
+	// Capabilities.HomeDir; zero: DefaultHomeDir). The Vercel fake's backend mounts it where
+	// Vercel has it. Keep it for a data directory while live sandboxes run.
+	HomeDir string
 
 	// Egress configures the egress proxy: destinations the operator allows beyond the public
 	// internet, static name resolution, upstream TLS roots, where credentials come from.
@@ -138,6 +145,12 @@ func New(opts Options) (*Provider, error) {
 	if opts.TmpSize <= 0 {
 		opts.TmpSize = DefaultTmpSize
 	}
+	if opts.HomeDir == "" {
+		opts.HomeDir = DefaultHomeDir
+	}
+	if name, ok := strings.CutPrefix(opts.HomeDir, "/home/"); !ok || name == "" || strings.ContainsAny(name, "/:\x00\n") || name == "." || name == ".." {
+		return nil, fmt.Errorf("%w: local provider: home directory %q must be /home/<name>", sandbox.ErrInvalid, opts.HomeDir)
+	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, err
@@ -171,7 +184,7 @@ func New(opts Options) (*Provider, error) {
 		lock.Close()
 		return nil, fmt.Errorf("local provider: %w", err)
 	}
-	if err := ensureEtc(filepath.Join(dir, "etc"), ca.certPEM); err != nil {
+	if err := ensureEtc(filepath.Join(dir, "etc"), ca.certPEM, opts.HomeDir); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("local provider: prepare the sandbox /etc: %w", err)
 	}
@@ -188,7 +201,7 @@ func New(opts Options) (*Provider, error) {
 		lock:    lock,
 		running: map[string]*localSandbox{},
 		limits:  cgroupLimits{memory: opts.MemoryLimit, pids: opts.PidsLimit, parent: opts.CgroupParent},
-		profile: &sandboxProfile{bw: bw, stage: stage, links: rootLinks(), tmpSize: opts.TmpSize},
+		profile: &sandboxProfile{bw: bw, stage: stage, links: rootLinks(), tmpSize: opts.TmpSize, home: opts.HomeDir},
 		seccomp: seccompProgram(),
 		agent:   ag,
 		ca:      ca,
@@ -313,7 +326,7 @@ func (p *Provider) Name() string { return "local" }
 // Capabilities implements sandbox.Provider: egress policies are enforced by the provider's
 // proxy (see doc.go).
 func (p *Provider) Capabilities() sandbox.Capabilities {
-	return sandbox.Capabilities{Egress: true, MaxFileSize: p.opts.MaxFileSize}
+	return sandbox.Capabilities{Egress: true, MaxFileSize: p.opts.MaxFileSize, HomeDir: p.opts.HomeDir}
 }
 
 // Start implements sandbox.Provider. A Detached sandbox outlives this provider (and its
@@ -337,7 +350,7 @@ func (p *Provider) Start(ctx context.Context, opts sandbox.StartOptions) (sandbo
 	s.label = opts.Label
 	s.detached = opts.Detached
 	s.egress = newSbEgress(p.egress, s.id, s.label, pol)
-	s.env = baseEnv()
+	s.env = baseEnv(p.opts.HomeDir)
 	for k, v := range opts.Env {
 		s.env[k] = v
 	}

@@ -72,7 +72,7 @@ func (s *localSandbox) hello(ctx context.Context) error {
 		}
 	}
 	if len(env) == 0 {
-		env = baseEnv()
+		env = baseEnv(s.p.opts.HomeDir)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -54,6 +54,8 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"Lifecycle", s.testLifecycle},
 		{"Lifetime", s.testLifetime},
 		{"HomeIsDurable", s.testHomeIsDurable},
+		{"HomeFiles", s.testHomeFiles},
+		{"RemoveFiles", s.testRemoveFiles},
 		{"Concurrency", s.testConcurrency},
 		{"Restart", s.testRestart},
 		// Live (Detached) sandboxes: sessions, background processes, ports.

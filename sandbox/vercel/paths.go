@@ -1,30 +1,47 @@
 package vercel
 
 import (
-	"fmt"
 	"path"
 	"strings"
 
 	"github.com/sandkit/sandkit-mcp/sandbox"
 )
 
-// absPath turns a contract path (relative to /workspace, or absolute under it) into the absolute
-// path inside the VM. Lexical escapes fail with ErrPathEscape; symlinks are checked inside the VM
-// (see vmScript).
-func absPath(p string) (string, error) {
-	if strings.ContainsRune(p, 0) {
-		return "", fmt.Errorf("%w: path %q contains a NUL byte", sandbox.ErrInvalid, p)
+// vmPath is a contract path as the VM scripts take it: its root ('w' for /workspace, 'h' for the
+// home, which inside the VM is the user's $HOME whatever the image) and the clean path relative
+// to that root ("." for the root itself). Symlinks are checked inside the VM (see vmScript).
+type vmPath struct {
+	root byte
+	rel  string
+}
+
+// split turns a contract path (relative to /workspace, or absolute under /workspace or the home
+// HomeDir) into a vmPath. Lexical escapes fail with ErrPathEscape.
+func (p *Provider) split(name string) (vmPath, error) {
+	root, rel, err := sandbox.SplitPath(name, p.opts.HomeDir)
+	if err != nil {
+		return vmPath{}, err
 	}
-	var abs string
-	if strings.HasPrefix(p, "/") {
-		abs = path.Clean(p)
-	} else {
-		abs = path.Clean(sandbox.WorkspaceDir + "/" + p)
+	if root == sandbox.WorkspaceDir {
+		return vmPath{'w', rel}, nil
 	}
-	if abs != sandbox.WorkspaceDir && !strings.HasPrefix(abs, sandbox.WorkspaceDir+"/") {
-		return "", fmt.Errorf("%w: %q", sandbox.ErrPathEscape, p)
+	return vmPath{'h', rel}, nil
+}
+
+// arg is the path as a vmScript argument: "w:src/a.go", "h:.bashrc".
+func (v vmPath) arg() string { return string(v.root) + ":" + v.rel }
+
+// display names a vmScript argument for a message, in the contract's terms.
+func (p *Provider) display(arg string) string {
+	root, rel, ok := strings.Cut(arg, ":")
+	if !ok {
+		return arg
 	}
-	return abs, nil
+	base := sandbox.WorkspaceDir
+	if root == "h" {
+		base = p.opts.HomeDir
+	}
+	return path.Join(base, rel)
 }
 
 // execCwd turns ExecRequest.Cwd into the command's absolute working directory: "" is
@@ -41,36 +58,54 @@ func execCwd(cwd string) string {
 	}
 }
 
-// rel returns abs relative to /workspace ("" for /workspace itself).
-func rel(abs string) string {
-	return strings.TrimPrefix(strings.TrimPrefix(abs, sandbox.WorkspaceDir), "/")
-}
-
 // vmScript carries out file operations inside the VM that the REST API has no endpoint for
-// (symlink-aware containment checks, windows of files, listings). It runs as
-// `sh -c vmScript sandkit-fs OP ARGS...` and reports failures through its exit status:
+// (symlink-aware containment checks, windows of files, listings, removal). It runs as
+// `sh -c vmScript sandkit-fs OP ARGS...`; paths are vmPath arguments ("w:rel" under /workspace,
+// "h:rel" under $HOME), and a path must resolve, all symlinks followed, inside its own root. It
+// reports failures through its exit status, printing the path at fault:
 //
-//	10 the (resolved) path leaves /workspace   11 it is a directory
-//	12 it does not exist                        13 not a regular file / not a directory
+//	10 the (resolved) path leaves its root      11 it is a directory
+//	12 it does not exist                         13 not a regular file / not a directory
+//	15 it is a root itself (cannot be removed)   16 a directory to remove without recursive
 //
 // Output that may be binary is base64-encoded, so it survives the JSON log stream.
 const vmScript = `set -u
-inside() { case "$1" in /workspace|/workspace/*) return 0;; esac; return 1; }
+home=${HOME:-}
+[ -n "$home" ] || home=$(getent passwd "$(id -u)" | cut -d: -f6)
+rootof() { case "$1" in h:*) realpath -m -- "$home";; *) realpath -m -- /workspace;; esac; }
+absof() { printf '%s/%s' "$(rootof "$1")" "${1#?:}"; }
+inside() { case "$1" in "$2"|"$2"/*) return 0;; esac; return 1; }
+fail() { printf '%s\n' "$1"; exit "$2"; }
+# entry ARG: the entry ARG names, its parent resolved but not itself (a symlink stays a link).
+entry() { a=$(absof "$1"); printf '%s/%s' "$(realpath -m -- "$(dirname -- "$a")")" "$(basename -- "$a")"; }
+checkremove() {
+	root=$(rootof "$1"); e=$(entry "$1")
+	inside "$(dirname -- "$e")" "$root" || fail "$1" 10
+	[ "$e" != "$root" ] && inside "$e" "$root" || fail "$1" 15
+	[ -e "$e" ] || [ -L "$e" ] || fail "$1" 12
+	if [ -d "$e" ] && [ ! -L "$e" ] && [ "$2" != 1 ]; then fail "$1" 16; fi
+}
+checkwrite() {
+	root=$(rootof "$1"); r=$(realpath -m -- "$(absof "$1")") || fail "$1" 13
+	inside "$r" "$root" || fail "$1" 10
+	[ -d "$r" ] && fail "$1" 11
+	d=$(dirname -- "$r")
+	while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done
+	[ -d "$d" ] || fail "$1" 13
+}
 op=$1; shift
 case "$op" in
-check-write)
-	for p in "$@"; do
-		r=$(realpath -m -- "$p") || exit 13
-		inside "$r" || { printf '%s\n' "$p"; exit 10; }
-		[ -d "$r" ] && { printf '%s\n' "$p"; exit 11; }
-		d=$(dirname -- "$r")
-		while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done
-		[ -d "$d" ] || { printf '%s\n' "$p"; exit 13; }
-	done
+change)
+	# change RECURSIVE NREMOVE REMOVE... WRITE...: check everything, remove, then print the
+	# resolved targets of the writes (NUL-separated, base64) for the upload.
+	rec=$1; n=$2; shift 2
+	i=0; for p in "$@"; do i=$((i+1)); if [ "$i" -le "$n" ]; then checkremove "$p" "$rec"; else checkwrite "$p"; fi; done
+	i=0; for p in "$@"; do i=$((i+1)); [ "$i" -le "$n" ] || break; rm -rf -- "$(entry "$p")" || exit 14; done
+	i=0; for p in "$@"; do i=$((i+1)); [ "$i" -gt "$n" ] || continue; printf '%s\0' "$(realpath -m -- "$(absof "$p")")"; done | base64 -w0
 	exit 0;;
 read)
-	r=$(realpath -m -- "$1") || exit 13
-	inside "$r" || exit 10
+	root=$(rootof "$1"); r=$(realpath -m -- "$(absof "$1")") || exit 13
+	inside "$r" "$root" || exit 10
 	[ -e "$r" ] || exit 12
 	[ -d "$r" ] && exit 11
 	[ -f "$r" ] || exit 13
@@ -81,11 +116,12 @@ read)
 	fi
 	exit 0;;
 list)
-	r=$(realpath -m -- "$1") || exit 13
-	inside "$r" || exit 10
+	# Prints the resolved directory relative to its root ("" for the root), then the entries.
+	root=$(rootof "$1"); r=$(realpath -m -- "$(absof "$1")") || exit 13
+	inside "$r" "$root" || exit 10
 	[ -e "$r" ] || exit 12
 	[ -d "$r" ] || exit 13
-	printf '%s\n' "$r"
+	printf '%s\n' "${r#"$root"}"
 	cd "$r" && find . -mindepth 1 -maxdepth "$2" -printf '%y\t%s\t%m\t%T@\t%P\t%l\0' | base64 -w0 || exit 14
 	exit 0;;
 esac

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"regexp"
 	"strings"
 	"sync"
@@ -26,6 +27,8 @@ const (
 	DefaultMaxLifetime = 45 * time.Minute
 	// DefaultMaxFileSize bounds one file written or read in one call.
 	DefaultMaxFileSize = 16 << 20
+	// DefaultHomeDir is the home of vercel-sandbox, the user Vercel's runtimes run commands as.
+	DefaultHomeDir = "/home/vercel-sandbox"
 	// MaxPorts is how many ports one Vercel sandbox can expose; MinPort the lowest.
 	MaxPorts = 15
 	MinPort  = 1024
@@ -50,6 +53,11 @@ type Options struct {
 	// Runtime is the legacy runtime to create fresh sandboxes with ("node24", "python3.13"); ""
 	// uses Vercel's default image. Sandboxes started from a snapshot keep their snapshot's system.
 	Runtime string
+	// HomeDir is the VM user's home directory as sandkit names it (Capabilities.HomeDir; zero:
+	// DefaultHomeDir). Inside the VM, file operations on it reach the user's $HOME, whatever
+	// the image; set it to that path (an image running as "ubuntu": /home/ubuntu) so that the
+	// absolute paths agents see match what commands see.
+	HomeDir string
 	// VCPUs per sandbox (1 or an even number); zero means Vercel's default (2).
 	VCPUs int
 	// DefaultLifetime applies when StartOptions.Lifetime is zero (zero: DefaultLifetime).
@@ -104,6 +112,12 @@ func New(opts Options) (*Provider, error) {
 	if opts.MaxFileSize == 0 {
 		opts.MaxFileSize = DefaultMaxFileSize
 	}
+	if opts.HomeDir == "" {
+		opts.HomeDir = DefaultHomeDir
+	}
+	if h := path.Clean(opts.HomeDir); h != opts.HomeDir || !path.IsAbs(h) || h == "/" || h == sandbox.WorkspaceDir || strings.HasPrefix(h, sandbox.WorkspaceDir+"/") || strings.HasPrefix(sandbox.WorkspaceDir, h+"/") {
+		return nil, fmt.Errorf("%w: vercel provider: home directory %q must be a clean absolute path apart from /workspace", sandbox.ErrInvalid, opts.HomeDir)
+	}
 	if opts.SnapshotExpiration != 0 && opts.SnapshotExpiration < 24*time.Hour {
 		return nil, fmt.Errorf("%w: vercel provider: snapshot expiration %v is shorter than Vercel's minimum of one day (zero keeps snapshots until they are deleted)", sandbox.ErrInvalid, opts.SnapshotExpiration)
 	}
@@ -131,6 +145,7 @@ func (p *Provider) Capabilities() sandbox.Capabilities {
 	return sandbox.Capabilities{
 		Egress:        true,
 		MaxFileSize:   p.opts.MaxFileSize,
+		HomeDir:       p.opts.HomeDir,
 		PortURLs:      true,
 		MaxPorts:      MaxPorts,
 		MinPort:       MinPort,

@@ -174,51 +174,100 @@ func (s *vsandbox) fsOp(ctx context.Context, what string, op string, args ...str
 	detail := strings.TrimSpace(out.String())
 	if detail == "" {
 		detail = what
+	} else if code != 0 {
+		detail = s.p.display(detail)
 	}
 	switch code {
 	case 0:
 		return out.Bytes(), nil
 	case 10:
-		return nil, fmt.Errorf("%w: %s (it resolves, through a symbolic link, outside /workspace)", sandbox.ErrPathEscape, detail)
+		return nil, fmt.Errorf("%w: %s (it resolves, through a symbolic link, outside its root, /workspace or %s)", sandbox.ErrPathEscape, detail, s.p.opts.HomeDir)
 	case 11:
 		return nil, fmt.Errorf("%w: %s is a directory", sandbox.ErrInvalid, detail)
 	case 12:
-		return nil, fmt.Errorf("%w: %s", sandbox.ErrNotFound, what)
+		return nil, fmt.Errorf("%w: %s: no such file or directory", sandbox.ErrNotFound, detail)
 	case 13:
 		return nil, fmt.Errorf("%w: %s is not a regular file or directory where one is needed", sandbox.ErrInvalid, detail)
+	case 15:
+		return nil, fmt.Errorf("%w: %s is a root directory itself, which cannot be removed; remove the entries inside it instead", sandbox.ErrInvalid, detail)
+	case 16:
+		return nil, fmt.Errorf("%w: %s is a directory; remove it with recursive set", sandbox.ErrInvalid, detail)
 	}
 	return nil, fmt.Errorf("vercel: %s failed in sandbox %s (exit %d): %s", what, s.sid, code, strings.TrimSpace(errb.String()))
 }
 
-// WriteFiles implements sandbox.Sandbox: paths are checked inside the VM (symlinks included),
-// then the files travel as one gzip tar.
+// WriteFiles implements sandbox.Sandbox.
 func (s *vsandbox) WriteFiles(ctx context.Context, files []sandbox.File) error {
-	if len(files) == 0 {
+	return s.ChangeFiles(ctx, sandbox.FileChanges{Write: files})
+}
+
+// ChangeFiles implements sandbox.Sandbox: one script in the VM checks every path (symlinks
+// included), removes what is to be removed and answers the resolved targets of the writes; the
+// files then travel as one gzip tar to those targets. Vercel has no endpoint to delete files (the
+// SDK runs rm too, reference §8).
+func (s *vsandbox) ChangeFiles(ctx context.Context, c sandbox.FileChanges) error {
+	if len(c.Write) == 0 && len(c.Remove) == 0 {
 		return s.check()
 	}
-	abs := make([]string, len(files))
-	out := make([]FileToWrite, len(files))
-	for i, f := range files {
+	rec := "0"
+	if c.Recursive {
+		rec = "1"
+	}
+	args := []string{rec, strconv.Itoa(len(c.Remove))}
+	removed := make([]vmPath, len(c.Remove))
+	for i, r := range c.Remove {
+		v, err := s.p.split(r)
+		if err != nil {
+			return err
+		}
+		if v.rel == "." {
+			return fmt.Errorf("%w: %q is a root directory itself, which cannot be removed; remove the entries inside it instead", sandbox.ErrInvalid, r)
+		}
+		removed[i] = v
+		args = append(args, v.arg())
+	}
+	for _, f := range c.Write {
 		if int64(len(f.Content)) > s.p.opts.MaxFileSize {
 			return fmt.Errorf("%w: %s: %d bytes is more than the %d bytes a file may have", sandbox.ErrInvalid, f.Path, len(f.Content), s.p.opts.MaxFileSize)
 		}
 		if f.Mode&^fs.ModePerm != 0 {
 			return fmt.Errorf("%w: %s: mode %v has more than permission bits", sandbox.ErrInvalid, f.Path, f.Mode)
 		}
-		a, err := absPath(f.Path)
+		v, err := s.p.split(f.Path)
 		if err != nil {
 			return err
 		}
-		if a == sandbox.WorkspaceDir {
-			return fmt.Errorf("%w: %q is the workspace directory itself, not a file", sandbox.ErrInvalid, f.Path)
+		if v.rel == "." || strings.HasSuffix(f.Path, "/") {
+			return fmt.Errorf("%w: %q is a directory, not a file path", sandbox.ErrInvalid, f.Path)
 		}
-		abs[i] = a
-		out[i] = FileToWrite{Path: rel(a), Content: f.Content, Mode: f.Mode.Perm()}
+		for i, r := range removed {
+			if r.root == v.root && (sandbox.Within(v.rel, r.rel) || sandbox.Within(r.rel, v.rel)) {
+				return fmt.Errorf("%w: %s is written and %s removed in the same call; write and remove in separate calls", sandbox.ErrInvalid, f.Path, c.Remove[i])
+			}
+		}
+		args = append(args, v.arg())
 	}
-	if _, err := s.fsOp(ctx, "checking the paths to write", "check-write", abs...); err != nil {
+	out, err := s.fsOp(ctx, "checking the paths", "change", args...)
+	if err != nil || len(c.Write) == 0 {
 		return err
 	}
-	return s.api(s.p.c.WriteFiles(ctx, s.sid, sandbox.WorkspaceDir, out))
+	raw, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(out)))
+	if err != nil {
+		return fmt.Errorf("vercel: writing files: the checked paths came back damaged: %v", err)
+	}
+	targets := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
+	if len(targets) != len(c.Write) {
+		return fmt.Errorf("vercel: writing files: the sandbox checked %d paths, not %d", len(targets), len(c.Write))
+	}
+	files := make([]FileToWrite, len(c.Write))
+	for i, f := range c.Write {
+		t := path.Clean(targets[i])
+		if !path.IsAbs(t) || t == "/" {
+			return fmt.Errorf("vercel: writing %s: the sandbox resolved it to %q", f.Path, clip([]byte(t)))
+		}
+		files[i] = FileToWrite{Path: t[1:], Content: f.Content, Mode: f.Mode.Perm()}
+	}
+	return s.api(s.p.c.WriteFiles(ctx, s.sid, "/", files))
 }
 
 // ReadFile implements sandbox.Sandbox.
@@ -229,11 +278,11 @@ func (s *vsandbox) ReadFile(ctx context.Context, p string, offset, max int64) (s
 	if max <= 0 || max > s.p.opts.MaxFileSize {
 		max = s.p.opts.MaxFileSize
 	}
-	a, err := absPath(p)
+	v, err := s.p.split(p)
 	if err != nil {
 		return sandbox.FileContent{}, err
 	}
-	out, err := s.fsOp(ctx, p, "read", a, strconv.FormatInt(offset, 10), strconv.FormatInt(max, 10))
+	out, err := s.fsOp(ctx, p, "read", v.arg(), strconv.FormatInt(offset, 10), strconv.FormatInt(max, 10))
 	if err != nil {
 		return sandbox.FileContent{}, err
 	}
@@ -257,11 +306,11 @@ func (s *vsandbox) ListFiles(ctx context.Context, dir string, depth int) ([]sand
 	if depth < 1 {
 		depth = 1
 	}
-	a, err := absPath(dir)
+	v, err := s.p.split(dir)
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.fsOp(ctx, dir, "list", a, strconv.Itoa(depth))
+	out, err := s.fsOp(ctx, dir, "list", v.arg(), strconv.Itoa(depth))
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +319,12 @@ func (s *vsandbox) ListFiles(ctx context.Context, dir string, depth int) ([]sand
 	if err != nil {
 		return nil, fmt.Errorf("vercel: listing %s: the listing came back damaged: %v", dir, err)
 	}
-	base := rel(string(resolved))
+	// Entries in /workspace are named relative to it, those in the home absolutely (the
+	// contract's FileEntry.Path).
+	base := strings.TrimPrefix(string(resolved), "/")
+	if v.root == 'h' {
+		base = path.Join(s.p.opts.HomeDir, base)
+	}
 	entries := []sandbox.FileEntry{}
 	for rec := range bytes.SplitSeq(raw, []byte{0}) {
 		if len(rec) == 0 {

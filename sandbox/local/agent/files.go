@@ -15,41 +15,36 @@ import (
 
 // File operations of the agent. They run inside the sandbox as the sandbox user, so they can
 // never reach anything the sandboxed commands could not reach themselves; the path rules here
-// give the contract's semantics: a path names something inside /workspace after every symbolic
-// link on the way is followed the way the kernel would (an absolute link to /workspace/x, or
-// one that goes "../workspace/x", stays inside), and anything that ends up elsewhere fails with
-// ErrPathEscape before any byte is read or written.
+// give the contract's semantics: a path names something inside its root (/workspace, or the home
+// directory the request names) after every symbolic link on the way is followed the way the
+// kernel would (an absolute link to /workspace/x, or one that goes "../workspace/x", stays
+// inside), and anything that ends up outside that root fails with ErrPathEscape before any byte
+// is read, written or removed.
 
 // maxListEntries bounds one ListFiles answer.
 const maxListEntries = 20000
 
-// wsRel maps a contract path ("src/a.go", "/workspace/src/a.go") to a clean path relative to
-// /workspace ("src/a.go", or "." for /workspace itself).
-func wsRel(p string) (string, *WireError) {
-	if p == "" {
-		return "", &WireError{Kind: KindInvalid, Message: "empty path"}
-	}
-	if strings.ContainsRune(p, 0) {
-		return "", &WireError{Kind: KindInvalid, Message: fmt.Sprintf("path %q contains a NUL byte", p)}
-	}
-	var rel string
-	if path.IsAbs(p) {
-		c := path.Clean(p)
-		switch {
-		case c == sandbox.WorkspaceDir:
-			rel = "."
-		case strings.HasPrefix(c, sandbox.WorkspaceDir+"/"):
-			rel = c[len(sandbox.WorkspaceDir)+1:]
-		default:
-			return "", &WireError{Kind: KindEscape, Message: fmt.Sprintf("path %q is outside /workspace", p)}
+// split maps a contract path ("src/a.go", "/workspace/src/a.go", "/home/sandbox/.bashrc") to its
+// root and the clean path relative to it ("." for the root itself).
+func split(p, home string) (root, rel string, werr *WireError) {
+	root, rel, err := sandbox.SplitPath(p, home)
+	if err != nil {
+		kind := KindInvalid
+		if errors.Is(err, sandbox.ErrPathEscape) {
+			kind = KindEscape
 		}
-	} else {
-		rel = path.Clean(p)
-		if rel == ".." || strings.HasPrefix(rel, "../") {
-			return "", &WireError{Kind: KindEscape, Message: fmt.Sprintf("path %q leaves /workspace through \"..\"", p)}
+		msg := err.Error()
+		for _, s := range []error{sandbox.ErrPathEscape, sandbox.ErrInvalid} {
+			msg = strings.TrimPrefix(msg, s.Error()+": ")
 		}
+		return "", "", &WireError{Kind: kind, Message: msg}
 	}
-	return rel, nil
+	return root, rel, nil
+}
+
+// inside reports whether the absolute clean path p is root or lies under it.
+func inside(p, root string) bool {
+	return p == root || strings.HasPrefix(p, root+"/")
 }
 
 // fileErr maps an error of an os.Root operation on p to a wire error that names p.
@@ -76,15 +71,15 @@ func fileErr(p string, err error) *WireError {
 // maxSymlinks bounds the links followed while resolving one path, like the kernel's limit.
 const maxSymlinks = 40
 
-// resolve returns the real absolute path that rel (a wsRel result) names, following every
-// symbolic link; when a component does not exist, it and the rest are appended as they are
-// (a write creates them). The result must lie in /workspace, else the error is an escape.
-func resolve(orig, rel string) (string, *WireError) {
+// resolve returns the real absolute path that rel (relative to root, a split result) names,
+// following every symbolic link; when a component does not exist, it and the rest are appended
+// as they are (a write creates them). The result must lie in root, else the error is an escape.
+func resolve(orig, root, rel string) (string, *WireError) {
 	var todo []string
 	if rel != "." {
 		todo = strings.Split(rel, "/")
 	}
-	cur := sandbox.WorkspaceDir
+	cur := root
 	links := 0
 	for len(todo) > 0 {
 		c := todo[0]
@@ -107,7 +102,7 @@ func resolve(orig, rel string) (string, *WireError) {
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 {
 			if len(todo) > 0 && !fi.IsDir() {
-				return "", &WireError{Kind: KindInvalid, Message: fmt.Sprintf("%s: %s is not a directory", orig, strings.TrimPrefix(next, sandbox.WorkspaceDir+"/"))}
+				return "", &WireError{Kind: KindInvalid, Message: fmt.Sprintf("%s: %s is not a directory", orig, strings.TrimPrefix(next, root+"/"))}
 			}
 			cur = next
 			continue
@@ -124,10 +119,45 @@ func resolve(orig, rel string) (string, *WireError) {
 		}
 		todo = append(strings.Split(target, "/"), todo...)
 	}
-	if cur != sandbox.WorkspaceDir && !strings.HasPrefix(cur, sandbox.WorkspaceDir+"/") {
-		return "", &WireError{Kind: KindEscape, Message: fmt.Sprintf("%s: resolves to %s, outside /workspace (through a symbolic link)", orig, cur)}
+	if !inside(cur, root) {
+		return "", &WireError{Kind: KindEscape, Message: fmt.Sprintf("%s: resolves to %s, outside %s (through a symbolic link)", orig, cur, root)}
 	}
 	return cur, nil
+}
+
+// removal is one checked path of a write request's Remove list.
+type removal struct {
+	orig      string
+	root, rel string // lexical, for overlap checks
+	abs       string // the entry to remove: its parent resolved, its own name not followed
+}
+
+// checkRemove validates one path to remove: it exists, is not a root, and is a directory only
+// when recursive. The last component is not followed, so a symlink is removed, not its target.
+func checkRemove(p, home string, recursive bool) (removal, *WireError) {
+	root, rel, werr := split(p, home)
+	if werr != nil {
+		return removal{}, werr
+	}
+	if rel == "." {
+		return removal{}, &WireError{Kind: KindInvalid, Message: fmt.Sprintf("%s: is %s itself, which cannot be removed; remove the entries inside it instead", p, root)}
+	}
+	parent, werr := resolve(p, root, path.Dir(rel))
+	if werr != nil {
+		return removal{}, werr
+	}
+	abs := path.Join(parent, path.Base(rel))
+	if abs == root {
+		return removal{}, &WireError{Kind: KindInvalid, Message: fmt.Sprintf("%s: is %s itself, which cannot be removed", p, root)}
+	}
+	fi, err := os.Lstat(abs)
+	if err != nil {
+		return removal{}, fileErr(p, err)
+	}
+	if fi.IsDir() && !recursive {
+		return removal{}, &WireError{Kind: KindInvalid, Message: fmt.Sprintf("%s: is a directory; remove it with recursive set", p)}
+	}
+	return removal{orig: p, root: root, rel: rel, abs: abs}, nil
 }
 
 func (a *agent) writeFiles(ac *conn, req *Request) Result {
@@ -140,17 +170,30 @@ func (a *agent) writeFiles(ac *conn, req *Request) Result {
 		}
 		data[i] = b
 	}
-	// Validate every path before writing anything.
+	// Validate every path, removed and written, before changing anything.
+	removals := make([]removal, len(req.Remove))
+	for i, p := range req.Remove {
+		r, werr := checkRemove(p, req.Home, req.Recursive)
+		if werr != nil {
+			return Result{Err: werr}
+		}
+		removals[i] = r
+	}
 	targets := make([]string, len(req.Files))
 	for i, f := range req.Files {
-		rel, werr := wsRel(f.Path)
+		root, rel, werr := split(f.Path, req.Home)
 		if werr != nil {
 			return Result{Err: werr}
 		}
 		if rel == "." || strings.HasSuffix(f.Path, "/") {
 			return Result{Err: &WireError{Kind: KindInvalid, Message: fmt.Sprintf("%s: is a directory, not a file path", f.Path)}}
 		}
-		abs, werr := resolve(f.Path, rel)
+		for _, r := range removals {
+			if r.root == root && (sandbox.Within(rel, r.rel) || sandbox.Within(r.rel, rel)) {
+				return Result{Err: &WireError{Kind: KindInvalid, Message: fmt.Sprintf("%s: is written and %s removed in the same request; write and remove in separate requests", f.Path, r.orig)}}
+			}
+		}
+		abs, werr := resolve(f.Path, root, rel)
 		if werr != nil {
 			return Result{Err: werr}
 		}
@@ -163,6 +206,15 @@ func (a *agent) writeFiles(ac *conn, req *Request) Result {
 			}
 		}
 		targets[i] = abs
+	}
+	for _, r := range removals {
+		// A path inside a directory removed earlier in this request is gone already.
+		if _, err := os.Lstat(r.abs); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := os.RemoveAll(r.abs); err != nil {
+			return Result{Err: fileErr(r.orig, err)}
+		}
 	}
 	for i, f := range req.Files {
 		if err := writeOne(targets[i], data[i], fs.FileMode(f.Mode)); err != nil {
@@ -196,14 +248,14 @@ func writeOne(abs string, data []byte, mode fs.FileMode) error {
 }
 
 func (a *agent) readFile(req *Request) ([]byte, Result) {
-	rel, werr := wsRel(req.Path)
+	root, rel, werr := split(req.Path, req.Home)
 	if werr != nil {
 		return nil, Result{Err: werr}
 	}
 	if req.Offset < 0 {
 		return nil, Result{Err: &WireError{Kind: KindInvalid, Message: fmt.Sprintf("%s: negative offset %d", req.Path, req.Offset)}}
 	}
-	abs, werr := resolve(req.Path, rel)
+	abs, werr := resolve(req.Path, root, rel)
 	if werr != nil {
 		return nil, Result{Err: werr}
 	}
@@ -212,7 +264,7 @@ func (a *agent) readFile(req *Request) ([]byte, Result) {
 		return nil, Result{Err: fileErr(req.Path, err)}
 	}
 	if fi.IsDir() {
-		return nil, Result{Err: &WireError{Kind: KindInvalid, Message: fmt.Sprintf("%s: is a directory; use ListFiles", req.Path)}}
+		return nil, Result{Err: &WireError{Kind: KindInvalid, Message: fmt.Sprintf("%s: is a directory; list it with list_files", req.Path)}}
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, Result{Err: &WireError{Kind: KindInvalid, Message: fmt.Sprintf("%s: not a regular file", req.Path)}}
@@ -240,11 +292,11 @@ func (a *agent) readFile(req *Request) ([]byte, Result) {
 }
 
 func (a *agent) listFiles(req *Request) Result {
-	rel, werr := wsRel(req.Path)
+	root, rel, werr := split(req.Path, req.Home)
 	if werr != nil {
 		return Result{Err: werr}
 	}
-	abs, werr := resolve(req.Path, rel)
+	abs, werr := resolve(req.Path, root, rel)
 	if werr != nil {
 		return Result{Err: werr}
 	}
@@ -260,8 +312,12 @@ func (a *agent) listFiles(req *Request) Result {
 	if limit <= 0 {
 		limit = maxListEntries
 	}
-	// Entries are named under the directory as the caller named it (through any symlink).
+	// Entries are named under the directory as the caller named it (through any symlink):
+	// relative to /workspace there, absolute in the home (the contract's FileEntry.Path).
 	prefix := rel
+	if root != sandbox.WorkspaceDir {
+		prefix = path.Join(root, rel)
+	}
 	var out []sandbox.FileEntry
 	var walk func(dirAbs, dirRel string, level int) *WireError
 	walk = func(dirAbs, dirRel string, level int) *WireError {

@@ -48,7 +48,7 @@ const (
 // answer, and the string is part of every agent binary built from this source, so the provider
 // can recognise a stale embedded agent without running it. Change it whenever a change to the
 // protocol or to the agent's behaviour makes old agents and new providers disagree.
-const Protocol = "sandkit-agent-protocol/3"
+const Protocol = "sandkit-agent-protocol/4"
 
 // Operations the agent serves.
 const (
@@ -88,9 +88,16 @@ type Request struct {
 	TimeoutMs int64    `json:"timeout_ms,omitempty"`
 	HasStdin  bool     `json:"has_stdin,omitempty"`
 
-	// write: one blob follows per file, in order.
-	Files   []FileMeta `json:"files,omitempty"`
-	MaxSize int64      `json:"max_size,omitempty"`
+	// write: one blob follows per file, in order. Remove lists paths deleted in the same
+	// request (directories only with Recursive); every path is checked before anything changes.
+	Files     []FileMeta `json:"files,omitempty"`
+	MaxSize   int64      `json:"max_size,omitempty"`
+	Remove    []string   `json:"remove,omitempty"`
+	Recursive bool       `json:"recursive,omitempty"`
+
+	// write, read, list: the sandbox user's home directory, the second root paths may be in
+	// (empty: only /workspace).
+	Home string `json:"home,omitempty"`
 
 	// read, list
 	Path   string `json:"path,omitempty"`

@@ -67,38 +67,46 @@ func TestFrameLimits(t *testing.T) {
 	}
 }
 
-func TestWsRel(t *testing.T) {
+func TestSplit(t *testing.T) {
+	const home = "/home/sandbox"
 	cases := []struct {
-		in, want string
-		kind     string
+		in, root, want string
+		kind           string
 	}{
-		{"a.txt", "a.txt", ""},
-		{"src/../b", "b", ""},
-		{"./c/", "c", ""},
-		{"/workspace", ".", ""},
-		{"/workspace/", ".", ""},
-		{"/workspace/x/y", "x/y", ""},
-		{".", ".", ""},
-		{"", "", KindInvalid},
-		{"a\x00b", "", KindInvalid},
-		{"..", "", KindEscape},
-		{"../x", "", KindEscape},
-		{"a/../../x", "", KindEscape},
-		{"/etc/passwd", "", KindEscape},
-		{"/workspace/../etc/passwd", "", KindEscape},
-		{"/workspacex/a", "", KindEscape},
-		{"/", "", KindEscape},
+		{"a.txt", "/workspace", "a.txt", ""},
+		{"src/../b", "/workspace", "b", ""},
+		{"./c/", "/workspace", "c", ""},
+		{"/workspace", "/workspace", ".", ""},
+		{"/workspace/", "/workspace", ".", ""},
+		{"//workspace//x", "/workspace", "x", ""},
+		{"/workspace/x/y", "/workspace", "x/y", ""},
+		{".", "/workspace", ".", ""},
+		{"/home/sandbox", home, ".", ""},
+		{"/home/sandbox/.bashrc", home, ".bashrc", ""},
+		{"/home/sandbox/a/../.profile", home, ".profile", ""},
+		{"", "", "", KindInvalid},
+		{"a\x00b", "", "", KindInvalid},
+		{"..", "", "", KindEscape},
+		{"../x", "", "", KindEscape},
+		{"a/../../x", "", "", KindEscape},
+		{"/etc/passwd", "", "", KindEscape},
+		{"/workspace/../etc/passwd", "", "", KindEscape},
+		{"/home/sandbox/../other", "", "", KindEscape},
+		{"/home/sandboxx/a", "", "", KindEscape},
+		{"/workspacex/a", "", "", KindEscape},
+		{"/", "", "", KindEscape},
+		{"~/x", "/workspace", "~/x", ""}, // the engine expands ~; to a provider it is a name
 	}
 	for _, c := range cases {
-		got, werr := wsRel(c.in)
+		root, got, werr := split(c.in, home)
 		if c.kind != "" {
 			if werr == nil || werr.Kind != c.kind {
-				t.Errorf("wsRel(%q) = %q, %v; want kind %s", c.in, got, werr, c.kind)
+				t.Errorf("split(%q) = %q, %q, %v; want kind %s", c.in, root, got, werr, c.kind)
 			}
 			continue
 		}
-		if werr != nil || got != c.want {
-			t.Errorf("wsRel(%q) = %q, %v; want %q", c.in, got, werr, c.want)
+		if werr != nil || root != c.root || got != c.want {
+			t.Errorf("split(%q) = %q, %q, %v; want %q, %q", c.in, root, got, werr, c.root, c.want)
 		}
 	}
 }

@@ -255,7 +255,7 @@ func (s *Server) handleRunCommand(w http.ResponseWriter, r *http.Request) {
 		id: newCommandID(), name: *req.Command, args: req.Args, cwd: cwd, sessionID: ss.id,
 		carry: map[string][]byte{}, changed: make(chan struct{}),
 	}
-	exec := sandbox.ExecRequest{Command: *req.Command, Args: req.Args, Cwd: backendPath(cwd), Env: req.Env}
+	exec := sandbox.ExecRequest{Command: *req.Command, Args: req.Args, Cwd: s.backendPath(cwd), Env: req.Env}
 
 	s.mu.Lock()
 	if err := stateError(ss); err != nil {

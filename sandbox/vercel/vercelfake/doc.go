@@ -12,7 +12,7 @@
 //
 // # Using it in tests
 //
-//	backend, err := local.New(local.Options{Dir: t.TempDir()})
+//	backend, err := local.New(local.Options{Dir: t.TempDir(), HomeDir: vercelfake.HomeDir})
 //	if err != nil { t.Fatal(err) }
 //	localtest.StopLiveAtCleanup(t, backend)
 //	fake, err := vercelfake.New(vercelfake.Options{
@@ -52,15 +52,18 @@
 // # Where it is deliberately simpler than the real service
 //
 //   - The VM is the backend's sandbox: with the local provider, a bubblewrap sandbox seeing the
-//     host's /usr, user "sandbox" (uid 1000, home /home/sandbox). runtime and image are
+//     host's /usr, user "sandbox" (uid 1000; its home: see Paths). runtime and image are
 //     validated and reported but not honoured; sudo:true runs the command as that same user
 //     (there is no root). vcpus/memory are reported, not enforced.
 //   - Paths: sessions report cwd "/vercel/sandbox", which is the backend's durable /workspace:
 //     a path (or cwd) equal to or under /vercel/sandbox is mapped onto /workspace for fs/* and
-//     for a command's cwd. The text of commands is NOT rewritten: `cat /vercel/sandbox/x` fails
-//     and `pwd` prints /workspace; use paths relative to the working directory. Only /workspace
-//     and the home directory survive a snapshot (the provider contract); a real VM snapshot
-//     keeps the whole filesystem.
+//     for a command's cwd. The VM user's home is HomeDir (/home/vercel-sandbox, as on Vercel's
+//     runtimes): give the backend that home (local.Options.HomeDir, as above) and commands see
+//     it as $HOME too; with a backend whose home is elsewhere, fs/* and cwd map HomeDir onto it.
+//     The text of commands is NOT rewritten: `cat /vercel/sandbox/x` fails and `pwd` prints
+//     /workspace; use paths relative to the working directory. Only /workspace and the home
+//     directory survive a snapshot (the provider contract); a real VM snapshot keeps the whole
+//     filesystem.
 //   - Detached commands are the backend's background processes, which interleave stdout and
 //     stderr: their logs are all "stdout". Their output is kept in /tmp/.vercelfake-<cmd>.out
 //     inside the VM (commands can see that file) and read along every 50 ms, so none is lost

@@ -38,21 +38,35 @@ func resolvePath(p, cwd string) string {
 }
 
 // backendPath maps a VM path onto the backend: the VM's working directory /vercel/sandbox (and
-// everything under it) is the backend's durable /workspace; other paths are unchanged.
-func backendPath(p string) string {
-	if p == sessionCwd {
-		return sandbox.WorkspaceDir
-	}
-	if rest, ok := strings.CutPrefix(p, sessionCwd+"/"); ok {
-		return sandbox.WorkspaceDir + "/" + rest
+// everything under it) is the backend's durable /workspace, and the VM user's home HomeDir is the
+// backend's home (when the backend declares one); other paths are unchanged.
+func (s *Server) backendPath(p string) string {
+	for _, m := range s.pathMap() {
+		if p == m[0] {
+			return m[1]
+		}
+		if rest, ok := strings.CutPrefix(p, m[0]+"/"); ok {
+			return m[1] + "/" + rest
+		}
 	}
 	return p
 }
 
+// pathMap lists the VM directories the fake maps and the backend directories they are.
+func (s *Server) pathMap() [][2]string {
+	m := [][2]string{{sessionCwd, sandbox.WorkspaceDir}}
+	if s.home != "" && s.home != HomeDir {
+		m = append(m, [2]string{HomeDir, s.home})
+	}
+	return m
+}
+
 // vmText rewrites backend paths in a message back into the VM's terms.
-func vmText(s string) string {
-	s = strings.ReplaceAll(s, sandbox.WorkspaceDir+"/", sessionCwd+"/")
-	return strings.TrimSpace(s)
+func (s *Server) vmText(text string) string {
+	for _, m := range s.pathMap() {
+		text = strings.ReplaceAll(text, m[1]+"/", m[0]+"/")
+	}
+	return strings.TrimSpace(text)
 }
 
 // run runs a helper command in the session's VM and collects its stderr.
@@ -66,7 +80,7 @@ func (s *Server) run(ctx context.Context, ss *session, req sandbox.ExecRequest) 
 	if err != nil {
 		return res, "", s.backendError(ss, err)
 	}
-	return res, vmText(stderr.String()), nil
+	return res, s.vmText(stderr.String()), nil
 }
 
 func (s *Server) handleWriteFiles(w http.ResponseWriter, r *http.Request) {
@@ -88,7 +102,7 @@ func (s *Server) handleWriteFiles(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("the archive is larger than %d bytes", maxUpload))
 		return
 	}
-	archive, err := rewriteArchive(body, cwd)
+	archive, err := s.rewriteArchive(body, cwd)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -115,7 +129,7 @@ func (s *Server) handleWriteFiles(w http.ResponseWriter, r *http.Request) {
 // rewriteArchive reads the request's gzip-compressed tar and returns an uncompressed tar whose
 // entries are the backend paths of cwd + entry name (relative to /), or nil when it is empty.
 // Regular files, directories and symbolic links are accepted.
-func rewriteArchive(body []byte, cwd string) ([]byte, error) {
+func (s *Server) rewriteArchive(body []byte, cwd string) ([]byte, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(body))
 	if err != nil {
 		return nil, badRequest("the body must be a gzip-compressed tar archive: %v", err)
@@ -132,7 +146,7 @@ func rewriteArchive(body []byte, cwd string) ([]byte, error) {
 		if err != nil {
 			return nil, badRequest("the body must be a gzip-compressed tar archive: %v", err)
 		}
-		target := strings.TrimPrefix(backendPath(resolvePath(strings.TrimPrefix(h.Name, "/"), cwd)), "/")
+		target := strings.TrimPrefix(s.backendPath(resolvePath(strings.TrimPrefix(h.Name, "/"), cwd)), "/")
 		if target == "" || target == "." {
 			continue
 		}
@@ -208,7 +222,7 @@ func (s *Server) handleReadFile(w http.ResponseWriter, r *http.Request) {
 	vmPath := resolvePath(*req.Path, cwd)
 	out := &lazyBody{w: w}
 	res, stderr, err := s.run(r.Context(), ss, sandbox.ExecRequest{
-		Command: "sh", Args: []string{"-c", readScript, "sh", backendPath(vmPath)}, Stdout: out,
+		Command: "sh", Args: []string{"-c", readScript, "sh", s.backendPath(vmPath)}, Stdout: out,
 	})
 	switch {
 	case err != nil && !out.started:
@@ -278,7 +292,7 @@ func (s *Server) handleMkdir(w http.ResponseWriter, r *http.Request) {
 		cwd = *req.Cwd
 	}
 	vmPath := resolvePath(*req.Path, cwd)
-	args := []string{"--", backendPath(vmPath)}
+	args := []string{"--", s.backendPath(vmPath)}
 	if req.Recursive {
 		args = append([]string{"-p"}, args...)
 	}
@@ -289,7 +303,7 @@ func (s *Server) handleMkdir(w http.ResponseWriter, r *http.Request) {
 	}
 	if res.ExitCode != 0 {
 		msg := strings.TrimPrefix(stderr, "mkdir: ")
-		if bp := backendPath(vmPath); bp != vmPath {
+		if bp := s.backendPath(vmPath); bp != vmPath {
 			msg = strings.ReplaceAll(msg, bp, vmPath)
 		}
 		writeError(w, badRequest("cannot create the directory %s: %s", vmPath, msg))

@@ -111,3 +111,33 @@ func (a *api) readFile(fs string, body map[string]any) string {
 	}
 	return string(data)
 }
+
+// TestHomeDir: the VM user's home is HomeDir, as on Vercel's runtimes: commands see it as $HOME
+// and cwd, fs/* reach it; over a backend whose home is elsewhere, fs/* and cwd map HomeDir onto
+// that home.
+func TestHomeDir(t *testing.T) {
+	for _, backendHome := range []string{HomeDir, "/home/sandbox"} {
+		t.Run(backendHome, func(t *testing.T) {
+			a := newAPIHome(t, Options{}, backendHome)
+			sid := a.create(map[string]any{"persistent": false}).Session.ID
+			fs := "/v2/sandboxes/sessions/" + sid + "/fs/"
+			body := tarGz(t, []tarFile{{name: "notes/n.txt", content: []byte("note\n")}})
+			a.read(a.request("POST", fs+"write", body, map[string]string{"Content-Type": "application/gzip", "X-Cwd": HomeDir}), "fs/write", 200, nil)
+			if got := a.readFile(fs, map[string]any{"path": HomeDir + "/notes/n.txt"}); got != "note\n" {
+				t.Errorf("fs/read of %s/notes/n.txt = %q", HomeDir, got)
+			}
+			if got := a.readFile(fs, map[string]any{"path": "notes/n.txt", "cwd": HomeDir}); got != "note\n" {
+				t.Errorf("fs/read of notes/n.txt with cwd %s = %q", HomeDir, got)
+			}
+			r := a.run(sid, map[string]any{"command": "sh", "args": []string{"-c", `cat "$HOME/notes/n.txt"; pwd`}, "cwd": HomeDir + "/notes"})
+			if want := "note\n" + backendHome + "/notes\n"; r.stdout != want {
+				t.Errorf("a command in cwd %s/notes: %q, want %q", HomeDir, r.stdout, want)
+			}
+			if backendHome == HomeDir {
+				if got := a.sh(sid, `printf %s "$HOME"`).stdout; got != HomeDir {
+					t.Errorf("$HOME = %q, want %q", got, HomeDir)
+				}
+			}
+		})
+	}
+}

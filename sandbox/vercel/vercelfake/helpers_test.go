@@ -49,7 +49,13 @@ func (a *api) with(t *testing.T) *api {
 // newAPI starts a fake; opts.Backend and the credentials are filled in.
 func newAPI(t *testing.T, opts Options) *api {
 	t.Helper()
-	backend, err := local.New(local.Options{Dir: t.TempDir()})
+	return newAPIHome(t, opts, HomeDir)
+}
+
+// newAPIHome starts a fake whose backend mounts the sandbox user's home at home.
+func newAPIHome(t *testing.T, opts Options, home string) *api {
+	t.Helper()
+	backend, err := local.New(local.Options{Dir: t.TempDir(), HomeDir: home})
 	if err != nil {
 		t.Fatalf("local backend: %v", err)
 	}

@@ -25,6 +25,10 @@ const (
 	snapDeleted = "deleted"
 )
 
+// HomeDir is the home directory of the VM's user, vercel-sandbox, the user Vercel's runtimes run
+// commands as. The fake maps it onto the backend's home (see the package doc).
+const HomeDir = "/home/vercel-sandbox"
+
 // Defaults of the service (reference §12).
 const (
 	defaultTimeoutMs    = 300_000

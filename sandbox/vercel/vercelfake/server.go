@@ -55,6 +55,7 @@ type Options struct {
 type Server struct {
 	opts   Options
 	log    *slog.Logger
+	home   string // the backend's home directory, which the VM's HomeDir maps onto
 	mux    *http.ServeMux
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -93,6 +94,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:      opts,
 		log:       log,
+		home:      opts.Backend.Capabilities().HomeDir,
 		ctx:       ctx,
 		cancel:    cancel,
 		sandboxes: map[string]*namedSandbox{},

@@ -36,7 +36,7 @@ func StartForTest(t testing.TB, dir string, opts vercelfake.Options) *TestEnv {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	backend, err := local.New(local.Options{Dir: filepath.Join(dir, "vercelfake-backend"), DefaultLifetime: time.Hour})
+	backend, err := local.New(local.Options{Dir: filepath.Join(dir, "vercelfake-backend"), DefaultLifetime: time.Hour, HomeDir: vercelfake.HomeDir})
 	if err != nil {
 		t.Fatalf("vercelfake: local backend: %v (install bubblewrap: apt-get install -y bubblewrap)", err)
 	}
