@@ -678,7 +678,7 @@ var tokenEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithP
 // one of the workspace's exposed ports.
 func (e *Engine) SessionURL(ctx context.Context, h Holder, sessionID string, port int) (string, error) {
 	if port < 1 || port > 65535 {
-		return "", errorf(ErrInvalid, "port %d is outside 1–65535", port)
+		return "", badArg("port", ptr(int64(65535)), ptr(int64(port)), "port %d is not a TCP port: give 1 to 65535, one of the workspace's exposed_ports", port)
 	}
 	ls, s, err := e.holding(h, sessionID)
 	if err != nil {

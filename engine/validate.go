@@ -84,7 +84,6 @@ func (e *Engine) providerLifetime(d time.Duration, what string) error {
 	return nil
 }
 
-
 func validEnv(env map[string]string) error {
 	for k, v := range env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {

@@ -21,7 +21,7 @@ const (
 )
 
 type fileArg struct {
-	Path     string `json:"path" jsonschema:"required" jsonschema_description:"Relative to /workspace, or absolute under it; parent directories are created."`
+	Path     string `json:"path" jsonschema:"required" jsonschema_description:"Relative to /workspace, absolute under it, or ~/… in the home; parent directories are created."`
 	Content  string `json:"content" jsonschema:"required" jsonschema_description:"The complete new content (replaces an existing file)."`
 	Encoding string `json:"encoding,omitempty" jsonschema:"enum=utf8,enum=base64" jsonschema_description:"utf8 (default) or base64 for binary."`
 	Mode     string `json:"mode,omitempty" jsonschema_description:"Octal permissions, e.g. \"0755\". Default \"0644\"."`
@@ -30,7 +30,9 @@ type fileArg struct {
 type writeFilesArgs struct {
 	Workspace string    `json:"workspace,omitempty" jsonschema_description:"Workspace id (ws_…) or name: write durably, as one commit. Give workspace or session_id."`
 	SessionID string    `json:"session_id,omitempty" jsonschema_description:"A live session (ses_…) to write into instead, without a commit."`
-	Files     []fileArg `json:"files" jsonschema:"required" jsonschema_description:"Files to create or replace: at most {max_files}, {max_file_size} each, {max_write_total} in all."`
+	Files     []fileArg `json:"files,omitempty" jsonschema_description:"Files to create or replace: at most {max_files}, {max_file_size} each, {max_write_total} in all."`
+	Delete    []string  `json:"delete,omitempty" jsonschema_description:"Paths to remove in the same change; a directory only with recursive."`
+	Recursive bool      `json:"recursive,omitempty" jsonschema_description:"Let delete remove directories with their contents."`
 }
 
 // writeResult is write_files' result.
@@ -39,33 +41,39 @@ type writeResult struct {
 	SessionID   string      `json:"session_id,omitempty"`
 	Files       int         `json:"files" jsonschema:"required"`
 	Bytes       int64       `json:"bytes"`
+	Deleted     int         `json:"deleted,omitempty"`
 	Commit      *commitView `json:"commit,omitempty"`
 	Steps
 }
 
 func (r writeResult) text() string {
-	if r.SessionID != "" {
-		return fmt.Sprintf("wrote %d file(s), %s, into session %s (not committed)", r.Files, sizeText(r.Bytes), r.SessionID)
+	what := fmt.Sprintf("wrote %d file(s), %s", r.Files, sizeText(r.Bytes))
+	if r.Deleted > 0 {
+		what += fmt.Sprintf(", deleted %d path(s)", r.Deleted)
 	}
-	return fmt.Sprintf("wrote %d file(s), %s; commit %s", r.Files, sizeText(r.Bytes), r.Commit.ID)
+	if r.SessionID != "" {
+		return what + fmt.Sprintf(" in session %s (not committed)", r.SessionID)
+	}
+	return what + "; commit " + r.Commit.ID
 }
 
 func (t *toolset) writeFiles() server.ServerTool {
 	return define(t, toolDef[writeFilesArgs, writeResult]{
 		name:  "write_files",
 		title: "Write files",
-		description: "Create or replace files exactly as given (text or base64), all or nothing: with workspace as ONE commit, after queued commands " +
-			"(refused while a session holds it); with session_id into the live session at once, committed by commit_session. " +
+		description: "Create, replace and delete files exactly as given (text or base64), all or nothing: with workspace as ONE commit, after queued commands " +
+			"(refused while a session holds it); with session_id in the live session at once, committed by commit_session. " +
 			"Prefer it to echo/cat through a command.",
 		hints: hints{},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *writeFilesArgs) (writeResult, error) {
 			if err := fileTarget(a.Workspace, a.SessionID); err != nil {
 				return writeResult{}, err
 			}
-			files, err := decodeFiles(a.Files)
+			files, err := decodeFiles(a.Files, len(a.Delete) > 0)
 			if err != nil {
 				return writeResult{}, err
 			}
+			req := engine.WriteRequest{Files: files, Delete: a.Delete, Recursive: a.Recursive}
 			var total int64
 			for _, f := range files {
 				total += int64(len(f.Content))
@@ -75,19 +83,19 @@ func (t *toolset) writeFiles() server.ServerTool {
 				if err != nil {
 					return writeResult{}, err
 				}
-				if err := t.eng.SessionWriteFiles(ctx, h, a.SessionID, engine.WriteRequest{Files: files}); err != nil {
+				if err := t.eng.SessionWriteFiles(ctx, h, a.SessionID, req); err != nil {
 					return writeResult{}, err
 				}
-				r := writeResult{SessionID: a.SessionID, Files: len(files), Bytes: total}
+				r := writeResult{SessionID: a.SessionID, Files: len(files), Bytes: total, Deleted: len(a.Delete)}
 				r.then("commit_session", "save the session's changes as one commit", map[string]any{"session_id": a.SessionID})
 				return r, nil
 			}
-			c, err := t.eng.WriteFiles(ctx, a.Workspace, engine.WriteRequest{Files: files})
+			c, err := t.eng.WriteFiles(ctx, a.Workspace, req)
 			if err != nil {
 				return writeResult{}, err
 			}
 			cv := newCommitView(c, c.ID)
-			return writeResult{WorkspaceID: c.Workspace, Files: len(files), Bytes: total, Commit: &cv}, nil
+			return writeResult{WorkspaceID: c.Workspace, Files: len(files), Bytes: total, Deleted: len(a.Delete), Commit: &cv}, nil
 		},
 	})
 }
@@ -109,9 +117,9 @@ func fileTarget(workspace, sessionID string) error {
 }
 
 // decodeFiles checks and decodes write_files' files argument.
-func decodeFiles(in []fileArg) ([]engine.WriteFile, error) {
-	if len(in) == 0 {
-		return nil, argError("files", "missing or empty; give at least one {\"path\": …, \"content\": …}")
+func decodeFiles(in []fileArg, deletes bool) ([]engine.WriteFile, error) {
+	if len(in) == 0 && !deletes {
+		return nil, argError("files", "missing or empty; give at least one {\"path\": …, \"content\": …}, or paths to delete")
 	}
 	if len(in) > engine.MaxFilesPerWrite {
 		return nil, argError("files", fmt.Sprintf("%d files is more than the %d allowed per call; split the write", len(in), engine.MaxFilesPerWrite))
@@ -166,7 +174,7 @@ func decodeBase64(s string) ([]byte, error) {
 type readFileArgs struct {
 	Workspace string `json:"workspace,omitempty" jsonschema_description:"Workspace id (ws_…) or name: read its head. Give workspace or session_id."`
 	SessionID string `json:"session_id,omitempty" jsonschema_description:"A live session (ses_…) to read its current files instead."`
-	Path      string `json:"path" jsonschema:"required" jsonschema_description:"Relative to /workspace, or absolute under it."`
+	Path      string `json:"path" jsonschema:"required" jsonschema_description:"Relative to /workspace, absolute under it, or ~/… in the home."`
 	Encoding  string `json:"encoding,omitempty" jsonschema:"enum=utf8,enum=base64" jsonschema_description:"Default: text when valid UTF-8, else base64. utf8 forces text, base64 exact bytes."`
 	Offset    int64  `json:"offset,omitempty" jsonschema_description:"Byte offset to start at (a previous result's next_offset). Default 0."`
 	MaxBytes  int64  `json:"max_bytes,omitempty" jsonschema_description:"Read at most this many bytes: default {read_default}, at most {max_file}."`
@@ -322,7 +330,7 @@ func (v fileView) text() string {
 type listFilesArgs struct {
 	Workspace string `json:"workspace,omitempty" jsonschema_description:"Workspace id (ws_…) or name: list its head. Give workspace or session_id."`
 	SessionID string `json:"session_id,omitempty" jsonschema_description:"A live session (ses_…) to list its current files instead."`
-	Path      string `json:"path,omitempty" jsonschema_description:"Directory, relative to /workspace or absolute under it. Default /workspace."`
+	Path      string `json:"path,omitempty" jsonschema_description:"Directory, relative to /workspace, absolute under it, or ~ (the home). Default /workspace."`
 	Depth     int    `json:"depth,omitempty" jsonschema_description:"Levels to descend: 1 (default) lists the directory's own entries, at most {depth_max}."`
 }
 
@@ -340,7 +348,7 @@ func (t *toolset) listFiles() server.ServerTool {
 		name:  "list_files",
 		title: "List files",
 		description: "List a directory of a workspace's head, or with session_id of a live session: each entry's path (relative to /workspace), " +
-			"type (file, dir, symlink, other), size, mode and modification time; at most {entries_max} entries.",
+			"type (file, dir, symlink, other), size, mode and modification time; at most {entries_max} entries. Home entries read ~/….",
 		hints: hints{readOnly: true, idempotent: true},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *listFilesArgs) (fileList, error) {
 			if err := fileTarget(a.Workspace, a.SessionID); err != nil {

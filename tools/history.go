@@ -82,6 +82,10 @@ func (t *toolset) workspaceHistory() server.ServerTool {
 			if err := workspaceRef(a.Workspace); err != nil {
 				return historyView{}, err
 			}
+			commits, err := t.eng.History(ctx, a.Workspace, a.Limit)
+			if err != nil {
+				return historyView{}, err
+			}
 			w, err := t.eng.GetWorkspace(ctx, a.Workspace)
 			if err != nil {
 				return historyView{}, err
@@ -89,10 +93,6 @@ func (t *toolset) workspaceHistory() server.ServerTool {
 			limit := a.Limit
 			if limit == 0 {
 				limit = engine.DefaultHistoryLimit
-			}
-			commits, err := t.eng.History(ctx, w.ID, a.Limit)
-			if err != nil {
-				return historyView{}, err
 			}
 			v := historyView{WorkspaceID: w.ID, Name: w.Name, Head: w.Head, Commits: make([]commitView, 0, len(commits))}
 			for _, c := range commits {

@@ -31,7 +31,7 @@ func TestRunViewAndText(t *testing.T) {
 			Run: engine.Run{ID: "run_c", Status: engine.RunExited, ExitCode: code(-1), TimedOut: true, DurationMS: 1000, CommitID: "c_z"}},
 			want: []string{"timed out after 1000 ms", "commit c_z"}},
 		{name: "background", res: engine.RunResult{Run: engine.Run{ID: "run_d", Status: engine.RunQueued}},
-			want: []string{"run run_d is queued", `next: get_run {"run_id":"run_d","wait_ms":30000}`, `next: cancel_run {"run_id":"run_d"}`}},
+			want: []string{"run run_d is queued", `next: get_run {"run_id":"run_d","stderr_offset":0,"stdout_offset":0,"wait_ms":30000}`, `next: cancel_run {"run_id":"run_d"}`}},
 		{name: "cancelled", res: engine.RunResult{Run: engine.Run{ID: "run_e", Status: engine.RunCancelled,
 			Error: "cancelled: the caller cancelled the request; nothing was committed"}},
 			want: []string{"run run_e cancelled: the caller cancelled the request; nothing was committed"},

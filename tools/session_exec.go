@@ -24,13 +24,14 @@ import (
 
 type sessionExecArgs struct {
 	SessionID  string            `json:"session_id" jsonschema:"required" jsonschema_description:"The session (ses_…)."`
-	Command    string            `json:"command" jsonschema:"required" jsonschema_description:"The program to run (looked up in PATH), with its arguments in args."`
-	Args       []string          `json:"args,omitempty" jsonschema_description:"Arguments, passed as they are (no shell quoting)."`
+	Command    string            `json:"command" jsonschema:"required" jsonschema_description:"A shell line, or with args a program (as in run_command)."`
+	Args       []string          `json:"args,omitempty" jsonschema_description:"Arguments of the program command names; present (even []) means no shell."`
 	Cwd        string            `json:"cwd,omitempty" jsonschema_description:"Working directory, relative to /workspace or absolute under it. Default /workspace."`
 	Env        map[string]string `json:"env,omitempty" jsonschema_description:"Extra environment variables; values are never stored."`
 	Stdin      string            `json:"stdin,omitempty" jsonschema_description:"Text fed to standard input (at most {max_stdin})."`
 	TimeoutMS  int64             `json:"timeout_ms,omitempty" jsonschema_description:"Foreground only: kill it after this long, default {timeout_default_ms}, at most {timeout_max_ms}."`
 	Background bool              `json:"background,omitempty" jsonschema_description:"Start it and return its process_id at once (servers, watchers); follow it with session_logs, stop it with session_kill."`
+	YieldMS    int64             `json:"yield_ms,omitempty" jsonschema_description:"Foreground: if still running after this long, return its process_id and the output so far; it goes on. Default {yield_default_ms}, at most {yield_max_ms}."`
 }
 
 // execView is session_exec's result: a foreground command's outcome, or the process_id of a
@@ -39,9 +40,12 @@ type execView struct {
 	SessionID string   `json:"session_id" jsonschema:"required"`
 	Command   string   `json:"command"`
 	Args      []string `json:"args,omitempty"`
-	// Status is running (a background process) or exited.
+	// Status is running (a background process, or a foreground one that outlived its yield) or
+	// exited.
 	Status    string `json:"status" jsonschema:"required"`
 	ProcessID string `json:"process_id,omitempty"`
+	// Yielded is set for a foreground command still running after yield_ms.
+	Yielded bool `json:"yielded,omitempty"`
 
 	ExitCode   *int  `json:"exit_code,omitempty"`
 	TimedOut   bool  `json:"timed_out,omitempty"`
@@ -88,6 +92,7 @@ func (t *toolset) handleSessionExec(ctx context.Context, req mcp.CallToolRequest
 	res, err := t.eng.SessionExec(ctx, h, engine.SessionExecRequest{
 		SessionID: a.SessionID, Command: a.Command, Args: a.Args, Cwd: a.Cwd, Env: a.Env, Stdin: stdin,
 		Timeout: time.Duration(a.TimeoutMS) * time.Millisecond, Background: a.Background,
+		Yield:    time.Duration(a.YieldMS) * time.Millisecond,
 		Progress: progress.callback(),
 	})
 	progress.Stop()
@@ -95,9 +100,15 @@ func (t *toolset) handleSessionExec(ctx context.Context, req mcp.CallToolRequest
 		return execView{}, err
 	}
 	v := execView{SessionID: a.SessionID, Command: a.Command, Args: a.Args}
-	if a.Background {
-		v.ProcessID, v.Status = res.ProcessID, procRunning
-		v.then("session_logs", "follow its output (wait_ms waits for more)", map[string]any{"session_id": a.SessionID, "process_id": res.ProcessID, "wait_ms": 5000})
+	if a.Background || res.Running {
+		v.ProcessID, v.Status, v.DurationMS = res.ProcessID, procRunning, res.DurationMS
+		if res.Running && !a.Background {
+			// A foreground command that outlived its yield: the output so far, and session_logs
+			// goes on from just after it.
+			v.Yielded = true
+			v.outputView = newOutputView(res.Stdout, res.Stderr, t.opts.RunHeadBytes, t.opts.RunTailBytes)
+		}
+		v.then("session_logs", "follow its output (wait_ms waits for more)", map[string]any{"session_id": a.SessionID, "process_id": res.ProcessID, "offset": res.LogOffset, "wait_ms": 5000})
 		v.then("session_kill", "stop it", map[string]any{"session_id": a.SessionID, "process_id": res.ProcessID})
 		return v, nil
 	}
@@ -110,6 +121,11 @@ func (t *toolset) handleSessionExec(ctx context.Context, req mcp.CallToolRequest
 // text is session_exec's human text: a summary line, then the output streams.
 func (v execView) text() string {
 	var b strings.Builder
+	if v.Status == procRunning && v.Yielded {
+		fmt.Fprintf(&b, "%s is still running after %d ms in session %s as process %s (not committed)", commandLine(v.Command, v.Args), v.DurationMS, v.SessionID, v.ProcessID)
+		v.outputView.write(&b)
+		return b.String()
+	}
 	if v.Status == procRunning {
 		fmt.Fprintf(&b, "started %s in session %s as background process %s", commandLine(v.Command, v.Args), v.SessionID, v.ProcessID)
 		return b.String()
@@ -345,7 +361,7 @@ func (t *toolset) sessionKill() server.ServerTool {
 			if strings.TrimSpace(a.ProcessID) == "" {
 				return killView{}, argError("process_id", "missing; give the process_id that session_exec with background=true returned")
 			}
-			sig, name, err := parseSignal(string(a.Signal))
+			sig, name, err := engine.ParseSignal(string(a.Signal))
 			if err != nil {
 				return killView{}, err
 			}
@@ -399,30 +415,3 @@ func (s *signalArg) UnmarshalJSON(b []byte) error {
 	return &json.UnmarshalTypeError{Value: kind, Type: reflect.TypeFor[string]()}
 }
 
-// parseSignal resolves a signal name or number. It returns the signal and its canonical name, or
-// an error message that lists the accepted names.
-func parseSignal(s string) (syscall.Signal, string, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return syscall.SIGTERM, "SIGTERM", nil
-	}
-	bad := func() (syscall.Signal, string, error) {
-		return 0, "", argError("signal", fmt.Sprintf("%q is not a signal; use TERM (the default), INT, HUP, QUIT, KILL, USR1, USR2, STOP or CONT "+
-			"(with or without the SIG prefix), or a signal number from 1 to 31", s))
-	}
-	if n, err := strconv.Atoi(s); err == nil {
-		if n < 1 || n > 31 || unix.SignalName(syscall.Signal(n)) == "" {
-			return bad()
-		}
-		return syscall.Signal(n), unix.SignalName(syscall.Signal(n)), nil
-	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	sig := unix.SignalNum(name)
-	if sig == 0 {
-		return bad()
-	}
-	return sig, name, nil
-}

@@ -54,36 +54,36 @@ func TestSessionArgumentErrors(t *testing.T) {
 		{"list_files", `{}`, []string{`invalid argument: workspace: missing`, "session_id"}},
 		{"list_files", `{"session_id": "ses_1", "depth": 99}`, []string{`invalid argument: depth`}},
 		// session_exec
-		{"session_exec", `{"session_id": "ses_1"}`, []string{`invalid argument: command: missing or empty`}},
+		{"session_exec", `{"session_id": "ses_1"}`, []string{`invalid argument: command is empty`, "shell line"}},
 		{"session_exec", `{"session_id": "ses_1", "command": "ls", "timeout_ms": 90000000}`, []string{`invalid argument: timeout_ms`, "86400000"}},
 		{"session_exec", `{"session_id": "ses_1", "command": "ls", "timeout_ms": -5}`, []string{`invalid argument: timeout_ms`}},
 		{"session_exec", `{"session_id": "ses_1", "command": "sleep", "background": true, "timeout_ms": 1000}`,
-			[]string{`invalid argument: timeout_ms: applies to foreground commands only`, "session_kill"}},
+			[]string{`invalid argument: timeout_ms applies to foreground commands only`, "session_kill"}},
 		{"session_exec", `{"session_id": "ses_1", "command": "ls", "policy": {"mode": "allow-all"}}`, []string{`unknown argument "policy"`}},
 		// session_logs
 		{"session_logs", `{"session_id": "ses_1"}`, []string{`invalid argument: process_id: missing`, "background=true"}},
-		{"session_logs", `{"session_id": "ses_1", "process_id": "p1", "offset": -1}`, []string{`invalid argument: offset`, "next_offset"}},
+		{"session_logs", `{"session_id": "ses_1", "process_id": "p1", "offset": -1}`, []string{`invalid argument: offset -1 is negative`, "next offset"}},
 		{"session_logs", `{"session_id": "ses_1", "process_id": "p1", "wait_ms": 600001}`, []string{`invalid argument: wait_ms`, "600000"}},
 		// session_kill
 		{"session_kill", `{"session_id": "ses_1"}`, []string{`invalid argument: process_id`}},
 		{"session_kill", `{"session_id": "ses_1", "process_id": "p1", "signal": "TERMINATE"}`,
-			[]string{`invalid argument: signal: "TERMINATE" is not a signal`, "TERM", "KILL", "INT"}},
+			[]string{`invalid argument: "TERMINATE" is not a signal`, "TERM", "KILL", "INT"}},
 		{"session_kill", `{"session_id": "ses_1", "process_id": "p1", "signal": "0"}`, []string{`invalid argument: signal`, "1 to 31"}},
-		{"session_kill", `{"session_id": "ses_1", "process_id": "p1", "signal": 99}`, []string{`invalid argument: signal: "99" is not a signal`}},
+		{"session_kill", `{"session_id": "ses_1", "process_id": "p1", "signal": 99}`, []string{`invalid argument: signal 99 is not one session_kill sends`}},
 		{"session_kill", `{"session_id": "ses_1", "process_id": "p1", "signal": true}`, []string{`invalid argument: signal: expected a string, got a JSON bool`}},
 		// session_url
-		{"session_url", `{"session_id": "ses_1"}`, []string{`invalid argument: port: 0 is not a TCP port`, "exposed_ports"}},
-		{"session_url", `{"session_id": "ses_1", "port": 70000}`, []string{`invalid argument: port: 70000 is not a TCP port`, "1 to 65535"}},
+		{"session_url", `{"session_id": "ses_1"}`, []string{`invalid argument: port 0 is not a TCP port`, "exposed_ports"}},
+		{"session_url", `{"session_id": "ses_1", "port": 70000}`, []string{`invalid argument: port 70000 is not a TCP port`, "1 to 65535"}},
 		{"session_url", `{"session_id": "ses_1", "port": -1}`, []string{`invalid argument: port`}},
 		{"session_url", `{"session_id": "ses_1", "port": "3000"}`, []string{`invalid argument: port: expected an integer, got a JSON string`}},
 		// timeouts of sessions
-		{"open_session", `{"workspace": "w", "timeout_ms": 500}`, []string{`invalid argument: timeout_ms: 500 is out of range`, "1000 to 86400000", "1800000"}},
+		{"open_session", `{"workspace": "w", "timeout_ms": 500}`, []string{`invalid argument: timeout_ms 500 is less than the minimum 1000`, "1800000"}},
 		{"open_session", `{"workspace": "w", "timeout_ms": 86400001}`, []string{`invalid argument: timeout_ms`, "86400000"}},
 		{"open_session", `{"workspace": "w", "timeout_ms": -1}`, []string{`invalid argument: timeout_ms`}},
 		{"open_session", `{"workspace": "w", "policy": {"allow": ["nope"]}}`, []string{`invalid argument: policy`, "neither a preset"}},
 		{"extend_session", `{"session_id": "ses_1"}`, []string{`invalid argument: timeout_ms: missing`, "1800000"}},
 		{"extend_session", `{"session_id": "ses_1", "timeout_ms": 0}`, []string{`invalid argument: timeout_ms: missing`}},
-		{"extend_session", `{"session_id": "ses_1", "timeout_ms": 999}`, []string{`invalid argument: timeout_ms: 999 is out of range`}},
+		{"extend_session", `{"session_id": "ses_1", "timeout_ms": 999}`, []string{`invalid argument: timeout_ms 999 is less than the minimum 1000`}},
 		{"extend_session", `{"session_id": "ses_1", "timeout_ms": 86400001}`, []string{`invalid argument: timeout_ms`, "86400000"}},
 		{"commit_session", `{"session_id": "ses_1", "message": 5}`, []string{`invalid argument: message: expected a string`}},
 	}
@@ -276,14 +276,14 @@ func TestParseSignal(t *testing.T) {
 		{"15", syscall.SIGTERM, "SIGTERM"},
 	}
 	for _, tc := range tests {
-		sig, name, err := parseSignal(tc.in)
+		sig, name, err := engine.ParseSignal(tc.in)
 		if err != nil || sig != tc.sig || name != tc.name {
-			t.Errorf("parseSignal(%q) = %v %q %v, want %v %q", tc.in, sig, name, err, tc.sig, tc.name)
+			t.Errorf("ParseSignal(%q) = %v %q %v, want %v %q", tc.in, sig, name, err, tc.sig, tc.name)
 		}
 	}
 	for _, bad := range []string{"TERMINATE", "SIG", "0", "-9", "32", "99", "9x", "SIGFOO"} {
-		if _, _, err := parseSignal(bad); err == nil {
-			t.Errorf("parseSignal(%q) accepted a bad signal", bad)
+		if _, _, err := engine.ParseSignal(bad); err == nil {
+			t.Errorf("ParseSignal(%q) accepted a bad signal", bad)
 		}
 	}
 	var a sessionKillArgs
@@ -427,7 +427,7 @@ func TestSessionErrorMessages(t *testing.T) {
 func TestExecText(t *testing.T) {
 	code := func(c int) *int { return &c }
 	text := execView{SessionID: "ses_1", Command: "sh", Args: []string{"-c", "exit 3"}, Status: "exited", ExitCode: code(3), DurationMS: 7,
-		outputView: outputView{Stdout: "hi\n", StdoutBytes: 3}}.text()
+		outputView: outputView{Stdout: "hi\n", StdoutBytes: 3, StdoutNextOffset: 3}}.text()
 	for _, w := range []string{`"sh -c exit 3" exited 3 in 7 ms (session ses_1; not committed)`, "--- stdout (3 bytes) ---\nhi\n"} {
 		if !strings.Contains(text, w) {
 			t.Errorf("text %q lacks %q", text, w)

@@ -134,6 +134,7 @@ func (t *toolset) all() []server.ServerTool {
 		t.runCommand(),
 		t.getRun(),
 		t.cancelRun(),
+		t.listRuns(),
 		t.writeFiles(),
 		t.readFile(),
 		t.listFiles(),
