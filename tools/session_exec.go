@@ -414,4 +414,3 @@ func (s *signalArg) UnmarshalJSON(b []byte) error {
 	}
 	return &json.UnmarshalTypeError{Value: kind, Type: reflect.TypeFor[string]()}
 }
-
