@@ -75,10 +75,10 @@ func demo(ctx context.Context, args []string) error {
 		show  func(map[string]any) string
 	}{
 		{"create a workspace", "create_workspace", map[string]any{"name": "demo"}, func(r map[string]any) string {
-			return fmt.Sprintf("workspace %v (%v), head %v", r["name"], r["id"], r["head"])
+			return fmt.Sprintf("workspace %v (%v), head %v", r["name"], r["workspace_id"], r["head"])
 		}},
 		{"write a file (one commit)", "write_files", map[string]any{"workspace": "demo", "files": []map[string]any{{"path": "hello.txt", "content": "hello from the demo\n"}}}, nil},
-		{"run a command that reads it and writes another file", "run_command", map[string]any{"workspace": "demo", "command": "sh", "args": []string{"-c", "cat hello.txt; echo step2 > step.txt; ls -l"}}, nil},
+		{"run a command that reads it and writes another file", "run_command", map[string]any{"workspace": "demo", "command": "cat hello.txt; echo step2 > step.txt; ls -l"}, nil},
 		{"run a command that sees the previous command's file", "run_command", map[string]any{"workspace": "demo", "command": "cat", "args": []string{"step.txt"}}, nil},
 		{"show the history", "workspace_history", map[string]any{"workspace": "demo"}, nil},
 	}
@@ -99,11 +99,11 @@ func demo(ctx context.Context, args []string) error {
 	if len(commits) < 3 {
 		return fmt.Errorf("expected at least 3 commits, got %d", len(commits))
 	}
-	writeCommit := commits[len(commits)-2].(map[string]any)["id"]
+	writeCommit := commits[len(commits)-2].(map[string]any)["commit_id"]
 	if _, err := d.call(ctx, "fork the workspace at its head", "fork_workspace", map[string]any{"workspace": "demo", "name": "demo-fork"}); err != nil {
 		return err
 	}
-	if _, err := d.call(ctx, "change the fork only", "run_command", map[string]any{"workspace": "demo-fork", "command": "sh", "args": []string{"-c", "echo fork-only > fork.txt; ls"}}); err != nil {
+	if _, err := d.call(ctx, "change the fork only", "run_command", map[string]any{"workspace": "demo-fork", "command": "echo fork-only > fork.txt; ls"}); err != nil {
 		return err
 	}
 	if _, err := d.call(ctx, "the original does not see the fork's change", "list_files", map[string]any{"workspace": "demo"}); err != nil {
