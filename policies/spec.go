@@ -1,7 +1,6 @@
 package policies
 
 import (
-	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -175,13 +174,4 @@ func PresetSummary() string {
 		parts = append(parts, s+")")
 	}
 	return strings.Join(parts, ", ")
-}
-
-// String renders a Spec like Policy.String.
-func (s Spec) String() string {
-	p, err := FromSpec(s)
-	if err != nil {
-		return fmt.Sprintf("invalid (%v)", err)
-	}
-	return p.String()
 }
