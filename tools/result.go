@@ -193,8 +193,3 @@ func fieldsJSON(f engine.ErrorFields) string {
 	}
 	return string(j)
 }
-
-// call is a next step.
-func call(tool, why string, args map[string]any) engine.Call {
-	return engine.Call{Tool: tool, Args: args, Why: why}
-}
