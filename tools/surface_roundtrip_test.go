@@ -61,6 +61,31 @@ func TestAgentSurfaceRoundTrip(t *testing.T) {
 		}
 	})
 
+	t.Run("a foreground session command outliving yield_ms goes on", func(t *testing.T) {
+		r := r.on(t)
+		ses, _ := r.ok("open_session", map[string]any{"workspace": "s"})
+		sid := str(ses, "session_id")
+		x, _ := r.ok("session_exec", map[string]any{"session_id": sid, "command": "echo early; sleep 1.5; echo fin", "yield_ms": 300})
+		if str(x, "status") != "running" || x["yielded"] != true || str(x, "process_id") == "" || !strings.Contains(str(x, "stdout"), "early") {
+			t.Fatalf("yielded session_exec: %v", x)
+		}
+		next, _ := x["next"].([]any)
+		logArgs := sub(next[0].(map[string]any), "args")
+		out := ""
+		for {
+			lg, _ := r.ok("session_logs", map[string]any{"session_id": sid, "process_id": str(x, "process_id"), "offset": num(logArgs, "offset"), "wait_ms": 10000})
+			out += str(lg, "output")
+			logArgs = map[string]any{"offset": float64(num(lg, "next_offset"))}
+			if str(lg, "status") == "exited" {
+				break
+			}
+		}
+		if out != "fin\n" {
+			t.Errorf("session_logs after the yield returned %q, want only the new output", out)
+		}
+		r.ok("discard_session", map[string]any{"session_id": sid})
+	})
+
 	t.Run("get_run offsets return only what is new", func(t *testing.T) {
 		r := r.on(t)
 		res, _ := r.ok("run_command", map[string]any{"workspace": "s", "command": "printf 'one\\ntwo\\nthree\\n'; printf 'e1\\n' >&2"})
