@@ -26,8 +26,10 @@ import (
 //     at once with an error naming the session, its holder and its expiry, and saying what to do.
 //  2. Only the holder — the connection that opened or attached it — may use it. Another
 //     connection may attach only once the holder's connection is gone (the session is detached).
-//  3. commit_session makes a commit of kind "session" from the session's state and moves head;
-//     discard_session, expiry and a lost sandbox drop the changes. Head is never lost.
+//  3. commit_session makes a commit of kind "session" from the session's state and moves head —
+//     unless the session changed nothing: then it ends committed without a commit
+//     (Session.Unchanged) and head stays; discard_session, expiry and a lost sandbox drop the
+//     changes. Head is never lost.
 //  4. A session outlives the server: its sandbox is detached; after a restart it is re-adopted
 //     (detached, since no connection survives a restart) or, if its sandbox is gone or its time
 //     is up, recorded discarded or expired.
