@@ -102,7 +102,9 @@ func TestUnchangedMakesNoLayer(t *testing.T) {
 	sb := startSandbox(t, p, sandbox.StartOptions{})
 	shOK(t, sb, "echo a > a; mkdir d")
 	s1 := snapshot(t, sb)
-	for _, script := range []string{"true", "cat a", "touch d/tmp; rm d/tmp; mkdir e; rmdir e"} {
+	// A file opened for writing and closed, or chmodded and back, is copied up but unchanged.
+	for _, script := range []string{"true", "cat a", "touch d/tmp; rm d/tmp; mkdir e; rmdir e",
+		`python3 -c "open('a', 'r+').close()"`, "chmod 600 a; chmod 644 a"} {
 		sb := startSandbox(t, p, sandbox.StartOptions{Snapshot: s1.Ref})
 		shOK(t, sb, script)
 		s2 := snapshotAllowUnchanged(t, sb)
@@ -128,6 +130,10 @@ func TestUnchangedMakesNoLayer(t *testing.T) {
 		{"chmod 700 d", "modified dir d", "stat -c %a d"},
 		{"mkdir d/empty", "added dir d/empty", "ls d"},
 		{"ln -s a lnk", "added symlink lnk", "readlink lnk"},
+		{"echo b > a", "modified file a", "cat a"},
+		{`python3 -c "import os; os.setxattr('a', 'user.k', b'v')"`, "modified file a", `python3 -c "import os; print(os.getxattr('a', 'user.k'))"`},
+		{"rm a; ln -s d a", "modified symlink a", "readlink a"},
+		{"rm -r d", "deleted dir d", "ls"},
 	} {
 		sb := startSandbox(t, p, sandbox.StartOptions{Snapshot: s1.Ref})
 		want := shOK(t, sb, c.script+" && "+c.check)
