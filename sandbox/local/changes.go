@@ -46,9 +46,49 @@ type entry struct {
 	dirs side
 }
 
-// child looks name up in the merged directory m, as overlayfs does.
-func (m side) child(name string) (entry, bool, error) {
+// listing holds the names of layer directories, read once, so that looking up many names in a
+// directory merged from many layers costs a map lookup per layer instead of an lstat.
+type listing map[string]map[string]bool
+
+// has reports whether dir may hold name: false only when dir was listed without it.
+func (l listing) has(dir, name string) bool {
+	names, ok := l[dir]
+	return !ok || names[name]
+}
+
+// listingThreshold is how many names a directory visit looks up before it lists its layer
+// directories instead of probing each with lstat.
+const listingThreshold = 32
+
+// list reads the names of every directory of the sides.
+func list(sides ...side) (listing, error) {
+	l := listing{}
+	for _, m := range sides {
+		for _, d := range m {
+			if _, ok := l[d]; ok {
+				continue
+			}
+			ns, err := names([]string{d})
+			if err != nil {
+				return nil, err
+			}
+			set := make(map[string]bool, len(ns))
+			for _, n := range ns {
+				set[n] = true
+			}
+			l[d] = set
+		}
+	}
+	return l, nil
+}
+
+// child looks name up in the merged directory m, as overlayfs does. l, when not nil, lists
+// directories of m, whose names need no lstat to be ruled out.
+func (m side) child(name string, l listing) (entry, bool, error) {
 	for i, d := range m {
+		if !l.has(d, name) {
+			continue
+		}
 		p := filepath.Join(d, name)
 		fi, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -69,6 +109,9 @@ func (m side) child(name string) (entry, bool, error) {
 			return e, true, nil
 		}
 		for _, lower := range m[i+1:] {
+			if !l.has(lower, name) {
+				continue
+			}
 			q := filepath.Join(lower, name)
 			lfi, err := os.Lstat(q)
 			if errors.Is(err, fs.ErrNotExist) {
@@ -167,16 +210,22 @@ func (d *differ) dir(rel string, a, b side, touched []string, full bool) (bool, 
 	if err != nil {
 		return false, err
 	}
+	var l listing
+	if len(ns) > listingThreshold {
+		if l, err = list(a, b); err != nil {
+			return false, err
+		}
+	}
 	listed := false
 	for _, name := range ns {
 		if err := d.tick(); err != nil {
 			return listed, err
 		}
-		ea, okA, err := a.child(name)
+		ea, okA, err := a.child(name, l)
 		if err != nil {
 			return listed, err
 		}
-		eb, okB, err := b.child(name)
+		eb, okB, err := b.child(name, l)
 		if err != nil {
 			return listed, err
 		}
@@ -253,12 +302,18 @@ func (d *differ) addedUnder(rel string, m side) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	var l listing
+	if len(ns) > listingThreshold && len(m) > 1 {
+		if l, err = list(m); err != nil {
+			return false, err
+		}
+	}
 	listed := false
 	for _, name := range ns {
 		if err := d.tick(); err != nil {
 			return listed, err
 		}
-		e, ok, err := m.child(name)
+		e, ok, err := m.child(name, l)
 		if err != nil {
 			return listed, err
 		}

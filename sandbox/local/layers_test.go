@@ -383,3 +383,43 @@ func TestDiffAcrossSquash(t *testing.T) {
 		}
 	}
 }
+
+// TestChangesInABigDirectory: a directory visit that looks up many names lists its layer
+// directories instead of probing each; the result is the same, for Snapshot and for Diff.
+func TestChangesInABigDirectory(t *testing.T) {
+	p := newTestProvider(t, Options{})
+	ctx := context.Background()
+	ref := sandbox.SnapshotRef("")
+	for i := range 3 { // d/ in three layers
+		sb := startSandbox(t, p, sandbox.StartOptions{Snapshot: ref})
+		shOK(t, sb, fmt.Sprintf(`mkdir -p d; for n in $(seq %d %d); do echo $n > d/f$n; done`, 10+i*20, 29+i*20))
+		ref = snapshot(t, sb).Ref
+	}
+	sb := startSandbox(t, p, sandbox.StartOptions{Snapshot: ref})
+	shOK(t, sb, `for n in $(seq 10 19); do echo m >> d/f$n; done; for n in $(seq 30 39); do rm d/f$n; done; for n in $(seq 70 89); do echo $n > d/g$n; done`)
+	info := snapshot(t, sb)
+	var want []string
+	for n := 10; n <= 19; n++ {
+		want = append(want, fmt.Sprintf("modified file d/f%d", n))
+	}
+	for n := 30; n <= 39; n++ {
+		want = append(want, fmt.Sprintf("deleted file d/f%d", n))
+	}
+	for n := 70; n <= 89; n++ {
+		want = append(want, fmt.Sprintf("added file d/g%d", n))
+	}
+	lines := func(c sandbox.Changes) string {
+		var out []string
+		for _, ch := range c.Paths {
+			out = append(out, ch.Op+" "+ch.Type+" "+ch.Path)
+		}
+		return strings.Join(out, "\n")
+	}
+	if got := lines(info.Changes); got != strings.Join(want, "\n") || info.ChangedFiles != 40 {
+		t.Fatalf("snapshot changes:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	d, err := p.Diff(ctx, ref, info.Ref)
+	if err != nil || lines(d) != strings.Join(want, "\n") {
+		t.Fatalf("Diff: %v\n%s\nwant:\n%s", err, lines(d), strings.Join(want, "\n"))
+	}
+}
