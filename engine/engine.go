@@ -7,10 +7,18 @@
 //  2. Durable operations on one workspace — run_command, write_files, restore, fork's read of its
 //     source — run one at a time, in arrival order. Each starts from the current head and, on
 //     completion, records a new commit and moves head by compare-and-swap in one store
-//     transaction, together with the run's final record.
-//  3. A durable command commits whatever its exit code, and also when it times out. It does not
-//     commit when the caller cancels it, when the sandbox fails, or when the server dies: then
-//     head stays where it was, and the run reads cancelled, failed or lost.
+//     transaction, together with the run's final record — if it changed something. A commit is a
+//     change (this refines DESIGN §2 rule 1): a run, a write or a commit_session whose sandbox
+//     the provider finds unchanged, and a restore to a state identical to the head, record their
+//     outcome (Run.Unchanged, Session.Unchanged, a returned Commit with an empty ID) but make no
+//     commit, and head stays. Every commit records what it changed against its parent (for a
+//     restore, the head it replaced): Commit.ChangesKnown, Changes, ChangedFiles, ChangedBytes.
+//     A provider that cannot tell commits as before, and the records say the changes are
+//     unknown (Run.ChangesUnknown, Commit.ChangesKnown false). See changes.go.
+//  3. A durable command commits whatever its exit code, and also when it times out (unless it
+//     changed nothing, rule 2). It does not commit when the caller cancels it, when the sandbox
+//     fails, or when the server dies: then head stays where it was, and the run reads
+//     cancelled, failed or lost.
 //  4. Run records outlive the server. A run that was queued or running when the server stopped
 //     reads lost after the next start, and its workspace is at its previous head.
 //  5. An idempotency key makes a retried run_command return the run already recorded under that

@@ -15,7 +15,11 @@ import (
 // WriteFiles applies a write_files call durably: the files are written and the deletes removed
 // in a sandbox started from head, and the result becomes one new commit (kind "write"). Every
 // path and size is checked before anything changes (the engine checks syntax and limits, the
-// provider symlinks and existence); on any failure head does not move.
+// provider symlinks and existence); on any failure head does not move. Writing a file again with
+// the content it already has still counts as a change on the local provider (the file is
+// rewritten, its modification time moves), so it makes a commit listing the file as modified;
+// only a write the provider finds changed nothing makes no commit, and then the returned Commit
+// has an empty ID (see changes.go).
 func (e *Engine) WriteFiles(ctx context.Context, ref string, req WriteRequest) (Commit, error) {
 	if e.isClosed() {
 		return Commit{}, ErrClosed
@@ -58,7 +62,9 @@ func (e *Engine) WriteFiles(ctx context.Context, ref string, req WriteRequest) (
 func (e *Engine) homeDir() string { return e.prov.Capabilities().HomeDir }
 
 // durably runs one durable change that needs a sandbox: start from head, apply, snapshot, and
-// record a commit moving head by compare-and-swap. It runs inside the workspace's queue.
+// record a commit moving head by compare-and-swap. It runs inside the workspace's queue. When the
+// provider tells that the change changed nothing, there is no commit: it returns noCommit (an
+// empty ID, Parent the head, which stays).
 func (e *Engine) durably(ctx context.Context, wsID, kind, msg string, apply func(sandbox.Sandbox) error) (Commit, error) {
 	if ctx.Err() != nil {
 		return Commit{}, errorf(ErrCancelled, "%v", ctx.Err())
@@ -82,11 +88,13 @@ func (e *Engine) durably(ctx context.Context, wsID, kind, msg string, apply func
 		_ = sb.Stop(context.Background())
 		return Commit{}, e.provErr(err, "save the change")
 	}
-	c := store.Commit{
-		ID: newID(commitPrefix), Workspace: w.ID, Parent: base.ID, Snapshot: string(info.Ref),
-		Kind: kind, Message: msg, ChangedBytes: info.ChangedBytes, ChangedFiles: info.ChangedFiles,
-		Created: time.Now().UTC(),
+	if info.Unchanged {
+		return noCommit(w.ID, base.ID, kind, msg), nil
 	}
+	c := withChanges(store.Commit{
+		ID: newID(commitPrefix), Workspace: w.ID, Parent: base.ID, Snapshot: string(info.Ref),
+		Kind: kind, Message: msg, Created: time.Now().UTC(),
+	}, info.Changes)
 	if err := e.advance(w.ID, base.ID, c); err != nil {
 		_ = e.prov.DeleteSnapshot(context.Background(), info.Ref)
 		return Commit{}, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sandkit/sandkit-mcp/sandbox"
 	"github.com/sandkit/sandkit-mcp/store"
 )
 
@@ -47,6 +48,10 @@ func commitOf(tx *store.Tx, w store.Workspace, id string) (store.Commit, error) 
 // Restore makes a new commit (kind "restore") whose state is that of an earlier commit of the same
 // workspace and moves head to it. History is kept: the commits after the restored one stay
 // reachable by id and can be restored in turn. It costs no copy: the commit shares the snapshot.
+// The commit records what it changed against the head it replaced (its parent), from the
+// provider's Diff; unknown when the provider cannot compare snapshots. A restore to a state
+// identical to the head (the same snapshot, or a Diff that finds nothing) makes no commit: head
+// stays, and the returned Commit has an empty ID (changes.go).
 func (e *Engine) Restore(ctx context.Context, ref, commitID string) (Workspace, Commit, error) {
 	if e.isClosed() {
 		return Workspace{}, Commit{}, ErrClosed
@@ -58,7 +63,28 @@ func (e *Engine) Restore(ctx context.Context, ref, commitID string) (Workspace, 
 	var c store.Commit
 	var out store.Workspace
 	var jerr error
-	j := e.enqueue(w.ID, func(context.Context) {
+	j := e.enqueue(w.ID, func(jctx context.Context) {
+		// Read the head and the source, compare them at the provider (outside any transaction),
+		// then commit if the head is still the one compared.
+		var head, src store.Commit
+		jerr = e.st.View(func(tx *store.Tx) error {
+			cur, err := tx.Workspace(w.ID)
+			if err != nil {
+				return err
+			}
+			if err := checkLeaseTx(tx, cur, CallerFrom(ctx)); err != nil {
+				return err
+			}
+			if src, err = commitOf(tx, cur, commitID); err != nil {
+				return err
+			}
+			head, err = tx.Commit(cur.Head)
+			return err
+		})
+		if jerr != nil {
+			return
+		}
+		changes := e.restoreChanges(jctx, head, src)
 		jerr = e.st.Update(func(tx *store.Tx) error {
 			cur, err := tx.Workspace(w.ID)
 			if err != nil {
@@ -67,15 +93,20 @@ func (e *Engine) Restore(ctx context.Context, ref, commitID string) (Workspace, 
 			if err := checkLeaseTx(tx, cur, CallerFrom(ctx)); err != nil {
 				return err
 			}
-			src, err := commitOf(tx, cur, commitID)
-			if err != nil {
-				return err
+			if cur.Head != head.ID {
+				return errorf(ErrBusy, "head moved from %s to %s meanwhile; retry", head.ID, cur.Head)
 			}
-			c = store.Commit{
+			msg := fmt.Sprintf("restore to %s (%s)", src.ID, src.Message)
+			if changes.None() {
+				c = noCommit(w.ID, cur.Head, CommitRestore, msg)
+				c.Source = src.ID
+				out = cur
+				return nil
+			}
+			c = withChanges(store.Commit{
 				ID: newID(commitPrefix), Workspace: w.ID, Parent: cur.Head, Snapshot: src.Snapshot,
-				Kind: CommitRestore, Source: src.ID, Message: fmt.Sprintf("restore to %s (%s)", src.ID, src.Message),
-				Created: time.Now().UTC(),
-			}
+				Kind: CommitRestore, Source: src.ID, Message: msg, Created: time.Now().UTC(),
+			}, changes)
 			if err := tx.PutCommit(c); err != nil {
 				return err
 			}
@@ -93,6 +124,24 @@ func (e *Engine) Restore(ctx context.Context, ref, commitID string) (Workspace, 
 		return Workspace{}, Commit{}, jerr
 	}
 	return e.view(out), c, nil
+}
+
+// restoreChanges is what restoring src changes against head: nothing when they share the snapshot,
+// the provider's Diff otherwise, unknown when it cannot compare (or fails to: the restore itself
+// does not need the comparison, so it goes on).
+func (e *Engine) restoreChanges(ctx context.Context, head, src store.Commit) sandbox.Changes {
+	if head.Snapshot == src.Snapshot {
+		return sandbox.Changes{Known: true}
+	}
+	if !e.prov.Capabilities().Diff {
+		return sandbox.Changes{}
+	}
+	ch, err := e.prov.Diff(ctx, sandbox.SnapshotRef(head.Snapshot), sandbox.SnapshotRef(src.Snapshot))
+	if err != nil {
+		e.log.Warn("restore: could not compare the snapshots; the restore commit's changes are unknown", "head", head.ID, "source", src.ID, "err", err)
+		return sandbox.Changes{}
+	}
+	return ch
 }
 
 // Fork makes a new workspace whose head shares the state of a commit of the source workspace

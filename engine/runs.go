@@ -265,7 +265,8 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 		})
 		return
 	}
-	// The command ran to an end (exit status or timeout): commit whatever it left (rule 3).
+	// The command ran to an end (exit status or timeout): commit whatever it left (rule 3), unless
+	// it left nothing (changes.go).
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
 	info, err := sb.Snapshot(sctx)
@@ -283,27 +284,30 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 	}
 	code := res.ExitCode
 	finished := time.Now().UTC()
-	commit := store.Commit{
+	// A command that changed nothing makes no commit: head stays and the run says so.
+	commit := withChanges(store.Commit{
 		ID: newID(commitPrefix), Workspace: w.ID, Parent: base.ID, Snapshot: string(info.Ref),
 		Kind: CommitRun, Message: runMessage(req.Command, req.Args, res), RunID: ar.id, ExitCode: &code,
-		ChangedBytes: info.ChangedBytes, ChangedFiles: info.ChangedFiles, Created: finished,
-	}
+		Created: finished,
+	}, info.Changes)
 	stdout, stderr := ar.stdout.output(), ar.stderr.output()
 	err = e.st.Update(func(tx *store.Tx) error {
 		cur, err := tx.Workspace(w.ID)
 		if err != nil {
 			return err
 		}
-		if cur.Head != base.ID {
-			return errorf(ErrBusy, "head moved from %s to %s while the command ran", base.ID, cur.Head)
-		}
-		if err := tx.PutCommit(commit); err != nil {
-			return err
-		}
-		cur.Head = commit.ID
-		cur.Updated = finished
-		if _, err := tx.PutWorkspace(cur, cur.Version); err != nil {
-			return err
+		if !info.Unchanged {
+			if cur.Head != base.ID {
+				return errorf(ErrBusy, "head moved from %s to %s while the command ran", base.ID, cur.Head)
+			}
+			if err := tx.PutCommit(commit); err != nil {
+				return err
+			}
+			cur.Head = commit.ID
+			cur.Updated = finished
+			if _, err := tx.PutWorkspace(cur, cur.Version); err != nil {
+				return err
+			}
 		}
 		r, err := tx.Run(ar.id)
 		if err != nil {
@@ -312,11 +316,19 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 		r.Status = RunExited
 		r.ExitCode = &code
 		r.TimedOut = res.TimedOut
-		r.CommitID = commit.ID
+		if info.Unchanged {
+			r.Unchanged = true
+		} else {
+			r.CommitID = commit.ID
+			r.ChangesUnknown = !info.Changes.Known
+		}
 		r.Finished = &finished
 		r.DurationMS = res.Duration.Milliseconds()
 		r.Warnings = mergeWarnings(r.Warnings, warnings)
-		if res.TimedOut {
+		switch {
+		case res.TimedOut && info.Unchanged:
+			r.Error = fmt.Sprintf("the command timed out after %d ms and was killed; it had changed nothing, so there is no commit", timeout.Milliseconds())
+		case res.TimedOut:
 			r.Error = fmt.Sprintf("the command timed out after %d ms and was killed; what it had written is committed", timeout.Milliseconds())
 		}
 		if err := tx.PutRun(r); err != nil {
@@ -325,7 +337,9 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 		return tx.PutRunOutput(ar.id, stdout, stderr)
 	})
 	if err != nil {
-		_ = e.prov.DeleteSnapshot(context.Background(), info.Ref)
+		if !info.Unchanged {
+			_ = e.prov.DeleteSnapshot(context.Background(), info.Ref)
+		}
 		e.finish(ar, func(r *store.Run) {
 			r.Status = RunFailed
 			r.ExitCode = &code
@@ -334,7 +348,11 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 		})
 		return
 	}
-	e.log.Info("run committed", "run", ar.id, "workspace", w.ID, "exit", code, "commit", commit.ID, "ms", res.Duration.Milliseconds())
+	if info.Unchanged {
+		e.log.Info("run changed nothing; no commit", "run", ar.id, "workspace", w.ID, "exit", code, "head", base.ID, "ms", res.Duration.Milliseconds())
+	} else {
+		e.log.Info("run committed", "run", ar.id, "workspace", w.ID, "exit", code, "commit", commit.ID, "files", commit.ChangedFiles, "ms", res.Duration.Milliseconds())
+	}
 	e.release(ar)
 }
 

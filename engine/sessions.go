@@ -25,8 +25,10 @@ import (
 //     at once with an error naming the session, its holder and its expiry, and saying what to do.
 //  2. Only the holder — the connection that opened or attached it — may use it. Another
 //     connection may attach only once the holder's connection is gone (the session is detached).
-//  3. commit_session makes a commit of kind "session" from the session's state and moves head;
-//     discard_session, expiry and a lost sandbox drop the changes. Head is never lost.
+//  3. commit_session makes a commit of kind "session" from the session's state and moves head —
+//     unless the session changed nothing: then it ends committed without a commit
+//     (Session.Unchanged) and head stays; discard_session, expiry and a lost sandbox drop the
+//     changes. Head is never lost.
 //  4. A session outlives the server: its sandbox is detached; after a restart it is re-adopted
 //     (detached, since no connection survives a restart) or, if its sandbox is gone or its time
 //     is up, recorded discarded or expired.
@@ -428,6 +430,9 @@ func (e *Engine) holding(h Holder, id string) (*liveSession, store.Session, erro
 func endedError(s store.Session) error {
 	switch s.State {
 	case store.SessionCommitted:
+		if s.Unchanged {
+			return errorf(ErrExpired, "session %s was committed without changes (no commit was made) and is over; open_session starts a new one", s.ID)
+		}
 		return errorf(ErrExpired, "session %s was committed (commit %s) and is over; open_session starts a new one", s.ID, s.CommitID)
 	case store.SessionExpired:
 		return errorf(ErrExpired, "session %s expired at %s and its changes were discarded; open_session starts a new one", s.ID, s.Expires.UTC().Format(time.RFC3339))
@@ -794,7 +799,9 @@ func (e *Engine) ExtendSession(ctx context.Context, h Holder, sessionID string, 
 }
 
 // CommitSession snapshots the session as a new commit (kind "session"), moves head to it and ends
-// the session. If the snapshot or the record fails, the session is discarded and head stays.
+// the session. If the snapshot or the record fails, the session is discarded and head stays. A
+// session that changed nothing (the provider tells) ends committed without a commit: head stays,
+// the session record says Unchanged, and the returned Commit has an empty ID (changes.go).
 func (e *Engine) CommitSession(ctx context.Context, h Holder, sessionID, message string) (Commit, error) {
 	if len(message) > 1000 {
 		return Commit{}, errorf(ErrInvalid, "message is longer than 1000 bytes")
@@ -818,10 +825,12 @@ func (e *Engine) CommitSession(ctx context.Context, h Holder, sessionID, message
 		message = fmt.Sprintf("session %s", sessionID)
 	}
 	now := time.Now().UTC()
-	c := store.Commit{
+	c := withChanges(store.Commit{
 		ID: newID(commitPrefix), Workspace: s.Workspace, Parent: s.Base, Snapshot: string(info.Ref),
-		Kind: CommitSession, Message: message, ChangedBytes: info.ChangedBytes, ChangedFiles: info.ChangedFiles,
-		Created: now,
+		Kind: CommitSession, Message: message, Created: now,
+	}, info.Changes)
+	if info.Unchanged {
+		c = noCommit(s.Workspace, s.Base, CommitSession, message)
 	}
 	err = e.st.Update(func(tx *store.Tx) error {
 		w, err := tx.Workspace(s.Workspace)
@@ -831,8 +840,10 @@ func (e *Engine) CommitSession(ctx context.Context, h Holder, sessionID, message
 		if w.Session != sessionID || w.Head != s.Base {
 			return errorf(ErrBusy, "workspace %s no longer matches session %s (head %s, session %q)", w.ID, sessionID, w.Head, w.Session)
 		}
-		if err := tx.PutCommit(c); err != nil {
-			return err
+		if !info.Unchanged {
+			if err := tx.PutCommit(c); err != nil {
+				return err
+			}
 		}
 		cur, err := tx.Session(sessionID)
 		if err != nil {
@@ -840,6 +851,7 @@ func (e *Engine) CommitSession(ctx context.Context, h Holder, sessionID, message
 		}
 		cur.State = store.SessionCommitted
 		cur.CommitID = c.ID
+		cur.Unchanged = info.Unchanged
 		cur.Ended = now
 		if err := tx.PutSession(cur); err != nil {
 			return err
@@ -847,12 +859,18 @@ func (e *Engine) CommitSession(ctx context.Context, h Holder, sessionID, message
 		return releaseTx(tx, s.Workspace, sessionID, c.ID, now)
 	})
 	if err != nil {
-		_ = e.prov.DeleteSnapshot(context.Background(), info.Ref)
+		if !info.Unchanged {
+			_ = e.prov.DeleteSnapshot(context.Background(), info.Ref)
+		}
 		e.endSession(sessionID, store.SessionDiscarded, fmt.Sprintf("commit could not be recorded: %v", err))
 		return Commit{}, fmt.Errorf("could not record the commit of session %s: %w; the session is discarded and the workspace stays at its head", sessionID, err)
 	}
 	e.forget(sessionID)
-	e.log.Info("session committed", "session", sessionID, "commit", c.ID)
+	if info.Unchanged {
+		e.log.Info("session committed without changes; no commit", "session", sessionID, "head", s.Base)
+	} else {
+		e.log.Info("session committed", "session", sessionID, "commit", c.ID, "files", c.ChangedFiles)
+	}
 	return c, nil
 }
 

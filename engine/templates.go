@@ -285,6 +285,9 @@ func (e *Engine) readyTemplate(ctx context.Context, def *templateDef) (store.Tem
 	if err != nil {
 		return ts, false, fmt.Errorf("read the snapshot record of template %q: %w", def.name, err)
 	}
+	if ts.Snapshot == "" {
+		return ts, true, nil // the empty state (a setup that changed nothing makes no snapshot)
+	}
 	held, err := e.prov.Snapshots(ctx)
 	if errors.Is(err, sandbox.ErrUnsupported) {
 		return ts, true, nil

@@ -27,8 +27,34 @@
 //	  - Snapshot captures the sandbox's current durable state — new, changed and deleted files — as a
 //	    new immutable snapshot and ENDS the sandbox (some backends, like Vercel's, cannot snapshot a
 //	    running VM; we make that the rule everywhere). Processes still running are killed first.
+//	    It reports what changed relative to S (SnapshotInfo.Changes). A provider that can tell
+//	    (Capabilities.Changes) and finds that nothing changed makes NO snapshot: it returns
+//	    SnapshotInfo{Unchanged: true, Ref: ""}, the sandbox has ended all the same, and the state
+//	    is still exactly that of S. A provider that cannot tell always makes a snapshot and reports
+//	    Changes.Known false.
 //	  - Stop ends the sandbox and discards its changes. Stop after Snapshot, or twice, is a no-op.
 //	  - Once ended, every method except Stop returns ErrEnded.
+//
+// # Changes
+//
+// A Changes value says how one state differs from another: Snapshot's relative to the start
+// snapshot, Provider.Diff's between two snapshots. Paths are in the agent's form: relative to
+// /workspace ("src/main.go") for the workspace, "~/…" ("~/.bashrc") for the home directory. A
+// path is listed once, as added, modified or deleted:
+//
+//   - a file, symlink or other non-directory is added when the old state has nothing there,
+//     deleted when the new one has nothing there, and modified when its type, content, target,
+//     permission bits, owner, modification time or extended attributes differ (so a touch or a
+//     chmod is a change; a file opened for writing and closed unchanged is not);
+//   - a deleted directory is one entry (its contents are not listed one by one); an added
+//     directory is listed only when nothing under it is (an empty new directory: the entries
+//     under a new directory imply it); a directory in both states is modified when its
+//     permission bits, owner or extended attributes differ. A directory's modification time
+//     alone is no change: it moves whenever an entry is created or removed inside, and those
+//     entries are the changes. The roots (/workspace and home themselves) are never listed.
+//
+// Paths come in order: the workspace's, then the home directory's, each depth first with names
+// in byte order; at most MaxChanges are listed, and Files and Bytes count them all.
 //
 // Providers may keep more than /workspace and home in a snapshot (Capabilities.WholeDisk: Vercel
 // keeps the VM's whole disk); /workspace and home are what every provider keeps.
@@ -135,6 +161,11 @@ type Provider interface {
 	// ErrUnsupported.
 	Snapshots(ctx context.Context) ([]SnapshotRef, error)
 
+	// Diff reports what differs from snapshot from to snapshot to (added: in to, not in from), in
+	// the shape of Changes; "" is the empty state on either side. Unknown refs yield ErrNotFound.
+	// Providers without Capabilities.Diff return ErrUnsupported.
+	Diff(ctx context.Context, from, to SnapshotRef) (Changes, error)
+
 	// Reconnect returns a handle to a live (Detached) sandbox by its ID, also one started by an
 	// earlier process. A sandbox that has ended, or never existed, yields ErrNotFound (wrapped).
 	Reconnect(ctx context.Context, id string) (Sandbox, error)
@@ -182,6 +213,14 @@ type Capabilities struct {
 	// JSON): bytes that are not valid UTF-8 arrive replaced by U+FFFD. When false, output is
 	// passed through byte for byte. Stdin and files are byte-exact either way.
 	TextOutput bool
+
+	// Changes is true when Snapshot can tell what changed (SnapshotInfo.Changes.Known), and so
+	// makes no snapshot of a sandbox that changed nothing. When false, every Snapshot makes a
+	// snapshot and reports Changes.Known false.
+	Changes bool
+	// Diff is true when Provider.Diff compares two snapshots; when false it fails with
+	// ErrUnsupported.
+	Diff bool
 
 	// WholeDisk is true when a snapshot keeps the sandbox's whole disk (system packages installed
 	// with sudo, /tmp, ...), not only /workspace and home. When false, everything outside those two
@@ -251,7 +290,9 @@ type Sandbox interface {
 	// depth levels (1 = only the directory's own entries). Symlinks are listed, not followed.
 	ListFiles(ctx context.Context, dir string, depth int) ([]FileEntry, error)
 
-	// Snapshot captures the durable state as a new snapshot and ends the sandbox.
+	// Snapshot captures the durable state as a new snapshot and ends the sandbox; when the
+	// provider can tell that nothing changed, it ends the sandbox without making one
+	// (SnapshotInfo.Unchanged, see the lifecycle in the package doc).
 	Snapshot(ctx context.Context) (SnapshotInfo, error)
 
 	// Stop ends the sandbox and discards its uncommitted changes.
@@ -396,12 +437,55 @@ type FileEntry struct {
 	Target string `json:",omitempty"`
 }
 
-// SnapshotInfo describes a snapshot just taken.
+// SnapshotInfo describes what Snapshot did.
 type SnapshotInfo struct {
-	// Ref names the new snapshot.
+	// Ref names the new snapshot; "" when Unchanged (no snapshot was made).
 	Ref SnapshotRef
-	// ChangedBytes and ChangedFiles measure what this snapshot adds over the one the sandbox
-	// started from (new or modified file content; deletions count as files). Zero when unknown.
+	// Unchanged is true when the provider could tell that the sandbox changed nothing: no
+	// snapshot was made, Ref is "", and the state is still that of the snapshot the sandbox
+	// started from. Only providers with Capabilities.Changes report it.
+	Unchanged bool
+	// Changes is what the sandbox changed relative to the snapshot it started from; Known is
+	// false when the provider cannot tell.
+	Changes Changes
+	// ChangedBytes and ChangedFiles are Changes.Bytes and Changes.Files; zero when unknown.
 	ChangedBytes int64
 	ChangedFiles int64
+}
+
+// MaxChanges is the most paths a Changes lists.
+const MaxChanges = 100
+
+// Changes says how one state differs from another (see "Changes" in the package doc).
+type Changes struct {
+	// Known is false when the provider cannot tell; then everything else is zero.
+	Known bool
+	// Paths lists the changes, in order, at most MaxChanges of them.
+	Paths []Change
+	// Files counts every change (also those beyond Paths); Bytes sums the sizes of the regular
+	// files added or modified (their new size).
+	Files, Bytes int64
+}
+
+// None reports whether the provider knows that nothing changed.
+func (c Changes) None() bool { return c.Known && c.Files == 0 }
+
+// Truncated reports whether there are more changes than Paths lists.
+func (c Changes) Truncated() bool { return c.Files > int64(len(c.Paths)) }
+
+// Change operations.
+const (
+	Added    = "added"
+	Modified = "modified"
+	Deleted  = "deleted"
+)
+
+// Change is one changed path.
+type Change struct {
+	// Path is relative to /workspace, or "~/…" in the home directory.
+	Path string
+	// Op is Added, Modified or Deleted.
+	Op string
+	// Type is what is there now ("file", "dir", "symlink", "other"); for Deleted, what was.
+	Type string
 }

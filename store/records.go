@@ -51,10 +51,39 @@ type Commit struct {
 	// ExitCode is set for kind "run".
 	ExitCode *int `json:"exit_code,omitempty"`
 	// Source is the commit a restore or fork copied its state from.
-	Source       string    `json:"source_commit,omitempty"`
-	ChangedBytes int64     `json:"changed_bytes"`
-	ChangedFiles int64     `json:"changed_files"`
-	Created      time.Time `json:"created_at"`
+	Source string `json:"source_commit,omitempty"`
+	// ChangedFiles and ChangedBytes count what the commit changed relative to its parent (for a
+	// restore: the head it replaced): changed paths, and the bytes of the files added or
+	// modified. Zero when not known.
+	ChangedBytes int64 `json:"changed_bytes"`
+	ChangedFiles int64 `json:"changed_files"`
+	// ChangesKnown is true when the provider told what changed: then Changes lists the changed
+	// paths (the first MaxChanges of ChangedFiles) and the figures above are exact. It is false
+	// when the provider could not tell (Vercel keeps whole disks), for first commits (empty,
+	// fork, setup), and for commits recorded before changes were (their records lack the field).
+	ChangesKnown bool         `json:"changes_known,omitempty"`
+	Changes      []PathChange `json:"changes,omitempty"`
+	Created      time.Time    `json:"created_at"`
+}
+
+// MaxChanges is the most changed paths a commit lists (the provider contract's bound).
+const MaxChanges = 100
+
+// Change operations of a PathChange.
+const (
+	ChangeAdded    = "added"
+	ChangeModified = "modified"
+	ChangeDeleted  = "deleted"
+)
+
+// PathChange is one changed path of a commit.
+type PathChange struct {
+	// Path is relative to /workspace ("src/main.go"), or "~/…" in the home directory.
+	Path string `json:"path"`
+	// Op is added, modified or deleted.
+	Op string `json:"op"`
+	// Type is "file", "dir", "symlink" or "other": what is there now, or what was deleted.
+	Type string `json:"type"`
 }
 
 // Run statuses.
@@ -100,6 +129,12 @@ type Run struct {
 	Finished       *time.Time `json:"finished_at,omitempty"`
 	DurationMS     int64      `json:"duration_ms"`
 	Warnings       []string   `json:"warnings,omitempty"`
+	// Unchanged is true when the command ran to an end but changed nothing: no commit was made
+	// (CommitID is "") and the workspace stayed at BaseCommit.
+	Unchanged bool `json:"unchanged,omitempty"`
+	// ChangesUnknown is true when the provider could not tell whether the command changed
+	// anything, so its commit was made anyway.
+	ChangesUnknown bool `json:"changes_unknown,omitempty"`
 }
 
 // Done reports whether the run has reached a final status.
@@ -145,6 +180,9 @@ type Session struct {
 	// Base is the commit the session started from; CommitID the commit it ended in (committed).
 	Base     string `json:"base_commit"`
 	CommitID string `json:"commit_id,omitempty"`
+	// Unchanged is true when the session was committed but had changed nothing: no commit was
+	// made (CommitID is "") and the workspace stayed at Base.
+	Unchanged bool `json:"unchanged,omitempty"`
 	// Policy describes the session's effective egress policy (redacted, like Run.Policy).
 	Policy string `json:"policy,omitempty"`
 	// Override is the session's own policy (open_session's policy), redacted: literal secrets

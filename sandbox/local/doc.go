@@ -33,8 +33,13 @@
 //
 // The durable state is two overlay mounts, one for /workspace and one for the home directory,
 // over the snapshot's chain of immutable layers with a fresh upper directory per sandbox.
-// Snapshot kills every process, renames the upper directory into a new layer (no copy) and
-// records the chain (see layers.go). Starting from any snapshot is O(1) whatever its size.
+// Snapshot kills every process, compares the upper directory with the chain below it to report
+// what changed (changes.go: whiteouts and opaque directories are deletes, added or modified by
+// whether the path exists below), and renames the upper directory into a new layer (no copy)
+// and records the chain (see layers.go) — or, when nothing changed (a plain `true` leaves the
+// upper directory empty), drops it and makes no snapshot. Diff compares two snapshots by
+// walking only the layers their chains do not share. Starting from any snapshot is O(1)
+// whatever its size.
 // Chains longer than Options.MaxLayers are squashed into one layer (squash.go), and layers are
 // garbage-collected when the last snapshot or running sandbox that uses them is gone.
 //

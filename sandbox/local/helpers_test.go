@@ -76,6 +76,16 @@ func shOK(t testing.TB, sb sandbox.Sandbox, script string) string {
 
 func snapshot(t testing.TB, sb sandbox.Sandbox) sandbox.SnapshotInfo {
 	t.Helper()
+	info := snapshotAllowUnchanged(t, sb)
+	if info.Unchanged {
+		t.Fatalf("snapshot: the sandbox changed nothing, so there is no snapshot: %+v", info)
+	}
+	return info
+}
+
+// snapshotAllowUnchanged snapshots sb, which may have changed nothing (then there is no ref).
+func snapshotAllowUnchanged(t testing.TB, sb sandbox.Sandbox) sandbox.SnapshotInfo {
+	t.Helper()
 	info, err := sb.Snapshot(context.Background())
 	if err != nil {
 		t.Fatalf("snapshot: %v", err)

@@ -220,10 +220,11 @@ func (s *store) removeLayers(paths []string) {
 	}
 }
 
-// commit turns a stopped sandbox's upper directory into a snapshot whose chain is parent plus the
-// new layer (or parent alone when nothing changed), squashing the chain into one layer when it
-// would exceed maxLayers. The caller keeps its references on parent.
-func (s *store) commit(parent []string, upper string, st changeStats, maxLayers int) (sandbox.SnapshotRef, error) {
+// commit turns a stopped sandbox's upper directory, which holds changes, into a snapshot whose
+// chain is parent plus the new layer, squashing the chain into one layer when it would exceed
+// maxLayers. (A sandbox that changed nothing makes no snapshot: Snapshot does not call commit.)
+// The caller keeps its references on parent.
+func (s *store) commit(parent []string, upper string, st sandbox.Changes, maxLayers int) (sandbox.SnapshotRef, error) {
 	chain := slices.Clone(parent)
 	var fresh []string // layers made here; deleted again if the commit fails
 	fail := func(err error) (sandbox.SnapshotRef, error) {
@@ -232,14 +233,12 @@ func (s *store) commit(parent []string, upper string, st changeStats, maxLayers 
 		}
 		return "", err
 	}
-	if st.files > 0 {
-		id := newID()
-		if err := os.Rename(upper, filepath.Join(s.layers, id)); err != nil {
-			return "", fmt.Errorf("commit layer: %w", err)
-		}
-		fresh = append(fresh, id)
-		chain = append(chain, id)
+	id := newID()
+	if err := os.Rename(upper, filepath.Join(s.layers, id)); err != nil {
+		return "", fmt.Errorf("commit layer: %w", err)
 	}
+	fresh = append(fresh, id)
+	chain = append(chain, id)
 	if len(chain) > maxLayers {
 		id, err := s.squash(chain)
 		if err != nil {
@@ -253,7 +252,7 @@ func (s *store) commit(parent []string, upper string, st changeStats, maxLayers 
 		return fail(err)
 	}
 	ref := sandbox.SnapshotRef(newID())
-	sf := snapshotFile{Layers: chain, Created: time.Now().UTC(), ChangedFiles: st.files, ChangedBytes: st.bytes}
+	sf := snapshotFile{Layers: chain, Created: time.Now().UTC(), ChangedFiles: st.Files, ChangedBytes: st.Bytes}
 	if chain == nil {
 		sf.Layers = []string{}
 	}
@@ -350,44 +349,6 @@ func (s *store) lowerDirs(chain []string, sub string) []string {
 		out = append(out, chain[i]+"/"+sub)
 	}
 	return out
-}
-
-// changeStats measures a layer: entries that carry a change (files, symlinks, whiteouts,
-// opaque directories) and the bytes of regular files.
-type changeStats struct {
-	files, bytes int64
-}
-
-func measureLayer(dir string) (changeStats, error) {
-	var st changeStats
-	for _, sub := range []string{"workspace", "home"} {
-		root := filepath.Join(dir, sub)
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if p == root {
-				return nil
-			}
-			if d.IsDir() {
-				if isOpaque(p) {
-					st.files++
-				}
-				return nil
-			}
-			st.files++
-			if d.Type().IsRegular() {
-				if fi, err := d.Info(); err == nil {
-					st.bytes += fi.Size()
-				}
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return st, err
-		}
-	}
-	return st, nil
 }
 
 const opaqueXattr = "user.overlay.opaque"

@@ -94,32 +94,56 @@ rm a.txt; rm -rf d; mkdir d; echo new > d/z; mv mv-src mv-dst; rm keep/k; echo 2
 	}
 }
 
-func TestEmptyCommitReusesChain(t *testing.T) {
+// TestUnchangedMakesNoLayer: a sandbox that changes nothing (only reads, or creates and removes
+// again) ends without a snapshot or a layer; what a plain `true` leaves in the upper directory
+// (nothing) is no change, while a touch, a chmod and an empty new directory each are.
+func TestUnchangedMakesNoLayer(t *testing.T) {
 	p := newTestProvider(t, Options{})
 	sb := startSandbox(t, p, sandbox.StartOptions{})
-	shOK(t, sb, "echo a > a")
+	shOK(t, sb, "echo a > a; mkdir d")
 	s1 := snapshot(t, sb)
-	sb2 := startSandbox(t, p, sandbox.StartOptions{Snapshot: s1.Ref})
-	shOK(t, sb2, "cat a")
-	s2 := snapshot(t, sb2)
-	if s2.Ref == s1.Ref || s2.ChangedFiles != 0 || s2.ChangedBytes != 0 {
-		t.Fatalf("unchanged snapshot: %+v (base %s)", s2, s1.Ref)
-	}
-	if c1, c2 := chainOf(p, s1.Ref), chainOf(p, s2.Ref); strings.Join(c1, ",") != strings.Join(c2, ",") {
-		t.Fatalf("chains differ: %v vs %v", c1, c2)
+	// A file opened for writing and closed, or chmodded and back, is copied up but unchanged.
+	for _, script := range []string{"true", "cat a", "touch d/tmp; rm d/tmp; mkdir e; rmdir e",
+		`python3 -c "open('a', 'r+').close()"`, "chmod 600 a; chmod 644 a"} {
+		sb := startSandbox(t, p, sandbox.StartOptions{Snapshot: s1.Ref})
+		shOK(t, sb, script)
+		s2 := snapshotAllowUnchanged(t, sb)
+		if !s2.Unchanged || s2.Ref != "" || s2.ChangedFiles != 0 {
+			t.Fatalf("%q: snapshot %+v, want unchanged", script, s2)
+		}
 	}
 	if n := len(layerDirs(t, p)); n != 1 {
 		t.Fatalf("%d layers on disk, want 1", n)
 	}
-	// An empty sandbox with no changes snapshots to the empty chain.
-	sb3 := startSandbox(t, p, sandbox.StartOptions{})
-	s3 := snapshot(t, sb3)
-	if len(chainOf(p, s3.Ref)) != 0 {
-		t.Fatalf("empty snapshot has chain %v", chainOf(p, s3.Ref))
+	if refs, _ := p.Snapshots(context.Background()); len(refs) != 1 {
+		t.Fatalf("snapshots %v, want only %s", refs, s1.Ref)
 	}
-	sb4 := startSandbox(t, p, sandbox.StartOptions{Snapshot: s3.Ref})
-	if got := shOK(t, sb4, "ls -A /workspace"); got != "" {
-		t.Fatalf("empty snapshot holds %q", got)
+	// An empty sandbox with no changes makes no snapshot either.
+	s3 := snapshotAllowUnchanged(t, startSandbox(t, p, sandbox.StartOptions{}))
+	if !s3.Unchanged {
+		t.Fatalf("empty sandbox: %+v", s3)
+	}
+	// A touch, a chmod, an empty directory: each is a change, and survives.
+	for _, c := range []struct{ script, want, check string }{
+		{"touch -d 2001-01-01 a", "modified file a", "stat -c %Y a"},
+		{"chmod 600 a", "modified file a", "stat -c %a a"},
+		{"chmod 700 d", "modified dir d", "stat -c %a d"},
+		{"mkdir d/empty", "added dir d/empty", "ls d"},
+		{"ln -s a lnk", "added symlink lnk", "readlink lnk"},
+		{"echo b > a", "modified file a", "cat a"},
+		{`python3 -c "import os; os.setxattr('a', 'user.k', b'v')"`, "modified file a", `python3 -c "import os; print(os.getxattr('a', 'user.k'))"`},
+		{"rm a; ln -s d a", "modified symlink a", "readlink a"},
+		{"rm -r d", "deleted dir d", "ls"},
+	} {
+		sb := startSandbox(t, p, sandbox.StartOptions{Snapshot: s1.Ref})
+		want := shOK(t, sb, c.script+" && "+c.check)
+		info := snapshot(t, sb)
+		if ps := info.Changes.Paths; len(ps) != 1 || ps[0].Op+" "+ps[0].Type+" "+ps[0].Path != c.want || info.ChangedFiles != 1 {
+			t.Errorf("%q: changes %+v, want %s", c.script, info.Changes.Paths, c.want)
+		}
+		if got := shOK(t, startSandbox(t, p, sandbox.StartOptions{Snapshot: info.Ref}), c.check); got != want {
+			t.Errorf("%q: after the snapshot %q, want %q", c.script, got, want)
+		}
 	}
 }
 
@@ -307,4 +331,95 @@ func TestRestartCleansLeftovers(t *testing.T) {
 	p1.mu.Lock()
 	p1.closed = true
 	p1.mu.Unlock()
+}
+
+// TestDiffAcrossSquash: Diff is exact between any two snapshots of a history whose chains were
+// squashed on the way (a squashed chain shares no layer with its ancestors), in both directions.
+func TestDiffAcrossSquash(t *testing.T) {
+	p := newTestProvider(t, Options{MaxLayers: 4})
+	ctx := context.Background()
+	var refs []sandbox.SnapshotRef
+	ref := sandbox.SnapshotRef("")
+	squashed := 0
+	for i := range 10 {
+		sb := startSandbox(t, p, sandbox.StartOptions{Snapshot: ref})
+		shOK(t, sb, fmt.Sprintf("echo %d > f%d; echo %d > counter; echo %d > $HOME/h", i, i, i, i))
+		ref = snapshot(t, sb).Ref
+		refs = append(refs, ref)
+		if i > 0 && len(chainOf(p, ref)) == 1 {
+			squashed++
+		}
+	}
+	if squashed == 0 {
+		t.Fatal("no chain was squashed; the test needs some")
+	}
+	for i := range refs {
+		for j := range refs {
+			c, err := p.Diff(ctx, refs[i], refs[j])
+			if err != nil {
+				t.Fatalf("Diff(%d, %d): %v", i, j, err)
+			}
+			var want []string
+			if i != j {
+				want = append(want, "modified file counter")
+			}
+			for k := min(i, j) + 1; k <= max(i, j); k++ {
+				op := "added"
+				if j < i {
+					op = "deleted"
+				}
+				want = append(want, fmt.Sprintf("%s file f%d", op, k))
+			}
+			if i != j {
+				want = append(want, "modified file ~/h")
+			}
+			var got []string
+			for _, ch := range c.Paths {
+				got = append(got, ch.Op+" "+ch.Type+" "+ch.Path)
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") || c.Files != int64(len(want)) || !c.Known {
+				t.Errorf("Diff(%d, %d) (chains %d and %d layers): %v (Files %d), want %v", i, j, len(chainOf(p, refs[i])), len(chainOf(p, refs[j])), got, c.Files, want)
+			}
+		}
+	}
+}
+
+// TestChangesInABigDirectory: a directory visit that looks up many names lists its layer
+// directories instead of probing each; the result is the same, for Snapshot and for Diff.
+func TestChangesInABigDirectory(t *testing.T) {
+	p := newTestProvider(t, Options{})
+	ctx := context.Background()
+	ref := sandbox.SnapshotRef("")
+	for i := range 3 { // d/ in three layers
+		sb := startSandbox(t, p, sandbox.StartOptions{Snapshot: ref})
+		shOK(t, sb, fmt.Sprintf(`mkdir -p d; for n in $(seq %d %d); do echo $n > d/f$n; done`, 10+i*20, 29+i*20))
+		ref = snapshot(t, sb).Ref
+	}
+	sb := startSandbox(t, p, sandbox.StartOptions{Snapshot: ref})
+	shOK(t, sb, `for n in $(seq 10 19); do echo m >> d/f$n; done; for n in $(seq 30 39); do rm d/f$n; done; for n in $(seq 70 89); do echo $n > d/g$n; done`)
+	info := snapshot(t, sb)
+	var want []string
+	for n := 10; n <= 19; n++ {
+		want = append(want, fmt.Sprintf("modified file d/f%d", n))
+	}
+	for n := 30; n <= 39; n++ {
+		want = append(want, fmt.Sprintf("deleted file d/f%d", n))
+	}
+	for n := 70; n <= 89; n++ {
+		want = append(want, fmt.Sprintf("added file d/g%d", n))
+	}
+	lines := func(c sandbox.Changes) string {
+		var out []string
+		for _, ch := range c.Paths {
+			out = append(out, ch.Op+" "+ch.Type+" "+ch.Path)
+		}
+		return strings.Join(out, "\n")
+	}
+	if got := lines(info.Changes); got != strings.Join(want, "\n") || info.ChangedFiles != 40 {
+		t.Fatalf("snapshot changes:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	d, err := p.Diff(ctx, ref, info.Ref)
+	if err != nil || lines(d) != strings.Join(want, "\n") {
+		t.Fatalf("Diff: %v\n%s\nwant:\n%s", err, lines(d), strings.Join(want, "\n"))
+	}
 }

@@ -51,7 +51,13 @@ func TestEndedSandboxErrors(t *testing.T) {
 	})
 	t.Run("snapshotted", func(t *testing.T) {
 		sb := startSandbox(t, p, sandbox.StartOptions{})
+		shOK(t, sb, "echo x > x")
 		snapshot(t, sb)
+		check(t, sb)
+	})
+	t.Run("snapshotted unchanged", func(t *testing.T) {
+		sb := startSandbox(t, p, sandbox.StartOptions{})
+		snapshotAllowUnchanged(t, sb)
 		check(t, sb)
 	})
 	t.Run("died", func(t *testing.T) {

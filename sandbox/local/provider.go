@@ -326,7 +326,7 @@ func (p *Provider) Name() string { return "local" }
 // Capabilities implements sandbox.Provider: egress policies are enforced by the provider's
 // proxy (see doc.go).
 func (p *Provider) Capabilities() sandbox.Capabilities {
-	return sandbox.Capabilities{Egress: true, MaxFileSize: p.opts.MaxFileSize, HomeDir: p.opts.HomeDir}
+	return sandbox.Capabilities{Egress: true, MaxFileSize: p.opts.MaxFileSize, HomeDir: p.opts.HomeDir, Changes: true, Diff: true}
 }
 
 // Start implements sandbox.Provider. A Detached sandbox outlives this provider (and its
@@ -391,6 +391,27 @@ func (p *Provider) unregister(id string) {
 // with running sandboxes are kept; the others are deleted.
 func (p *Provider) DeleteSnapshot(ctx context.Context, ref sandbox.SnapshotRef) error {
 	return p.store.delete(ref)
+}
+
+// Diff implements sandbox.Provider: it walks only the layers the two chains do not share
+// (changes.go). Both chains are held while it runs, so deleting either snapshot meanwhile is
+// safe.
+func (p *Provider) Diff(ctx context.Context, from, to sandbox.SnapshotRef) (sandbox.Changes, error) {
+	a, err := p.store.acquire(from)
+	if err != nil {
+		return sandbox.Changes{}, err
+	}
+	defer p.store.release(a)
+	b, err := p.store.acquire(to)
+	if err != nil {
+		return sandbox.Changes{}, err
+	}
+	defer p.store.release(b)
+	c, err := p.store.diffChains(ctx, a, b)
+	if err != nil {
+		return sandbox.Changes{}, fmt.Errorf("diff snapshots %s and %s: %w", from, to, err)
+	}
+	return c, nil
 }
 
 // Snapshots implements sandbox.Provider.

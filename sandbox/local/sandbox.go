@@ -587,7 +587,8 @@ func (s *localSandbox) Stop(ctx context.Context) error {
 }
 
 // Snapshot implements sandbox.Sandbox: it kills everything in the sandbox, waits until every
-// process is gone, commits the upper directory as a new layer and ends the sandbox.
+// process is gone, compares the upper directory with the chain below it (changes.go), commits it
+// as a new layer unless nothing changed, and ends the sandbox.
 func (s *localSandbox) Snapshot(ctx context.Context) (sandbox.SnapshotInfo, error) {
 	s.endMu.Lock()
 	defer s.endMu.Unlock()
@@ -602,10 +603,10 @@ func (s *localSandbox) Snapshot(ctx context.Context) (sandbox.SnapshotInfo, erro
 		ferr := s.finish()
 		return sandbox.SnapshotInfo{}, errors.Join(fmt.Errorf("snapshot sandbox %s: its processes did not exit after SIGKILL; nothing was committed", s.id), ferr)
 	}
-	st, err := measureLayer(s.upper())
+	changes, err := s.p.store.upperChanges(ctx, s.chain, s.upper())
 	var ref sandbox.SnapshotRef
-	if err == nil {
-		ref, err = s.p.store.commit(s.chain, s.upper(), st, s.p.opts.MaxLayers)
+	if err == nil && !changes.None() {
+		ref, err = s.p.store.commit(s.chain, s.upper(), changes, s.p.opts.MaxLayers)
 	}
 	ferr := s.finish()
 	if err != nil {
@@ -614,7 +615,8 @@ func (s *localSandbox) Snapshot(ctx context.Context) (sandbox.SnapshotInfo, erro
 	if ferr != nil {
 		s.p.log.Warn("local: cleanup after snapshot", "sandbox", s.id, "err", ferr)
 	}
-	return sandbox.SnapshotInfo{Ref: ref, ChangedBytes: st.bytes, ChangedFiles: st.files}, nil
+	// Nothing changed: the upper directory went with the sandbox, and no snapshot was made.
+	return sandbox.SnapshotInfo{Ref: ref, Unchanged: changes.None(), Changes: changes, ChangedBytes: changes.Bytes, ChangedFiles: changes.Files}, nil
 }
 
 // commandEnv merges the sandbox's environment with extra variables into a sorted list.

@@ -4,7 +4,10 @@
 // binary content, modes and the home directory), forks are isolated, snapshots restore exactly and
 // can be deleted without harming one another, paths cannot leave /workspace (not even through
 // symbolic links), Exec reports exit codes, streams output, honours stdin, env, cwd, timeouts and
-// cancellation and kills whole process trees, and ended sandboxes say so with ErrEnded.
+// cancellation and kills whole process trees, and ended sandboxes say so with ErrEnded. Snapshot
+// reports what changed (each op, home paths as ~/…, bounded lists with totals) and makes no
+// snapshot of a sandbox that changed nothing; Diff compares snapshots, forks included — or, for a
+// provider whose Capabilities say it cannot, Changes.Known is false and Diff is ErrUnsupported.
 //
 // It also checks live (Detached) sandboxes, the sessions part of the contract: deadlines and
 // Extend, Sandboxes and Reconnect (on the same provider and, with a Restarter, after a restart),

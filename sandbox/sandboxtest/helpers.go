@@ -72,26 +72,72 @@ func stopOnCleanup(t *testing.T, sb sandbox.Sandbox) {
 	})
 }
 
-// snapshot snapshots sb and returns the new ref.
+// snapshot snapshots sb, which has changed something, and returns the new ref.
 func snapshot(t *testing.T, sb sandbox.Sandbox) sandbox.SnapshotRef {
 	t.Helper()
 	return snapshotInfo(t, sb).Ref
 }
 
-// snapshotInfo snapshots sb and returns what Snapshot reported.
+// snapshotInfo snapshots sb, which has changed something, and returns what Snapshot reported.
 func snapshotInfo(t *testing.T, sb sandbox.Sandbox) sandbox.SnapshotInfo {
+	t.Helper()
+	info := snapshotAny(t, sb)
+	if info.Unchanged {
+		t.Fatalf("Snapshot of sandbox %s reports Unchanged after changes were made: %+v", sb.ID(), info)
+	}
+	return info
+}
+
+// snapshotAny snapshots sb and checks that what Snapshot reported is consistent: a ref unless
+// Unchanged, Unchanged only from a provider that reports changes, Changes.Known as declared in
+// Capabilities.Changes, and totals that match.
+func snapshotAny(t *testing.T, sb sandbox.Sandbox) sandbox.SnapshotInfo {
 	t.Helper()
 	info, err := sb.Snapshot(opCtx(t))
 	if err != nil {
 		t.Fatalf("Snapshot of sandbox %s: %v", sb.ID(), err)
 	}
-	if info.Ref == "" {
-		t.Fatalf("Snapshot of sandbox %s returned an empty ref (the empty ref means the empty state)", sb.ID())
+	switch {
+	case info.Unchanged && info.Ref != "":
+		t.Errorf("Snapshot of sandbox %s: Unchanged with ref %q; an unchanged sandbox makes no snapshot (Ref \"\")", sb.ID(), info.Ref)
+	case info.Unchanged && !info.Changes.None():
+		t.Errorf("Snapshot of sandbox %s: Unchanged, but Changes %+v", sb.ID(), info.Changes)
+	case !info.Unchanged && info.Ref == "":
+		t.Fatalf("Snapshot of sandbox %s returned an empty ref (the empty ref means the empty state) without Unchanged", sb.ID())
+	case !info.Unchanged && info.Changes.None():
+		t.Errorf("Snapshot of sandbox %s made snapshot %s although it knows nothing changed; it must report Unchanged instead", sb.ID(), info.Ref)
 	}
-	if info.ChangedBytes < 0 || info.ChangedFiles < 0 {
-		t.Errorf("Snapshot reported negative changes: %+v", info)
+	checkChanges(t, "Snapshot", info.Changes)
+	if info.ChangedBytes != info.Changes.Bytes || info.ChangedFiles != info.Changes.Files {
+		t.Errorf("Snapshot: ChangedBytes %d, ChangedFiles %d differ from Changes.Bytes %d, Changes.Files %d", info.ChangedBytes, info.ChangedFiles, info.Changes.Bytes, info.Changes.Files)
 	}
 	return info
+}
+
+// checkChanges checks the shape of a Changes: nothing but Known when unknown; a bounded list of
+// valid entries, no more than the total, no path twice.
+func checkChanges(t *testing.T, what string, c sandbox.Changes) {
+	t.Helper()
+	if !c.Known {
+		if c.Paths != nil || c.Files != 0 || c.Bytes != 0 {
+			t.Errorf("%s: Changes not known, yet %+v", what, c)
+		}
+		return
+	}
+	if len(c.Paths) > sandbox.MaxChanges || int64(len(c.Paths)) > c.Files || c.Bytes < 0 {
+		t.Errorf("%s: %d paths listed, Files %d, Bytes %d; want at most %d paths and no more than Files", what, len(c.Paths), c.Files, c.Bytes, sandbox.MaxChanges)
+	}
+	seen := map[string]bool{}
+	for _, ch := range c.Paths {
+		if seen[ch.Path] || ch.Path == "" || ch.Path == "~/" {
+			t.Errorf("%s: bad or repeated path %q in %v", what, ch.Path, c.Paths)
+		}
+		seen[ch.Path] = true
+		if !slices.Contains([]string{sandbox.Added, sandbox.Modified, sandbox.Deleted}, ch.Op) ||
+			!slices.Contains([]string{"file", "dir", "symlink", "other"}, ch.Type) {
+			t.Errorf("%s: bad change %+v", what, ch)
+		}
+	}
 }
 
 // result is what one Exec produced.

@@ -43,6 +43,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"DeletesAndRenamesSurviveSnapshot", s.testDeletesAndRenames},
 		{"ForkIsolation", s.testForkIsolation},
 		{"Restore", s.testRestore},
+		{"Changes", s.testChanges},
 		{"FileOperations", s.testFileOperations},
 		{"PathEscapes", s.testPathEscapes},
 		{"Symlinks", s.testSymlinks},

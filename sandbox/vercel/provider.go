@@ -309,6 +309,12 @@ func (p *Provider) DeleteSnapshot(ctx context.Context, ref sandbox.SnapshotRef) 
 	return nil
 }
 
+// Diff implements sandbox.Provider: Vercel snapshots a VM's whole disk and says nothing of what
+// changed, so two snapshots cannot be compared (Capabilities.Diff is false).
+func (p *Provider) Diff(ctx context.Context, from, to sandbox.SnapshotRef) (sandbox.Changes, error) {
+	return sandbox.Changes{}, fmt.Errorf("%w: the vercel provider cannot compare snapshots (Vercel keeps whole disks and does not report what changed)", sandbox.ErrUnsupported)
+}
+
 // Snapshots implements sandbox.Provider: the snapshots taken from this owner's sandboxes.
 // Stopped sandboxes of this owner without a snapshot (left by a crash) are deleted on the way.
 func (p *Provider) Snapshots(ctx context.Context) ([]sandbox.SnapshotRef, error) {

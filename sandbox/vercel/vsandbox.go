@@ -359,7 +359,8 @@ func (s *vsandbox) ListFiles(ctx context.Context, dir string, depth int) ([]sand
 }
 
 // Snapshot implements sandbox.Sandbox: Vercel stops the VM as it snapshots it. When the answer
-// is lost, the snapshot is looked up by the session it came from rather than taken twice.
+// is lost, the snapshot is looked up by the session it came from rather than taken twice. Vercel
+// cannot tell what changed, so there is always a new snapshot and Changes.Known is false.
 func (s *vsandbox) Snapshot(ctx context.Context) (sandbox.SnapshotInfo, error) {
 	if err := s.check(); err != nil {
 		return sandbox.SnapshotInfo{}, err

@@ -108,6 +108,9 @@ type session struct {
 	duration, cpuMs                              int64
 	stopped                                      bool // metrics are final
 	sourceSnapshotID                             string
+	// sourceRef is the backend snapshot the session started from ("" for an empty start): the
+	// state of a snapshot of a session that changed nothing (the backend makes none then).
+	sourceRef sandbox.SnapshotRef
 
 	backend   sandbox.Sandbox
 	ports     []int

@@ -379,6 +379,7 @@ func (s *Server) startSession(ctx context.Context, sb *namedSandbox, source *sna
 	var ref sandbox.SnapshotRef
 	if source != nil {
 		ss.sourceSnapshotID = source.id
+		ss.sourceRef = source.ref
 		ref = source.ref
 		source.lastUsedAt = now
 		source.updatedAt = now

@@ -416,6 +416,12 @@ func (s *Server) endSession(ctx context.Context, ss *session, how endHow, expira
 		s.mu.Unlock()
 		return nil, nil
 	}
+	if info.Unchanged {
+		// The backend made no snapshot: the VM's disk is that of the one the session started
+		// from, and Vercel makes a snapshot all the same (deleteBackendSnapshots keeps a backend
+		// snapshot while another snapshot shares it).
+		info.Ref = ss.sourceRef
+	}
 	sn := &snapshot{
 		id: newSnapshotID(), sourceSessionID: ss.id, sandboxName: sb.name, projectID: sb.projectID,
 		region: ss.region, ref: info.Ref, status: snapCreated, sizeBytes: info.ChangedBytes,

@@ -140,11 +140,24 @@ func (s *Server) expireSnapshotsLocked(now time.Time) {
 	}
 }
 
+// backendRefShared reports whether a snapshot other than the deleted sn still uses sn's backend
+// snapshot (snapshots of sessions that changed nothing share their source's).
+func (s *Server) backendRefShared(sn *snapshot) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range s.snapshots {
+		if o != sn && o.ref == sn.ref && o.status != snapDeleted {
+			return true
+		}
+	}
+	return false
+}
+
 // deleteBackendSnapshots frees the backend data of deleted snapshots. Sessions already started
 // from them are unaffected (the provider contract).
 func (s *Server) deleteBackendSnapshots(list []*snapshot) {
 	for _, sn := range list {
-		if sn.ref == "" {
+		if sn.ref == "" || s.backendRefShared(sn) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
