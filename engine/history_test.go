@@ -91,12 +91,12 @@ func TestHonestHistory(t *testing.T) {
 	wantCommitChanges(t, v, "touch x", cTouch, "added file x")
 
 	// The local provider rewrites the file: its modification time moves, which is a change.
-	c, err := v.e.WriteFiles(ctx, "w", []engine.WriteFile{{Path: "x", Content: nil}})
+	c, err := v.e.WriteFiles(ctx, "w", engine.WriteRequest{Files: []engine.WriteFile{{Path: "x", Content: nil}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantCommitChanges(t, v, "write_files of x with the content it has", c, "modified file x")
-	c, err = v.e.WriteFiles(ctx, "w", []engine.WriteFile{{Path: "dir/y", Content: []byte("yy")}})
+	c, err = v.e.WriteFiles(ctx, "w", engine.WriteRequest{Files: []engine.WriteFile{{Path: "dir/y", Content: []byte("yy")}}})
 	if err != nil {
 		t.Fatal(err)
 	}

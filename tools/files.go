@@ -43,6 +43,8 @@ type writeResult struct {
 	Bytes       int64       `json:"bytes"`
 	Deleted     int         `json:"deleted,omitempty"`
 	Commit      *commitView `json:"commit,omitempty"`
+	// Unchanged is set when the write changed nothing: no commit, the head stays.
+	Unchanged bool `json:"unchanged,omitempty"`
 	Steps
 }
 
@@ -51,10 +53,13 @@ func (r writeResult) text() string {
 	if r.Deleted > 0 {
 		what += fmt.Sprintf(", deleted %d path(s)", r.Deleted)
 	}
-	if r.SessionID != "" {
+	switch {
+	case r.SessionID != "":
 		return what + fmt.Sprintf(" in session %s (not committed)", r.SessionID)
+	case r.Unchanged:
+		return what + "; that changed nothing, so there is no commit and the head stays"
 	}
-	return what + "; commit " + r.Commit.ID
+	return what + "; commit " + r.Commit.ID + " (" + r.Commit.changeText() + ")"
 }
 
 func (t *toolset) writeFiles() server.ServerTool {
@@ -94,8 +99,14 @@ func (t *toolset) writeFiles() server.ServerTool {
 			if err != nil {
 				return writeResult{}, err
 			}
-			cv := newCommitView(c, c.ID)
-			return writeResult{WorkspaceID: c.Workspace, Files: len(files), Bytes: total, Deleted: len(a.Delete), Commit: &cv}, nil
+			r := writeResult{WorkspaceID: c.Workspace, Files: len(files), Bytes: total, Deleted: len(a.Delete)}
+			if c.ID == "" {
+				r.Unchanged = true
+			} else {
+				cv := newCommitView(c, c.ID, commitPaths)
+				r.Commit = &cv
+			}
+			return r, nil
 		},
 	})
 }

@@ -22,22 +22,64 @@ type commitView struct {
 	RunID   string `json:"run_id,omitempty"`
 	// Source is the commit a restore or fork took its state from.
 	Source       string    `json:"source_commit,omitempty"`
-	ChangedFiles int64     `json:"changed_files"`
-	ChangedBytes int64     `json:"changed_bytes"`
-	Created      time.Time `json:"created_at"`
-	IsHead       bool      `json:"head,omitempty"`
+	// ChangesKnown says whether the provider told what the commit changed (older commits, first
+	// commits and the vercel provider's: unknown); then Changes lists the first changed paths and
+	// ChangedFiles counts all of them.
+	ChangesKnown bool         `json:"changes_known"`
+	Changes      []pathChange `json:"changes,omitempty"`
+	ChangedFiles int64        `json:"changed_files"`
+	ChangedBytes int64        `json:"changed_bytes"`
+	Created      time.Time    `json:"created_at"`
+	IsHead       bool         `json:"head,omitempty"`
 }
 
-func newCommitView(c engine.Commit, head string) commitView {
-	return commitView{
+// pathChange is one changed path of a commit.
+type pathChange struct {
+	Path string `json:"path"`
+	// Op is added, modified or deleted.
+	Op string `json:"op"`
+}
+
+// Bounds of the changed paths a result lists per commit.
+const (
+	commitPaths  = 50 // a result about one commit
+	historyPaths = 5  // each commit of workspace_history
+)
+
+// newCommitView shows c, listing at most paths of its changed paths.
+func newCommitView(c engine.Commit, head string, paths int) commitView {
+	v := commitView{
 		ID: c.ID, Parent: c.Parent, Kind: c.Kind, Message: c.Message, RunID: c.RunID, Source: c.Source,
-		ChangedFiles: c.ChangedFiles, ChangedBytes: c.ChangedBytes, Created: c.Created.UTC(), IsHead: c.ID == head,
+		ChangesKnown: c.ChangesKnown, ChangedFiles: c.ChangedFiles, ChangedBytes: c.ChangedBytes, Created: c.Created.UTC(), IsHead: c.ID == head,
 	}
+	for i, ch := range c.Changes {
+		if i == paths {
+			break
+		}
+		v.Changes = append(v.Changes, pathChange{Path: ch.Path, Op: ch.Op})
+	}
+	return v
 }
 
-// changeText summarizes what a commit changed.
+// changeText summarizes what a commit changed: "2 file(s) changed, 28 bytes: +a.txt ~b/c -d".
 func (c commitView) changeText() string {
-	return fmt.Sprintf("%d file(s) changed, %s", c.ChangedFiles, sizeText(c.ChangedBytes))
+	if !c.ChangesKnown {
+		return "changes unknown"
+	}
+	s := fmt.Sprintf("%d file(s) changed, %s", c.ChangedFiles, sizeText(c.ChangedBytes))
+	if len(c.Changes) == 0 {
+		return s
+	}
+	marks := map[string]string{"added": "+", "modified": "~", "deleted": "-"}
+	parts := make([]string, 0, len(c.Changes))
+	for _, ch := range c.Changes {
+		parts = append(parts, marks[ch.Op]+ch.Path)
+	}
+	s += ": " + strings.Join(parts, " ")
+	if more := c.ChangedFiles - int64(len(c.Changes)); more > 0 {
+		s += fmt.Sprintf(" (and %d more)", more)
+	}
+	return s
 }
 
 type workspaceHistoryArgs struct {
@@ -76,7 +118,7 @@ func (t *toolset) workspaceHistory() server.ServerTool {
 		name:  "workspace_history",
 		title: "Workspace history",
 		description: "List a workspace's commits from the head back, newest first: each run_command, write_files, commit_session and restore " +
-			"that changed something made one. Use a commit id with restore_workspace or fork_workspace.",
+			"that changed something made one, with its first changed paths (+added ~modified -deleted) and totals. Use a commit id with restore_workspace or fork_workspace.",
 		hints: hints{readOnly: true, idempotent: true},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *workspaceHistoryArgs) (historyView, error) {
 			if err := workspaceRef(a.Workspace); err != nil {
@@ -96,7 +138,7 @@ func (t *toolset) workspaceHistory() server.ServerTool {
 			}
 			v := historyView{WorkspaceID: w.ID, Name: w.Name, Head: w.Head, Commits: make([]commitView, 0, len(commits))}
 			for _, c := range commits {
-				v.Commits = append(v.Commits, newCommitView(c, w.Head))
+				v.Commits = append(v.Commits, newCommitView(c, w.Head, historyPaths))
 			}
 			v.More = len(commits) == limit && commits[len(commits)-1].Parent != ""
 			return v, nil

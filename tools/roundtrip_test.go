@@ -429,7 +429,7 @@ func TestRoundTrip(t *testing.T) {
 	})
 
 	t.Run("background, get_run and cancel_run", func(t *testing.T) {
-		bg, text := r.ok("run_command", map[string]any{"workspace": "rt", "command": "sh", "args": []any{"-c", "sleep 0.5; echo done"}, "background": true})
+		bg, text := r.ok("run_command", map[string]any{"workspace": "rt", "command": "sh", "args": []any{"-c", "sleep 0.5; echo done; echo done > bg.txt"}, "background": true})
 		id := str(bg, "run_id")
 		if !strings.HasPrefix(id, "run_") || (str(bg, "status") != "queued" && str(bg, "status") != "running") || !strings.Contains(text, "get_run") {
 			t.Fatalf("background run: %v / %s", bg, text)

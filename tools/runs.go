@@ -31,7 +31,7 @@ func (t *toolset) runCommand() server.ServerTool {
 		name:  "run_command",
 		title: "Run command",
 		description: "Run one command durably in a fresh sandbox started from the workspace's head; when it ends (any exit code, or timeout) " +
-			"its changes to /workspace and home are committed, so the next command sees them. Commands on one workspace run one at a time, in order. " +
+			"its changes to /workspace and home are committed (no commit when it changed nothing), so the next command sees them. Commands on one workspace run one at a time, in order. " +
 			"/tmp, processes and network state do not persist; the network follows the workspace's egress policy (none by default). " +
 			"A non-zero exit code is a result, not a tool failure. Each output stream shows its first {run_head} and last {run_tail}; get_run shows more.",
 		hints:  hints{openWorld: true},
@@ -150,7 +150,9 @@ type runSummary struct {
 	ExitCode *int       `json:"exit_code,omitempty"`
 	TimedOut bool       `json:"timed_out,omitempty"`
 	CommitID string     `json:"commit_id,omitempty"`
-	Created  time.Time  `json:"created_at"`
+	// Unchanged is set when it ran to an end without changing anything (no commit).
+	Unchanged bool       `json:"unchanged,omitempty"`
+	Created   time.Time  `json:"created_at"`
 	Finished *time.Time `json:"finished_at,omitempty"`
 }
 
@@ -176,6 +178,9 @@ func (l runList) text() string {
 		if r.CommitID != "" {
 			b.WriteString(" commit " + r.CommitID)
 		}
+		if r.Unchanged {
+			b.WriteString(" (no change)")
+		}
 		b.WriteString("  " + commandLine(r.Command, r.Args))
 	}
 	return b.String()
@@ -196,7 +201,7 @@ func (t *toolset) listRuns() server.ServerTool {
 			l := runList{Workspace: a.Workspace, Runs: make([]runSummary, 0, len(runs)), NextCursor: next}
 			for _, r := range runs {
 				l.Runs = append(l.Runs, runSummary{RunID: r.ID, Command: r.Command, Args: r.Args, Shell: r.Shell, Status: r.Status,
-					ExitCode: r.ExitCode, TimedOut: r.TimedOut, CommitID: r.CommitID, Created: r.Created.UTC(), Finished: r.Finished})
+					ExitCode: r.ExitCode, TimedOut: r.TimedOut, CommitID: r.CommitID, Unchanged: r.Unchanged, Created: r.Created.UTC(), Finished: r.Finished})
 			}
 			if next != "" {
 				args := map[string]any{"workspace": a.Workspace, "cursor": next}
@@ -233,6 +238,10 @@ type runView struct {
 	DurationMS int64      `json:"duration_ms"`
 	BaseCommit string     `json:"base_commit,omitempty"`
 	CommitID   string     `json:"commit_id,omitempty"`
+	// Unchanged is set when the command changed nothing: no commit, the head stays at
+	// base_commit. ChangesUnknown when the provider cannot tell (it committed anyway).
+	Unchanged      bool `json:"unchanged,omitempty"`
+	ChangesUnknown bool `json:"changes_unknown,omitempty"`
 	Policy     string     `json:"policy,omitempty"`
 	Created    time.Time  `json:"created_at"`
 	Finished   *time.Time `json:"finished_at,omitempty"`
@@ -360,7 +369,7 @@ func (t *toolset) runView(res engine.RunResult, head, tail int) runView {
 	v := runView{
 		RunID: r.ID, WorkspaceID: r.Workspace, Command: r.Command, Args: r.Args, Shell: r.Shell, Cwd: r.Cwd,
 		Status: r.Status, Running: !r.Done(), ExitCode: r.ExitCode, TimedOut: r.TimedOut, Reason: r.Error,
-		DurationMS: r.DurationMS, BaseCommit: r.BaseCommit, CommitID: r.CommitID, Policy: r.Policy,
+		DurationMS: r.DurationMS, BaseCommit: r.BaseCommit, CommitID: r.CommitID, Unchanged: r.Unchanged, ChangesUnknown: r.ChangesUnknown, Policy: r.Policy,
 		Created: r.Created.UTC(), Finished: r.Finished, Warnings: r.Warnings,
 	}
 	if head > 0 || tail > 0 {
@@ -405,8 +414,13 @@ func (v runView) text() string {
 		} else {
 			fmt.Fprintf(&b, "run %s exited %d%s in %d ms", v.RunID, code, signalNote(code), v.DurationMS)
 		}
-		if v.CommitID != "" {
+		switch {
+		case v.CommitID != "" && v.ChangesUnknown:
+			fmt.Fprintf(&b, "; commit %s (the provider cannot tell what changed)", v.CommitID)
+		case v.CommitID != "":
 			fmt.Fprintf(&b, "; commit %s", v.CommitID)
+		case v.Unchanged:
+			fmt.Fprintf(&b, "; it changed nothing, so no commit (head stays %s)", v.BaseCommit)
 		}
 	case engine.RunQueued, engine.RunRunning:
 		fmt.Fprintf(&b, "run %s is %s", v.RunID, v.Status)

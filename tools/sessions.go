@@ -188,13 +188,18 @@ type commitSessionArgs struct {
 
 // committedSession is commit_session's result.
 type committedSession struct {
-	SessionID   string     `json:"session_id" jsonschema:"required"`
-	WorkspaceID string     `json:"workspace_id" jsonschema:"required"`
-	Commit      commitView `json:"commit" jsonschema:"required"`
+	SessionID   string      `json:"session_id" jsonschema:"required"`
+	WorkspaceID string      `json:"workspace_id" jsonschema:"required"`
+	Commit      *commitView `json:"commit,omitempty"`
+	// Unchanged is set when the session changed nothing: no commit, the head stays.
+	Unchanged bool `json:"unchanged,omitempty"`
 	Steps
 }
 
 func (c committedSession) text() string {
+	if c.Unchanged {
+		return fmt.Sprintf("session %s has ended; it changed nothing, so there is no commit and the workspace's head stays", c.SessionID)
+	}
 	return fmt.Sprintf("committed session %s as %s (%s); it is the workspace's new head, and the session has ended", c.SessionID, c.Commit.ID, c.Commit.changeText())
 }
 
@@ -202,7 +207,7 @@ func (t *toolset) commitSession() server.ServerTool {
 	return define(t, toolDef[commitSessionArgs, committedSession]{
 		name:  "commit_session",
 		title: "Commit live session",
-		description: "Save a live session's /workspace and home as ONE commit (kind session), move the head to it and end the session: " +
+		description: "Save a live session's /workspace and home as ONE commit (kind session; none if nothing changed), move the head to it and end the session: " +
 			"its processes stop, /tmp is dropped, URLs stop working, the lease is released.",
 		hints: hints{},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *commitSessionArgs) (committedSession, error) {
@@ -217,7 +222,14 @@ func (t *toolset) commitSession() server.ServerTool {
 			if err != nil {
 				return committedSession{}, err
 			}
-			return committedSession{SessionID: a.SessionID, WorkspaceID: c.Workspace, Commit: newCommitView(c, c.ID)}, nil
+			r := committedSession{SessionID: a.SessionID, WorkspaceID: c.Workspace}
+			if c.ID == "" {
+				r.Unchanged = true
+			} else {
+				cv := newCommitView(c, c.ID, commitPaths)
+				r.Commit = &cv
+			}
+			return r, nil
 		},
 	})
 }

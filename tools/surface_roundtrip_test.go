@@ -3,6 +3,7 @@ package tools
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,46 @@ func TestAgentSurfaceRoundTrip(t *testing.T) {
 		x, _ := r.ok("read_file", map[string]any{"workspace": "s", "path": "calc/x.py"})
 		if str(x, "content") != "x = 1\n" {
 			t.Errorf("the shell line's file: %v", x)
+		}
+	})
+
+	t.Run("honest history", func(t *testing.T) {
+		r := r.on(t)
+		w0, _ := r.ok("get_workspace", map[string]any{"workspace": "s"})
+		h0, _ := r.ok("workspace_history", map[string]any{"workspace": "s"})
+		res, text := r.ok("run_command", map[string]any{"workspace": "s", "command": "ls -la; cat calc/x.py"})
+		if res["unchanged"] != true || str(res, "commit_id") != "" || !strings.Contains(text, "no commit") {
+			t.Errorf("a run that changes nothing: %v / %s", res, text)
+		}
+		w1, _ := r.ok("get_workspace", map[string]any{"workspace": "s"})
+		h1, _ := r.ok("workspace_history", map[string]any{"workspace": "s"})
+		if str(w1, "head") != str(w0, "head") || len(h1["commits"].([]any)) != len(h0["commits"].([]any)) {
+			t.Fatalf("a changeless run moved the head or grew the history: %v → %v", w0["head"], w1["head"])
+		}
+		// A touch is a change, and the commit lists it.
+		res, _ = r.ok("run_command", map[string]any{"workspace": "s", "command": "touch calc/x.py && rm -f nothing"})
+		if res["unchanged"] == true || str(res, "commit_id") == "" {
+			t.Fatalf("a touch must commit: %v", res)
+		}
+		h2, text := r.ok("workspace_history", map[string]any{"workspace": "s", "limit": 1})
+		c := h2["commits"].([]any)[0].(map[string]any)
+		if c["changes_known"] != true || !strings.Contains(fmt.Sprint(c["changes"]), "calc/x.py") || !strings.Contains(text, "~calc/x.py") {
+			t.Errorf("the commit does not list its change: %v / %s", c, text)
+		}
+		// Restore reports what it changed against the head it replaced; to the same state, no commit.
+		rs, text := r.ok("restore_workspace", map[string]any{"workspace": "s", "commit_id": str(w0, "head")})
+		if rc := sub(rs, "commit"); rc == nil || num(rc, "changed_files") == 0 || !strings.Contains(text, "calc/x.py") {
+			t.Errorf("restore does not report its change: %v / %s", rs, text)
+		}
+		rs, text = r.ok("restore_workspace", map[string]any{"workspace": "s", "commit_id": str(w0, "head")})
+		if rs["unchanged"] != true || rs["commit"] != nil || !strings.Contains(text, "no commit") {
+			t.Errorf("restore to the state the head has: %v / %s", rs, text)
+		}
+		// A session that changes nothing ends without a commit.
+		ses, _ := r.ok("open_session", map[string]any{"workspace": "s"})
+		cs, text := r.ok("commit_session", map[string]any{"session_id": str(ses, "session_id")})
+		if cs["unchanged"] != true || cs["commit"] != nil || !strings.Contains(text, "no commit") {
+			t.Errorf("commit_session without a change: %v / %s", cs, text)
 		}
 	})
 

@@ -314,16 +314,22 @@ type restoreWorkspaceArgs struct {
 
 // restoredWorkspace is restore_workspace's result.
 type restoredWorkspace struct {
-	WorkspaceID string     `json:"workspace_id" jsonschema:"required"`
-	Name        string     `json:"name" jsonschema:"required"`
-	Head        string     `json:"head" jsonschema:"required"`
-	Commit      commitView `json:"commit" jsonschema:"required"`
+	WorkspaceID string      `json:"workspace_id" jsonschema:"required"`
+	Name        string      `json:"name" jsonschema:"required"`
+	Head        string      `json:"head" jsonschema:"required"`
+	Commit      *commitView `json:"commit,omitempty"`
+	// Unchanged is set when the head already had that state: no commit.
+	Unchanged bool `json:"unchanged,omitempty"`
 	Steps
+	source string
 }
 
 func (r restoredWorkspace) text() string {
-	return fmt.Sprintf("restored workspace %s to the state of %s as commit %s (%s); it is the new head",
-		r.Name, r.Commit.Source, r.Commit.ID, r.Commit.changeText())
+	if r.Unchanged {
+		return fmt.Sprintf("workspace %s already has the state of %s: no commit, the head stays %s", r.Name, r.source, r.Head)
+	}
+	return fmt.Sprintf("restored workspace %s to the state of %s as commit %s (%s, against the head it replaced); it is the new head",
+		r.Name, r.source, r.Commit.ID, r.Commit.changeText())
 }
 
 func (t *toolset) restoreWorkspace() server.ServerTool {
@@ -331,7 +337,7 @@ func (t *toolset) restoreWorkspace() server.ServerTool {
 		name:  "restore_workspace",
 		title: "Restore workspace to a commit",
 		description: "Bring a workspace back to the state of an earlier commit. Nothing is lost: a new commit (kind restore) with that state " +
-			"becomes the head; later commits stay in the history. To try an old state without moving this workspace, use fork_workspace.",
+			"becomes the head, listing what it changed; later commits stay in the history. To try an old state without moving this workspace, use fork_workspace.",
 		hints: hints{},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *restoreWorkspaceArgs) (restoredWorkspace, error) {
 			if err := workspaceRef(a.Workspace); err != nil {
@@ -344,7 +350,14 @@ func (t *toolset) restoreWorkspace() server.ServerTool {
 			if err != nil {
 				return restoredWorkspace{}, err
 			}
-			return restoredWorkspace{WorkspaceID: w.ID, Name: w.Name, Head: w.Head, Commit: newCommitView(c, w.Head)}, nil
+			r := restoredWorkspace{WorkspaceID: w.ID, Name: w.Name, Head: w.Head, source: a.CommitID}
+			if c.ID == "" {
+				r.Unchanged = true
+			} else {
+				cv := newCommitView(c, w.Head, commitPaths)
+				r.Commit = &cv
+			}
+			return r, nil
 		},
 	})
 }

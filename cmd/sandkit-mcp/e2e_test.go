@@ -309,16 +309,17 @@ func TestStdioStory(t *testing.T) {
 	if r["exit_code"].(float64) != 4 || r["stdout"] != "hello\n" || r["commit_id"] == "" {
 		t.Fatalf("run_command: %v", r)
 	}
-	r2 := c.ok("run_command", map[string]any{"workspace": "story", "command": "cat", "args": []any{"two.txt"}})
-	if r2["stdout"] != "two\n" {
-		t.Fatalf("second run must see the first's file: %v", r2)
+	r2 := c.ok("run_command", map[string]any{"workspace": "story", "command": "cat two.txt"})
+	if r2["stdout"] != "two\n" || r2["unchanged"] != true || r2["commit_id"] != nil {
+		t.Fatalf("second run must see the first's file, and change nothing: %v", r2)
 	}
+	// empty, write, the first run; the second changed nothing and made no commit.
 	h := c.ok("workspace_history", map[string]any{"workspace": "story"})
 	commits := h["commits"].([]any)
-	if len(commits) != 4 {
+	if len(commits) != 3 {
 		t.Fatalf("history: %v", h)
 	}
-	writeCommit := commits[2].(map[string]any)["commit_id"].(string)
+	writeCommit := commits[1].(map[string]any)["commit_id"].(string)
 	c.ok("fork_workspace", map[string]any{"workspace": "story", "name": "story-fork"})
 	c.ok("run_command", map[string]any{"workspace": "story-fork", "command": "sh", "args": []any{"-c", "echo fork > f.txt"}})
 	lf := c.ok("list_files", map[string]any{"workspace": "story"})
