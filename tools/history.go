@@ -21,7 +21,7 @@ type commitView struct {
 	Message string `json:"message"`
 	RunID   string `json:"run_id,omitempty"`
 	// Source is the commit a restore or fork took its state from.
-	Source       string    `json:"source_commit,omitempty"`
+	Source string `json:"source_commit,omitempty"`
 	// ChangesKnown says whether the provider told what the commit changed (older commits, first
 	// commits and the vercel provider's: unknown); then Changes lists the first changed paths and
 	// ChangedFiles counts all of them.

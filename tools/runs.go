@@ -142,18 +142,18 @@ type listRunsArgs struct {
 
 // runSummary is one run of list_runs.
 type runSummary struct {
-	RunID    string     `json:"run_id" jsonschema:"required"`
-	Command  string     `json:"command"`
-	Args     []string   `json:"args,omitempty"`
-	Shell    bool       `json:"shell,omitempty"`
-	Status   string     `json:"status" jsonschema:"required"`
-	ExitCode *int       `json:"exit_code,omitempty"`
-	TimedOut bool       `json:"timed_out,omitempty"`
-	CommitID string     `json:"commit_id,omitempty"`
+	RunID    string   `json:"run_id" jsonschema:"required"`
+	Command  string   `json:"command"`
+	Args     []string `json:"args,omitempty"`
+	Shell    bool     `json:"shell,omitempty"`
+	Status   string   `json:"status" jsonschema:"required"`
+	ExitCode *int     `json:"exit_code,omitempty"`
+	TimedOut bool     `json:"timed_out,omitempty"`
+	CommitID string   `json:"commit_id,omitempty"`
 	// Unchanged is set when it ran to an end without changing anything (no commit).
 	Unchanged bool       `json:"unchanged,omitempty"`
 	Created   time.Time  `json:"created_at"`
-	Finished *time.Time `json:"finished_at,omitempty"`
+	Finished  *time.Time `json:"finished_at,omitempty"`
 }
 
 // runList is list_runs' result.
@@ -235,17 +235,17 @@ type runView struct {
 
 	outputView
 
-	DurationMS int64      `json:"duration_ms"`
-	BaseCommit string     `json:"base_commit,omitempty"`
-	CommitID   string     `json:"commit_id,omitempty"`
+	DurationMS int64  `json:"duration_ms"`
+	BaseCommit string `json:"base_commit,omitempty"`
+	CommitID   string `json:"commit_id,omitempty"`
 	// Unchanged is set when the command changed nothing: no commit, the head stays at
 	// base_commit. ChangesUnknown when the provider cannot tell (it committed anyway).
-	Unchanged      bool `json:"unchanged,omitempty"`
-	ChangesUnknown bool `json:"changes_unknown,omitempty"`
-	Policy     string     `json:"policy,omitempty"`
-	Created    time.Time  `json:"created_at"`
-	Finished   *time.Time `json:"finished_at,omitempty"`
-	Warnings   []string   `json:"warnings,omitempty"`
+	Unchanged      bool       `json:"unchanged,omitempty"`
+	ChangesUnknown bool       `json:"changes_unknown,omitempty"`
+	Policy         string     `json:"policy,omitempty"`
+	Created        time.Time  `json:"created_at"`
+	Finished       *time.Time `json:"finished_at,omitempty"`
+	Warnings       []string   `json:"warnings,omitempty"`
 	Steps
 
 	failedCall bool
