@@ -233,7 +233,7 @@ func TestInspectorCLI(t *testing.T) {
 	if isErr || ws["name"] != "insp" || !strings.HasPrefix(fmt.Sprint(ws["workspace_id"]), "ws_") || !strings.HasPrefix(fmt.Sprint(ws["head"]), "c_") {
 		t.Fatalf("create_workspace: %v %s", ws, text)
 	}
-	run, text, isErr := inspectorCall(t, tools, home, data, declared, "run_command", map[string]any{"workspace": "insp", "command": "echo", "args": []any{"hi"}})
+	run, text, isErr := inspectorCall(t, tools, home, data, declared, "run_command", map[string]any{"workspace": "insp", "command": "echo hi | tee hi.txt"})
 	if isErr || run["stdout"] != "hi\n" || run["exit_code"] != 0.0 || run["status"] != "exited" || !strings.HasPrefix(fmt.Sprint(run["commit_id"]), "c_") {
 		t.Fatalf("run_command echo hi: %v %s", run, text)
 	}
