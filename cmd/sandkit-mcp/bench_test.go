@@ -19,10 +19,13 @@ import (
 //     bind-mounted directory (no overlay, no helper): the floor of any bwrap sandbox;
 //   - bwrap: the raw sandbox of the local provider running `true` (helper + bwrap + overlay, no
 //     agent, nothing kept);
-//   - sandkit: `run_command true` through MCP over stdio to the built binary, including the
-//     sandbox start, the snapshot and the commit recorded in bbolt.
+//   - sandkit: `run_command true` (args [], the program run directly) through MCP over stdio to the
+//     built binary, including the sandbox start, the snapshot and the run recorded in bbolt (true
+//     changes nothing, so there is no commit);
+//   - sandkit-shell: the same as a shell line (no args: `sh -lc true`, reading the login profile).
 //
-// It reports each as ms/op and the ratios sandkit/bwrap and sandkit/bwrap-bind (target ≤ 6).
+// It reports each as ms/op and the ratios sandkit/bwrap, sandkit/bwrap-bind (target ≤ 6) and
+// sandkit-shell/bwrap-bind.
 //
 //	go test ./cmd/sandkit-mcp/ -run '^$' -bench RunCommandTrue -benchtime 100x
 func BenchmarkRunCommandTrue(b *testing.B) {
@@ -34,7 +37,10 @@ func BenchmarkRunCommandTrue(b *testing.B) {
 	defer prov.Close()
 	c := connect(b, dataDir(b))
 	c.ok("create_workspace", map[string]any{"name": "bench"})
-	args := map[string]any{"workspace": "bench", "command": "true"}
+	// The program true, run directly (args present), and the same as a shell line (sh -lc true),
+	// which is what a command without args is.
+	args := map[string]any{"workspace": "bench", "command": "true", "args": []any{}}
+	shellArgs := map[string]any{"workspace": "bench", "command": "true"}
 	bindDir := b.TempDir()
 	plain := func() *exec.Cmd {
 		return exec.Command("bwrap", "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
@@ -49,8 +55,9 @@ func BenchmarkRunCommandTrue(b *testing.B) {
 	_ = exec.Command("sh", "-c", "true").Run()
 	_ = prov.RunBare(ctx, "/usr/bin/true")
 	c.ok("run_command", args)
+	c.ok("run_command", shellArgs)
 
-	var sh, bb, bw, sk time.Duration
+	var sh, bb, bw, sk, sks time.Duration
 	b.ResetTimer()
 	for b.Loop() {
 		t := time.Now()
@@ -74,6 +81,12 @@ func BenchmarkRunCommandTrue(b *testing.B) {
 			b.Fatalf("run_command: %v %+v", err, res)
 		}
 		sk += time.Since(t)
+		t = time.Now()
+		res, err = c.cs.CallTool(ctx, &mcp.CallToolParams{Name: "run_command", Arguments: shellArgs})
+		if err != nil || res.IsError {
+			b.Fatalf("run_command as a shell line: %v %+v", err, res)
+		}
+		sks += time.Since(t)
 	}
 	n := float64(b.N)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
@@ -83,6 +96,8 @@ func BenchmarkRunCommandTrue(b *testing.B) {
 	b.ReportMetric(ms(sk), "sandkit-ms/op")
 	b.ReportMetric(float64(sk)/float64(bw), "sandkit/bwrap")
 	b.ReportMetric(float64(sk)/float64(bb), "sandkit/bwrap-bind")
+	b.ReportMetric(ms(sks), "sandkit-shell-ms/op")
+	b.ReportMetric(float64(sks)/float64(bb), "sandkit-shell/bwrap-bind")
 	b.ReportMetric(0, "ns/op")
 }
 
