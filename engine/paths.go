@@ -183,16 +183,21 @@ func listArgs(p, home string, depth int) (filePath, int, error) {
 	return fp, depth, nil
 }
 
-// readArgs validates read_file's path and offset, and bounds max.
+// readArgs validates read_file's path, offset and max (0: MaxFileSize).
 func readArgs(p, home string, offset, max int64) (filePath, int64, error) {
 	fp, err := parsePath(p, home, false, "path")
 	if err != nil {
 		return filePath{}, 0, err
 	}
 	if offset < 0 {
-		return filePath{}, 0, errorf(ErrInvalid, "offset must be 0 or more").with(ErrorFields{Argument: "offset", Got: ptr(offset)})
+		return filePath{}, 0, errorf(ErrInvalid, "offset %d is negative; give 0 for the start, or a previous result's next_offset", offset).
+			with(ErrorFields{Argument: "offset", Limit: ptr(int64(0)), Got: ptr(offset)})
 	}
-	if max <= 0 || max > MaxFileSize {
+	if max < 0 || max > MaxFileSize {
+		return filePath{}, 0, errorf(ErrInvalid, "max_bytes %d is out of range: give 1 to %d (read larger files in windows with offset)", max, int64(MaxFileSize)).
+			with(ErrorFields{Argument: "max_bytes", Limit: ptr(int64(MaxFileSize)), Got: ptr(max)})
+	}
+	if max == 0 {
 		max = MaxFileSize
 	}
 	return fp, max, nil
@@ -230,7 +235,7 @@ func (c change) message() string {
 func validWrite(req WriteRequest, home string) (change, error) {
 	var c change
 	if len(req.Files) == 0 && len(req.Delete) == 0 {
-		return c, errorf(ErrInvalid, "nothing to do: give files to write ({path, content}) and/or paths to delete").with(ErrorFields{Argument: "files"})
+		return c, errorf(ErrInvalid, "files and delete are both empty, so there is nothing to do: give files to write ({path, content}) and/or paths to delete").with(ErrorFields{Argument: "files"})
 	}
 	if n := len(req.Files); n > MaxFilesPerWrite {
 		return c, errorf(ErrInvalid, "%d files in one call is more than the %d allowed; split the write", n, MaxFilesPerWrite).

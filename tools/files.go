@@ -74,7 +74,7 @@ func (t *toolset) writeFiles() server.ServerTool {
 			if err := fileTarget(a.Workspace, a.SessionID); err != nil {
 				return writeResult{}, err
 			}
-			files, err := decodeFiles(a.Files, len(a.Delete) > 0)
+			files, err := decodeFiles(a.Files)
 			if err != nil {
 				return writeResult{}, err
 			}
@@ -127,20 +127,12 @@ func fileTarget(workspace, sessionID string) error {
 		"or session_id (a live session ses_… from open_session)")
 }
 
-// decodeFiles checks and decodes write_files' files argument.
-func decodeFiles(in []fileArg, deletes bool) ([]engine.WriteFile, error) {
-	if len(in) == 0 && !deletes {
-		return nil, argError("files", "missing or empty; give at least one {\"path\": …, \"content\": …}, or paths to delete")
-	}
-	if len(in) > engine.MaxFilesPerWrite {
-		return nil, argError("files", fmt.Sprintf("%d files is more than the %d allowed per call; split the write", len(in), engine.MaxFilesPerWrite))
-	}
+// decodeFiles decodes each file's content and mode of write_files' files argument (the engine
+// checks paths, counts and sizes).
+func decodeFiles(in []fileArg) ([]engine.WriteFile, error) {
 	out := make([]engine.WriteFile, 0, len(in))
 	for i, f := range in {
 		name := fmt.Sprintf("files[%d]", i)
-		if strings.TrimSpace(f.Path) == "" {
-			return nil, argError(name+".path", "missing; give a path relative to /workspace")
-		}
 		var content []byte
 		switch f.Encoding {
 		case "", encUTF8:
@@ -226,12 +218,6 @@ func (t *toolset) readFile() server.ServerTool {
 			case "", encUTF8, encBase64:
 			default:
 				return fileView{}, argError("encoding", fmt.Sprintf("%q is not an encoding; use \"utf8\" or \"base64\", or omit it to get text when possible", a.Encoding))
-			}
-			if a.Offset < 0 {
-				return fileView{}, argError("offset", "must be 0 or more")
-			}
-			if a.MaxBytes < 0 || a.MaxBytes > engine.MaxFileSize {
-				return fileView{}, argError("max_bytes", fmt.Sprintf("%d is out of range: give 1 to %d, or omit it for %d", a.MaxBytes, engine.MaxFileSize, t.opts.ReadDefaultBytes))
 			}
 			max := a.MaxBytes
 			if max == 0 {
@@ -364,9 +350,6 @@ func (t *toolset) listFiles() server.ServerTool {
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *listFilesArgs) (fileList, error) {
 			if err := fileTarget(a.Workspace, a.SessionID); err != nil {
 				return fileList{}, err
-			}
-			if a.Depth < 0 || a.Depth > engine.MaxListDepth {
-				return fileList{}, argError("depth", fmt.Sprintf("%d is out of range: give 1 to %d, or omit it for 1", a.Depth, engine.MaxListDepth))
 			}
 			var entries []engine.FileEntry
 			var err error

@@ -81,7 +81,7 @@ func TestDecodeFiles(t *testing.T) {
 		{Path: "a.sh", Content: "#!/bin/sh\n", Mode: "0755"},
 		{Path: "b.bin", Content: "AP8=", Encoding: "base64"},
 		{Path: "c", Content: "", Mode: "600"},
-	}, false)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

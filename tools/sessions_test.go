@@ -45,7 +45,7 @@ func TestSessionArgumentErrors(t *testing.T) {
 		{"write_files", `{"workspace": "w", "session_id": "ses_1", "files": [{"path": "a", "content": "x"}]}`,
 			[]string{`give either "workspace" or "session_id", not both`, `"w"`, `"ses_1"`}},
 		{"write_files", `{"files": [{"path": "a", "content": "x"}]}`, []string{`invalid argument: workspace: missing`, "session_id"}},
-		{"write_files", `{"session_id": "ses_1"}`, []string{`invalid argument: files: missing or empty`}},
+		{"write_files", `{"session_id": "ses_1"}`, []string{`invalid argument: files and delete are both empty`}},
 		{"read_file", `{"workspace": "w", "session_id": "ses_1", "path": "a"}`, []string{`not both`}},
 		{"read_file", `{"path": "a"}`, []string{`invalid argument: workspace: missing`, "session_id"}},
 		{"read_file", `{"session_id": "  ", "path": "a"}`, []string{`invalid argument: session_id`}},
