@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sandkit/sandkit-mcp/sandbox"
@@ -55,6 +56,9 @@ func commitOf(tx *store.Tx, w store.Workspace, id string) (store.Commit, error) 
 func (e *Engine) Restore(ctx context.Context, ref, commitID string) (Workspace, Commit, error) {
 	if e.isClosed() {
 		return Workspace{}, Commit{}, ErrClosed
+	}
+	if strings.TrimSpace(commitID) == "" {
+		return Workspace{}, Commit{}, badArg("commit_id", nil, nil, "commit_id is required: the commit (c_…) whose state to bring back; workspace_history lists them")
 	}
 	w, err := e.lookup(ref)
 	if err != nil {

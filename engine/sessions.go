@@ -760,7 +760,8 @@ func (e *Engine) Preview(token string) (PreviewTarget, func(ctx context.Context)
 // ExtendSession makes the session expire timeout from now.
 func (e *Engine) ExtendSession(ctx context.Context, h Holder, sessionID string, timeout time.Duration) (Session, error) {
 	if timeout == 0 {
-		return Session{}, errorf(ErrInvalid, "timeout_ms is required: how long from now the session should last")
+		return Session{}, badArg("timeout_ms", nil, nil, "timeout_ms is required: the new lifetime from now, %d to %d milliseconds (e.g. 1800000 for 30 minutes)",
+			MinSessionTimeout.Milliseconds(), MaxSessionTimeout.Milliseconds())
 	}
 	timeout, err := validSessionTimeout(timeout)
 	if err != nil {

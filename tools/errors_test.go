@@ -158,7 +158,7 @@ func TestArgumentErrors(t *testing.T) {
 		{"read_file", `{"workspace": "w", "path": "a", "max_bytes": 999999999}`, []string{`invalid argument: max_bytes`, "16777216"}},
 		{"list_files", `{"workspace": "w", "depth": 17}`, []string{`invalid argument: depth 17 is more than the maximum 16`}},
 		{"workspace_history", `{"workspace": "w", "limit": 5000}`, []string{`invalid argument: limit`, "1000"}},
-		{"restore_workspace", `{"workspace": "w"}`, []string{`invalid argument: commit_id`, "workspace_history"}},
+		{"restore_workspace", `{"workspace": "w"}`, []string{`invalid argument: commit_id is required`, "workspace_history"}},
 		{"fork_workspace", `{}`, []string{`invalid argument: workspace`}},
 		{"delete_workspace", `{}`, []string{`invalid argument: workspace`}},
 	}

@@ -211,9 +211,6 @@ func (t *toolset) readFile() server.ServerTool {
 			if err := fileTarget(a.Workspace, a.SessionID); err != nil {
 				return fileView{}, err
 			}
-			if strings.TrimSpace(a.Path) == "" {
-				return fileView{}, argError("path", "missing; give a file path relative to /workspace; list_files shows what is there")
-			}
 			switch a.Encoding {
 			case "", encUTF8, encBase64:
 			default:

@@ -165,9 +165,6 @@ func (t *toolset) extendSession() server.ServerTool {
 			if err := sessionRef(a.SessionID); err != nil {
 				return sessionResult{}, err
 			}
-			if a.TimeoutMS == 0 {
-				return sessionResult{}, argError("timeout_ms", "missing; give the new lifetime from now in milliseconds (e.g. 1800000 for 30 minutes)")
-			}
 			h, err := t.holder(ctx, "extend_session")
 			if err != nil {
 				return sessionResult{}, err

@@ -343,9 +343,6 @@ func (t *toolset) restoreWorkspace() server.ServerTool {
 			if err := workspaceRef(a.Workspace); err != nil {
 				return restoredWorkspace{}, err
 			}
-			if strings.TrimSpace(a.CommitID) == "" {
-				return restoredWorkspace{}, argError("commit_id", "missing; give the commit (c_…) to restore; workspace_history lists them")
-			}
 			w, c, err := t.eng.Restore(ctx, a.Workspace, a.CommitID)
 			if err != nil {
 				return restoredWorkspace{}, err
