@@ -63,7 +63,10 @@ func newCommitView(c engine.Commit, head string, paths int) commitView {
 
 // changeText summarizes what a commit changed: "2 file(s) changed, 28 bytes: +a.txt ~b/c -d".
 func (c commitView) changeText() string {
-	if !c.ChangesKnown {
+	switch {
+	case !c.ChangesKnown && c.Parent == "":
+		return "the first commit"
+	case !c.ChangesKnown:
 		return "changes unknown"
 	}
 	s := fmt.Sprintf("%d file(s) changed, %s", c.ChangedFiles, sizeText(c.ChangedBytes))
