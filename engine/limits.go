@@ -34,11 +34,8 @@ const (
 // (in the tools' snake_case), the limit it broke and what was given.
 
 // ShellRule says how Command and Args are run, in words for a tool description.
-const ShellRule = "Without args, command is a shell command line, run as `sh -lc <command>` in cwd: a login shell, so " +
-	"the PATH of the sandbox's login profile applies and pipes, redirects, globs, `&&`, `cd` and variables work " +
-	"(e.g. \"cd calc && python3 -m pytest -q\"). With args (even an empty list), command is one program, looked up " +
-	"in PATH and run directly with exactly those arguments, no shell and no quoting (needed for a program path " +
-	"with spaces)."
+const ShellRule = "A shell line, run with `sh -lc` in cwd (the login PATH applies; pipes, && and cd work: \"cd app && npm test\"); " +
+	"with args (even []), a program run directly with exactly those arguments, no shell."
 
 // Limits of commands.
 const (

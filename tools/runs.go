@@ -30,10 +30,10 @@ func (t *toolset) runCommand() server.ServerTool {
 	return define(t, toolDef[runCommandArgs, runView]{
 		name:  "run_command",
 		title: "Run command",
-		description: "Run one command durably in a fresh sandbox started from the workspace's head; when it ends (any exit code, or timeout) " +
-			"its changes to /workspace and home are committed (no commit when it changed nothing), so the next command sees them. Commands on one workspace run one at a time, in order. " +
-			"/tmp, processes and network state do not persist; the network follows the workspace's egress policy (none by default). " +
-			"A non-zero exit code is a result, not a tool failure. Each output stream shows its first {run_head} and last {run_tail}; get_run shows more.",
+		description: "Run one command durably in a fresh sandbox from the workspace's head; when it ends (any exit code, or timeout) " +
+			"its changes to /workspace and home are committed (none if it changed nothing) for the next command. One at a time per workspace, in order. " +
+			"/tmp and processes do not persist; the network follows the egress policy (none by default). " +
+			"A non-zero exit is a result, not a tool failure. Output: first {run_head} and last {run_tail} per stream; get_run shows more.",
 		hints:  hints{openWorld: true},
 		handle: t.handleRunCommand,
 	})
