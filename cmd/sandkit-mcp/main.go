@@ -10,6 +10,7 @@
 //	sandkit-mcp doctor [flags]     check this machine and say how to fix what is missing
 //	sandkit-mcp demo [flags]       drive a real MCP client through the whole story and print it
 //	sandkit-mcp bootstrap [flags]  build the operator's setup templates now (no daemon may run)
+//	sandkit-mcp ls | log WS | runs WS | show RUN   for the humans: tables (or --json) of the data dir
 //	sandkit-mcp version            print the version
 //
 // Flags (every subcommand): --data-dir DIR (or SANDKIT_DATA_DIR; default
@@ -56,6 +57,8 @@ func run(args []string) int {
 		err = demo(ctx, args)
 	case "bootstrap":
 		err = bootstrapCmd(ctx, args)
+	case "ls", "log", "runs", "show":
+		err = human(ctx, cmd, args, os.Stdout)
 	case "version":
 		fmt.Println("sandkit-mcp", version)
 	case "help", "-h", "--help":
@@ -93,6 +96,10 @@ Usage:
   sandkit-mcp demo [flags]     run the whole story through a real MCP client and print each step
   sandkit-mcp bootstrap [flags] build the setup templates of the operator config now instead of on
                                first use (refused while a daemon serves the data dir: stop it first)
+  sandkit-mcp ls [--json]      list the workspaces (through the daemon, started if none runs)
+  sandkit-mcp log WS [--json]  a workspace's history, newest first
+  sandkit-mcp runs WS [--json] a workspace's runs, newest first
+  sandkit-mcp show RUN [--json] a run: status, exit code, output
   sandkit-mcp version          print the version
 
 Flags (every subcommand):
