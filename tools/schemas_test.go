@@ -23,6 +23,7 @@ var toolArguments = map[string][]string{
 	"cancel_run":        {"run_id"},
 	"list_runs":         {"workspace", "status", "limit", "cursor"},
 	"write_files":       {"workspace", "session_id", "files", "files[].path", "files[].content", "files[].encoding", "files[].mode", "delete", "recursive"},
+	"edit_file":         {"workspace", "session_id", "path", "old_text", "new_text", "replace_all"},
 	"read_file":         {"workspace", "session_id", "path", "encoding", "offset", "max_bytes"},
 	"list_files":        {"workspace", "session_id", "path", "depth"},
 	"workspace_history": {"workspace", "limit"},
@@ -59,6 +60,7 @@ var requiredArguments = map[string][]string{
 	"cancel_run":        {"run_id"},
 	"write_files":       nil, // exactly one of workspace, session_id, and files or delete (checked by the handler)
 	"list_runs":         {"workspace"},
+	"edit_file":         {"path", "old_text", "new_text"},
 	"read_file":         {"path"},
 	"list_files":        nil,
 	"workspace_history": {"workspace"},
@@ -158,6 +160,7 @@ func TestToolAnnotations(t *testing.T) {
 		"cancel_run":        {false, true, true, false},
 		"list_runs":         {true, false, true, false},
 		"write_files":       {false, false, false, false},
+		"edit_file":         {false, false, false, false},
 		"read_file":         {true, false, true, false},
 		"list_files":        {true, false, true, false},
 		"workspace_history": {true, false, true, false},

@@ -119,6 +119,7 @@ func TestSessionToolsNeedAConnection(t *testing.T) {
 		"discard_session": `{"session_id": "ses_1"}`,
 		"write_files":     `{"session_id": "ses_1", "files": [{"path": "a", "content": "x"}]}`,
 		"read_file":       `{"session_id": "ses_1", "path": "a"}`,
+		"edit_file":       `{"session_id": "ses_1", "path": "a", "old_text": "x", "new_text": "y"}`,
 		"list_files":      `{"session_id": "ses_1"}`,
 	}
 	s := server.NewMCPServer("t", "0")

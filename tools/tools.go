@@ -136,6 +136,7 @@ func (t *toolset) all() []server.ServerTool {
 		t.cancelRun(),
 		t.listRuns(),
 		t.writeFiles(),
+		t.editFile(),
 		t.readFile(),
 		t.listFiles(),
 		t.workspaceHistory(),
