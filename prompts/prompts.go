@@ -120,7 +120,8 @@ func durableTask(args map[string]string) string {
 
 Work in a durable sandboxed workspace with the sandkit tools:
 %s
-2. Put files in place with write_files (one commit for the whole batch, deletes included), or generate them with run_command.
+2. Put files in place with write_files (one commit for the whole batch, deletes included), change them in place with
+   edit_file (exact old_text → new_text), or generate them with run_command.
 3. Run each step with run_command. Every command starts from the workspace head, and what it changes is committed,
    whatever its exit code: check exit_code, stdout and stderr before going on. A command that changes nothing makes no commit.
 4. A command still running after yield_ms returns running with its run_id and keeps going: follow it with get_run (wait_ms,
