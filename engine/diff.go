@@ -55,6 +55,8 @@ const (
 	// minDiffPart is the least room left in the bound worth showing a file's diff in; with less,
 	// the file's diff is left out whole (and its content not read).
 	minDiffPart = 512
+	// cutMarkerRoom is what a cut file's marker line takes at most.
+	cutMarkerRoom = 160
 )
 
 // DiffRequest holds workspace_diff's arguments.
@@ -616,10 +618,11 @@ func (j *diffJob) file(d *diffEntry, room int) (string, error) {
 		return fmt.Sprintf("--- %s\n+++ %s\n", a, b), nil
 	}
 	part := fmt.Sprintf("--- %s\n+++ %s\n%s", a, b, hunks)
-	limit := min(room, MaxDiffFileBytes)
-	if len(part) <= limit {
+	if len(part) <= min(room, MaxDiffFileBytes) {
 		return part, nil
 	}
+	// Cut at a line end, leaving room for the marker line.
+	limit := min(room, MaxDiffFileBytes) - cutMarkerRoom
 	cut := strings.LastIndexByte(part[:limit], '\n') + 1
 	d.DiffOmitted = true
 	d.Note = fmt.Sprintf("diff cut after %d of its %d bytes", cut, len(part))
