@@ -176,11 +176,6 @@ func (e *Engine) provErr(err error, doing string) error {
 	}
 }
 
-// atHead starts a throwaway sandbox at the workspace head for a read and stops it afterwards.
-func (e *Engine) atHead(ctx context.Context, ref string, read func(sb sandbox.Sandbox, head string) error) error {
-	return e.atCommit(ctx, ref, "", "", read)
-}
-
 // atCommit starts a throwaway sandbox at a commit of the workspace ("" for its head; arg names
 // the argument that gave it, see commitArg) for a read and stops it afterwards.
 func (e *Engine) atCommit(ctx context.Context, ref, commit, arg string, read func(sb sandbox.Sandbox, id string) error) error {
