@@ -163,6 +163,7 @@ func TestToolAnnotations(t *testing.T) {
 		"read_file":         {true, false, true, false},
 		"list_files":        {true, false, true, false},
 		"workspace_history": {true, false, true, false},
+		"workspace_diff":    {true, false, true, false},
 		"restore_workspace": {false, false, false, false},
 		"fork_workspace":    {false, false, false, false},
 		"open_session":      {false, false, false, true},
