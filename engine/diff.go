@@ -27,8 +27,8 @@ import (
 // those paths the same way, so nothing inside them is missed.
 //
 // The rules of the list are those of sandbox.Changes, with one difference: a deleted directory is
-// shown as the files it held (the directory itself only when it was empty), as an added one is.
-// The diff shows diffContext lines of context; a binary file (a NUL byte, or not UTF-8) and a
+// shown as the files it held (the directory itself only when it was empty, or when it held more
+// than a listing compares), as an added one is. The diff shows diffContext lines of context; a binary file (a NUL byte, or not UTF-8) and a
 // file larger than MaxDiffCompare are named as differing, not shown. The text is bounded:
 // MaxDiffFileBytes per file and MaxDiffBytes in all; what is left out is named in the text and
 // flagged on the file, and read_file with commit reads any file whole.
@@ -101,7 +101,8 @@ type Diff struct {
 	// out.
 	Text string
 	// Changed counts every changed path, also those beyond Files; Added, Modified and Deleted
-	// count the listed ones, and LinesAdded and LinesRemoved the lines the diff shows.
+	// count the listed ones, and LinesAdded and LinesRemoved the changed lines of the files
+	// compared (also where the text cuts a file's diff).
 	Changed                  int64
 	Added, Modified, Deleted int
 	LinesAdded, LinesRemoved int
@@ -247,6 +248,9 @@ func (j *diffJob) stop() {
 // render reads the listed files at both commits and writes the diff: the files, the text, the
 // totals.
 func (j *diffJob) render(out *Diff, list []diffEntry) error {
+	if len(list) > MaxDiffFiles {
+		list, out.Incomplete = list[:MaxDiffFiles], true
+	}
 	for _, d := range list {
 		switch d.Op {
 		case sandbox.Added:
@@ -256,9 +260,6 @@ func (j *diffJob) render(out *Diff, list []diffEntry) error {
 		case sandbox.Deleted:
 			out.Deleted++
 		}
-	}
-	if len(list) > MaxDiffFiles {
-		list, out.Incomplete = list[:MaxDiffFiles], true
 	}
 	var text strings.Builder
 	var omitted []string

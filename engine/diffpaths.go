@@ -68,6 +68,11 @@ func (j *diffJob) changes() ([]diffEntry, int64, bool, error) {
 		if err != nil {
 			return nil, 0, false, err
 		}
+		if len(held) >= maxDiffWalk { // too many to list one by one: the directory stands for them
+			list = append(list, diffEntry{DiffFile: DiffFile{Path: p.show, Op: c.Op, Type: c.Type,
+				Note: fmt.Sprintf("a directory of %d or more entries, not listed one by one", len(held))}, p: p})
+			continue
+		}
 		n := 0
 		for _, en := range leaves(held) {
 			q, err := j.agentPath(en.Path)
@@ -106,6 +111,11 @@ func (j *diffJob) walk() ([]diffEntry, int64, bool, error) {
 			entries, err := j.tree(s, r)
 			if err != nil {
 				return nil, 0, false, err
+			}
+			if len(entries) >= maxDiffWalk {
+				return nil, 0, false, badArg("paths", ptr(int64(maxDiffWalk)), ptr(int64(len(entries))),
+					"%s holds %d or more entries at commit %s, more than workspace_diff compares in one listing (this provider cannot compare snapshots, so the trees are listed); give paths to narrow the diff to the files or directories you need",
+					r.show, len(entries), s.commit)
 			}
 			for _, en := range entries {
 				trees[i][showPath(en.Path, j.home)] = en
@@ -222,11 +232,6 @@ func (j *diffJob) tree(s *diffSide, p filePath) ([]sandbox.FileEntry, error) {
 		return nil, nil
 	case err != nil:
 		return nil, j.e.provErr(err, "list "+p.show)
-	}
-	if len(entries) >= maxDiffWalk {
-		return nil, badArg("paths", ptr(int64(maxDiffWalk)), ptr(int64(len(entries))),
-			"%s holds %d or more entries at commit %s, more than workspace_diff lists in one tree (this provider cannot compare snapshots, so the trees are listed); give paths to narrow the diff to the files or directories you need",
-			p.show, len(entries), s.commit)
 	}
 	return entries, nil
 }

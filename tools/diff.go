@@ -76,7 +76,11 @@ func (t *toolset) workspaceDiff() server.ServerTool {
 					commit = d.From
 				}
 				v.then("read_file", "read "+f.Path+" whole", map[string]any{"workspace": d.Workspace, "path": f.Path, "commit": commit})
-				v.then("workspace_diff", "the diff of "+f.Path+" alone", map[string]any{"workspace": d.Workspace, "from": d.From, "to": d.To, "paths": []string{f.Path}})
+				args := map[string]any{"workspace": d.Workspace, "to": d.To, "paths": []string{f.Path}}
+				if d.From != "" {
+					args["from"] = d.From
+				}
+				v.then("workspace_diff", "the diff of "+f.Path+" alone", args)
 				break
 			}
 			return v, nil
@@ -96,7 +100,10 @@ func (v diffView) text() string {
 		b.WriteString("no changes")
 		return b.String()
 	}
-	fmt.Fprintf(&b, "%d changed (%d added, %d modified, %d deleted listed), +%d -%d lines", v.Changed, v.Added, v.Modified, v.Deleted, v.LinesAdded, v.LinesRemoved)
+	fmt.Fprintf(&b, "%d changed path(s): %d added, %d modified, %d deleted; +%d -%d lines", v.Changed, v.Added, v.Modified, v.Deleted, v.LinesAdded, v.LinesRemoved)
+	if v.Incomplete {
+		fmt.Fprintf(&b, " (%d listed; give paths to narrow)", len(v.Files))
+	}
 	marks := map[string]string{"added": "+", "modified": "~", "deleted": "-"}
 	for _, f := range v.Files {
 		fmt.Fprintf(&b, "\n%s%s", marks[f.Op], f.Path)
