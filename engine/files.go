@@ -176,43 +176,70 @@ func (e *Engine) provErr(err error, doing string) error {
 	}
 }
 
-// atHead starts a throwaway sandbox at the workspace head for a read and stops it afterwards.
-func (e *Engine) atHead(ctx context.Context, ref string, read func(sb sandbox.Sandbox, head string) error) error {
+// atCommit starts a throwaway sandbox at a commit of the workspace ("" for its head; arg names
+// the argument that gave it, see commitArg) for a read and stops it afterwards.
+func (e *Engine) atCommit(ctx context.Context, ref, commit, arg string, read func(sb sandbox.Sandbox, id string) error) error {
 	var w store.Workspace
-	var head store.Commit
+	var c store.Commit
 	if err := e.st.View(func(tx *store.Tx) error {
 		var err error
 		if w, err = lookupTx(tx, ref); err != nil {
 			return err
 		}
-		head, err = tx.Commit(w.Head)
+		c, err = commitArg(tx, w, commit, arg)
 		return err
 	}); err != nil {
 		return err
 	}
-	sb, err := e.prov.Start(ctx, sandbox.StartOptions{Snapshot: sandbox.SnapshotRef(head.Snapshot), Policy: policies.Deny(), Label: w.ID})
+	sb, err := e.prov.Start(ctx, sandbox.StartOptions{Snapshot: sandbox.SnapshotRef(c.Snapshot), Policy: policies.Deny(), Label: w.ID})
 	if err != nil {
 		return e.provErr(err, "start a sandbox to read from")
 	}
 	defer sb.Stop(context.Background())
-	return read(sb, head.ID)
+	return read(sb, c.ID)
+}
+
+// commitArg resolves a commit argument of workspace w (arg names it: "commit", "from", "to"):
+// "" is the head; anything else must be the id of one of w's commits (any it ever had, not
+// only those on the current history chain).
+func commitArg(tx *store.Tx, w store.Workspace, id, arg string) (store.Commit, error) {
+	if id == "" {
+		return tx.Commit(w.Head)
+	}
+	hist := map[string]any{"workspace": w.ID}
+	if !hasPrefix(id, commitPrefix) {
+		return store.Commit{}, errorf(ErrInvalid, "%s %q is not a commit id (they start with %s); workspace_history lists the commits of %s", arg, id, commitPrefix, w.Name).
+			with(ErrorFields{Workspace: w.ID, Argument: arg}).then("workspace_history", "list the commit ids", hist)
+	}
+	c, err := tx.Commit(id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Workspace != w.ID) {
+		return store.Commit{}, errorf(ErrNotFound, "%s: workspace %s has no commit %s; workspace_history lists its commits", arg, w.Name, id).
+			with(ErrorFields{Workspace: w.ID, Commit: id, Argument: arg}).then("workspace_history", "list the commit ids", hist)
+	}
+	return c, err
 }
 
 // ReadFile reads a file at the workspace head: up to max bytes (<=0: MaxFileSize) from offset.
 // The path may be in /workspace or the home (see paths.go).
 func (e *Engine) ReadFile(ctx context.Context, ref, path string, offset, max int64) (FileContent, error) {
+	return e.ReadFileAt(ctx, ref, "", path, offset, max)
+}
+
+// ReadFileAt is ReadFile at a commit of the workspace ("" for its head) instead of the head;
+// errors about the commit name the argument "commit".
+func (e *Engine) ReadFileAt(ctx context.Context, ref, commit, path string, offset, max int64) (FileContent, error) {
 	home := e.homeDir()
 	p, max, err := readArgs(path, home, offset, max)
 	if err != nil {
 		return FileContent{}, err
 	}
 	var fc FileContent
-	err = e.atHead(ctx, ref, func(sb sandbox.Sandbox, head string) error {
+	err = e.atCommit(ctx, ref, commit, "commit", func(sb sandbox.Sandbox, id string) error {
 		c, err := sb.ReadFile(ctx, p.prov, offset, max)
 		if err != nil {
 			return readErr(e.provErr(err, ""), p, path)
 		}
-		fc = FileContent{Path: p.show, Data: c.Data, Size: c.Size, Offset: offset}
+		fc = FileContent{Path: p.show, Data: c.Data, Size: c.Size, Offset: offset, Commit: id}
 		return nil
 	})
 	return fc, err
@@ -239,13 +266,19 @@ func readErr(err error, p filePath, orig string) error {
 // in /workspace ("" for /workspace itself) or the home ("~"); entries in the home are named
 // "~/...".
 func (e *Engine) ListFiles(ctx context.Context, ref, path string, depth int) ([]FileEntry, error) {
+	return e.ListFilesAt(ctx, ref, "", path, depth)
+}
+
+// ListFilesAt is ListFiles at a commit of the workspace ("" for its head) instead of the head;
+// errors about the commit name the argument "commit".
+func (e *Engine) ListFilesAt(ctx context.Context, ref, commit, path string, depth int) ([]FileEntry, error) {
 	home := e.homeDir()
 	p, depth, err := listArgs(path, home, depth)
 	if err != nil {
 		return nil, err
 	}
 	var out []FileEntry
-	err = e.atHead(ctx, ref, func(sb sandbox.Sandbox, head string) error {
+	err = e.atCommit(ctx, ref, commit, "commit", func(sb sandbox.Sandbox, _ string) error {
 		entries, err := sb.ListFiles(ctx, p.prov, depth)
 		if err != nil {
 			return listErr(e.provErr(err, ""), path)

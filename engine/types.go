@@ -79,6 +79,8 @@ type FileContent struct {
 	Data   []byte `json:"-"`
 	Size   int64  `json:"size"`
 	Offset int64  `json:"offset"`
+	// Commit is the commit read (the head, or the one asked for).
+	Commit string `json:"commit,omitempty"`
 }
 
 // WriteRequest is one write_files call: files to write and paths to delete, applied together —

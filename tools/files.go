@@ -127,6 +127,15 @@ func fileTarget(workspace, sessionID string) error {
 		"or session_id (a live session ses_… from open_session)")
 }
 
+// commitTarget checks that commit comes with workspace: a live session has no commits to read.
+func commitTarget(commit, sessionID string) error {
+	if commit != "" && sessionID != "" {
+		return argError("commit", fmt.Sprintf("reads a commit of a workspace, so give it with workspace, not with session_id (got session_id %q and commit %q); "+
+			"a session's files are read as they are now", sessionID, commit))
+	}
+	return nil
+}
+
 // decodeFiles decodes each file's content and mode of write_files' files argument (the engine
 // checks paths, counts and sizes).
 func decodeFiles(in []fileArg) ([]engine.WriteFile, error) {
@@ -181,6 +190,7 @@ type readFileArgs struct {
 	Encoding  string `json:"encoding,omitempty" jsonschema:"enum=utf8,enum=base64" jsonschema_description:"Default: text when valid UTF-8, else base64. utf8 forces text, base64 exact bytes."`
 	Offset    int64  `json:"offset,omitempty" jsonschema_description:"Byte offset to start at (a previous result's next_offset). Default 0."`
 	MaxBytes  int64  `json:"max_bytes,omitempty" jsonschema_description:"Read at most this many bytes: default {read_default}, at most {max_file}."`
+	Commit    string `json:"commit,omitempty" jsonschema_description:"With workspace: read this commit (c_…) instead of the head."`
 }
 
 // fileView is read_file's result.
@@ -197,6 +207,8 @@ type fileView struct {
 	NextOffset *int64 `json:"next_offset,omitempty"`
 	// Replaced is true when invalid UTF-8 was replaced (encoding "utf8" asked for explicitly).
 	Replaced bool `json:"replaced_invalid_utf8,omitempty"`
+	// Commit is the commit read, with workspace.
+	Commit string `json:"commit,omitempty"`
 	Steps
 }
 
@@ -209,6 +221,9 @@ func (t *toolset) readFile() server.ServerTool {
 		hints: hints{readOnly: true, idempotent: true},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *readFileArgs) (fileView, error) {
 			if err := fileTarget(a.Workspace, a.SessionID); err != nil {
+				return fileView{}, err
+			}
+			if err := commitTarget(a.Commit, a.SessionID); err != nil {
 				return fileView{}, err
 			}
 			switch a.Encoding {
@@ -229,18 +244,22 @@ func (t *toolset) readFile() server.ServerTool {
 				}
 				fc, err = t.eng.SessionReadFile(ctx, h, a.SessionID, a.Path, a.Offset, max)
 			} else {
-				fc, err = t.eng.ReadFile(ctx, a.Workspace, a.Path, a.Offset, max)
+				fc, err = t.eng.ReadFileAt(ctx, a.Workspace, a.Commit, a.Path, a.Offset, max)
 			}
 			if err != nil {
 				return fileView{}, err
 			}
 			v := fileContentView(fc, a.Encoding)
+			v.Commit = fc.Commit
 			if v.NextOffset != nil {
 				args := map[string]any{"path": a.Path, "offset": *v.NextOffset}
 				if a.SessionID != "" {
 					args["session_id"] = a.SessionID
 				} else {
 					args["workspace"] = a.Workspace
+				}
+				if a.Commit != "" {
+					args["commit"] = a.Commit
 				}
 				v.then("read_file", "read the rest", args)
 			}
@@ -304,6 +323,9 @@ func wholeRunes(data []byte, midStart, midEnd bool) ([]byte, int, bool) {
 func (v fileView) text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s", v.Path, sizeText(v.Size))
+	if v.Commit != "" {
+		fmt.Fprintf(&b, " at commit %s", v.Commit)
+	}
 	if v.NextOffset != nil || v.Offset > 0 {
 		fmt.Fprintf(&b, "; bytes %d-%d shown", v.Offset, v.Offset+v.Bytes)
 	}
@@ -326,6 +348,7 @@ type listFilesArgs struct {
 	SessionID string `json:"session_id,omitempty" jsonschema_description:"A live session (ses_…) to list its current files instead."`
 	Path      string `json:"path,omitempty" jsonschema_description:"Directory, relative to /workspace, absolute under it, or ~ (the home). Default /workspace."`
 	Depth     int    `json:"depth,omitempty" jsonschema_description:"Levels to descend: 1 (default) lists the directory's own entries, at most {depth_max}."`
+	Commit    string `json:"commit,omitempty" jsonschema_description:"With workspace: list this commit (c_…) instead of the head."`
 }
 
 // fileList is list_files' result.
@@ -348,6 +371,9 @@ func (t *toolset) listFiles() server.ServerTool {
 			if err := fileTarget(a.Workspace, a.SessionID); err != nil {
 				return fileList{}, err
 			}
+			if err := commitTarget(a.Commit, a.SessionID); err != nil {
+				return fileList{}, err
+			}
 			var entries []engine.FileEntry
 			var err error
 			if a.SessionID != "" {
@@ -357,7 +383,7 @@ func (t *toolset) listFiles() server.ServerTool {
 				}
 				entries, err = t.eng.SessionListFiles(ctx, h, a.SessionID, a.Path, a.Depth)
 			} else {
-				entries, err = t.eng.ListFiles(ctx, a.Workspace, a.Path, a.Depth)
+				entries, err = t.eng.ListFilesAt(ctx, a.Workspace, a.Commit, a.Path, a.Depth)
 			}
 			if err != nil {
 				return fileList{}, err

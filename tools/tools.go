@@ -140,6 +140,7 @@ func (t *toolset) all() []server.ServerTool {
 		t.readFile(),
 		t.listFiles(),
 		t.workspaceHistory(),
+		t.workspaceDiff(),
 		t.restoreWorkspace(),
 		t.forkWorkspace(),
 		t.openSession(),
