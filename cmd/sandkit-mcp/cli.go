@@ -23,12 +23,15 @@ import (
 //	sandkit-mcp log WS           workspace_history
 //	sandkit-mcp runs WS          list_runs
 //	sandkit-mcp show RUN         get_run
+//	sandkit-mcp diff WS [FROM [TO]]  workspace_diff
 
 // humanCommand describes one of them.
 type humanCommand struct {
 	usage string   // "log WS"
 	args  []string // names of the positional arguments
-	tool  string
+	// optional is how many more positional arguments may follow.
+	optional int
+	tool     string
 	// toolArgs makes the tool's arguments from the positional ones.
 	toolArgs func(pos []string) map[string]any
 	// table renders the structured result for people; nil prints the tool's text.
@@ -47,6 +50,17 @@ var humanCommands = map[string]humanCommand{
 		table:    runsTable},
 	"show": {usage: "show RUN", args: []string{"RUN"}, tool: "get_run",
 		toolArgs: func(p []string) map[string]any { return map[string]any{"run_id": p[0]} }},
+	"diff": {usage: "diff WS [FROM [TO]]", args: []string{"WS"}, optional: 2, tool: "workspace_diff",
+		toolArgs: func(p []string) map[string]any {
+			a := map[string]any{"workspace": p[0]}
+			if len(p) > 1 {
+				a["from"] = p[1]
+			}
+			if len(p) > 2 {
+				a["to"] = p[2]
+			}
+			return a
+		}},
 }
 
 // valueFlags are the flags of parseConfig that take a value (so the next argument is not a
@@ -79,7 +93,7 @@ func splitArgs(args []string) (pos, flags []string, asJSON bool) {
 func human(ctx context.Context, name string, args []string, stdout io.Writer) error {
 	hc := humanCommands[name]
 	pos, flags, asJSON := splitArgs(args)
-	if len(pos) != len(hc.args) {
+	if len(pos) < len(hc.args) || len(pos) > len(hc.args)+hc.optional {
 		return usageError{fmt.Errorf("usage: sandkit-mcp %s [--json] [flags]", hc.usage)}
 	}
 	cfg, _, err := parseConfig(name, flags)

@@ -58,6 +58,10 @@ func TestHumanCLI(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "exited 0") || !strings.Contains(out, "made") || strings.Contains(out, "next:") {
 		t.Errorf("show: exit %d\n%s", code, out)
 	}
+	out, _, code = cli(t, dir, "diff", "site")
+	if code != 0 || !strings.Contains(out, "index.html") || !strings.Contains(out, "+hi") || strings.Contains(out, "next:") {
+		t.Errorf("diff site: exit %d\n%s", code, out)
+	}
 	if _, errs, code := cli(t, dir, "log", "nope"); code != 1 || !strings.Contains(errs, `no workspace with id or name "nope"`) {
 		t.Errorf("log of a missing workspace: exit %d, %q", code, errs)
 	}

@@ -10,7 +10,7 @@
 //	sandkit-mcp doctor [flags]     check this machine and say how to fix what is missing
 //	sandkit-mcp demo [flags]       drive a real MCP client through the whole story and print it
 //	sandkit-mcp bootstrap [flags]  build the operator's setup templates now (no daemon may run)
-//	sandkit-mcp ls | log WS | runs WS | show RUN   for the humans: tables (or --json) of the data dir
+//	sandkit-mcp ls | log WS | runs WS | show RUN | diff WS [FROM [TO]]   for the humans: tables (or --json)
 //	sandkit-mcp version            print the version
 //
 // Flags (every subcommand): --data-dir DIR (or SANDKIT_DATA_DIR; default
@@ -57,7 +57,7 @@ func run(args []string) int {
 		err = demo(ctx, args)
 	case "bootstrap":
 		err = bootstrapCmd(ctx, args)
-	case "ls", "log", "runs", "show":
+	case "ls", "log", "runs", "show", "diff":
 		err = human(ctx, cmd, args, os.Stdout)
 	case "version":
 		fmt.Println("sandkit-mcp", version)
@@ -100,6 +100,7 @@ Usage:
   sandkit-mcp log WS [--json]  a workspace's history, newest first
   sandkit-mcp runs WS [--json] a workspace's runs, newest first
   sandkit-mcp show RUN [--json] a run: status, exit code, output
+  sandkit-mcp diff WS [FROM [TO]] [--json]  what changed between two commits (default: the head's)
   sandkit-mcp version          print the version
 
 Flags (every subcommand):
