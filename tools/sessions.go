@@ -46,7 +46,7 @@ func (r sessionResult) withSteps() sessionResult {
 	}
 	r.then("session_exec", "run commands (background=true for servers)", map[string]any{"session_id": r.SessionID})
 	for _, p := range r.ExposedPorts {
-		r.then("session_url", "a URL for the port, once something listens there", map[string]any{"session_id": r.SessionID, "port": p})
+		r.then("session_url", "a URL for the port (it waits for a listener)", map[string]any{"session_id": r.SessionID, "port": p})
 	}
 	r.then("commit_session", "save the changes as one commit and end the session", map[string]any{"session_id": r.SessionID})
 	return r
