@@ -280,7 +280,9 @@ func TestSessionProcessesAndURL(t *testing.T) {
 func TestSessionSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	v := open(t, dir)
-	v.mkws(t, "w")
+	if _, err := v.e.CreateWorkspace(ctxT(t), engine.CreateWorkspaceRequest{Name: "w", ExposedPorts: []int{8785}}); err != nil {
+		t.Fatal(err)
+	}
 	s := v.open(t, alice, "w", time.Minute)
 	v.sexec(t, alice, s.ID, "echo kept > k.txt")
 	bg, err := v.e.SessionExec(ctxT(t), alice, engine.SessionExecRequest{SessionID: s.ID, Command: "sh", Args: []string{"-c", "echo started; sleep 300"}, Background: true})
@@ -323,6 +325,11 @@ func TestSessionSurvivesRestart(t *testing.T) {
 	logs, err := v.e.SessionLogs(ctx, bob, s.ID, bg.ProcessID, 0, 0)
 	if err != nil || !logs.Running || string(logs.Output) != "started\n" {
 		t.Fatalf("background process after restart: %+v %v", logs, err)
+	}
+	// session_url still knows the session's ports and processes (from its record).
+	u, err := v.e.SessionURL(ctx, bob, engine.SessionURLRequest{SessionID: s.ID, Port: 8785, Wait: time.Millisecond})
+	if err != nil || len(u.Processes) != 1 || u.Processes[0].ID != bg.ProcessID || !u.Processes[0].Running || string(u.Processes[0].Output) != "started\n" {
+		t.Fatalf("session_url after restart: %+v %v", u, err)
 	}
 	c, err := v.e.CommitSession(ctx, bob, s.ID, "")
 	if err != nil {
