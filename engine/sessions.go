@@ -254,6 +254,9 @@ func (e *Engine) openSession(ctx context.Context, h Holder, wsID string, timeout
 		if cur.Head != base.ID {
 			return errorf(ErrBusy, "head moved from %s to %s while the session started; open it again", base.ID, cur.Head)
 		}
+		if !slices.Equal(cur.ExposedPorts, w.ExposedPorts) { // the session's ports come from w's
+			return errorf(ErrBusy, "the workspace's exposed_ports changed from %v to %v while the session started; open it again", w.ExposedPorts, cur.ExposedPorts)
+		}
 		if err := tx.PutSession(s); err != nil {
 			return err
 		}
