@@ -29,7 +29,8 @@ type Session struct {
 	WorkspaceName string `json:"workspace"`
 	// Holder is the client name of the holder (never the connection id of another client).
 	Holder string `json:"holder,omitempty"`
-	// ExposedPorts are the workspace's ports session_url can publish.
+	// ExposedPorts are the session's ports session_url can publish: its workspace's exposed ports
+	// when it opened, plus open_session's own.
 	ExposedPorts []int    `json:"exposed_ports,omitempty"`
 	Warnings     []string `json:"warnings,omitempty"`
 }
@@ -42,6 +43,9 @@ type OpenSessionRequest struct {
 	// Policy overrides the workspace policy for this session. It may hold literal secrets: they
 	// reach the sandbox's proxy and are stored only redacted.
 	Policy *policies.Policy
+	// ExposedPorts are ports this session exposes in addition to the workspace's exposed ports
+	// (validated like them; the two together must fit the limits of a workspace's).
+	ExposedPorts []int
 }
 
 // SessionExecRequest holds session_exec's arguments.

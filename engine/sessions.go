@@ -2,11 +2,8 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -46,6 +43,7 @@ type liveSession struct {
 	timer  *time.Timer
 	ending bool               // commit, discard or expiry has begun: no new operations
 	fg     map[string]*fgProc // foreground commands that outlived their yield (session_fg.go)
+	bg     []string           // background processes started, oldest first (session_url.go)
 }
 
 // sessions is the engine's in-memory view of open sessions and preview tokens.
@@ -165,6 +163,10 @@ func (e *Engine) OpenSession(ctx context.Context, h Holder, req OpenSessionReque
 	if err := e.providerLifetime(timeout+sessionGrace, fmt.Sprintf("a session of timeout_ms %d", timeout.Milliseconds())); err != nil {
 		return Session{}, err
 	}
+	extra, err := validPorts(req.ExposedPorts)
+	if err != nil {
+		return Session{}, err
+	}
 	var override *policies.Policy
 	if req.Policy != nil {
 		p, err := e.checkPolicy(*req.Policy, useSession)
@@ -186,7 +188,7 @@ func (e *Engine) OpenSession(ctx context.Context, h Holder, req OpenSessionReque
 	var out store.Session
 	var jerr error
 	j := e.enqueue(w.ID, func(jctx context.Context) {
-		out, jerr = e.openSession(jctx, h, w.ID, timeout, override)
+		out, jerr = e.openSession(jctx, h, w.ID, timeout, override, extra)
 	})
 	select {
 	case <-j.done:
@@ -208,7 +210,7 @@ func (e *Engine) OpenSession(ctx context.Context, h Holder, req OpenSessionReque
 	return e.sessionView(out), nil
 }
 
-func (e *Engine) openSession(ctx context.Context, h Holder, wsID string, timeout time.Duration, override *policies.Policy) (store.Session, error) {
+func (e *Engine) openSession(ctx context.Context, h Holder, wsID string, timeout time.Duration, override *policies.Policy, extra []int) (store.Session, error) {
 	if ctx.Err() != nil {
 		return store.Session{}, ErrClosed
 	}
@@ -224,10 +226,14 @@ func (e *Engine) openSession(ctx context.Context, h Holder, wsID string, timeout
 	} else if err := e.defaultPolicyUsable(w); err != nil {
 		return store.Session{}, err
 	}
+	ports, err := e.sessionOpenPorts(w, extra)
+	if err != nil {
+		return store.Session{}, err
+	}
 	now := time.Now().UTC()
 	sb, err := e.prov.Start(ctx, sandbox.StartOptions{
 		Snapshot: sandbox.SnapshotRef(base.Snapshot), Policy: pol, Label: w.ID,
-		Lifetime: timeout + sessionGrace, Detached: true, Ports: w.ExposedPorts,
+		Lifetime: timeout + sessionGrace, Detached: true, Ports: ports,
 	})
 	if err != nil {
 		return store.Session{}, e.provErr(err, "start the session's sandbox")
@@ -235,7 +241,7 @@ func (e *Engine) openSession(ctx context.Context, h Holder, wsID string, timeout
 	s := store.Session{
 		ID: newID(sessionPrefix), Workspace: w.ID, State: store.SessionAttached,
 		HolderConn: h.Conn, HolderClient: h.Client, SandboxID: sb.ID(), Base: base.ID,
-		Policy: describePolicy(pol), Override: stored, Opened: now, Expires: now.Add(timeout),
+		Policy: describePolicy(pol), Override: stored, Ports: ports, Opened: now, Expires: now.Add(timeout),
 	}
 	err = e.st.Update(func(tx *store.Tx) error {
 		cur, err := tx.Workspace(w.ID)
@@ -247,6 +253,9 @@ func (e *Engine) openSession(ctx context.Context, h Holder, wsID string, timeout
 		}
 		if cur.Head != base.ID {
 			return errorf(ErrBusy, "head moved from %s to %s while the session started; open it again", base.ID, cur.Head)
+		}
+		if !slices.Equal(cur.ExposedPorts, w.ExposedPorts) { // the session's ports come from w's
+			return errorf(ErrBusy, "the workspace's exposed_ports changed from %v to %v while the session started; open it again", w.ExposedPorts, cur.ExposedPorts)
 		}
 		if err := tx.PutSession(s); err != nil {
 			return err
@@ -265,9 +274,25 @@ func (e *Engine) openSession(ctx context.Context, h Holder, wsID string, timeout
 	return s, nil
 }
 
+// sessionOpenPorts are the ports of a session opening on w: the workspace's exposed ports, then
+// open_session's extra ones, within the limits of a workspace's and the provider's.
+func (e *Engine) sessionOpenPorts(w store.Workspace, extra []int) ([]int, error) {
+	if len(extra) == 0 {
+		return w.ExposedPorts, nil
+	}
+	ports, err := validPorts(append(slices.Clone(w.ExposedPorts), extra...))
+	if err == nil {
+		err = e.providerPorts(ports)
+	}
+	if err != nil {
+		return nil, noted(err, fmt.Sprintf("the session's ports are workspace %s's exposed_ports %v plus open_session's %v", w.Name, w.ExposedPorts, extra))
+	}
+	return ports, nil
+}
+
 // adopt registers a live session and arms its expiry.
 func (e *Engine) adopt(s store.Session, sb sandbox.Sandbox) {
-	ls := &liveSession{id: s.ID, ws: s.Workspace, sb: sb}
+	ls := &liveSession{id: s.ID, ws: s.Workspace, sb: sb, bg: slices.Clone(s.Processes)}
 	e.sess.mu.Lock()
 	e.sess.live[s.ID] = ls
 	e.sess.mu.Unlock()
@@ -522,7 +547,7 @@ func (e *Engine) sessionView(s store.Session) Session {
 	_ = e.st.View(func(tx *store.Tx) error {
 		if w, err := tx.Workspace(s.Workspace); err == nil {
 			v.WorkspaceName = w.Name
-			v.ExposedPorts = w.ExposedPorts
+			v.ExposedPorts = sessionPorts(s, w)
 		}
 		return nil
 	})
@@ -573,6 +598,7 @@ func (e *Engine) SessionExec(ctx context.Context, h Holder, req SessionExecReque
 		if err != nil {
 			return SessionExecResult{}, e.sessionErr(ls, err)
 		}
+		e.noteProcess(ls, id)
 		return SessionExecResult{ProcessID: id, Running: true}, nil
 	}
 	x.Timeout = timeout
@@ -673,88 +699,6 @@ func (e *Engine) SessionKill(ctx context.Context, h Holder, sessionID, processID
 	st.Offset = st.Next
 	shellView(&st)
 	return st, nil
-}
-
-var tokenEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-// SessionURL returns a URL that reaches port inside the session: the provider's own URL when it
-// serves ports itself (Vercel's public routes), else one on this server's preview listener,
-// relayed through the provider's DialPort (then something must listen already). The port must be
-// one of the workspace's exposed ports.
-func (e *Engine) SessionURL(ctx context.Context, h Holder, sessionID string, port int) (string, error) {
-	if port < 1 || port > 65535 {
-		return "", badArg("port", ptr(int64(65535)), ptr(int64(port)), "port %d is not a TCP port: give 1 to 65535, one of the workspace's exposed_ports", port)
-	}
-	ls, s, err := e.holding(h, sessionID)
-	if err != nil {
-		return "", err
-	}
-	var w store.Workspace
-	if err := e.st.View(func(tx *store.Tx) error {
-		var err error
-		w, err = tx.Workspace(s.Workspace)
-		return err
-	}); err != nil {
-		return "", err
-	}
-	if !slices.Contains(w.ExposedPorts, port) {
-		exposed := "none"
-		if len(w.ExposedPorts) > 0 {
-			exposed = fmt.Sprint(w.ExposedPorts)
-		}
-		return "", errorf(ErrInvalid, "port %d is not exposed by workspace %q (exposed ports: %s); only ports given in create_workspace's exposed_ports can get a URL", port, w.Name, exposed)
-	}
-	if e.prov.Capabilities().PortURLs {
-		// The provider serves its ports itself (Vercel's public routes).
-		u, err := ls.sb.PortURL(ctx, port)
-		if err != nil {
-			return "", e.sessionErr(ls, err)
-		}
-		return u, nil
-	}
-	if e.previewURL == nil {
-		return "", errorf(ErrProvider, "this server was started without a preview listener, so it cannot hand out URLs")
-	}
-	conn, err := ls.sb.DialPort(ctx, port)
-	if err != nil {
-		if errors.Is(err, sandbox.ErrRefused) {
-			return "", errorf(ErrInvalid, "nothing is listening on port %d inside session %s yet; start your server there (e.g. session_exec with background=true) bound to 127.0.0.1:%d or 0.0.0.0:%d, then call session_url again", port, sessionID, port, port)
-		}
-		return "", e.sessionErr(ls, err)
-	}
-	conn.Close()
-	e.sess.mu.Lock()
-	defer e.sess.mu.Unlock()
-	for tok, t := range e.sess.previews {
-		if t.SessionID == sessionID && t.Port == port {
-			return e.previewURL(tok), nil
-		}
-	}
-	var b [20]byte
-	_, _ = rand.Read(b[:])
-	tok := tokenEncoding.EncodeToString(b[:])
-	e.sess.previews[tok] = PreviewTarget{SessionID: sessionID, Port: port}
-	return e.previewURL(tok), nil
-}
-
-// Preview resolves a preview URL token to its session and port, and a dialer reaching that port.
-// Unknown tokens, and tokens of sessions that ended, yield ErrNotFound.
-func (e *Engine) Preview(token string) (PreviewTarget, func(ctx context.Context) (net.Conn, error), error) {
-	e.sess.mu.Lock()
-	t, ok := e.sess.previews[token]
-	ls := e.sess.live[t.SessionID]
-	e.sess.mu.Unlock()
-	if !ok || ls == nil {
-		return PreviewTarget{}, nil, errorf(ErrNotFound, "unknown or expired preview link; call session_url again for a fresh one")
-	}
-	dial := func(ctx context.Context) (net.Conn, error) {
-		c, err := ls.sb.DialPort(ctx, t.Port)
-		if err != nil && errors.Is(err, sandbox.ErrRefused) {
-			return nil, errorf(ErrInvalid, "nothing is listening on port %d inside session %s", t.Port, t.SessionID)
-		}
-		return c, err
-	}
-	return t, dial, nil
 }
 
 // ExtendSession makes the session expire timeout from now.

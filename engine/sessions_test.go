@@ -208,25 +208,24 @@ func TestSessionProcessesAndURL(t *testing.T) {
 	if err := e.SessionWriteFiles(ctx, alice, s.ID, engine.WriteRequest{Files: []engine.WriteFile{{Path: "index.html", Content: []byte("<h1>hello preview</h1>")}}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.SessionURL(ctx, alice, s.ID, 9999)
+	_, err = e.SessionURL(ctx, alice, engine.SessionURLRequest{SessionID: s.ID, Port: 9999})
 	wantErr(t, "url of a port not exposed", err, engine.ErrInvalid, "9999", "exposed", "8765")
-	_, err = e.SessionURL(ctx, alice, s.ID, 8765)
-	wantErr(t, "url with nothing listening", err, engine.ErrInvalid, "nothing is listening on port 8765")
+	u, err := e.SessionURL(ctx, alice, engine.SessionURLRequest{SessionID: s.ID, Port: 8765, Wait: 300 * time.Millisecond})
+	if err != nil || u.Listening == nil || *u.Listening || u.URL == "" || u.Waited < 300*time.Millisecond || len(u.Processes) != 0 {
+		t.Fatalf("url with nothing listening (and no process): %+v %v", u, err)
+	}
 	r, err := e.SessionExec(ctx, alice, engine.SessionExecRequest{SessionID: s.ID, Command: "python3", Args: []string{"-m", "http.server", "8765", "--bind", "127.0.0.1"}, Background: true})
 	if err != nil || r.ProcessID == "" {
 		t.Fatalf("background exec: %+v %v", r, err)
 	}
-	var url string
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		url, err = e.SessionURL(ctx, alice, s.ID, 8765)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server never came up: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	u2, err := e.SessionURL(ctx, alice, engine.SessionURLRequest{SessionID: s.ID, Port: 8765, Wait: 20 * time.Second})
+	if err != nil || u2.Listening == nil || !*u2.Listening {
+		t.Fatalf("server never came up: %+v %v", u2, err)
 	}
+	if u2.URL != u.URL {
+		t.Fatalf("a second session_url gave another URL: %q, then %q", u.URL, u2.URL)
+	}
+	url := u2.URL
 	tok := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), ".preview.test/")
 	tgt, dial, err := e.Preview(tok)
 	if err != nil || tgt.SessionID != s.ID || tgt.Port != 8765 {
@@ -281,7 +280,9 @@ func TestSessionProcessesAndURL(t *testing.T) {
 func TestSessionSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	v := open(t, dir)
-	v.mkws(t, "w")
+	if _, err := v.e.CreateWorkspace(ctxT(t), engine.CreateWorkspaceRequest{Name: "w", ExposedPorts: []int{8785}}); err != nil {
+		t.Fatal(err)
+	}
 	s := v.open(t, alice, "w", time.Minute)
 	v.sexec(t, alice, s.ID, "echo kept > k.txt")
 	bg, err := v.e.SessionExec(ctxT(t), alice, engine.SessionExecRequest{SessionID: s.ID, Command: "sh", Args: []string{"-c", "echo started; sleep 300"}, Background: true})
@@ -324,6 +325,11 @@ func TestSessionSurvivesRestart(t *testing.T) {
 	logs, err := v.e.SessionLogs(ctx, bob, s.ID, bg.ProcessID, 0, 0)
 	if err != nil || !logs.Running || string(logs.Output) != "started\n" {
 		t.Fatalf("background process after restart: %+v %v", logs, err)
+	}
+	// session_url still knows the session's ports and processes (from its record).
+	u, err := v.e.SessionURL(ctx, bob, engine.SessionURLRequest{SessionID: s.ID, Port: 8785, Wait: time.Millisecond})
+	if err != nil || len(u.Processes) != 1 || u.Processes[0].ID != bg.ProcessID || !u.Processes[0].Running || string(u.Processes[0].Output) != "started\n" {
+		t.Fatalf("session_url after restart: %+v %v", u, err)
 	}
 	c, err := v.e.CommitSession(ctx, bob, s.ID, "")
 	if err != nil {

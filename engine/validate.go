@@ -10,33 +10,33 @@ import (
 // starting with a letter or digit, and not shaped like an id.
 func validName(name string) error {
 	if name == "" {
-		return errorf(ErrInvalid, "workspace name is empty")
+		return badArg("name", nil, nil, "workspace name is empty")
 	}
 	if len(name) > 64 {
-		return errorf(ErrInvalid, "workspace name %q is longer than 64 characters", name)
+		return badArg("name", ptr(int64(64)), ptr(int64(len(name))), "workspace name %q is longer than 64 characters", name)
 	}
 	for i, r := range name {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || (i > 0 && (r == '.' || r == '_' || r == '-'))
 		if !ok {
-			return errorf(ErrInvalid, "workspace name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", name)
+			return badArg("name", nil, nil, "workspace name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", name)
 		}
 	}
 	if hasPrefix(name, wsPrefix) {
-		return errorf(ErrInvalid, "workspace name %q starts with %q, which is reserved for ids; pick another name", name, wsPrefix)
+		return badArg("name", nil, nil, "workspace name %q starts with %q, which is reserved for ids; pick another name", name, wsPrefix)
 	}
 	return nil
 }
 
 func validLabels(labels map[string]string) error {
 	if len(labels) > MaxLabels {
-		return errorf(ErrInvalid, "at most %d labels per workspace", MaxLabels)
+		return badArg("labels", ptr(int64(MaxLabels)), ptr(int64(len(labels))), "%d labels, but a workspace has at most %d", len(labels), MaxLabels)
 	}
 	for k, v := range labels {
 		if k == "" || len(k) > 63 || strings.ContainsAny(k, "= \t\n") {
-			return errorf(ErrInvalid, "label key %q must be 1–63 characters without '=' or spaces", k)
+			return badArg("labels", nil, nil, "label key %q must be 1–63 characters without '=' or spaces", k)
 		}
 		if len(v) > 256 || !utf8.ValidString(v) {
-			return errorf(ErrInvalid, "label %q: value must be valid UTF-8 of at most 256 bytes", k)
+			return badArg("labels", nil, nil, "label %q: value must be valid UTF-8 of at most 256 bytes", k)
 		}
 	}
 	return nil
@@ -47,7 +47,7 @@ func validPorts(ports []int) ([]int, error) {
 	var out []int
 	for _, p := range ports {
 		if p < 1 || p > 65535 {
-			return nil, errorf(ErrInvalid, "exposed port %d is outside 1–65535", p)
+			return nil, badArg("exposed_ports", ptr(int64(65535)), ptr(int64(p)), "exposed port %d is outside 1–65535", p)
 		}
 		if !seen[p] {
 			seen[p] = true
@@ -55,7 +55,7 @@ func validPorts(ports []int) ([]int, error) {
 		}
 	}
 	if len(out) > MaxExposedPorts {
-		return nil, errorf(ErrInvalid, "at most %d exposed ports", MaxExposedPorts)
+		return nil, badArg("exposed_ports", ptr(int64(MaxExposedPorts)), ptr(int64(len(out))), "%d exposed ports, but at most %d are allowed", len(out), MaxExposedPorts)
 	}
 	return out, nil
 }
@@ -65,11 +65,11 @@ func validPorts(ports []int) ([]int, error) {
 func (e *Engine) providerPorts(ports []int) error {
 	caps := e.prov.Capabilities()
 	if caps.MaxPorts > 0 && len(ports) > caps.MaxPorts {
-		return errorf(ErrInvalid, "%d exposed ports, but the %s provider exposes at most %d", len(ports), e.prov.Name(), caps.MaxPorts)
+		return badArg("exposed_ports", ptr(int64(caps.MaxPorts)), ptr(int64(len(ports))), "%d exposed ports, but the %s provider exposes at most %d", len(ports), e.prov.Name(), caps.MaxPorts)
 	}
 	for _, p := range ports {
 		if p < caps.MinPort {
-			return errorf(ErrInvalid, "exposed port %d is below %d, the lowest port the %s provider can expose; serve on a port from %d to 65535", p, caps.MinPort, e.prov.Name(), caps.MinPort)
+			return badArg("exposed_ports", ptr(int64(caps.MinPort)), ptr(int64(p)), "exposed port %d is below %d, the lowest port the %s provider can expose; serve on a port from %d to 65535", p, caps.MinPort, e.prov.Name(), caps.MinPort)
 		}
 	}
 	return nil

@@ -2,8 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -88,31 +86,23 @@ func TestVercelSessionURL(t *testing.T) {
 	if err := e.SessionWriteFiles(ctx, alice, s.ID, engine.WriteRequest{Files: []engine.WriteFile{{Path: "index.html", Content: []byte("<h1>hello vercel route</h1>")}}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.SessionURL(ctx, alice, s.ID, 9999)
+	_, err = e.SessionURL(ctx, alice, engine.SessionURLRequest{SessionID: s.ID, Port: 9999})
 	wantErr(t, "url of a port not exposed", err, engine.ErrInvalid, "9999", "8765")
-	if _, err := e.SessionExec(ctx, alice, engine.SessionExecRequest{SessionID: s.ID, Command: "python3", Args: []string{"-m", "http.server", "8765", "--bind", "0.0.0.0"}, Background: true}); err != nil {
+	r, err := e.SessionExec(ctx, alice, engine.SessionExecRequest{SessionID: s.ID, Command: "python3", Args: []string{"-m", "http.server", "8765", "--bind", "0.0.0.0"}, Background: true})
+	if err != nil {
 		t.Fatal(err)
 	}
-	url, err := e.SessionURL(ctx, alice, s.ID, 8765)
-	if err != nil || !strings.HasPrefix(url, "http") {
-		t.Fatalf("session_url: %q, %v", url, err)
+	// Vercel's route answers whether or not something listens: session_url does not wait and
+	// says listening is unknown, reporting the session's processes instead.
+	start := time.Now()
+	u, err := e.SessionURL(ctx, alice, engine.SessionURLRequest{SessionID: s.ID, Port: 8765, Wait: time.Minute})
+	if err != nil || !strings.HasPrefix(u.URL, "http") || u.Listening != nil || time.Since(start) > 30*time.Second {
+		t.Fatalf("session_url: %+v, %v (after %v)", u, err, time.Since(start))
 	}
-	var body string
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		resp, err := http.Get(strings.TrimSuffix(url, "/") + "/index.html")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if body = string(b); resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s: %v %q", url, err, body)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if len(u.Processes) != 1 || u.Processes[0].ID != r.ProcessID || u.Processes[0].Command != "python3" {
+		t.Fatalf("session_url's processes: %+v, want the server %s", u.Processes, r.ProcessID)
 	}
-	if !strings.Contains(body, "hello vercel route") {
+	if body := fetchOK(t, e, u.URL, "/index.html"); !strings.Contains(body, "hello vercel route") {
 		t.Fatalf("the route served %q", body)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -116,6 +118,96 @@ func (e *Engine) CreateWorkspace(ctx context.Context, req CreateWorkspaceRequest
 	w.Version = 1
 	e.log.Info("workspace created", "workspace", id, "name", name, "template", w.Template)
 	return e.view(w), nil
+}
+
+// UpdateWorkspaceRequest holds update_workspace's arguments. A nil field stays as it is.
+type UpdateWorkspaceRequest struct {
+	// Workspace is an id or a name.
+	Workspace string
+	// Name renames the workspace (the rules of create_workspace; unique).
+	Name *string
+	// Labels replace all the workspace's labels (an empty map removes them).
+	Labels *map[string]string
+	// ExposedPorts replace the workspace's exposed ports (an empty list removes them).
+	ExposedPorts *[]int
+}
+
+// UpdateWorkspace changes a workspace's durable metadata: its name, labels and exposed ports.
+// It touches no files, makes no commit and queues behind nothing: runs and sessions refer to
+// workspaces by id, and none of the three changes what a sandbox holds. The rules:
+//
+//   - A new name follows create_workspace's rules and must be free (ErrExists otherwise); the
+//     old name stops resolving at once.
+//   - Labels and the name may change while a session holds the workspace, by any caller: they
+//     only describe it.
+//   - Exposed ports may not change while a session is open: a session's ports are fixed when it
+//     opens (Vercel routes them at start). The lease error names the session; its holder can
+//     end it and open a new one, or give open_session exposed_ports for one session.
+//   - The change is one compare-and-swap of the workspace record: all of it applies, or none.
+func (e *Engine) UpdateWorkspace(ctx context.Context, req UpdateWorkspaceRequest) (Workspace, error) {
+	if e.isClosed() {
+		return Workspace{}, ErrClosed
+	}
+	if req.Name == nil && req.Labels == nil && req.ExposedPorts == nil {
+		return Workspace{}, errorf(ErrInvalid, "update_workspace was given nothing to change: give name, labels or exposed_ports")
+	}
+	if req.Name != nil {
+		if err := validName(*req.Name); err != nil {
+			return Workspace{}, err
+		}
+	}
+	if req.Labels != nil {
+		if err := validLabels(*req.Labels); err != nil {
+			return Workspace{}, err
+		}
+	}
+	var ports []int
+	if req.ExposedPorts != nil {
+		var err error
+		if ports, err = validPorts(*req.ExposedPorts); err != nil {
+			return Workspace{}, err
+		}
+		if err := e.providerPorts(ports); err != nil {
+			return Workspace{}, err
+		}
+	}
+	var out store.Workspace
+	err := e.st.Update(func(tx *store.Tx) error {
+		cur, err := lookupTx(tx, req.Workspace)
+		if err != nil {
+			return err
+		}
+		if req.ExposedPorts != nil && !slices.Equal(ports, cur.ExposedPorts) {
+			if err := checkLeaseTx(tx, cur, CallerFrom(ctx)); err != nil {
+				return noted(err, "exposed ports are fixed for a session's life, so they cannot change while one is open; "+
+					"end the session first, or give open_session exposed_ports for a single session")
+			}
+		}
+		if req.Name != nil {
+			cur.Name = *req.Name
+		}
+		if req.Labels != nil {
+			cur.Labels = maps.Clone(*req.Labels)
+			if len(cur.Labels) == 0 {
+				cur.Labels = nil
+			}
+		}
+		if req.ExposedPorts != nil {
+			cur.ExposedPorts = ports
+		}
+		cur.Updated = time.Now().UTC()
+		out, err = tx.PutWorkspace(cur, cur.Version)
+		return err
+	})
+	if errors.Is(err, store.ErrExists) {
+		return Workspace{}, errorf(ErrExists, "a workspace named %q already exists; pick another name (nothing was changed)", *req.Name).
+			with(ErrorFields{Argument: "name"})
+	}
+	if err != nil {
+		return Workspace{}, err
+	}
+	e.log.Info("workspace updated", "workspace", out.ID, "name", out.Name)
+	return e.view(out), nil
 }
 
 // ListWorkspaces lists workspaces sorted by name, optionally filtered by a label: "key" matches

@@ -188,9 +188,17 @@ type Session struct {
 	// Override is the session's own policy (open_session's policy), redacted: literal secrets
 	// read {"redacted": true}. Nil when the session follows the workspace's policy.
 	Override *policies.Policy `json:"policy_override,omitempty"`
-	Opened   time.Time        `json:"opened_at"`
-	Expires  time.Time        `json:"expires_at"`
-	Ended    time.Time        `json:"ended_at,omitzero"`
+	// Ports are the TCP ports the session's sandbox exposes, fixed when it opens: its
+	// workspace's exposed ports plus open_session's own. Nil in records from before the field
+	// (and when there are none): the workspace's exposed ports then, which cannot change while
+	// the session is open.
+	Ports []int `json:"ports,omitempty"`
+	// Processes lists the ids of the background processes started in the session, oldest first
+	// (the engine keeps the newest few), so session_url can report them after a restart too.
+	Processes []string  `json:"processes,omitempty"`
+	Opened    time.Time `json:"opened_at"`
+	Expires   time.Time `json:"expires_at"`
+	Ended     time.Time `json:"ended_at,omitzero"`
 	// EndReason says why a session ended other than by commit.
 	EndReason string `json:"end_reason,omitempty"`
 }

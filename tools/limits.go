@@ -31,6 +31,7 @@ func newLimits(o Options) *limits {
 		"{session_min_ms}", ms(engine.MinSessionTimeout),
 		"{session_max_ms}", ms(engine.MaxSessionTimeout),
 		"{wait_max_ms}", ms(engine.MaxWait),
+		"{port_wait_ms}", ms(engine.DefaultPortWait),
 		"{yield_default_ms}", ms(engine.DefaultYield),
 		"{yield_max_ms}", ms(engine.MaxYield),
 		"{list_runs_default}", n(engine.DefaultListRuns),

@@ -11,11 +11,13 @@ import (
 
 // toolArguments is DESIGN §7's public contract for the tools of this package: each tool's
 // argument names, with nested objects as "parent.child" (array items as "parent[].child").
-// session_logs' offset is an addition to the table (reading on from next_offset).
+// session_logs' offset is an addition to the table (reading on from next_offset), as are
+// update_workspace, open_session's exposed_ports and session_url's wait_ms (issue 10).
 var toolArguments = map[string][]string{
 	"create_workspace":  append([]string{"name", "exposed_ports", "labels", "template"}, policyArguments...),
 	"list_workspaces":   {"label"},
 	"get_workspace":     {"workspace"},
+	"update_workspace":  {"workspace", "name", "labels", "exposed_ports"},
 	"delete_workspace":  {"workspace"},
 	"set_policy":        append([]string{"workspace"}, policyArguments...),
 	"run_command":       append([]string{"workspace", "command", "args", "cwd", "env", "stdin", "timeout_ms", "background", "idempotency_key", "yield_ms"}, policyArguments...),
@@ -30,12 +32,12 @@ var toolArguments = map[string][]string{
 	"workspace_diff":    {"workspace", "from", "to", "paths"},
 	"restore_workspace": {"workspace", "commit_id"},
 	"fork_workspace":    {"workspace", "commit_id", "name"},
-	"open_session":      append([]string{"workspace", "timeout_ms"}, policyArguments...),
+	"open_session":      append([]string{"workspace", "timeout_ms", "exposed_ports"}, policyArguments...),
 	"attach_session":    {"workspace"},
 	"session_exec":      {"session_id", "command", "args", "cwd", "env", "stdin", "timeout_ms", "background", "yield_ms"},
 	"session_logs":      {"session_id", "process_id", "wait_ms", "offset"},
 	"session_kill":      {"session_id", "process_id", "signal"},
-	"session_url":       {"session_id", "port"},
+	"session_url":       {"session_id", "port", "wait_ms"},
 	"extend_session":    {"session_id", "timeout_ms"},
 	"commit_session":    {"session_id", "message"},
 	"discard_session":   {"session_id"},
@@ -54,6 +56,7 @@ var requiredArguments = map[string][]string{
 	"create_workspace":  nil,
 	"list_workspaces":   nil,
 	"get_workspace":     {"workspace"},
+	"update_workspace":  {"workspace"},
 	"delete_workspace":  {"workspace"},
 	"set_policy":        {"workspace", "policy"},
 	"run_command":       {"workspace", "command"},
@@ -155,6 +158,7 @@ func TestToolAnnotations(t *testing.T) {
 		"create_workspace":  {false, false, false, true},
 		"list_workspaces":   {true, false, true, false},
 		"get_workspace":     {true, false, true, false},
+		"update_workspace":  {false, false, true, false},
 		"delete_workspace":  {false, true, true, false},
 		"set_policy":        {false, false, true, false},
 		"run_command":       {false, false, false, true},

@@ -21,6 +21,7 @@ type openSessionArgs struct {
 	Workspace string     `json:"workspace" jsonschema:"required" jsonschema_description:"Workspace id (ws_…) or name."`
 	TimeoutMS int64      `json:"timeout_ms,omitempty" jsonschema_description:"Lifetime: {session_min_ms} to {session_max_ms}, default {session_default_ms}; extend_session prolongs it. At expiry uncommitted changes are dropped."`
 	Policy    *policyArg `json:"policy,omitempty" jsonschema_description:"Egress policy for this session only, instead of the workspace's (grammar as in set_policy); may carry literal secrets, never stored."`
+	Ports     []int      `json:"exposed_ports,omitempty" jsonschema_description:"More ports for session_url, this session only."`
 }
 
 // sessionResult is the result of the tools that return a session.
@@ -45,7 +46,7 @@ func (r sessionResult) withSteps() sessionResult {
 	}
 	r.then("session_exec", "run commands (background=true for servers)", map[string]any{"session_id": r.SessionID})
 	for _, p := range r.ExposedPorts {
-		r.then("session_url", "a URL for the port, once something listens there", map[string]any{"session_id": r.SessionID, "port": p})
+		r.then("session_url", "a URL for the port (it waits for a listener)", map[string]any{"session_id": r.SessionID, "port": p})
 	}
 	r.then("commit_session", "save the changes as one commit and end the session", map[string]any{"session_id": r.SessionID})
 	return r
@@ -74,7 +75,7 @@ func (t *toolset) openSession() server.ServerTool {
 				return sessionResult{}, err
 			}
 			s, err := t.eng.OpenSession(ctx, h, engine.OpenSessionRequest{
-				Workspace: a.Workspace, Timeout: time.Duration(a.TimeoutMS) * time.Millisecond, Policy: pol,
+				Workspace: a.Workspace, Timeout: time.Duration(a.TimeoutMS) * time.Millisecond, Policy: pol, ExposedPorts: a.Ports,
 			})
 			if err != nil {
 				return sessionResult{}, err
@@ -110,7 +111,8 @@ func (t *toolset) attachSession() server.ServerTool {
 
 type sessionURLArgs struct {
 	SessionID string `json:"session_id" jsonschema:"required" jsonschema_description:"The session (ses_…)."`
-	Port      int    `json:"port" jsonschema:"required" jsonschema_description:"A TCP port inside the session, one of the workspace's exposed_ports."`
+	Port      int    `json:"port" jsonschema:"required" jsonschema_description:"A TCP port inside the session, one of its exposed_ports."`
+	WaitMS    int64  `json:"wait_ms,omitempty" jsonschema_description:"Default {port_wait_ms}, at most {wait_max_ms}."`
 }
 
 // urlView is session_url's result.
@@ -118,22 +120,108 @@ type urlView struct {
 	SessionID string `json:"session_id" jsonschema:"required"`
 	Port      int    `json:"port" jsonschema:"required"`
 	URL       string `json:"url" jsonschema:"required"`
+	// Listening is true when the port accepted a connection, false when nothing did within the
+	// wait; absent when the provider serves the port itself and it cannot be checked.
+	Listening *bool `json:"listening,omitempty"`
+	WaitedMS  int64 `json:"waited_ms,omitempty"`
+	// Note says what the answer means when the port is not known to be listening.
+	Note string `json:"note,omitempty"`
+	// Processes, unless listening, are the session's newest processes, newest first, with the
+	// last lines of their output: a server that crashed shows why.
+	Processes []processTail `json:"processes,omitempty"`
 	Steps
 }
 
+// processTail is a process of the session with the end of its output.
+type processTail struct {
+	ProcessID string   `json:"process_id" jsonschema:"required"`
+	Command   string   `json:"command,omitempty"`
+	Args      []string `json:"args,omitempty"`
+	// Status is running or exited.
+	Status   string `json:"status" jsonschema:"required"`
+	ExitCode *int   `json:"exit_code,omitempty"`
+	// LastOutput is the end of its output (stdout and stderr interleaved), from OutputOffset;
+	// session_logs reads more.
+	LastOutput   string `json:"last_output"`
+	OutputOffset int64  `json:"output_offset"`
+}
+
+func newURLView(sessionID string, u engine.SessionURLResult) urlView {
+	v := urlView{SessionID: sessionID, Port: u.Port, URL: u.URL, Listening: u.Listening, WaitedMS: u.Waited.Milliseconds()}
+	for _, st := range u.Processes {
+		p := processTail{ProcessID: st.ID, Command: st.Command, Args: st.Args, Status: procExited, ExitCode: st.ExitCode, OutputOffset: st.Offset}
+		if st.Running {
+			p.Status, p.ExitCode = procRunning, nil
+		}
+		p.LastOutput, _ = validUTF8(st.Output)
+		v.Processes = append(v.Processes, p)
+	}
+	switch {
+	case u.Listening == nil:
+		v.Note = fmt.Sprintf("the provider serves port %d itself, so whether something listens there is not checked: request the URL "+
+			"(an error page from the provider means nothing listens on 0.0.0.0:%d yet)", u.Port, u.Port)
+	case !*u.Listening:
+		v.Note = fmt.Sprintf("nothing listened on port %d within %d ms; the URL works as soon as something does (bound to 127.0.0.1 or 0.0.0.0)", u.Port, v.WaitedMS)
+	}
+	if u.Listening != nil && *u.Listening {
+		return v
+	}
+	if len(v.Processes) == 0 {
+		v.then("session_exec", "start the server, background=true", map[string]any{"session_id": sessionID, "background": true})
+	} else {
+		p := v.Processes[0]
+		v.then("session_logs", "all of its output, to see why", map[string]any{"session_id": sessionID, "process_id": p.ProcessID})
+	}
+	if u.Listening != nil {
+		v.then("session_url", "wait again", map[string]any{"session_id": sessionID, "port": u.Port, "wait_ms": engine.DefaultPortWait.Milliseconds()})
+	}
+	return v
+}
+
 func (v urlView) text() string {
-	return fmt.Sprintf("port %d of session %s: %s\n(it carries a secret token: anyone with it reaches the port; it works until the session ends)", v.Port, v.SessionID, v.URL)
+	var b strings.Builder
+	fmt.Fprintf(&b, "port %d of session %s: %s", v.Port, v.SessionID, v.URL)
+	if v.Listening == nil {
+		b.WriteString("\n(the provider's public URL for the port; it works until the session ends)")
+	} else {
+		b.WriteString("\n(it carries a secret token: anyone with it reaches the port; it works until the session ends)")
+	}
+	if v.Listening != nil && *v.Listening {
+		b.WriteString("\nlistening: yes")
+	}
+	if v.Note != "" {
+		b.WriteString("\nnote: " + v.Note)
+	}
+	if len(v.Processes) > 0 {
+		b.WriteString("\nthe session's newest processes:")
+	}
+	for _, p := range v.Processes {
+		fmt.Fprintf(&b, "\n- %s %s", p.ProcessID, commandLine(p.Command, p.Args))
+		switch {
+		case p.Status == procRunning:
+			b.WriteString(": running")
+		case p.ExitCode != nil:
+			fmt.Fprintf(&b, ": exited %d%s", *p.ExitCode, signalNote(*p.ExitCode))
+		default:
+			b.WriteString(": exited")
+		}
+		if out := strings.TrimRight(p.LastOutput, "\n"); out != "" {
+			b.WriteString(", last output:\n    " + strings.ReplaceAll(out, "\n", "\n    "))
+		}
+	}
+	return b.String()
 }
 
 func (t *toolset) sessionURL() server.ServerTool {
 	return define(t, toolDef[sessionURLArgs, urlView]{
 		name:  "session_url",
 		title: "Session port URL",
-		description: "A URL on the host (a browser, curl, an HTTP client) reaching a TCP port inside a live session, for a dev server or app started there " +
-			"with session_exec background=true, listening on 127.0.0.1 or 0.0.0.0. The URL carries a secret token and works until the session ends. " +
+		description: "A URL on the host (browser, curl, HTTP client) reaching a TCP port inside a live session, for a dev server or app started there " +
+			"with session_exec background=true, listening on 127.0.0.1 or 0.0.0.0. It waits for a listener, else shows the session's processes. " +
+			"The URL carries a secret token and works until the session ends. " +
 			"On the vercel provider it is the sandbox's public URL (ports 1024-65535, listen on 0.0.0.0).",
 		hints: hints{readOnly: true, idempotent: true},
-		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *sessionURLArgs) (urlView, error) {
+		handle: func(ctx context.Context, req mcp.CallToolRequest, a *sessionURLArgs) (urlView, error) {
 			if err := sessionRef(a.SessionID); err != nil {
 				return urlView{}, err
 			}
@@ -141,11 +229,15 @@ func (t *toolset) sessionURL() server.ServerTool {
 			if err != nil {
 				return urlView{}, err
 			}
-			url, err := t.eng.SessionURL(ctx, h, a.SessionID, a.Port)
+			progress := t.startProgress(ctx, req) // lines while it waits for the port
+			u, err := t.eng.SessionURL(ctx, h, engine.SessionURLRequest{
+				SessionID: a.SessionID, Port: a.Port, Wait: time.Duration(a.WaitMS) * time.Millisecond, Progress: progress.callback(),
+			})
+			progress.Stop()
 			if err != nil {
 				return urlView{}, err
 			}
-			return urlView{SessionID: a.SessionID, Port: a.Port, URL: url}, nil
+			return newURLView(a.SessionID, u), nil
 		},
 	})
 }

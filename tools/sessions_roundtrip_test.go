@@ -2,6 +2,7 @@ package tools
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -232,7 +233,7 @@ func TestSessionRoundTrip(t *testing.T) {
 		r.fails("session_url", map[string]any{"session_id": sid, "port": 70000}, `invalid argument: port`)
 		u, text := r.ok("session_url", map[string]any{"session_id": sid, "port": port})
 		link := str(u, "url")
-		if !strings.HasPrefix(link, "http://127.0.0.1:") || num(u, "port") != port || !strings.Contains(text, link) {
+		if !strings.HasPrefix(link, "http://127.0.0.1:") || num(u, "port") != port || !strings.Contains(text, link) || u["listening"] != true || u["processes"] != nil {
 			t.Fatalf("session_url: %v / %s", u, text)
 		}
 		code, body := httpGet(t, link+"index.html")
@@ -392,4 +393,88 @@ func TestSessionToolsReachTheEngine(t *testing.T) {
 	r.fails("session_url", map[string]any{"session_id": id, "port": 3000}, "preview")
 	r.fails("session_logs", map[string]any{"session_id": id, "process_id": "nope"}, "not found")
 	r.ok("discard_session", map[string]any{"session_id": id})
+}
+
+// TestSessionURLRoundTrip: session_url asked right after a server was started in the background
+// waits for it (with progress) and answers listening; for a server that crashed it answers, not
+// failing, listening false with the crash's output and exit code and what to do next.
+// open_session's exposed_ports add a port for that session, and update_workspace changes a
+// workspace's name, labels and ports (ports not while the session is open).
+func TestSessionURLRoundTrip(t *testing.T) {
+	previewURL, bind := previewDoor(t)
+	eng := newEngine(t, previewURL)
+	bind(eng)
+	r := newRigOn(t, eng)
+
+	r.ok("create_workspace", map[string]any{"name": "preview", "exposed_ports": []any{8790}, "labels": map[string]any{"a": "1"}})
+	r.ok("create_workspace", map[string]any{"name": "other"})
+	s, text := r.ok("open_session", map[string]any{"workspace": "preview", "exposed_ports": []any{8791}})
+	sid := str(s, "session_id")
+	if ports, _ := s["exposed_ports"].([]any); len(ports) != 2 || ports[0] != 8790.0 || ports[1] != 8791.0 {
+		t.Fatalf("open_session's exposed_ports: %v", s)
+	}
+	if !strings.Contains(text, `next: session_url {"port":8791`) {
+		t.Errorf("open_session does not offer the session's own port: %s", text)
+	}
+	r.fails("open_session", map[string]any{"workspace": "other", "exposed_ports": []any{0}}, "exposed port 0")
+	r.ok("write_files", map[string]any{"session_id": sid, "files": []any{map[string]any{"path": "index.html", "content": "late but here\n"}}})
+
+	// A server that listens 1.5 s after it starts.
+	r.ok("session_exec", map[string]any{"session_id": sid, "command": "sleep 1.5; exec python3 -m http.server 8790 --bind 127.0.0.1", "background": true})
+	u, text, isErr := r.call(ctxT(t), "session_url", map[string]any{"session_id": sid, "port": 8790}, "tok-url")
+	if isErr || u["listening"] != true || num(u, "waited_ms") < 1000 || !strings.Contains(text, "listening: yes") {
+		t.Fatalf("session_url right after the start: %v / %s", u, text)
+	}
+	if code, body := httpGet(t, str(u, "url")+"index.html"); code != http.StatusOK || body != "late but here\n" {
+		t.Fatalf("GET through the URL: %d %q", code, body)
+	}
+	r.mu.Lock()
+	got := r.progress["tok-url"]
+	r.mu.Unlock()
+	var msgs []string
+	for _, n := range got {
+		msgs = append(msgs, n.Message)
+	}
+	if !strings.Contains(strings.Join(msgs, "\n"), "nothing listens on port 8790 yet") {
+		t.Errorf("progress while waiting: %q", msgs)
+	}
+
+	// A server that crashes, on the session's own port.
+	crash, _ := r.ok("session_exec", map[string]any{"session_id": sid, "command": "echo starting; echo 'OSError: [Errno 98] Address already in use' >&2; exit 3", "background": true})
+	u, text = r.ok("session_url", map[string]any{"session_id": sid, "port": 8791, "wait_ms": 500})
+	procs, _ := u["processes"].([]any)
+	if u["listening"] != false || str(u, "url") == "" || len(procs) != 2 || !strings.Contains(str(u, "note"), "nothing listened on port 8791") {
+		t.Fatalf("session_url with a crashed server: %v", u)
+	}
+	p, _ := procs[0].(map[string]any)
+	if str(p, "process_id") != str(crash, "process_id") || str(p, "status") != "exited" || num(p, "exit_code") != 3 || !strings.Contains(str(p, "last_output"), "Address already in use") {
+		t.Fatalf("the crashed server's report: %v", p)
+	}
+	if q, _ := procs[1].(map[string]any); str(q, "status") != "running" || !strings.Contains(str(q, "command"), "http.server 8790") {
+		t.Errorf("the running server's report: %v", q)
+	}
+	for _, want := range []string{": exited 3, last output:", "Address already in use", `next: session_logs {"process_id":"` + str(crash, "process_id"), "next: session_url"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("session_url's text lacks %q:\n%s", want, text)
+		}
+	}
+	r.fails("session_url", map[string]any{"session_id": sid, "port": 8790, "wait_ms": -1}, "wait_ms")
+
+	// update_workspace: name and labels while the session is open, ports not.
+	w, text := r.ok("update_workspace", map[string]any{"workspace": "preview", "name": "preview2", "labels": map[string]any{"b": "2"}})
+	if str(w, "name") != "preview2" || fmt.Sprint(w["labels"]) != "map[b:2]" || !strings.Contains(text, "updated workspace preview2") || sub(w, "session") == nil {
+		t.Fatalf("update_workspace of a leased workspace: %v / %s", w, text)
+	}
+	out, _ := r.fails("update_workspace", map[string]any{"workspace": "preview2", "exposed_ports": []any{9000}}, "leased")
+	if e := sub(out, "error"); str(e, "session_id") != sid || e["holder_is_you"] != true {
+		t.Errorf("the lease error: %v", out)
+	}
+	r.fails("update_workspace", map[string]any{"workspace": "preview2", "name": "other"}, "already exists")
+	r.fails("update_workspace", map[string]any{"workspace": "preview2"}, "nothing to change")
+	r.fails("update_workspace", map[string]any{"workspace": "preview", "name": "x"}, "no workspace")
+	r.ok("discard_session", map[string]any{"session_id": sid})
+	w, _ = r.ok("update_workspace", map[string]any{"workspace": "preview2", "exposed_ports": []any{9000, 9001}, "labels": map[string]any{}})
+	if fmt.Sprint(w["exposed_ports"]) != "[9000 9001]" || w["labels"] != nil {
+		t.Fatalf("update_workspace after the session: %v", w)
+	}
 }

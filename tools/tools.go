@@ -129,6 +129,7 @@ func (t *toolset) all() []server.ServerTool {
 		t.createWorkspace(),
 		t.listWorkspaces(),
 		t.getWorkspace(),
+		t.updateWorkspace(),
 		t.deleteWorkspace(),
 		t.setPolicy(),
 		t.runCommand(),

@@ -272,6 +272,36 @@ func (t *toolset) setPolicy() server.ServerTool {
 	})
 }
 
+type updateWorkspaceArgs struct {
+	Workspace    string             `json:"workspace" jsonschema:"required" jsonschema_description:"Workspace id (ws_…) or name."`
+	Name         *string            `json:"name,omitempty" jsonschema_description:"New unique name."`
+	Labels       *map[string]string `json:"labels,omitempty" jsonschema_description:"Replaces all."`
+	ExposedPorts *[]int             `json:"exposed_ports,omitempty" jsonschema_description:"Replaces all."`
+}
+
+func (t *toolset) updateWorkspace() server.ServerTool {
+	return define(t, toolDef[updateWorkspaceArgs, workspaceResult]{
+		name:        "update_workspace",
+		title:       "Update workspace",
+		description: "Rename a workspace or replace its labels or exposed_ports (not while a session is open). No commit.",
+		hints:       hints{idempotent: true},
+		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *updateWorkspaceArgs) (workspaceResult, error) {
+			if err := workspaceRef(a.Workspace); err != nil {
+				return workspaceResult{}, err
+			}
+			w, err := t.eng.UpdateWorkspace(ctx, engine.UpdateWorkspaceRequest{
+				Workspace: a.Workspace, Name: a.Name, Labels: a.Labels, ExposedPorts: a.ExposedPorts,
+			})
+			if err != nil {
+				return workspaceResult{}, err
+			}
+			r := workspaceResult{workspaceView: newWorkspaceView(ctx, w), verb: "updated"}
+			r.sessionSteps(&r.Steps)
+			return r, nil
+		},
+	})
+}
+
 // deletedWorkspace is delete_workspace's result.
 type deletedWorkspace struct {
 	ID   string `json:"workspace_id" jsonschema:"required"`

@@ -44,26 +44,19 @@ func (d *demoRun) liveStory(ctx context.Context) error {
 			return fmt.Errorf("%s: %s", st.tool, d.failText)
 		}
 	}
-	var url string
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		title := ""
-		if time.Now().After(deadline) {
-			title = "ask for the preview URL of port 8000"
-		}
-		out, err := d.call(ctx, title, "session_url", map[string]any{"session_id": sid, "port": 8000})
-		if err != nil {
-			return err
-		}
-		if !d.failed {
-			d.n++
-			d.say("\n%d. ask for the preview URL of port 8000 (once the server listens)\n   session_url {\"port\":8000,\"session_id\":%q}\n   %v", d.n, sid, out["url"])
-			url, _ = out["url"].(string)
-			break
-		}
-		if title != "" {
-			return fmt.Errorf("session_url: %s", d.failText)
-		}
+	// Asked right away: session_url waits until the server listens.
+	out, err := d.call(ctx, "ask for the preview URL of port 8000 at once (session_url waits until the server listens)", "session_url",
+		map[string]any{"session_id": sid, "port": 8000})
+	if err != nil {
+		return err
 	}
+	if d.failed {
+		return fmt.Errorf("session_url: %s", d.failText)
+	}
+	if out["listening"] != true {
+		return fmt.Errorf("session_url: the server did not listen: %v", out["note"])
+	}
+	url, _ := out["url"].(string)
 	d.n++
 	d.say("\n%d. fetch the page through the preview URL (what a browser would do)\n   GET %s", d.n, url)
 	code, body, err := fetchPreview(ctx, url)

@@ -80,22 +80,15 @@ func serveApp(t testing.TB, c *client, sid, content string) (url, processID stri
 	return sessionURL(t, c, sid), p["process_id"].(string)
 }
 
-// sessionURL asks for the preview URL of port 8000, waiting for the server to listen.
+// sessionURL asks for the preview URL of port 8000 at once: session_url waits for the server to
+// listen.
 func sessionURL(t testing.TB, c *client, sid string) string {
 	t.Helper()
-	var url string
-	waitFor(t, 30*time.Second, "the session's server to listen", func() bool {
-		out, text, isErr := c.call("session_url", map[string]any{"session_id": sid, "port": 8000})
-		if isErr {
-			if !strings.Contains(text, "nothing is listening") {
-				t.Fatalf("session_url: %s", text)
-			}
-			return false
-		}
-		url = out["url"].(string)
-		return true
-	})
-	return url
+	out := c.ok("session_url", map[string]any{"session_id": sid, "port": 8000, "wait_ms": 30000})
+	if out["listening"] != true {
+		t.Fatalf("session_url: the server did not listen within 30 s: %v", out)
+	}
+	return out["url"].(string)
 }
 
 // sessionStory is the multi-connection story: A works live in a session and publishes a page;
@@ -400,13 +393,10 @@ func TestSessionURLErrors(t *testing.T) {
 	if !isErr || !strings.Contains(text, "9000") || !strings.Contains(text, "not exposed") || !strings.Contains(text, "8000") {
 		t.Fatalf("session_url for a port not exposed: %s", text)
 	}
-	_, text, isErr = a.call("session_url", map[string]any{"session_id": sid, "port": 8000})
-	if strings.Contains(text, "not supported by this provider") {
-		a.ok("discard_session", map[string]any{"session_id": sid})
-		t.Skipf("the local provider cannot reach session ports yet: %s", text)
-	}
-	if !isErr || !strings.Contains(text, "nothing is listening on port 8000") {
-		t.Fatalf("session_url with nothing listening: %s", text)
+	// Nothing listening within the wait is no error: the URL, listening false, what to do.
+	out, text, isErr := a.call("session_url", map[string]any{"session_id": sid, "port": 8000, "wait_ms": 300})
+	if isErr || out["listening"] != false || out["url"] == nil || !strings.Contains(text, "nothing listened on port 8000") || !strings.Contains(text, "next: session_exec") {
+		t.Fatalf("session_url with nothing listening: %v / %s", out, text)
 	}
 	// A URL whose server stops answers 502 saying so.
 	url, pid := serveApp(t, a, sid, "x")

@@ -120,11 +120,15 @@ try {
   await call('attach-none', 'attach_session', { workspace: 'ts' }, 'error');
   await call('get-run-missing', 'get_run', { run_id: 'run_nope' }, 'error');
 
-  // A live session: open, exec, commit.
-  const ses = await call('open', 'open_session', { workspace: 'ts' }, 'ok');
+  // A live session: open, exec, a server that crashes and its report, commit.
+  const ses = await call('open', 'open_session', { workspace: 'ts', exposed_ports: [8000] }, 'ok');
   if (ses?.session_id) {
     await call('exec', 'session_exec', { session_id: ses.session_id, command: 'sh', args: ['-c', 'echo live > live.txt; cat live.txt'] }, 'ok');
     await call('run-leased', 'run_command', { workspace: 'ts', command: 'true' }, 'error');
+    await call('exec-crash', 'session_exec', { session_id: ses.session_id, command: 'echo boom >&2; exit 3', background: true }, 'ok');
+    await call('url-none', 'session_url', { session_id: ses.session_id, port: 8000, wait_ms: 300 }, 'ok');
+    await call('update-labels', 'update_workspace', { workspace: 'ts', labels: { via: 'ts-sdk' } }, 'ok');
+    await call('update-ports-leased', 'update_workspace', { workspace: 'ts', exposed_ports: [8000] }, 'error');
     await call('commit', 'commit_session', { session_id: ses.session_id, message: 'from the TS SDK' }, 'ok');
     await call('read-committed', 'read_file', { workspace: 'ts', path: 'live.txt' }, 'ok');
     await call('exec-ended', 'session_exec', { session_id: ses.session_id, command: 'true' }, 'error');
