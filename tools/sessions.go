@@ -56,11 +56,9 @@ func (t *toolset) openSession() server.ServerTool {
 	return define(t, toolDef[openSessionArgs, sessionResult]{
 		name:  "open_session",
 		title: "Open live session",
-		description: "Open a live session: an exclusive sandbox from the workspace's head that keeps running between calls (files, /tmp, packages, " +
-			"background processes), for dev servers, watchers, previews with session_url and multi-step work to keep or drop as a whole. " +
-			"While it is open, durable tools on the workspace fail and only this connection (the holder) may use it; read_file and list_files with workspace still show the head. " +
-			"commit_session saves /workspace and home as one commit; discard_session or expiry drops the changes, never the history. " +
-			"After a lost connection, attach_session takes it back.",
+		description: "Open a live session: an exclusive sandbox from the head that keeps running between calls (files, /tmp, background processes), " +
+			"for dev servers, previews (session_url) and work to keep or drop as a whole. While open, durable tools on the workspace fail and only " +
+			"this connection may use it. commit_session saves it as one commit; discard_session or expiry drops it, never the history.",
 		hints: hints{openWorld: true},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *openSessionArgs) (sessionResult, error) {
 			if err := workspaceRef(a.Workspace); err != nil {
@@ -89,8 +87,8 @@ func (t *toolset) attachSession() server.ServerTool {
 	return define(t, toolDef[workspaceRefArgs, sessionResult]{
 		name:  "attach_session",
 		title: "Attach to live session",
-		description: "Take over a workspace's open session after your connection was lost: a detached session (its holder's connection closed) keeps running until it expires, " +
-			"and attach_session makes this connection its holder, same session_id. Fails while another live connection holds it; returns it when you already do.",
+		description: "Take over a workspace's detached session (its holder's connection closed; it keeps running until it expires) after your connection was lost: " +
+			"this connection becomes its holder, same session_id. Fails while another live connection holds it.",
 		hints: hints{idempotent: true},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *workspaceRefArgs) (sessionResult, error) {
 			if err := workspaceRef(a.Workspace); err != nil {
@@ -216,10 +214,9 @@ func (t *toolset) sessionURL() server.ServerTool {
 	return define(t, toolDef[sessionURLArgs, urlView]{
 		name:  "session_url",
 		title: "Session port URL",
-		description: "A URL on the host (browser, curl, HTTP client) reaching a TCP port inside a live session, for a dev server or app started there " +
-			"with session_exec background=true, listening on 127.0.0.1 or 0.0.0.0. It waits for a listener, else shows the session's processes. " +
-			"The URL carries a secret token and works until the session ends. " +
-			"On the vercel provider it is the sandbox's public URL (ports 1024-65535, listen on 0.0.0.0).",
+		description: "A URL on the host (browser, curl) reaching a port inside a live session, e.g. a dev server started with session_exec background=true " +
+			"on 127.0.0.1 or 0.0.0.0. It waits for a listener, else shows the session's processes. The URL carries a secret token; " +
+			"on vercel it is the sandbox's public URL (ports 1024-65535, listen on 0.0.0.0).",
 		hints: hints{readOnly: true, idempotent: true},
 		handle: func(ctx context.Context, req mcp.CallToolRequest, a *sessionURLArgs) (urlView, error) {
 			if err := sessionRef(a.SessionID); err != nil {
