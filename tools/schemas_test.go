@@ -13,7 +13,7 @@ import (
 // argument names, with nested objects as "parent.child" (array items as "parent[].child").
 // session_logs' offset is an addition to the table (reading on from next_offset).
 var toolArguments = map[string][]string{
-	"create_workspace":  append([]string{"name", "exposed_ports", "labels", "template"}, policyArguments...),
+	"create_workspace":  append([]string{"name", "exposed_ports", "labels", "template", "from_host_dir", "with_git"}, policyArguments...),
 	"list_workspaces":   {"label"},
 	"get_workspace":     {"workspace"},
 	"delete_workspace":  {"workspace"},
@@ -28,6 +28,7 @@ var toolArguments = map[string][]string{
 	"workspace_history": {"workspace", "limit"},
 	"restore_workspace": {"workspace", "commit_id"},
 	"fork_workspace":    {"workspace", "commit_id", "name"},
+	"export_workspace":  {"workspace", "commit_id", "host_dir", "as"},
 	"open_session":      append([]string{"workspace", "timeout_ms"}, policyArguments...),
 	"attach_session":    {"workspace"},
 	"session_exec":      {"session_id", "command", "args", "cwd", "env", "stdin", "timeout_ms", "background", "yield_ms"},
@@ -64,6 +65,7 @@ var requiredArguments = map[string][]string{
 	"workspace_history": {"workspace"},
 	"restore_workspace": {"workspace", "commit_id"},
 	"fork_workspace":    {"workspace"},
+	"export_workspace":  {"workspace", "host_dir"},
 	"open_session":      {"workspace"},
 	"attach_session":    {"workspace"},
 	"session_exec":      {"session_id", "command"},
@@ -163,6 +165,7 @@ func TestToolAnnotations(t *testing.T) {
 		"workspace_history": {true, false, true, false},
 		"restore_workspace": {false, false, false, false},
 		"fork_workspace":    {false, false, false, false},
+		"export_workspace":  {false, false, false, true},
 		"open_session":      {false, false, false, true},
 		"attach_session":    {false, false, true, false},
 		"session_exec":      {false, false, false, true},
