@@ -42,7 +42,7 @@ type ImportEntry struct {
 // CheckImportPath reports whether p is a valid ImportEntry.Path.
 func CheckImportPath(p string) error {
 	if p == "" || p == "." || strings.HasPrefix(p, "/") || path.Clean(p) != p || !fs.ValidPath(p) {
-		return fmt.Errorf("%w: import path %q must be relative to /workspace, clean, without ..", ErrInvalid, p)
+		return fmt.Errorf("%w: import path %q must be relative to /workspace, clean, without \"..\"", ErrInvalid, p)
 	}
 	return nil
 }

@@ -59,12 +59,11 @@ func TestHostRootsEndToEnd(t *testing.T) {
 	if imp == nil || imp["git"] != true || imp["dirty"] != true || imp["files"] != float64(3) {
 		t.Fatalf("import result: %v", out)
 	}
-	out, text, isErr = c.call("run_command", map[string]any{"workspace": "proj", "command": "cat app.txt notes.md; ls -A; echo built > out.txt"})
+	_, text, isErr = c.call("run_command", map[string]any{"workspace": "proj", "command": "cat app.txt notes.md; ls -A; echo built > out.txt"})
 	if isErr || !strings.Contains(text, "v2\nuntracked\n.gitignore\napp.txt\nnotes.md") {
 		t.Fatalf("run: %v\n%s", isErr, text)
 	}
-	_ = out
-	out, text, isErr = c.call("export_workspace", map[string]any{"workspace": "proj", "host_dir": filepath.Join(root, "exported"), "as": "files"})
+	_, text, isErr = c.call("export_workspace", map[string]any{"workspace": "proj", "host_dir": filepath.Join(root, "exported"), "as": "files"})
 	if isErr {
 		t.Fatalf("export: %s", text)
 	}
@@ -139,4 +138,31 @@ func TestHostRootsEndToEnd(t *testing.T) {
 		return
 	}
 	t.Fatalf("no answer to the forged call: %v", sc.Err())
+}
+
+// TestServeHostRoots: `serve --host-root` and the config's host_roots apply to every connection:
+// a plain door imports from either; a path under neither is refused.
+func TestServeHostRoots(t *testing.T) {
+	dd := dataDir(t)
+	flagRoot, cfgRoot := t.TempDir(), t.TempDir()
+	for _, r := range []string{flagRoot, cfgRoot} {
+		if err := os.WriteFile(filepath.Join(r, "f.txt"), []byte(r), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"host_roots": ["`+cfgRoot+`"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startServe(t, dd, nil, "--host-root", flagRoot, "--config", cfg)
+	c := connect(t, dd)
+	for i, r := range []string{flagRoot, cfgRoot} {
+		name := []string{"from-flag", "from-config"}[i]
+		if _, text, isErr := c.call("create_workspace", map[string]any{"name": name, "from_host_dir": r}); isErr {
+			t.Errorf("import from %s: %s", r, text)
+		}
+	}
+	if _, text, isErr := c.call("create_workspace", map[string]any{"name": "elsewhere", "from_host_dir": t.TempDir()}); !isErr || !strings.Contains(text, "under no host root") {
+		t.Errorf("import from outside the roots: %v %s", isErr, text)
+	}
 }
