@@ -74,7 +74,7 @@ func makeRepo(t *testing.T, dir string) (head string) {
 	gitT(t, dir, "add", ".")
 	gitT(t, dir, "commit", "-q", "-m", "first")
 	head = gitT(t, dir, "rev-parse", "HEAD")
-	writeTree(t, dir, map[string]string{"a.txt": "edited, not committed\n", "new.txt": "untracked\n", "ignored.txt": "secret\n", "build/out.bin": "artifact\n"})
+	writeTree(t, dir, map[string]string{"a.txt": "edited, not committed\n", "new.txt": "untracked\n", "ignored.txt": "secret\n", "build/out.bin": "artifact\n", "src/ignored.txt": "secret\n"})
 	if os.Geteuid() == 0 {
 		chownTree(t, dir, 4242, 4242)
 	}
@@ -126,6 +126,23 @@ func TestImportGitWorkTree(t *testing.T) {
 	}
 	if out, err := exec.Command("git", "config", "--global", "--get-all", "safe.directory").Output(); err == nil && strings.Contains(string(out), repo) {
 		t.Errorf("the import changed the user's git config: safe.directory %s", out)
+	}
+
+	// A subdirectory of the work tree imports as git sees it too.
+	w3, err := v.e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "imp-sub", FromHostDir: "proj/src", WithGit: true})
+	if err != nil {
+		t.Fatalf("import a subdirectory: %v", err)
+	}
+	if r := w3.Imported; !r.Git || r.Files != 1 || r.WithGit {
+		t.Errorf("subdirectory import: %+v, want git, 1 file, no .git", r)
+	}
+	// A root inside the work tree cannot see its top: the directory imports whole.
+	w4, err := v.e.CreateWorkspace(rootCtx(t, filepath.Join(repo, "src")), engine.CreateWorkspaceRequest{Name: "imp-inner", FromHostDir: "."})
+	if err != nil {
+		t.Fatalf("import below the work tree's top: %v", err)
+	}
+	if r := w4.Imported; r.Git || r.Files != 2 {
+		t.Errorf("import of a root inside a work tree: %+v, want a plain directory of 2 files", r)
 	}
 
 	// with_git brings .git along; a second import reads the same tree again.

@@ -139,10 +139,14 @@ func (e *Engine) importHostDir(ctx context.Context, dir string, withGit bool, pr
 		return nil, hostErr(arg, hp, "the directory", err)
 	}
 	defer src.Close()
-	l := &importLister{src: src, lim: e.imp, rep: ImportReport{HostDir: hp.show(), WithGit: withGit}}
-	if paths, ok := gitFiles(ctx, hp.show()); ok {
+	l := &importLister{src: src, lim: e.imp, rep: ImportReport{HostDir: hp.show()}}
+	g := gitRepo{dir: hp.show(), ceiling: filepath.Dir(hp.root)}
+	if top, ok := gitTop(root, hp.rel); ok {
+		g.top = filepath.Join(hp.root, top)
+	}
+	if paths, ok := g.files(ctx); ok {
 		l.rep.Git = true
-		l.rep.GitHead, l.rep.Dirty = gitState(ctx, hp.show())
+		l.rep.GitHead, l.rep.Dirty = g.state(ctx)
 		for _, p := range paths {
 			if err := l.add(p); err != nil {
 				return nil, err
@@ -150,16 +154,14 @@ func (e *Engine) importHostDir(ctx context.Context, dir string, withGit bool, pr
 		}
 		if withGit {
 			if st, err := lstatAt(src, ".git"); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				l.rep.WithGit = true
 				if err := l.walk(".git"); err != nil {
 					return nil, err
 				}
 			}
 		}
-	} else {
-		l.rep.WithGit = false
-		if err := l.walk("."); err != nil {
-			return nil, err
-		}
+	} else if err := l.walk("."); err != nil {
+		return nil, err
 	}
 	sort.Slice(l.entries, func(i, j int) bool { return l.entries[i].Path < l.entries[j].Path })
 	var last time.Time
@@ -332,10 +334,43 @@ func (l *importLister) walk(rel string) error {
 	return nil
 }
 
-// git runs git in dir for one call, trusting dir as a safe.directory for that call only.
-func git(ctx context.Context, dir string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"-c", "safe.directory=" + dir, "-C", dir}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_OPTIONAL_LOCKS=0", "GIT_TERMINAL_PROMPT=0", "LC_ALL=C")
+// gitTop finds the top of the git work tree holding rel (a directory beneath root): the nearest
+// of rel and its parents, up to the root itself, that has a .git entry. ok is false when there
+// is none inside the root: a work tree whose top lies outside the root is imported as a plain
+// directory (git would read outside the root).
+func gitTop(root *os.File, rel string) (string, bool) {
+	for cur := rel; ; cur = filepath.Dir(cur) {
+		if d, err := openDirBeneath(root, cur); err == nil {
+			_, serr := lstatAt(d, ".git")
+			d.Close()
+			if serr == nil {
+				return cur, true
+			}
+		}
+		if cur == "." {
+			return "", false
+		}
+	}
+}
+
+// gitRepo runs git for an import: in dir (the imported directory), inside the work tree whose
+// top is top ("" when there is none in the root), never looking above ceiling.
+type gitRepo struct {
+	dir, top, ceiling string
+}
+
+// run runs one git command, trusting the work tree as a safe.directory for that call only (the
+// user's git configuration is never changed).
+func (g gitRepo) run(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "git", append([]string{"-c", "safe.directory=" + g.top, "-C", g.dir}, args...)...)
+	env := []string{"GIT_OPTIONAL_LOCKS=0", "GIT_TERMINAL_PROMPT=0", "LC_ALL=C", "GIT_CEILING_DIRECTORIES=" + g.ceiling}
+	for _, kv := range os.Environ() {
+		// The server's own git variables must not point git elsewhere.
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "GIT_") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -345,13 +380,16 @@ func git(ctx context.Context, dir string, args ...string) ([]byte, error) {
 	return out, nil
 }
 
-// gitFiles lists a git work tree's tracked and untracked-not-ignored files; ok is false when dir
-// is no git work tree (or git is not installed).
-func gitFiles(ctx context.Context, dir string) (paths []string, ok bool) {
-	if out, err := git(ctx, dir, "rev-parse", "--is-inside-work-tree"); err != nil || strings.TrimSpace(string(out)) != "true" {
+// files lists the work tree's tracked and untracked-not-ignored files under dir; ok is false
+// when dir is in no git work tree inside the root (or git is not installed).
+func (g gitRepo) files(ctx context.Context) (paths []string, ok bool) {
+	if g.top == "" {
 		return nil, false
 	}
-	out, err := git(ctx, dir, "ls-files", "-co", "--exclude-standard", "-z")
+	if out, err := g.run(ctx, "rev-parse", "--is-inside-work-tree"); err != nil || strings.TrimSpace(string(out)) != "true" {
+		return nil, false
+	}
+	out, err := g.run(ctx, "ls-files", "-co", "--exclude-standard", "-z")
 	if err != nil {
 		return nil, false
 	}
@@ -363,12 +401,13 @@ func gitFiles(ctx context.Context, dir string) (paths []string, ok bool) {
 	return paths, true
 }
 
-// gitState is a work tree's HEAD commit ("" before the first) and whether it has changes.
-func gitState(ctx context.Context, dir string) (head string, dirty bool) {
-	if out, err := git(ctx, dir, "rev-parse", "--verify", "-q", "HEAD"); err == nil {
+// state is the work tree's HEAD commit ("" before the first) and whether it has changes
+// (untracked files included).
+func (g gitRepo) state(ctx context.Context) (head string, dirty bool) {
+	if out, err := g.run(ctx, "rev-parse", "--verify", "-q", "HEAD"); err == nil {
 		head = strings.TrimSpace(string(out))
 	}
-	if out, err := git(ctx, dir, "status", "--porcelain", "-z"); err == nil {
+	if out, err := g.run(ctx, "status", "--porcelain", "-z"); err == nil {
 		dirty = len(bytes.TrimSpace(out)) > 0
 	}
 	return head, dirty
