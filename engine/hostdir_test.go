@@ -180,9 +180,14 @@ func TestImportPlainDirSkipsSpecialFiles(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "bad-\xff.txt"), []byte("b"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w, err := v.e.CreateWorkspace(rootCtx(t, root), engine.CreateWorkspaceRequest{Name: "plain", FromHostDir: src})
+	var progress []string
+	w, err := v.e.CreateWorkspace(rootCtx(t, root), engine.CreateWorkspaceRequest{Name: "plain", FromHostDir: src,
+		Progress: func(line string) { progress = append(progress, line) }})
 	if err != nil {
 		t.Fatalf("import: %v", err)
+	}
+	if len(progress) == 0 || !strings.HasPrefix(progress[len(progress)-1], "importing "+src+": 5 of 5 entries") {
+		t.Errorf("progress: %q", progress)
 	}
 	r := w.Imported
 	if r.Git || r.Files != 3 || r.Symlinks != 1 || r.SkippedCount != 3 {
