@@ -134,7 +134,7 @@ type createWorkspaceArgs struct {
 	ExposedPorts []int             `json:"exposed_ports,omitempty" jsonschema_description:"TCP ports (at most {ports_max}) that live sessions may publish with session_url."`
 	Labels       map[string]string `json:"labels,omitempty" jsonschema_description:"Key/value labels (at most {labels_max}) for list_workspaces."`
 	Template     string            `json:"template,omitempty" jsonschema_description:"Operator-defined setup template to start from (the server's instructions list them); its first use runs the setup and may take minutes. Default: empty."`
-	FromHostDir  string            `json:"from_host_dir,omitempty" jsonschema_description:"Or start from this host directory (under a host root the operator shared); a git work tree imports what git status shows, without .git."`
+	FromHostDir  string            `json:"from_host_dir,omitempty" jsonschema_description:"Or start from this host directory (under a host root the operator shared); a git work tree imports what git status shows, without .git. At most {import_files} entries, {import_bytes}."`
 	WithGit      bool              `json:"with_git,omitempty" jsonschema_description:"Import .git too."`
 }
 
