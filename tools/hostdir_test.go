@@ -34,6 +34,14 @@ func TestHostDirTools(t *testing.T) {
 	if imp == nil || imp["files"] != float64(1) || str(imp, "host_dir") != filepath.Join(root, "proj") || !strings.Contains(text, "imported "+filepath.Join(root, "proj")) {
 		t.Errorf("import result: %v\n%s", out, text)
 	}
+	hist, _ := r.ok("workspace_history", map[string]any{"workspace": "p"})
+	commits, _ := hist["commits"].([]any)
+	if len(commits) != 1 {
+		t.Fatalf("history: %v", hist)
+	}
+	if first, _ := commits[0].(map[string]any); str(first, "kind") != "import" || str(sub(first, "import"), "host_dir") != filepath.Join(root, "proj") {
+		t.Errorf("first commit: %v", first)
+	}
 	out, text = r.ok("export_workspace", map[string]any{"workspace": "p", "host_dir": "out", "as": "files"})
 	if out["files"] != float64(1) || !strings.Contains(text, "exported commit") {
 		t.Errorf("export result: %v\n%s", out, text)
