@@ -41,8 +41,13 @@ type CreateWorkspaceRequest struct {
 	// Template names an operator-defined setup template (Options.Templates) whose snapshot the
 	// workspace starts from; empty for an empty workspace.
 	Template string
+	// FromHostDir is a host directory (under one of the caller's host roots, see hostdir.go)
+	// whose tree becomes the first commit (kind "import"; import.go). WithGit imports a git
+	// work tree's .git too.
+	FromHostDir string
+	WithGit     bool
 	// Progress, when set, receives the latest output line of the template's setup command while
-	// this call waits for it (a cold template). It must not block.
+	// this call waits for it (a cold template), or the progress of an import. It must not block.
 	Progress func(line string)
 }
 

@@ -66,6 +66,9 @@ type Options struct {
 	// PreviewURL turns a preview token into the URL session_url hands out (the door that serves
 	// previews knows its address). Nil: this server serves no previews and session_url says so.
 	PreviewURL func(token string) string
+	// ImportLimits bound create_workspace from_host_dir; zero fields mean MaxImportFiles and
+	// MaxImportBytes.
+	ImportLimits ImportLimits
 }
 
 // Engine owns workspaces, commits and runs. It is safe for concurrent use.
@@ -89,6 +92,7 @@ type Engine struct {
 	maxPol *policies.Policy
 	getenv policies.Getenv
 	tpl    templates
+	imp    ImportLimits
 }
 
 // Open starts an engine over a store and a provider. It reconciles the store with reality first:
@@ -140,6 +144,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		previewURL: opts.PreviewURL,
 		maxPol:     maxPol,
 		getenv:     getenv,
+		imp:        opts.ImportLimits.withDefaults(),
 	}
 	if err := e.tpl.init(opts.Provider.Name(), opts.Templates); err != nil {
 		cancel()

@@ -22,6 +22,7 @@ const (
 	CommitRestore = store.CommitRestore
 	CommitFork    = store.CommitFork
 	CommitSetup   = store.CommitSetup
+	CommitImport  = store.CommitImport
 
 	RunQueued    = store.RunQueued
 	RunRunning   = store.RunRunning
@@ -43,6 +44,8 @@ type Workspace struct {
 	// Credentials says where the policy's credentials come from ("github: env GITHUB_TOKEN"),
 	// never their values.
 	Credentials []string `json:"policy_credentials,omitempty"`
+	// Imported reports what CreateWorkspace imported from a host directory (FromHostDir).
+	Imported *ImportReport `json:"imported,omitempty"`
 }
 
 // Lease summarizes the open session of a workspace.

@@ -47,16 +47,30 @@ func (e *Engine) CreateWorkspace(ctx context.Context, req CreateWorkspaceRequest
 		}
 	}
 	var def *templateDef
+	if req.Template != "" && req.FromHostDir != "" {
+		return Workspace{}, ArgError("from_host_dir", "a workspace starts from a template or from a host directory, not both")
+	}
+	if req.WithGit && req.FromHostDir == "" {
+		return Workspace{}, ArgError("with_git", "with_git applies to from_host_dir")
+	}
 	if req.Template != "" {
 		if def, err = e.tpl.lookup(req.Template); err != nil {
 			return Workspace{}, err
 		}
+	}
+	if def != nil || req.FromHostDir != "" {
 		// Fail on a taken name before a setup that may take minutes.
 		if err := e.st.View(func(tx *store.Tx) error {
 			_, err := tx.WorkspaceByName(name)
 			return err
 		}); err == nil {
 			return Workspace{}, errorf(ErrExists, "a workspace named %q already exists; pick another name or use that workspace", name)
+		}
+	}
+	var imp *imported
+	if req.FromHostDir != "" {
+		if imp, err = e.importHostDir(ctx, req.FromHostDir, req.WithGit, req.Progress); err != nil {
+			return Workspace{}, err
 		}
 	}
 	w := store.Workspace{
@@ -85,6 +99,10 @@ func (e *Engine) CreateWorkspace(ctx context.Context, req CreateWorkspaceRequest
 			first.ChangedBytes, first.ChangedFiles = ts.ChangedBytes, ts.ChangedFiles
 			w.Template = def.name
 		}
+		if imp != nil {
+			first.Kind, first.Snapshot, first.Message = CommitImport, string(imp.info.Ref), imp.report.message()
+			first.ChangedBytes, first.ChangedFiles, first.Import = imp.info.ChangedBytes, imp.info.ChangedFiles, imp.source()
+		}
 		w.Head, w.Updated = first.ID, now
 		err = e.st.Update(func(tx *store.Tx) error {
 			if tplKey != "" {
@@ -106,6 +124,9 @@ func (e *Engine) CreateWorkspace(ctx context.Context, req CreateWorkspaceRequest
 		}
 		break
 	}
+	if err != nil && imp != nil {
+		e.gcSnapshots(string(imp.info.Ref))
+	}
 	if errors.Is(err, store.ErrExists) {
 		return Workspace{}, errorf(ErrExists, "a workspace named %q already exists; pick another name or use that workspace", name)
 	}
@@ -116,8 +137,12 @@ func (e *Engine) CreateWorkspace(ctx context.Context, req CreateWorkspaceRequest
 		return Workspace{}, fmt.Errorf("create workspace: %w", err)
 	}
 	w.Version = 1
-	e.log.Info("workspace created", "workspace", id, "name", name, "template", w.Template)
-	return e.view(w), nil
+	e.log.Info("workspace created", "workspace", id, "name", name, "template", w.Template, "from_host_dir", req.FromHostDir)
+	v := e.view(w)
+	if imp != nil {
+		v.Imported = &imp.report
+	}
+	return v, nil
 }
 
 // UpdateWorkspaceRequest holds update_workspace's arguments. A nil field stays as it is.

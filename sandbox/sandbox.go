@@ -166,6 +166,16 @@ type Provider interface {
 	// Providers without Capabilities.Diff return ErrUnsupported.
 	Diff(ctx context.Context, from, to SnapshotRef) (Changes, error)
 
+	// Import builds a new snapshot whose /workspace holds exactly src's entries (the home is
+	// empty), without running the caller's code: the provider copies the host files itself
+	// (locally straight into a new layer, reflinked or with copy_file_range where the file system
+	// allows). The files, directories and symlinks belong to the sandbox user, with the
+	// permission bits of the entries. It reports the entries as added in Changes when the provider
+	// can tell (Capabilities.Changes). An empty src yields the empty state (Ref "", Unchanged). A
+	// path that is not valid (CheckImportPath), or a parent that is not a directory, fails with
+	// ErrInvalid and leaves nothing behind. Providers without a faster way use ImportByWrites.
+	Import(ctx context.Context, src ImportSource) (SnapshotInfo, error)
+
 	// Reconnect returns a handle to a live (Detached) sandbox by its ID, also one started by an
 	// earlier process. A sandbox that has ended, or never existed, yields ErrNotFound (wrapped).
 	Reconnect(ctx context.Context, id string) (Sandbox, error)

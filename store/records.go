@@ -34,6 +34,7 @@ const (
 	CommitRestore = "restore"
 	CommitFork    = "fork"
 	CommitSetup   = "setup"
+	CommitImport  = "import"
 )
 
 // Commit is an immutable point in a workspace's history.
@@ -63,7 +64,22 @@ type Commit struct {
 	// fork, setup), and for commits recorded before changes were (their records lack the field).
 	ChangesKnown bool         `json:"changes_known,omitempty"`
 	Changes      []PathChange `json:"changes,omitempty"`
-	Created      time.Time    `json:"created_at"`
+	// Import says where a commit of kind "import" came from.
+	Import  *ImportSource `json:"import,omitempty"`
+	Created time.Time     `json:"created_at"`
+}
+
+// ImportSource is the host directory an import commit was made from.
+type ImportSource struct {
+	// HostDir is the absolute host path imported.
+	HostDir string `json:"host_dir"`
+	// Git is true when it was a git work tree; then GitHead is its HEAD commit ("" before the
+	// first commit), Dirty whether it had uncommitted changes or untracked files, and WithGit
+	// whether .git was imported too.
+	Git     bool   `json:"git,omitempty"`
+	GitHead string `json:"git_head,omitempty"`
+	Dirty   bool   `json:"dirty,omitempty"`
+	WithGit bool   `json:"with_git,omitempty"`
 }
 
 // MaxChanges is the most changed paths a commit lists (the provider contract's bound).

@@ -16,7 +16,7 @@ import (
 type commitView struct {
 	ID     string `json:"commit_id" jsonschema:"required"`
 	Parent string `json:"parent,omitempty"`
-	// Kind is empty, run, write, session, restore, fork or setup.
+	// Kind is empty, run, write, session, restore, fork, setup or import.
 	Kind    string `json:"kind" jsonschema:"required"`
 	Message string `json:"message"`
 	RunID   string `json:"run_id,omitempty"`
@@ -31,6 +31,18 @@ type commitView struct {
 	ChangedBytes int64        `json:"changed_bytes"`
 	Created      time.Time    `json:"created_at"`
 	IsHead       bool         `json:"head,omitempty"`
+	// Import is where an import commit came from.
+	Import *importSourceView `json:"import,omitempty"`
+}
+
+// importSourceView is the host directory an import commit was made from: its git HEAD and
+// whether it had uncommitted changes, for a git work tree.
+type importSourceView struct {
+	HostDir string `json:"host_dir"`
+	Git     bool   `json:"git,omitempty"`
+	GitHead string `json:"git_head,omitempty"`
+	Dirty   bool   `json:"dirty,omitempty"`
+	WithGit bool   `json:"with_git,omitempty"`
 }
 
 // pathChange is one changed path of a commit.
@@ -51,6 +63,9 @@ func newCommitView(c engine.Commit, head string, paths int) commitView {
 	v := commitView{
 		ID: c.ID, Parent: c.Parent, Kind: c.Kind, Message: c.Message, RunID: c.RunID, Source: c.Source,
 		ChangesKnown: c.ChangesKnown, ChangedFiles: c.ChangedFiles, ChangedBytes: c.ChangedBytes, Created: c.Created.UTC(), IsHead: c.ID == head,
+	}
+	if im := c.Import; im != nil {
+		v.Import = &importSourceView{HostDir: im.HostDir, Git: im.Git, GitHead: im.GitHead, Dirty: im.Dirty, WithGit: im.WithGit}
 	}
 	for i, ch := range c.Changes {
 		if i == paths {

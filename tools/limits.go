@@ -55,6 +55,8 @@ func newLimits(o Options) *limits {
 		"{ports_max}", n(engine.MaxExposedPorts),
 		"{labels_max}", n(engine.MaxLabels),
 		"{process_log}", sizeText(engine.MaxProcessLog),
+		"{import_files}", n(engine.MaxImportFiles),
+		"{import_bytes}", sizeText(engine.MaxImportBytes),
 	}
 	return &limits{r: strings.NewReplacer(pairs...)}
 }

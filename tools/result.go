@@ -135,6 +135,7 @@ func define[A any, R view](t *toolset, d toolDef[A, R]) server.ServerTool {
 		if h, err := HolderFromContext(ctx); err == nil {
 			ctx = engine.WithCaller(ctx, h)
 		}
+		ctx = t.withHostRoots(ctx)
 		r, herr := d.handle(ctx, req, args)
 		if herr != nil {
 			return t.fail(d.name, herr), nil

@@ -62,8 +62,15 @@ func newRig(t *testing.T) *rig {
 // client connection.
 func newRigOn(t *testing.T, eng *engine.Engine) *rig {
 	t.Helper()
+	return newRigOpts(t, eng, Options{})
+}
+
+// newRigOpts is newRigOn with tool options (the progress timings are the rig's own).
+func newRigOpts(t *testing.T, eng *engine.Engine, opts Options) *rig {
+	t.Helper()
 	s := server.NewMCPServer("sandkit-test", "0", server.WithToolCapabilities(false), server.WithHooks(Hooks(eng)))
-	Register(s, eng, Options{ProgressInterval: 100 * time.Millisecond, ProgressHeartbeat: time.Second})
+	opts.ProgressInterval, opts.ProgressHeartbeat = 100*time.Millisecond, time.Second
+	Register(s, eng, opts)
 
 	c2sR, c2sW := io.Pipe() // client → server
 	s2cR, s2cW := io.Pipe() // server → client

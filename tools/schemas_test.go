@@ -14,7 +14,7 @@ import (
 // session_logs' offset is an addition to the table (reading on from next_offset), as are
 // update_workspace, open_session's exposed_ports and session_url's wait_ms (issue 10).
 var toolArguments = map[string][]string{
-	"create_workspace":  append([]string{"name", "exposed_ports", "labels", "template"}, policyArguments...),
+	"create_workspace":  append([]string{"name", "exposed_ports", "labels", "template", "from_host_dir", "with_git"}, policyArguments...),
 	"list_workspaces":   {"label"},
 	"get_workspace":     {"workspace"},
 	"update_workspace":  {"workspace", "name", "labels", "exposed_ports"},
@@ -32,6 +32,7 @@ var toolArguments = map[string][]string{
 	"workspace_diff":    {"workspace", "from", "to", "paths"},
 	"restore_workspace": {"workspace", "commit_id"},
 	"fork_workspace":    {"workspace", "commit_id", "name"},
+	"export_workspace":  {"workspace", "commit_id", "host_dir", "as"},
 	"open_session":      append([]string{"workspace", "timeout_ms", "exposed_ports"}, policyArguments...),
 	"attach_session":    {"workspace"},
 	"session_exec":      {"session_id", "command", "args", "cwd", "env", "stdin", "timeout_ms", "background", "yield_ms"},
@@ -71,6 +72,7 @@ var requiredArguments = map[string][]string{
 	"workspace_diff":    {"workspace"},
 	"restore_workspace": {"workspace", "commit_id"},
 	"fork_workspace":    {"workspace"},
+	"export_workspace":  {"workspace", "host_dir"},
 	"open_session":      {"workspace"},
 	"attach_session":    {"workspace"},
 	"session_exec":      {"session_id", "command"},
@@ -173,6 +175,7 @@ func TestToolAnnotations(t *testing.T) {
 		"workspace_diff":    {true, false, true, false},
 		"restore_workspace": {false, false, false, false},
 		"fork_workspace":    {false, false, false, false},
+		"export_workspace":  {false, false, false, true},
 		"open_session":      {false, false, false, true},
 		"attach_session":    {false, false, true, false},
 		"session_exec":      {false, false, false, true},

@@ -59,6 +59,10 @@ type Options struct {
 	// ProgressHeartbeat is how often a progress notification is sent while a command prints
 	// nothing, so clients that reset their timeout on progress keep waiting. Default 5 s.
 	ProgressHeartbeat time.Duration
+
+	// HostRoots are host directories every connection may import from and export to (absolute,
+	// clean; see engine.WithHostRoots). A session implementing SessionWithHostRoots adds its own.
+	HostRoots []string
 }
 
 // Defaults for Options.
@@ -144,6 +148,7 @@ func (t *toolset) all() []server.ServerTool {
 		t.workspaceDiff(),
 		t.restoreWorkspace(),
 		t.forkWorkspace(),
+		t.exportWorkspace(),
 		t.openSession(),
 		t.attachSession(),
 		t.sessionExec(),

@@ -111,15 +111,21 @@ func (v workspaceView) sessionSteps(st *Steps) {
 // workspaceResult is the result of the tools that return one workspace.
 type workspaceResult struct {
 	workspaceView
+	// Imported says what from_host_dir imported.
+	Imported *engine.ImportReport `json:"imported,omitempty"`
 	Steps
 	verb string
 }
 
 func (r workspaceResult) text() string {
-	if r.verb == "" {
-		return r.line()
+	s := r.line()
+	if r.verb != "" {
+		s = r.verb + " " + s
 	}
-	return r.verb + " " + r.line()
+	if r.Imported != nil {
+		s += "\n" + importLine(r.Imported)
+	}
+	return s
 }
 
 type createWorkspaceArgs struct {
@@ -128,6 +134,8 @@ type createWorkspaceArgs struct {
 	ExposedPorts []int             `json:"exposed_ports,omitempty" jsonschema_description:"TCP ports (at most {ports_max}) that live sessions may publish with session_url."`
 	Labels       map[string]string `json:"labels,omitempty" jsonschema_description:"Key/value labels (at most {labels_max}) for list_workspaces."`
 	Template     string            `json:"template,omitempty" jsonschema_description:"Operator-defined setup template to start from (the server's instructions list them); its first use runs the setup and may take minutes. Default: empty."`
+	FromHostDir  string            `json:"from_host_dir,omitempty" jsonschema_description:"Or start from this host directory (under a host root the operator shared); a git work tree imports what git status shows, without .git. At most {import_files} entries, {import_bytes}."`
+	WithGit      bool              `json:"with_git,omitempty" jsonschema_description:"Import .git too."`
 }
 
 func (t *toolset) createWorkspace() server.ServerTool {
@@ -144,18 +152,18 @@ func (t *toolset) createWorkspace() server.ServerTool {
 				return workspaceResult{}, err
 			}
 			var progress *progressReporter
-			if a.Template != "" {
+			if a.Template != "" || a.FromHostDir != "" {
 				progress = t.startProgress(ctx, req)
 			}
 			w, err := t.eng.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{
 				Name: a.Name, Policy: pol, ExposedPorts: a.ExposedPorts, Labels: a.Labels, Template: a.Template,
-				Progress: progress.callback(),
+				FromHostDir: a.FromHostDir, WithGit: a.WithGit, Progress: progress.callback(),
 			})
 			progress.Stop()
 			if err != nil {
 				return workspaceResult{}, err
 			}
-			r := workspaceResult{workspaceView: newWorkspaceView(ctx, w), verb: "created"}
+			r := workspaceResult{workspaceView: newWorkspaceView(ctx, w), Imported: w.Imported, verb: "created"}
 			r.then("write_files", "put files in it", map[string]any{"workspace": w.Name})
 			r.then("run_command", "run a command in it", map[string]any{"workspace": w.Name})
 			return r, nil

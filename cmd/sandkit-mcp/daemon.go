@@ -82,7 +82,9 @@ func runDaemon(ctx context.Context, cfg config, f serveFlags, log *slog.Logger) 
 		d.rt.Close()
 		return err
 	}
-	d.mcp = newMCPServer(rt.engine, serverInstructions(rt.opcfg, tpls), d.calls, d.conns, log)
+	// Roots for every connection: serve's --host-root and the config's host_roots.
+	roots := append(append([]string{}, f.hostRoots...), rt.opcfg.hostRoots...)
+	d.mcp = newMCPServer(rt.engine, serverInstructions(rt.opcfg, tpls), d.calls, d.conns, roots, log)
 	d.unix = newUnixDoor(d.mcp, socketPath(cfg.dataDir), log.With("door", "unix"))
 
 	if err := d.listen(&site); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,7 +31,12 @@ const (
 // stream byte for byte, stdin → socket and socket → stdout. Each door is its own MCP connection
 // at the daemon, hence its own lease holder. Logs go to stderr, never stdout.
 func stdioDoor(ctx context.Context, args []string) error {
-	cfg, _, err := parseConfig("sandkit-mcp", args)
+	var rootFlags stringList
+	cfg, _, err := parseConfig("sandkit-mcp", args, func(fs *flag.FlagSet) { hostRootFlag(fs, &rootFlags) })
+	if err != nil {
+		return err
+	}
+	roots, err := resolveHostRoots(rootFlags, "--host-root")
 	if err != nil {
 		return err
 	}
@@ -38,7 +44,18 @@ func stdioDoor(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	dial := func() (*net.UnixConn, error) { return connectDaemon(ctx, cfg, logger) }
+	// Every connection starts with the door's hello (hostroots.go), before anything relayed.
+	dial := func() (*net.UnixConn, error) {
+		c, err := connectDaemon(ctx, cfg, logger)
+		if err != nil {
+			return nil, err
+		}
+		if err := sendHello(c, roots); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("cannot talk to the sandkit-mcp daemon: %w", err)
+		}
+		return c, nil
+	}
 	conn, err := dial()
 	if err != nil {
 		return err

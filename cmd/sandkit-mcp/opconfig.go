@@ -28,6 +28,7 @@ import (
 //	  "provider": "local",
 //	  "vercel": {"runtime": "node24", "vcpus": 2, "max_lifetime": "24h", "default_lifetime": "5m",
 //	             "snapshot_expiration": "0s", "api_url": "https://vercel.com/api", "policy_shape": "legacy"},
+//	  "host_roots": ["/srv/projects"],
 //	  "egress": {"allow_addrs": ["10.0.0.5:443"], "allow_prefixes": ["10.1.0.0/16"],
 //	             "resolve": {"registry.internal": ["10.0.0.5"]}},
 //	  "templates": {
@@ -60,6 +61,9 @@ import (
 //     private ranges, link-local, cloud metadata, the host's own addresses): allow_addrs are
 //     exact IP:port destinations, allow_prefixes CIDR ranges; resolve maps host names to
 //     addresses before DNS (split horizon). Policies still decide which names may be asked for.
+//   - host_roots: absolute host directories every connection may import from
+//     (create_workspace from_host_dir) and export to (export_workspace), like
+//     `serve --host-root`; they must exist when the daemon starts.
 //   - templates: shared setups by name (letters, digits, '.', '_', '-'). command and policy are
 //     required; policy is durable and governs the setup sandbox only (workspaces made from the
 //     template get their own policy); it is not bound by max_policy, which limits agents.
@@ -81,6 +85,8 @@ type operatorConfig struct {
 	maxPolicy     *policies.Policy
 	templates     map[string]engine.Template
 	egress        local.EgressOptions
+	// hostRoots is "host_roots", absolute and clean.
+	hostRoots []string
 	// provider is the "provider" field ("" when absent); vercel the "vercel" section.
 	provider string
 	vercel   vercelSettings
@@ -173,10 +179,26 @@ func parseOperatorConfig(b []byte) (operatorConfig, error) {
 	}
 	for _, k := range sortedKeys(top) {
 		switch k {
-		case "default_policy", "max_policy", "templates", "egress", "provider", "vercel":
+		case "default_policy", "max_policy", "templates", "egress", "provider", "vercel", "host_roots":
 		default:
-			return oc, fmt.Errorf("unknown field %q; the config takes default_policy, max_policy, templates, egress, provider and vercel", k)
+			return oc, fmt.Errorf("unknown field %q; the config takes default_policy, max_policy, templates, egress, provider, vercel and host_roots", k)
 		}
+	}
+	if raw, ok := top["host_roots"]; ok {
+		var roots []string
+		if err := decodeStrict(raw, &roots, "host_roots"); err != nil {
+			return oc, err
+		}
+		for _, r := range roots {
+			if !filepath.IsAbs(r) {
+				return oc, fmt.Errorf("host_roots: %q is not an absolute path", r)
+			}
+		}
+		clean, err := engine.CleanHostRoots(roots)
+		if err != nil {
+			return oc, fmt.Errorf("host_roots: %w", err)
+		}
+		oc.hostRoots = clean
 	}
 	if raw, ok := top["provider"]; ok {
 		if err := decodeStrict(raw, &oc.provider, "provider"); err != nil {

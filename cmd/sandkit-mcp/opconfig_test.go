@@ -60,7 +60,10 @@ func TestOperatorConfigErrors(t *testing.T) {
 		{"not an object", `[1]`, []string{"expected an object", "array"}},
 		{"empty", ``, []string{"empty"}},
 		{"trailing", `{} {}`, []string{"unexpected data"}},
-		{"unknown top field", `{"max": {"mode": "deny-all"}}`, []string{`unknown field "max"`, "default_policy, max_policy, templates, egress, provider and vercel"}},
+		{"unknown top field", `{"max": {"mode": "deny-all"}}`, []string{`unknown field "max"`, "default_policy, max_policy, templates, egress, provider, vercel and host_roots"}},
+		{"relative host root", `{"host_roots": ["projects"]}`, []string{"host_roots", `"projects" is not an absolute path`}},
+		{"missing host root", `{"host_roots": ["/nonexistent/sandkit-root"]}`, []string{"host_roots", "/nonexistent/sandkit-root"}},
+		{"host roots type", `{"host_roots": "/srv"}`, []string{"host_roots", "expected an array"}},
 		{"unknown provider", `{"provider": "e2b"}`, []string{"provider", `"e2b"`, "local", "vercel"}},
 		{"vercel odd vcpus", `{"vercel": {"vcpus": 3}}`, []string{"vercel.vcpus", "1 or an even number"}},
 		{"vercel bad duration", `{"vercel": {"max_lifetime": "forever"}}`, []string{"vercel.max_lifetime", `"forever"`}},
@@ -224,5 +227,16 @@ func TestInstallationID(t *testing.T) {
 	}
 	if _, err := installationID(dir); err == nil || !strings.Contains(err.Error(), "installation id") {
 		t.Fatalf("damaged id file: %v; want an error saying so", err)
+	}
+}
+
+func TestOperatorConfigHostRoots(t *testing.T) {
+	dir := t.TempDir()
+	oc, err := parseOperatorConfig([]byte(`{"host_roots": ["` + dir + `/", "` + dir + `"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(oc.hostRoots, []string{dir}) {
+		t.Errorf("host roots %v, want [%s] (cleaned, once)", oc.hostRoots, dir)
 	}
 }

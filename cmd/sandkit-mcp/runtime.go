@@ -134,8 +134,8 @@ func (r *runtime) Close() error {
 // newMCPServer builds the MCP server with every tool and prompt registered. calls tracks the
 // tool calls in flight per connection; it cancels them when their connection goes, before the
 // engine is told (tools.Hooks) that the connection no longer holds its sessions. conns counts
-// the connections.
-func newMCPServer(eng *engine.Engine, instructions string, calls *callTracker, conns *connCounter, logger *slog.Logger) *server.MCPServer {
+// the connections. hostRoots are the host roots of every connection (hostroots.go).
+func newMCPServer(eng *engine.Engine, instructions string, calls *callTracker, conns *connCounter, hostRoots []string, logger *slog.Logger) *server.MCPServer {
 	hooks := tools.Hooks(eng)
 	first := func(_ context.Context, s server.ClientSession) {
 		if s != nil {
@@ -154,7 +154,7 @@ func newMCPServer(eng *engine.Engine, instructions string, calls *callTracker, c
 		server.WithHooks(hooks),
 		server.WithToolHandlerMiddleware(calls.middleware),
 	)
-	tools.Register(s, eng, tools.Options{Logger: logger})
+	tools.Register(s, eng, tools.Options{Logger: logger, HostRoots: hostRoots})
 	prompts.Register(s)
 	return s
 }

@@ -20,6 +20,7 @@ type serveFlags struct {
 	idleExit    time.Duration
 	previewAddr string
 	publicURL   string
+	hostRoots   stringList
 
 	// Derived.
 	httpAddr string
@@ -60,6 +61,7 @@ func serve(ctx context.Context, args []string) error {
 		fs.DurationVar(&f.idleExit, "idle-exit", 0, "exit after this long with nothing to do (0: never)")
 		fs.StringVar(&f.previewAddr, "preview-addr", defaultPreviewAddr, "preview listener address")
 		fs.StringVar(&f.publicURL, "public-url", "", "base URL the HTTP door serves previews under")
+		hostRootFlag(fs, &f.hostRoots)
 	})
 	if err != nil {
 		return err
@@ -67,6 +69,11 @@ func serve(ctx context.Context, args []string) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
+	roots, err := resolveHostRoots(f.hostRoots, "--host-root")
+	if err != nil {
+		return err
+	}
+	f.hostRoots = roots
 	logger, err := newLogger(cfg.logLevel)
 	if err != nil {
 		return err

@@ -200,8 +200,20 @@ func (d *unixDoor) serveConn(uc *unixConn) {
 
 	var handlers sync.WaitGroup
 	br := bufio.NewReaderSize(uc.nc, 64<<10)
+	first := true
 	for {
 		line, err := br.ReadBytes('\n')
+		if first {
+			// A stdio door's hello (hostroots.go) counts only as the first line.
+			first = false
+			if h, ok := parseHello(line); ok {
+				sess.hostRoots = announcedRoots(h.HostRoots, log)
+				if len(sess.hostRoots) > 0 {
+					log.Info("unix door: connection with host roots", "host_roots", sess.hostRoots)
+				}
+				line = nil
+			}
+		}
 		if len(bytes.TrimSpace(line)) > 0 {
 			d.dispatch(ctx, line, send, &handlers)
 		}

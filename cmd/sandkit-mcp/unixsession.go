@@ -17,10 +17,17 @@ type connSession struct {
 	initialized   atomic.Bool
 	logLevel      atomic.Value // mcp.LoggingLevel
 
+	// hostRoots are the host roots its door announced (hostroots.go); set before the first
+	// message is handled, never changed.
+	hostRoots []string
+
 	mu         sync.Mutex
 	clientInfo mcp.Implementation
 	clientCaps mcp.ClientCapabilities
 }
+
+// HostRoots implements tools.SessionWithHostRoots.
+func (s *connSession) HostRoots() []string { return s.hostRoots }
 
 var (
 	_ server.ClientSession         = (*connSession)(nil)

@@ -57,6 +57,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"HomeIsDurable", s.testHomeIsDurable},
 		{"HomeFiles", s.testHomeFiles},
 		{"RemoveFiles", s.testRemoveFiles},
+		{"Import", s.testImport},
 		{"Concurrency", s.testConcurrency},
 		{"Restart", s.testRestart},
 		// Live (Detached) sandboxes: sessions, background processes, ports.

@@ -476,3 +476,9 @@ func (p *Provider) Close() error {
 	wg.Wait()
 	return nil
 }
+
+// Import implements sandbox.Provider through the file upload: an empty sandbox gets the files
+// in batches (sandbox.ImportByWrites), then it is snapshotted.
+func (p *Provider) Import(ctx context.Context, src sandbox.ImportSource) (sandbox.SnapshotInfo, error) {
+	return sandbox.ImportByWrites(ctx, p, src)
+}

@@ -1,0 +1,321 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandkit/sandkit-mcp/policies"
+	"github.com/sandkit/sandkit-mcp/sandbox"
+	"github.com/sandkit/sandkit-mcp/store"
+)
+
+// Export: export_workspace. A commit's /workspace tree (default: the head) is written into a
+// new or empty directory under one of the caller's host roots (hostdir.go):
+//
+//   - The target's parent must exist; the target must not exist or be an empty directory (a
+//     non-empty one is refused, nothing is overwritten).
+//   - The tree is written into a temporary directory beside the target and renamed into place
+//     at the end, so the target never holds half an export; a failure removes the temporary one.
+//   - Every file, directory and symlink written gets the owner (uid, gid) of the target's parent
+//     directory; permission bits come from the workspace.
+//   - Entries that are neither files, directories nor symlinks are skipped and listed.
+//
+// Only ExportFiles is offered now; git branches and patches come later.
+
+// Export formats.
+const (
+	ExportFiles = "files"
+)
+
+// ExportFormats lists the formats ExportRequest.As takes.
+var ExportFormats = []string{ExportFiles}
+
+// ExportRequest holds export_workspace's arguments.
+type ExportRequest struct {
+	// Workspace is an id or a name; Commit a commit id of it ("" = head).
+	Workspace, Commit string
+	// HostDir is the target directory, under one of the caller's host roots.
+	HostDir string
+	// As is the format: "files" (also when "").
+	As string
+	// Progress, when set, receives a line now and then. It must not block.
+	Progress func(line string)
+}
+
+// ExportReport says what an export wrote.
+type ExportReport struct {
+	Workspace string `json:"workspace_id"`
+	Commit    string `json:"commit_id"`
+	HostDir   string `json:"host_dir"`
+	As        string `json:"as"`
+	Files     int64  `json:"files"`
+	Dirs      int64  `json:"dirs,omitempty"`
+	Symlinks  int64  `json:"symlinks,omitempty"`
+	Bytes     int64  `json:"bytes"`
+	// Skipped lists entries not written, "path (why)", at most MaxImportSkipped.
+	Skipped []string `json:"skipped,omitempty"`
+}
+
+// exportChunk is how much of a file one read from the sandbox takes.
+const exportChunk = 8 << 20
+
+// ExportWorkspace writes a commit's tree into a host directory (see above).
+func (e *Engine) ExportWorkspace(ctx context.Context, req ExportRequest) (ExportReport, error) {
+	if e.isClosed() {
+		return ExportReport{}, ErrClosed
+	}
+	as := req.As
+	if as == "" {
+		as = ExportFiles
+	}
+	if as != ExportFiles {
+		return ExportReport{}, ArgError("as", fmt.Sprintf("%q is not offered yet; give %q (git-branch and patch come later)", req.As, ExportFiles))
+	}
+	const arg = "host_dir"
+	hp, err := resolveHostPath(ctx, arg, req.HostDir)
+	if err != nil {
+		return ExportReport{}, err
+	}
+	if hp.rel == "." {
+		return ExportReport{}, errorf(ErrInvalid, "%s: %s is a host root itself; name a new or empty directory inside it, such as %s", arg, hp.root, filepath.Join(hp.root, "export")).
+			with(ErrorFields{Argument: arg, Path: hp.root})
+	}
+	var w store.Workspace
+	var c store.Commit
+	if err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		if w, err = lookupTx(tx, req.Workspace); err != nil {
+			return err
+		}
+		id := req.Commit
+		if id == "" {
+			id = w.Head
+		}
+		c, err = commitOf(tx, w, id)
+		return err
+	}); err != nil {
+		return ExportReport{}, err
+	}
+	root, err := openRoot(hp.root)
+	if err != nil {
+		return ExportReport{}, hostErr(arg, hostPath{root: hp.root, rel: "."}, "the host root", err)
+	}
+	defer root.Close()
+	parentRel, base := filepath.Dir(hp.rel), filepath.Base(hp.rel)
+	parent, err := openDirBeneath(root, parentRel)
+	if err != nil {
+		return ExportReport{}, hostErr(arg, hostPath{root: hp.root, rel: parentRel}, "the parent directory", err)
+	}
+	defer parent.Close()
+	var pst unix.Stat_t
+	if err := unix.Fstat(int(parent.Fd()), &pst); err != nil {
+		return ExportReport{}, err
+	}
+	replace := false
+	if st, err := lstatAt(parent, base); err == nil {
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return ExportReport{}, errorf(ErrExists, "%s: %s exists and is not a directory; give a new or empty directory", arg, hp.show()).
+				with(ErrorFields{Argument: arg, Path: hp.show()})
+		}
+		if empty, err := emptyDir(parent, base); err != nil {
+			return ExportReport{}, hostErr(arg, hp, "the target", err)
+		} else if !empty {
+			return ExportReport{}, errorf(ErrExists, "%s: %s is not empty; export into a new or empty directory (nothing is overwritten)", arg, hp.show()).
+				with(ErrorFields{Argument: arg, Path: hp.show()})
+		}
+		replace = true
+	} else if !errors.Is(err, unix.ENOENT) {
+		return ExportReport{}, hostErr(arg, hp, "the target", err)
+	}
+
+	sb, err := e.prov.Start(ctx, sandbox.StartOptions{Snapshot: sandbox.SnapshotRef(c.Snapshot), Policy: policies.Deny(), Label: w.ID})
+	if err != nil {
+		return ExportReport{}, e.provErr(err, "start a sandbox to export from")
+	}
+	defer sb.Stop(context.Background())
+
+	tmpName := fmt.Sprintf(".%s.sandkit-export-%s", base, newID("")[:12])
+	if err := unix.Mkdirat(int(parent.Fd()), tmpName, 0o700); err != nil {
+		return ExportReport{}, hostErr(arg, hp, "a temporary directory beside the target", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = os.RemoveAll(filepath.Join(hp.root, parentRel, tmpName))
+		}
+	}()
+	tmp, err := openBeneath(parent, tmpName, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return ExportReport{}, hostErr(arg, hp, "the temporary directory", err)
+	}
+	defer tmp.Close()
+	x := &exporter{ctx: ctx, sb: sb, tmp: tmp, uid: int(pst.Uid), gid: int(pst.Gid), progress: req.Progress,
+		rep: ExportReport{Workspace: w.ID, Commit: c.ID, HostDir: hp.show(), As: as}}
+	if err := x.dir("."); err != nil {
+		return ExportReport{}, err
+	}
+	if err := x.finish(); err != nil {
+		return ExportReport{}, fmt.Errorf("export: %w", err)
+	}
+	if err := unix.Fchown(int(tmp.Fd()), x.uid, x.gid); err != nil {
+		return ExportReport{}, fmt.Errorf("export: %w", err)
+	}
+	if err := unix.Fchmod(int(tmp.Fd()), 0o755); err != nil {
+		return ExportReport{}, fmt.Errorf("export: %w", err)
+	}
+	// rename(2) replaces an empty directory; a target made meanwhile that is not empty fails.
+	if err := unix.Renameat(int(parent.Fd()), tmpName, int(parent.Fd()), base); err != nil {
+		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) || (!replace && errors.Is(err, unix.EISDIR)) {
+			return ExportReport{}, errorf(ErrExists, "%s: %s was filled while the export ran; nothing was overwritten", arg, hp.show()).
+				with(ErrorFields{Argument: arg, Path: hp.show()})
+		}
+		return ExportReport{}, hostErr(arg, hp, "the target", err)
+	}
+	done = true
+	e.log.Info("workspace exported", "workspace", w.ID, "commit", c.ID, "host_dir", hp.show(), "files", x.rep.Files, "bytes", x.rep.Bytes)
+	return x.rep, nil
+}
+
+// emptyDir reports whether the directory name in dir is empty.
+func emptyDir(dir *os.File, name string) (bool, error) {
+	d, err := openBeneath(dir, name, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return false, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(1)
+	if errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	return len(names) == 0, err
+}
+
+// exporter writes a sandbox's /workspace below tmp, a directory it made.
+type exporter struct {
+	ctx      context.Context
+	sb       sandbox.Sandbox
+	tmp      *os.File
+	uid, gid int
+	progress func(string)
+	last     time.Time
+	rep      ExportReport
+	modes    []exportMode
+}
+
+type exportMode struct {
+	rel  string
+	perm fs.FileMode
+}
+
+// dir writes the entries of the workspace directory rel (listed one level at a time, so no
+// listing limit applies to the tree as a whole).
+func (x *exporter) dir(rel string) error {
+	if err := x.ctx.Err(); err != nil {
+		return errorf(ErrCancelled, "the export was cancelled")
+	}
+	ents, err := x.sb.ListFiles(x.ctx, path.Join(sandbox.WorkspaceDir, rel), 1)
+	if err != nil {
+		return fmt.Errorf("export: list %s: %w", rel, err)
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Path < ents[j].Path })
+	for _, en := range ents {
+		p := strings.TrimPrefix(en.Path, "/workspace/")
+		if sandbox.CheckImportPath(p) != nil {
+			return fmt.Errorf("export: the sandbox listed an unexpected path %q", en.Path)
+		}
+		host := filepath.FromSlash(p)
+		switch en.Type {
+		case "dir":
+			if err := unix.Mkdirat(int(x.tmp.Fd()), host, 0o700); err != nil {
+				return fmt.Errorf("export %s: %w", p, err)
+			}
+			if err := unix.Fchownat(int(x.tmp.Fd()), host, x.uid, x.gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return fmt.Errorf("export %s: %w", p, err)
+			}
+			x.modes = append(x.modes, exportMode{host, en.Mode.Perm()})
+			x.rep.Dirs++
+			if err := x.dir(p); err != nil {
+				return err
+			}
+		case "symlink":
+			if err := unix.Symlinkat(en.Target, int(x.tmp.Fd()), host); err != nil {
+				return fmt.Errorf("export %s: %w", p, err)
+			}
+			if err := unix.Fchownat(int(x.tmp.Fd()), host, x.uid, x.gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return fmt.Errorf("export %s: %w", p, err)
+			}
+			x.rep.Symlinks++
+		case "file":
+			if err := x.file(p, host, en); err != nil {
+				return err
+			}
+		default:
+			if len(x.rep.Skipped) < MaxImportSkipped {
+				x.rep.Skipped = append(x.rep.Skipped, p+" (not a file, directory or symlink)")
+			}
+		}
+	}
+	return nil
+}
+
+// file copies one regular file, in chunks.
+func (x *exporter) file(p, host string, en sandbox.FileEntry) error {
+	// The parent was made by this export, and O_EXCL|O_NOFOLLOW never follows or reuses an entry.
+	f, err := openBeneath(x.tmp, host, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", p, err)
+	}
+	defer f.Close()
+	var off int64
+	for {
+		c, err := x.sb.ReadFile(x.ctx, p, off, exportChunk)
+		if err != nil {
+			return fmt.Errorf("export: read %s: %w", p, err)
+		}
+		if _, err := f.Write(c.Data); err != nil {
+			return fmt.Errorf("export %s: %w", p, err)
+		}
+		off += int64(len(c.Data))
+		if len(c.Data) == 0 || off >= c.Size {
+			break
+		}
+	}
+	if err := f.Chown(x.uid, x.gid); err != nil {
+		return fmt.Errorf("export %s: %w", p, err)
+	}
+	if err := f.Chmod(en.Mode.Perm()); err != nil {
+		return fmt.Errorf("export %s: %w", p, err)
+	}
+	if !en.ModTime.IsZero() {
+		tv := unix.NsecToTimeval(en.ModTime.UnixNano())
+		_ = unix.Futimes(int(f.Fd()), []unix.Timeval{tv, tv})
+	}
+	x.rep.Files++
+	x.rep.Bytes += off
+	if x.progress != nil && time.Since(x.last) > time.Second {
+		x.last = time.Now()
+		x.progress(fmt.Sprintf("exported %d files, %s", x.rep.Files, humanBytes(x.rep.Bytes)))
+	}
+	return nil
+}
+
+// finish gives the directories their permission bits, deepest first.
+func (x *exporter) finish() error {
+	for i := len(x.modes) - 1; i >= 0; i-- {
+		if err := unix.Fchmodat(int(x.tmp.Fd()), x.modes[i].rel, uint32(x.modes[i].perm), 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}

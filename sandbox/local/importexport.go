@@ -1,0 +1,217 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandkit/sandkit-mcp/sandbox"
+)
+
+// Import implements sandbox.Provider: the entries are copied straight into a new layer
+// directory (layers/<id>.tmp, renamed into place when complete), O(tree): each file is cloned
+// (FICLONE) where the file system shares extents, else copied in the kernel (copy_file_range,
+// through io.Copy). Nothing runs in a sandbox. The new snapshot's chain is that one layer.
+func (p *Provider) Import(ctx context.Context, src sandbox.ImportSource) (sandbox.SnapshotInfo, error) {
+	for _, e := range src.Entries {
+		if err := sandbox.CheckImportPath(e.Path); err != nil {
+			return sandbox.SnapshotInfo{}, err
+		}
+	}
+	if len(src.Entries) == 0 {
+		return sandbox.SnapshotInfo{Unchanged: true, Changes: sandbox.Changes{Known: true}}, nil
+	}
+	id := newID()
+	tmp := filepath.Join(p.store.layers, id+".tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return sandbox.SnapshotInfo{}, fmt.Errorf("import: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = removeTree(tmp)
+		}
+	}()
+	for _, sub := range []string{"workspace", "home"} {
+		d := filepath.Join(tmp, sub)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return sandbox.SnapshotInfo{}, err
+		}
+		if err := os.Chown(d, p.uid, p.gid); err != nil {
+			return sandbox.SnapshotInfo{}, err
+		}
+	}
+	im := &importer{p: p, root: filepath.Join(tmp, "workspace"), dirs: map[string]bool{".": true}}
+	var bytes, done int64
+	last := time.Now()
+	for _, e := range src.Entries {
+		if err := ctx.Err(); err != nil {
+			return sandbox.SnapshotInfo{}, err
+		}
+		n, err := im.place(e, src.Open)
+		if err != nil {
+			return sandbox.SnapshotInfo{}, fmt.Errorf("import %s: %w", e.Path, err)
+		}
+		bytes += n
+		done++
+		if src.Progress != nil && time.Since(last) > 200*time.Millisecond {
+			src.Progress(bytes, done)
+			last = time.Now()
+		}
+	}
+	if src.Progress != nil {
+		src.Progress(bytes, done)
+	}
+	if err := im.finish(); err != nil {
+		return sandbox.SnapshotInfo{}, fmt.Errorf("import: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(p.store.layers, id)); err != nil {
+		return sandbox.SnapshotInfo{}, fmt.Errorf("import: %w", err)
+	}
+	ok = true
+	chain := []string{id}
+	ch, err := p.store.diffChains(ctx, nil, chain)
+	if err != nil {
+		_ = removeTree(filepath.Join(p.store.layers, id))
+		return sandbox.SnapshotInfo{}, fmt.Errorf("import: %w", err)
+	}
+	if err := syncFS(p.store.layers); err != nil {
+		_ = removeTree(filepath.Join(p.store.layers, id))
+		return sandbox.SnapshotInfo{}, err
+	}
+	ref := sandbox.SnapshotRef(newID())
+	if err := p.store.writeSnapshot(ref, snapshotFile{Layers: chain, Created: time.Now().UTC(), ChangedFiles: ch.Files, ChangedBytes: ch.Bytes}); err != nil {
+		_ = removeTree(filepath.Join(p.store.layers, id))
+		return sandbox.SnapshotInfo{}, err
+	}
+	p.store.mu.Lock()
+	p.store.index[ref] = chain
+	p.store.refs[id]++
+	p.store.mu.Unlock()
+	return sandbox.SnapshotInfo{Ref: ref, Changes: ch, ChangedFiles: ch.Files, ChangedBytes: ch.Bytes}, nil
+}
+
+// importer places entries under root, a directory only this process writes.
+type importer struct {
+	p    *Provider
+	root string
+	dirs map[string]bool // slash paths known to be real directories here
+	// modes are the directories' permission bits, set by finish.
+	modes []dirMode
+}
+
+type dirMode struct {
+	path string
+	perm fs.FileMode
+}
+
+// finish gives the directories their permission bits, deepest last listed first.
+func (im *importer) finish() error {
+	for i := len(im.modes) - 1; i >= 0; i-- {
+		if err := os.Chmod(im.modes[i].path, im.modes[i].perm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dir makes sure rel is a directory (creating it and its parents, mode 0755, when missing); an
+// entry there that is not a directory (a symlink an earlier entry made) is refused, so nothing
+// is ever written through a link.
+func (im *importer) dir(rel string) error {
+	if im.dirs[rel] {
+		return nil
+	}
+	if err := im.dir(path.Dir(rel)); err != nil {
+		return err
+	}
+	full := filepath.Join(im.root, filepath.FromSlash(rel))
+	fi, err := os.Lstat(full)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.Mkdir(full, 0o755); err != nil {
+			return err
+		}
+		if err := os.Lchown(full, im.p.uid, im.p.gid); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%w: %s is not a directory", sandbox.ErrInvalid, rel)
+	}
+	im.dirs[rel] = true
+	return nil
+}
+
+// place creates one entry; it returns the bytes copied.
+func (im *importer) place(e sandbox.ImportEntry, open func(string) (*os.File, error)) (int64, error) {
+	if err := im.dir(path.Dir(e.Path)); err != nil {
+		return 0, err
+	}
+	full := filepath.Join(im.root, filepath.FromSlash(e.Path))
+	perm := e.Mode.Perm()
+	switch {
+	case e.Mode.IsDir():
+		if err := im.dir(e.Path); err != nil {
+			return 0, err
+		}
+		// Applied at the end (finish): a directory without write permission must still be filled.
+		im.modes = append(im.modes, dirMode{full, perm})
+		return 0, nil
+	case e.Mode&fs.ModeSymlink != 0:
+		if err := os.Symlink(e.Target, full); err != nil {
+			return 0, err
+		}
+		return 0, os.Lchown(full, im.p.uid, im.p.gid)
+	case e.Mode.IsRegular():
+		in, err := open(e.Path)
+		if err != nil {
+			return 0, err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, perm)
+		if err != nil {
+			return 0, err
+		}
+		n, err := copyFile(out, in)
+		if err == nil {
+			err = out.Chown(im.p.uid, im.p.gid)
+		}
+		if err == nil {
+			err = out.Chmod(perm) // the umask applied at create
+		}
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			if fi, serr := in.Stat(); serr == nil {
+				_ = os.Chtimes(full, fi.ModTime(), fi.ModTime())
+			}
+		}
+		return n, err
+	default:
+		return 0, fmt.Errorf("%w: not a file, a directory or a symlink", sandbox.ErrInvalid)
+	}
+}
+
+// copyFile clones in into out where the file system shares extents, else copies it (io.Copy
+// between files uses copy_file_range).
+func copyFile(out, in *os.File) (int64, error) {
+	if err := unix.IoctlFileClone(int(out.Fd()), int(in.Fd())); err == nil {
+		fi, err := out.Stat()
+		if err != nil {
+			return 0, err
+		}
+		return fi.Size(), nil
+	}
+	return io.Copy(out, in)
+}
