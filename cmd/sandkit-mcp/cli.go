@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,6 +25,7 @@ import (
 //	sandkit-mcp runs WS          list_runs
 //	sandkit-mcp show RUN         get_run
 //	sandkit-mcp diff WS [FROM [TO]]  workspace_diff
+//	sandkit-mcp export WS DIR    export_workspace (files), into DIR (new or empty)
 
 // humanCommand describes one of them.
 type humanCommand struct {
@@ -34,6 +36,9 @@ type humanCommand struct {
 	tool     string
 	// toolArgs makes the tool's arguments from the positional ones.
 	toolArgs func(pos []string) map[string]any
+	// roots, when set, gives the host roots this command's connection shares (the user's own
+	// directories: host roots limit agents, not the person at the terminal).
+	roots func(pos []string) []string
 	// table renders the structured result for people; nil prints the tool's text.
 	table func(w io.Writer, out map[string]any)
 }
@@ -50,6 +55,10 @@ var humanCommands = map[string]humanCommand{
 		table:    runsTable},
 	"show": {usage: "show RUN", args: []string{"RUN"}, tool: "get_run",
 		toolArgs: func(p []string) map[string]any { return map[string]any{"run_id": p[0]} }},
+	"export": {usage: "export WS DIR", args: []string{"WS", "DIR"}, tool: "export_workspace",
+		toolArgs: func(p []string) map[string]any { return map[string]any{"workspace": p[0], "host_dir": p[1]} },
+		// The person at the terminal may write where they ask: their connection shares DIR's parent.
+		roots: func(p []string) []string { return []string{filepath.Dir(p[1])} }},
 	"diff": {usage: "diff WS [FROM [TO]]", args: []string{"WS"}, optional: 2, tool: "workspace_diff",
 		toolArgs: func(p []string) map[string]any {
 			a := map[string]any{"workspace": p[0]}
@@ -100,7 +109,16 @@ func human(ctx context.Context, name string, args []string, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
-	cs, err := connectDoor(ctx, cfg, "sandkit-cli")
+	var roots []string
+	if hc.roots != nil {
+		for i, p := range pos {
+			if abs, err := filepath.Abs(p); err == nil && i > 0 {
+				pos[i] = abs
+			}
+		}
+		roots = hc.roots(pos)
+	}
+	cs, err := connectDoor(ctx, cfg, "sandkit-cli", roots)
 	if err != nil {
 		return err
 	}
@@ -139,7 +157,7 @@ func human(ctx context.Context, name string, args []string, stdout io.Writer) er
 
 // connectDoor starts this binary as the stdio door of cfg's data dir (which starts the daemon
 // when none runs) and connects an MCP client to it.
-func connectDoor(ctx context.Context, cfg config, client string) (*mcp.ClientSession, error) {
+func connectDoor(ctx context.Context, cfg config, client string, roots []string) (*mcp.ClientSession, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -153,6 +171,9 @@ func connectDoor(ctx context.Context, cfg config, client string) (*mcp.ClientSes
 	}
 	if cfg.configFile != "" {
 		args = append(args, "--config", cfg.configFile)
+	}
+	for _, r := range roots {
+		args = append(args, "--host-root", r)
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr

@@ -2,7 +2,9 @@ package main_test
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -61,6 +63,14 @@ func TestHumanCLI(t *testing.T) {
 	out, _, code = cli(t, dir, "diff", "site")
 	if code != 0 || !strings.Contains(out, "index.html") || !strings.Contains(out, "+hi") || strings.Contains(out, "next:") {
 		t.Errorf("diff site: exit %d\n%s", code, out)
+	}
+	dest := filepath.Join(t.TempDir(), "out")
+	out, errs, code := cli(t, dir, "export", "site", dest)
+	if b, err := os.ReadFile(filepath.Join(dest, "index.html")); code != 0 || err != nil || string(b) != "hi\n" {
+		t.Errorf("export site %s: exit %d, %q %q; index.html %q %v", dest, code, out, errs, b, err)
+	}
+	if _, errs, code := cli(t, dir, "export", "site", dest); code != 1 || !strings.Contains(errs, "not empty") {
+		t.Errorf("export into a non-empty directory: exit %d, %q", code, errs)
 	}
 	if _, errs, code := cli(t, dir, "log", "nope"); code != 1 || !strings.Contains(errs, `no workspace with id or name "nope"`) {
 		t.Errorf("log of a missing workspace: exit %d, %q", code, errs)

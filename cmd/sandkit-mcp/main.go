@@ -57,7 +57,7 @@ func run(args []string) int {
 		err = demo(ctx, args)
 	case "bootstrap":
 		err = bootstrapCmd(ctx, args)
-	case "ls", "log", "runs", "show", "diff":
+	case "ls", "log", "runs", "show", "diff", "export":
 		err = human(ctx, cmd, args, os.Stdout)
 	case "version":
 		fmt.Println("sandkit-mcp", version)
@@ -101,6 +101,7 @@ Usage:
   sandkit-mcp runs WS [--json] a workspace's runs, newest first
   sandkit-mcp show RUN [--json] a run: status, exit code, output
   sandkit-mcp diff WS [FROM [TO]] [--json]  what changed between two commits (default: the head's)
+  sandkit-mcp export WS DIR [--json]  write the workspace's head into DIR (new or empty)
   sandkit-mcp version          print the version
 
 Flags (every subcommand):
