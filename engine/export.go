@@ -72,6 +72,9 @@ type ExportReport struct {
 	// Branch and GitCommit are the branch a git-branch export wrote and its new tip; GitBase the
 	// source HEAD the workspace was imported from, which the branch builds on. Unchanged is set
 	// when the branch already held the state.
+	// Origin is the commit the workspace's history starts from (its import), the state the
+	// patch is relative to; set when it is a commit of this workspace (not for a fork).
+	Origin    string `json:"origin_commit,omitempty"`
 	Branch    string `json:"branch,omitempty"`
 	GitCommit string `json:"git_commit,omitempty"`
 	GitBase   string `json:"git_base,omitempty"`

@@ -141,7 +141,7 @@ func (e *Engine) exportGitBranch(ctx context.Context, req ExportRequest, hp host
 		return ExportReport{}, fmt.Errorf("export: %w", err)
 	}
 
-	rep := ExportReport{Workspace: w.ID, Commit: c.ID, HostDir: topAbs, As: ExportGitBranch, Branch: branch, GitBase: base}
+	rep := ExportReport{Workspace: w.ID, Commit: c.ID, HostDir: topAbs, As: ExportGitBranch, Branch: branch, GitBase: base, Origin: ownOrigin(w, origin)}
 	progress := func(s string) {
 		if req.Progress != nil {
 			req.Progress(s)
@@ -317,7 +317,7 @@ func (e *Engine) exportPatch(ctx context.Context, hp hostPath, w store.Workspace
 		return ExportReport{}, hostErr(arg, hp, "the target", err)
 	}
 	done = true
-	rep := ExportReport{Workspace: w.ID, Commit: c.ID, HostDir: hp.show(), As: ExportPatch,
+	rep := ExportReport{Workspace: w.ID, Commit: c.ID, HostDir: hp.show(), As: ExportPatch, Origin: ownOrigin(w, origin),
 		Files: int64(bytes.Count(patch, []byte("\ndiff --git ")) + 1), Bytes: int64(len(patch))}
 	file := shellQuote(hp.show())
 	rep.Review = "git apply --stat " + file
@@ -587,6 +587,14 @@ func (g *gitPlumb) commitTree(ctx context.Context, tree, parent string, when tim
 	date := fmt.Sprintf("@%d +0000", when.Unix())
 	out, err := g.run(ctx, []byte(msg), []string{"GIT_AUTHOR_DATE=" + date, "GIT_COMMITTER_DATE=" + date}, args...)
 	return strings.TrimSpace(string(out)), err
+}
+
+// ownOrigin is origin's id when it is a commit of w.
+func ownOrigin(w store.Workspace, origin store.Commit) string {
+	if origin.Workspace == w.ID {
+		return origin.ID
+	}
+	return ""
 }
 
 func trailers(ws, commit string) string {
