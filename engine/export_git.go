@@ -105,7 +105,11 @@ func (e *Engine) exportGitBranch(ctx context.Context, req ExportRequest, hp host
 	defer os.RemoveAll(tmp)
 	out, err := g.run(ctx, nil, nil, "rev-parse", "--absolute-git-dir")
 	if err != nil {
-		return ExportReport{}, errorf(ErrInvalid, "%s: git cannot read the repository at %s: %v", arg, topAbs, err).with(ErrorFields{Argument: arg, Path: topAbs})
+		as := ""
+		if g.cred != nil {
+			as = fmt.Sprintf(" (git runs as the owner of its .git, uid %d, who must be able to reach it)", g.uid)
+		}
+		return ExportReport{}, errorf(ErrInvalid, "%s: git cannot read the repository at %s%s: %v", arg, topAbs, as, err).with(ErrorFields{Argument: arg, Path: topAbs})
 	}
 	g.gitDir = strings.TrimSpace(string(out))
 
@@ -161,16 +165,17 @@ func (e *Engine) exportGitBranch(ctx context.Context, req ExportRequest, hp host
 			return ExportReport{}, err
 		}
 		if t1 != parentTree {
-			msg := fmt.Sprintf("sandkit: uncommitted changes of %s, as imported\n\nThe work tree's own edits and untracked files when workspace %s imported it.\n\n%s\n",
-				src.HostDir, w.Name, trailers(w.ID, origin.ID))
+			msg := fmt.Sprintf("sandkit: uncommitted changes of %s, as imported\n\nThe work tree's own edits and untracked files when it was imported.\n\n%s\n",
+				src.HostDir, trailers(w.ID, origin.ID))
 			if parent, err = g.commitTree(ctx, t1, parent, origin.Created, msg); err != nil {
 				return ExportReport{}, fmt.Errorf("export: %w", err)
 			}
 			parentTree = t1
 		}
 	}
-	// A branch whose tip is an earlier export of this workspace on the same base grows by one.
-	if old != "" && old != parent && g.ours(ctx, old, w.ID) && (parent == "" || g.isAncestor(ctx, parent, old)) {
+	// A branch whose tip is an earlier export of this workspace on the same base grows by one
+	// (its own first commit, if any, stays).
+	if old != "" && old != parent && g.ours(ctx, old, w.ID) && (base == "" || g.isAncestor(ctx, base, old)) {
 		parent = old
 		if parentTree, err = g.revParse(ctx, old+"^{tree}"); err != nil {
 			return ExportReport{}, fmt.Errorf("export: %w", err)

@@ -143,6 +143,17 @@ func TestExportGitBranch(t *testing.T) {
 		t.Errorf("the advanced branch's parent is %s, want the earlier tip %s", got, rep.GitCommit)
 	}
 
+	// A fork of the workspace exports on the same import (its origin is the import).
+	if _, err := v.e.Fork(ctx, "gb", "", "gb-fork"); err != nil {
+		t.Fatal(err)
+	}
+	v.sh(t, "gb-fork", "echo forked > forked.txt")
+	if fr, err := v.e.ExportWorkspace(ctx, engine.ExportRequest{Workspace: "gb-fork", HostDir: repo, As: engine.ExportGitBranch}); err != nil || fr.Origin != "" {
+		t.Errorf("fork export: %+v %v", fr, err)
+	} else if got := gitT(t, repo, "show", "sandkit/gb-fork:forked.txt"); got != "forked" || gitT(t, repo, "rev-parse", "sandkit/gb-fork~2") != base {
+		t.Errorf("the fork's branch: forked.txt %q", got)
+	}
+
 	// An existing branch that is an ancestor (the HEAD) is advanced; a diverged one is refused.
 	gitOwned(t, repo, "branch", "at-head", base)
 	if r, err := v.e.ExportWorkspace(ctx, engine.ExportRequest{Workspace: "gb", HostDir: repo, As: engine.ExportGitBranch, Branch: "at-head"}); err != nil || gitT(t, repo, "rev-parse", "at-head") != r.GitCommit {
