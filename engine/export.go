@@ -31,15 +31,17 @@ import (
 //     directory; permission bits come from the workspace.
 //   - Entries that are neither files, directories nor symlinks are skipped and listed.
 //
-// Only ExportFiles is offered now; git branches and patches come later.
+// ExportGitBranch and ExportPatch are in export_git.go.
 
 // Export formats.
 const (
-	ExportFiles = "files"
+	ExportFiles     = "files"
+	ExportGitBranch = "git-branch"
+	ExportPatch     = "patch"
 )
 
 // ExportFormats lists the formats ExportRequest.As takes.
-var ExportFormats = []string{ExportFiles}
+var ExportFormats = []string{ExportFiles, ExportGitBranch, ExportPatch}
 
 // ExportRequest holds export_workspace's arguments.
 type ExportRequest struct {
@@ -47,8 +49,10 @@ type ExportRequest struct {
 	Workspace, Commit string
 	// HostDir is the target directory, under one of the caller's host roots.
 	HostDir string
-	// As is the format: "files" (also when "").
+	// As is the format: "files" (also when ""), "git-branch" or "patch".
 	As string
+	// Branch is the branch a git-branch export writes ("" = sandkit/<workspace name>).
+	Branch string
 	// Progress, when set, receives a line now and then. It must not block.
 	Progress func(line string)
 }
@@ -65,6 +69,20 @@ type ExportReport struct {
 	Bytes     int64  `json:"bytes"`
 	// Skipped lists entries not written, "path (why)", at most MaxImportSkipped.
 	Skipped []string `json:"skipped,omitempty"`
+	// Branch and GitCommit are the branch a git-branch export wrote and its new tip; GitBase the
+	// source HEAD the workspace was imported from, which the branch builds on. Unchanged is set
+	// when the branch already held the state.
+	// Origin is the commit the workspace's history starts from (its import), the state the
+	// patch is relative to; set when it is a commit of this workspace (not for a fork).
+	Origin    string `json:"origin_commit,omitempty"`
+	Branch    string `json:"branch,omitempty"`
+	GitCommit string `json:"git_commit,omitempty"`
+	GitBase   string `json:"git_base,omitempty"`
+	Unchanged bool   `json:"unchanged,omitempty"`
+	// Review and Apply are the shell commands a human runs to look at the export and to take it
+	// into the repository (git log -p / git merge; git apply --stat / git apply).
+	Review string `json:"review,omitempty"`
+	Apply  string `json:"apply,omitempty"`
 }
 
 // exportChunk is how much of a file one read from the sandbox takes.
@@ -79,20 +97,23 @@ func (e *Engine) ExportWorkspace(ctx context.Context, req ExportRequest) (Export
 	if as == "" {
 		as = ExportFiles
 	}
-	if as != ExportFiles {
-		return ExportReport{}, ArgError("as", fmt.Sprintf("%q is not offered yet; give %q (git-branch and patch come later)", req.As, ExportFiles))
+	if as != ExportFiles && as != ExportGitBranch && as != ExportPatch {
+		return ExportReport{}, ArgError("as", fmt.Sprintf("%q is not a format; give one of %s", req.As, strings.Join(ExportFormats, ", ")))
+	}
+	if req.Branch != "" && as != ExportGitBranch {
+		return ExportReport{}, ArgError("branch", fmt.Sprintf("branch is for as %q only", ExportGitBranch))
 	}
 	const arg = "host_dir"
 	hp, err := resolveHostPath(ctx, arg, req.HostDir)
 	if err != nil {
 		return ExportReport{}, err
 	}
-	if hp.rel == "." {
-		return ExportReport{}, errorf(ErrInvalid, "%s: %s is a host root itself; name a new or empty directory inside it, such as %s", arg, hp.root, filepath.Join(hp.root, "export")).
+	if hp.rel == "." && as != ExportGitBranch {
+		return ExportReport{}, errorf(ErrInvalid, "%s: %s is a host root itself; name a new path inside it, such as %s", arg, hp.root, filepath.Join(hp.root, "export")).
 			with(ErrorFields{Argument: arg, Path: hp.root})
 	}
 	var w store.Workspace
-	var c store.Commit
+	var c, origin store.Commit
 	if err := e.st.View(func(tx *store.Tx) error {
 		var err error
 		if w, err = lookupTx(tx, req.Workspace); err != nil {
@@ -102,10 +123,19 @@ func (e *Engine) ExportWorkspace(ctx context.Context, req ExportRequest) (Export
 		if id == "" {
 			id = w.Head
 		}
-		c, err = commitOf(tx, w, id)
+		if c, err = commitOf(tx, w, id); err != nil {
+			return err
+		}
+		origin, err = originOf(tx, c)
 		return err
 	}); err != nil {
 		return ExportReport{}, err
+	}
+	switch as {
+	case ExportGitBranch:
+		return e.exportGitBranch(ctx, req, hp, w, c, origin)
+	case ExportPatch:
+		return e.exportPatch(ctx, hp, w, c, origin)
 	}
 	root, err := openRoot(hp.root)
 	if err != nil {
@@ -211,6 +241,8 @@ type exporter struct {
 	last     time.Time
 	rep      ExportReport
 	modes    []exportMode
+	// skipGit leaves out the top-level .git (a git-branch or patch export builds its own).
+	skipGit bool
 }
 
 type exportMode struct {
@@ -235,6 +267,9 @@ func (x *exporter) dir(rel string) error {
 			return fmt.Errorf("export: the sandbox listed an unexpected path %q", en.Path)
 		}
 		host := filepath.FromSlash(p)
+		if x.skipGit && p == ".git" {
+			continue
+		}
 		switch en.Type {
 		case "dir":
 			if err := unix.Mkdirat(int(x.tmp.Fd()), host, 0o700); err != nil {

@@ -355,7 +355,7 @@ func TestExportRoundTrip(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(empty, "d/e/deep.txt")); string(b) != "deep\n" {
 		t.Errorf("first commit export: %q", b)
 	}
-	if _, err := v.e.ExportWorkspace(ctx, engine.ExportRequest{Workspace: "rt", HostDir: "x", As: "patch"}); !errors.Is(err, engine.ErrInvalid) {
-		t.Errorf("as patch: %v, want ErrInvalid", err)
+	if _, err := v.e.ExportWorkspace(ctx, engine.ExportRequest{Workspace: "rt", HostDir: "x", As: "tarball"}); !errors.Is(err, engine.ErrInvalid) {
+		t.Errorf("as tarball: %v, want ErrInvalid", err)
 	}
 }

@@ -57,8 +57,9 @@ func importLine(r *engine.ImportReport) string {
 type exportArgs struct {
 	Workspace string `json:"workspace" jsonschema:"required" jsonschema_description:"Workspace id or name."`
 	Commit    string `json:"commit_id,omitempty" jsonschema_description:"Default: head."`
-	HostDir   string `json:"host_dir" jsonschema:"required" jsonschema_description:"New or empty directory under a host root."`
-	As        string `json:"as,omitempty" jsonschema_description:"Default files (git-branch and patch: later)."`
+	HostDir   string `json:"host_dir" jsonschema:"required" jsonschema_description:"files: new or empty directory; git-branch: the repository imported from; patch: new file. Under a host root."`
+	As        string `json:"as,omitempty" jsonschema_description:"Default files. git-branch: commits on the import's git HEAD (workspace's .gitignore applies), repo work tree untouched. patch: diff since the import."`
+	Branch    string `json:"branch,omitempty" jsonschema_description:"git-branch: default sandkit/<workspace name>; an existing one only fast-forwards."`
 }
 
 // JSONSchemaExtend lists the formats.
@@ -77,7 +78,24 @@ type exportResult struct {
 }
 
 func (r exportResult) text() string {
-	s := fmt.Sprintf("exported commit %s of workspace %s to %s: %d files, %d bytes", r.Commit, r.Workspace, r.HostDir, r.Files, r.Bytes)
+	var s string
+	switch r.As {
+	case engine.ExportGitBranch:
+		s = fmt.Sprintf("exported commit %s of workspace %s as branch %s of %s: commit %s", r.Commit, r.Workspace, r.Branch, r.HostDir, r.GitCommit)
+		if r.Unchanged {
+			s += " (the branch already held it; nothing written)"
+		}
+	case engine.ExportPatch:
+		s = fmt.Sprintf("exported the changes of workspace %s up to commit %s as a patch: %s (%d files, %d bytes)", r.Workspace, r.Commit, r.HostDir, r.Files, r.Bytes)
+	default:
+		s = fmt.Sprintf("exported commit %s of workspace %s to %s: %d files, %d bytes", r.Commit, r.Workspace, r.HostDir, r.Files, r.Bytes)
+	}
+	if r.Review != "" {
+		s += "\n  review: " + r.Review
+	}
+	if r.Apply != "" {
+		s += "\n  apply: " + r.Apply
+	}
 	if len(r.Skipped) > 0 {
 		s += "\n  skipped: " + strings.Join(r.Skipped, ", ")
 	}
@@ -88,18 +106,23 @@ func (t *toolset) exportWorkspace() server.ServerTool {
 	return define(t, toolDef[exportArgs, exportResult]{
 		name:        "export_workspace",
 		title:       "Export workspace",
-		description: "Write a commit's /workspace files into a host directory the operator shared.",
+		description: "Write a commit's /workspace to a host directory the operator shared: as files, a git branch, or a patch. The result has the commands a human runs to review and apply it.",
 		hints:       hints{openWorld: true},
 		handle: func(ctx context.Context, req mcp.CallToolRequest, a *exportArgs) (exportResult, error) {
 			progress := t.startProgress(ctx, req)
 			rep, err := t.eng.ExportWorkspace(ctx, engine.ExportRequest{
-				Workspace: a.Workspace, Commit: a.Commit, HostDir: a.HostDir, As: a.As, Progress: progress.callback(),
+				Workspace: a.Workspace, Commit: a.Commit, HostDir: a.HostDir, As: a.As, Branch: a.Branch, Progress: progress.callback(),
 			})
 			progress.Stop()
 			if err != nil {
 				return exportResult{}, err
 			}
-			return exportResult{ExportReport: rep}, nil
+			res := exportResult{ExportReport: rep}
+			if rep.Origin != "" && rep.Origin != rep.Commit {
+				res.then("workspace_diff", "what the export holds: the changes since the import, to check before a human applies it",
+					map[string]any{"workspace": rep.Workspace, "from": rep.Origin, "to": rep.Commit})
+			}
+			return res, nil
 		},
 	})
 }

@@ -2,6 +2,7 @@ package tools
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,4 +52,28 @@ func TestHostDirTools(t *testing.T) {
 	}
 	r.fails("export_workspace", map[string]any{"workspace": "p", "host_dir": "out"}, "not empty")
 	r.fails("export_workspace", map[string]any{"workspace": "p", "host_dir": "../x"}, "leaves the host root")
+
+	// A git import exports as a branch and as a patch; results name the commands to run.
+	repo := filepath.Join(root, "proj")
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"commit", "-q", "-m", "first"}} {
+		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, b)
+		}
+	}
+	r.ok("create_workspace", map[string]any{"name": "g", "from_host_dir": "proj"})
+	r.ok("write_files", map[string]any{"workspace": "g", "files": []any{map[string]any{"path": "src/new.go", "content": "package main\n"}}})
+	out, text = r.ok("export_workspace", map[string]any{"workspace": "g", "host_dir": "proj", "as": "git-branch"})
+	if str(out, "branch") != "sandkit/g" || str(out, "git_commit") == "" || !strings.Contains(text, "merge sandkit/g") || !strings.Contains(text, "review: git -C "+repo+" log -p") {
+		t.Errorf("git-branch result: %v\n%s", out, text)
+	}
+	if next, _ := out["next"].([]any); len(next) == 0 || str(next[0].(map[string]any), "tool") != "workspace_diff" {
+		t.Errorf("git-branch next: %v", out["next"])
+	}
+	out, text = r.ok("export_workspace", map[string]any{"workspace": "g", "host_dir": "g.patch", "as": "patch"})
+	if str(out, "host_dir") != filepath.Join(root, "g.patch") || !strings.Contains(text, "apply: git -C "+repo+" apply "+filepath.Join(root, "g.patch")) {
+		t.Errorf("patch result: %v\n%s", out, text)
+	}
+	r.fails("export_workspace", map[string]any{"workspace": "p", "host_dir": "proj", "as": "git-branch", "branch": "main"}, "needs a workspace imported from a git work tree")
 }

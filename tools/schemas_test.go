@@ -32,7 +32,7 @@ var toolArguments = map[string][]string{
 	"workspace_diff":    {"workspace", "from", "to", "paths"},
 	"restore_workspace": {"workspace", "commit_id"},
 	"fork_workspace":    {"workspace", "commit_id", "name"},
-	"export_workspace":  {"workspace", "commit_id", "host_dir", "as"},
+	"export_workspace":  {"workspace", "commit_id", "host_dir", "as", "branch"},
 	"open_session":      append([]string{"workspace", "timeout_ms", "exposed_ports"}, policyArguments...),
 	"attach_session":    {"workspace"},
 	"session_exec":      {"session_id", "command", "args", "cwd", "env", "stdin", "timeout_ms", "background", "yield_ms"},

@@ -76,6 +76,25 @@ func TestHostRootsEndToEnd(t *testing.T) {
 		t.Errorf("an ignored file was exported")
 	}
 
+	// As a branch of the repository (the work tree untouched) and as a patch it accepts.
+	out, text, isErr = c.call("export_workspace", map[string]any{"workspace": "proj", "host_dir": "proj", "as": "git-branch"})
+	if isErr || out["branch"] != "sandkit/proj" || !strings.Contains(text, "merge sandkit/proj") {
+		t.Fatalf("export git-branch: %v\n%s", out, text)
+	}
+	if b, err := exec.Command("git", "-C", repo, "show", "sandkit/proj:out.txt").Output(); err != nil || string(b) != "built\n" {
+		t.Errorf("out.txt on the branch: %q %v", b, err)
+	}
+	if b, err := exec.Command("git", "-C", repo, "status", "--porcelain").Output(); err != nil || string(b) != " M app.txt\n?? notes.md\n" {
+		t.Errorf("the repository's status after the export: %q %v", b, err)
+	}
+	_, text, isErr = c.call("export_workspace", map[string]any{"workspace": "proj", "host_dir": "out.patch", "as": "patch"})
+	if isErr || !strings.Contains(text, "apply: git -C "+repo+" apply") {
+		t.Fatalf("export patch: %s", text)
+	}
+	if b, err := exec.Command("git", "-C", repo, "apply", "--check", filepath.Join(root, "out.patch")).CombinedOutput(); err != nil {
+		t.Errorf("git apply --check: %v %s", err, b)
+	}
+
 	// Another door of the same daemon has no roots.
 	other := connect(t, dd)
 	for _, call := range []struct {
