@@ -360,9 +360,13 @@ type gitRepo struct {
 }
 
 // run runs one git command, trusting the work tree as a safe.directory for that call only (the
-// user's git configuration is never changed).
+// user's git configuration is never changed), with hooks and fsmonitor off so the repository's
+// configuration cannot make these calls run its commands. (Clean filters named in the
+// repository's configuration can still run during status; running git as the work tree's owner,
+// as the export does, would close that too.)
 func (g gitRepo) run(ctx context.Context, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"-c", "safe.directory=" + g.top, "-C", g.dir}, args...)...)
+	pre := []string{"-c", "safe.directory=" + g.top, "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-C", g.dir}
+	cmd := exec.CommandContext(ctx, "git", append(pre, args...)...)
 	env := []string{"GIT_OPTIONAL_LOCKS=0", "GIT_TERMINAL_PROMPT=0", "LC_ALL=C", "GIT_CEILING_DIRECTORIES=" + g.ceiling}
 	for _, kv := range os.Environ() {
 		// The server's own git variables must not point git elsewhere.
