@@ -25,7 +25,8 @@ import (
 //	sandkit-mcp runs WS          list_runs
 //	sandkit-mcp show RUN         get_run
 //	sandkit-mcp diff WS [FROM [TO]]  workspace_diff
-//	sandkit-mcp export WS DIR    export_workspace (files), into DIR (new or empty)
+//	sandkit-mcp export WS DIR [--git-branch NAME]   export_workspace: files into DIR (new or empty),
+//	                             or a branch of the repository DIR the workspace was imported from
 
 // humanCommand describes one of them.
 type humanCommand struct {
@@ -55,9 +56,10 @@ var humanCommands = map[string]humanCommand{
 		table:    runsTable},
 	"show": {usage: "show RUN", args: []string{"RUN"}, tool: "get_run",
 		toolArgs: func(p []string) map[string]any { return map[string]any{"run_id": p[0]} }},
-	"export": {usage: "export WS DIR", args: []string{"WS", "DIR"}, tool: "export_workspace",
+	"export": {usage: "export WS DIR [--git-branch NAME]", args: []string{"WS", "DIR"}, tool: "export_workspace",
 		toolArgs: func(p []string) map[string]any { return map[string]any{"workspace": p[0], "host_dir": p[1]} },
-		// The person at the terminal may write where they ask: their connection shares DIR's parent.
+		// The person at the terminal may write where they ask: their connection shares DIR's parent
+		// (DIR itself, the repository, for a branch).
 		roots: func(p []string) []string { return []string{filepath.Dir(p[1])} }},
 	"diff": {usage: "diff WS [FROM [TO]]", args: []string{"WS"}, optional: 2, tool: "workspace_diff",
 		toolArgs: func(p []string) map[string]any {
@@ -77,13 +79,18 @@ var humanCommands = map[string]humanCommand{
 var valueFlags = map[string]bool{"data-dir": true, "bwrap": true, "log-level": true, "config": true,
 	"provider": true, "memory-limit": true, "pids-limit": true}
 
-// splitArgs separates positional arguments from flags (and --json).
-func splitArgs(args []string) (pos, flags []string, asJSON bool) {
+// splitArgs separates positional arguments from flags (and --json, and export's --git-branch).
+func splitArgs(args []string) (pos, flags []string, asJSON bool, branch string) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "--json" || a == "-json":
 			asJSON = true
+		case (a == "--git-branch" || a == "-git-branch") && i+1 < len(args):
+			i++
+			branch = args[i]
+		case strings.HasPrefix(a, "--git-branch="):
+			branch = strings.TrimPrefix(a, "--git-branch=")
 		case strings.HasPrefix(a, "-"):
 			flags = append(flags, a)
 			name := strings.TrimLeft(a, "-")
@@ -95,14 +102,14 @@ func splitArgs(args []string) (pos, flags []string, asJSON bool) {
 			pos = append(pos, a)
 		}
 	}
-	return pos, flags, asJSON
+	return pos, flags, asJSON, branch
 }
 
 // human runs one of the commands for people.
 func human(ctx context.Context, name string, args []string, stdout io.Writer) error {
 	hc := humanCommands[name]
-	pos, flags, asJSON := splitArgs(args)
-	if len(pos) < len(hc.args) || len(pos) > len(hc.args)+hc.optional {
+	pos, flags, asJSON, branch := splitArgs(args)
+	if len(pos) < len(hc.args) || len(pos) > len(hc.args)+hc.optional || (branch != "" && name != "export") {
 		return usageError{fmt.Errorf("usage: sandkit-mcp %s [--json] [flags]", hc.usage)}
 	}
 	cfg, _, err := parseConfig(name, flags)
@@ -117,6 +124,9 @@ func human(ctx context.Context, name string, args []string, stdout io.Writer) er
 			}
 		}
 		roots = hc.roots(pos)
+		if branch != "" {
+			roots = []string{pos[len(pos)-1]}
+		}
 	}
 	cs, err := connectDoor(ctx, cfg, "sandkit-cli", roots)
 	if err != nil {
@@ -125,7 +135,11 @@ func human(ctx context.Context, name string, args []string, stdout io.Writer) er
 	defer cs.Close()
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	res, err := cs.CallTool(cctx, &mcp.CallToolParams{Name: hc.tool, Arguments: hc.toolArgs(pos)})
+	toolArgs := hc.toolArgs(pos)
+	if branch != "" {
+		toolArgs["as"], toolArgs["branch"] = "git-branch", branch
+	}
+	res, err := cs.CallTool(cctx, &mcp.CallToolParams{Name: hc.tool, Arguments: toolArgs})
 	if err != nil {
 		return fmt.Errorf("%s: %w", hc.tool, err)
 	}

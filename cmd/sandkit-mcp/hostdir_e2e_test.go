@@ -95,6 +95,14 @@ func TestHostRootsEndToEnd(t *testing.T) {
 		t.Errorf("git apply --check: %v %s", err, b)
 	}
 
+	// The person at the terminal exports a branch of their own with the CLI (no host root needed).
+	if out, errs, code := cli(t, dd, "export", "proj", repo, "--git-branch", "review/cli"); code != 0 || !strings.Contains(out, "review/cli") {
+		t.Errorf("sandkit-mcp export --git-branch: exit %d, %q %q", code, out, errs)
+	}
+	if b, err := exec.Command("git", "-C", repo, "show", "review/cli:out.txt").Output(); err != nil || string(b) != "built\n" {
+		t.Errorf("out.txt on the CLI's branch: %q %v", b, err)
+	}
+
 	// Another door of the same daemon has no roots.
 	other := connect(t, dd)
 	for _, call := range []struct {

@@ -101,7 +101,8 @@ Usage:
   sandkit-mcp runs WS [--json] a workspace's runs, newest first
   sandkit-mcp show RUN [--json] a run: status, exit code, output
   sandkit-mcp diff WS [FROM [TO]] [--json]  what changed between two commits (default: the head's)
-  sandkit-mcp export WS DIR [--json]  write the workspace's head into DIR (new or empty)
+  sandkit-mcp export WS DIR [--git-branch NAME] [--json]  write the head's files into DIR (new or
+                               empty), or a branch of the repository DIR it was imported from
   sandkit-mcp version          print the version
 
 Flags (every subcommand):
