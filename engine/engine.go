@@ -63,9 +63,9 @@ type Options struct {
 	// Getenv reads the server's environment, to warn about credentials whose variable is not set;
 	// nil means os.LookupEnv.
 	Getenv policies.Getenv
-	// PreviewURL turns a preview token into the URL session_url hands out (the door that serves
-	// previews knows its address). Nil: this server serves no previews and session_url says so.
-	PreviewURL func(token string) string
+	// Previews serves the preview URLs session_url hands out (see PreviewServer). Nil: this
+	// server serves no previews and session_url says so.
+	Previews PreviewServer
 	// ImportLimits bound create_workspace from_host_dir; zero fields mean MaxImportFiles and
 	// MaxImportBytes.
 	ImportLimits ImportLimits
@@ -86,8 +86,8 @@ type Engine struct {
 	closed   bool
 	closeErr error
 
-	sess       sessions
-	previewURL func(token string) string
+	sess     sessions
+	previews PreviewServer
 
 	maxPol *policies.Policy
 	getenv policies.Getenv
@@ -140,11 +140,11 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	e := &Engine{
 		st: opts.Store, prov: opts.Provider, log: log, defPol: def,
 		ctx: bg, cancel: cancel,
-		active:     map[string]*activeRun{},
-		previewURL: opts.PreviewURL,
-		maxPol:     maxPol,
-		getenv:     getenv,
-		imp:        opts.ImportLimits.withDefaults(),
+		active:   map[string]*activeRun{},
+		previews: opts.Previews,
+		maxPol:   maxPol,
+		getenv:   getenv,
+		imp:      opts.ImportLimits.withDefaults(),
 	}
 	if err := e.tpl.init(opts.Provider.Name(), opts.Templates); err != nil {
 		cancel()

@@ -62,7 +62,7 @@ func open(t *testing.T, dir string) *env {
 		t.Fatal(err)
 	}
 	pv := makeProvider(t, dir)
-	e, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv, PreviewURL: testPreviewURL})
+	e, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv, Previews: engine.PreviewURLFunc(testPreviewURL)})
 	if err != nil {
 		pv.Close()
 		st.Close()

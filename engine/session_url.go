@@ -24,7 +24,7 @@ import (
 //  1. The port must be one of the session's ports (sessionPorts): its workspace's exposed ports
 //     when it opened, plus open_session's exposed_ports. They are fixed for the session's life.
 //  2. On a provider that relays ports (Capabilities.PortURLs false: local), the URL is on this
-//     server's preview listener, and the call waits up to its wait (DefaultPortWait, at most
+//     server's PreviewServer (rule 5), and the call waits up to its wait (DefaultPortWait, at most
 //     MaxWait) for the port to accept a connection: DialPort is polled with a short backoff,
 //     and the call returns as soon as one is accepted (Listening true). A server started in
 //     the background a moment before is the common case, not an error.
@@ -35,7 +35,9 @@ import (
 //     cannot be dialled from this server, and its routes answer whether or not something
 //     listens: the URL is the provider's, Listening is unknown (nil), nothing is waited for, and
 //     the processes are reported as in 3.
-//  5. A URL of this server's listener carries a random token; it works until the session ends.
+//  5. A URL of this server's own stands for a random token, opened by its PreviewServer the first
+//     time session_url asks for the session's port; it works until the session ends, when the
+//     PreviewServer closes it.
 
 // Limits of session_url.
 const (
@@ -125,7 +127,7 @@ func (e *Engine) SessionURL(ctx context.Context, h Holder, req SessionURLRequest
 		out.Processes = e.recentProcesses(ctx, ls)
 		return out, nil
 	}
-	if e.previewURL == nil {
+	if e.previews == nil {
 		return SessionURLResult{}, errorf(ErrProvider, "this server was started without a preview listener, so it cannot hand out URLs")
 	}
 	start := time.Now()
@@ -135,7 +137,9 @@ func (e *Engine) SessionURL(ctx context.Context, h Holder, req SessionURLRequest
 	}
 	out.Waited = time.Since(start)
 	out.Listening = &listening
-	out.URL = e.previewToken(s.ID, port)
+	if out.URL, err = e.previewURL(s.ID, port); err != nil {
+		return SessionURLResult{}, err
+	}
 	if !listening {
 		out.Processes = e.recentProcesses(ctx, ls)
 	}
@@ -203,20 +207,72 @@ func (e *Engine) waitPort(ctx context.Context, ls *liveSession, port int, wait t
 	}
 }
 
-// previewToken returns the preview URL of the session's port, minting its token on first use.
-func (e *Engine) previewToken(sessionID string, port int) string {
-	e.sess.mu.Lock()
-	defer e.sess.mu.Unlock()
-	for tok, t := range e.sess.previews {
-		if t.SessionID == sessionID && t.Port == port {
-			return e.previewURL(tok)
+// PreviewServer serves the preview URLs of this server's sessions (rule 5). The engine owns the
+// tokens and their lifetimes; the server owns the listeners:
+//
+//   - Open is called once per token, the first time session_url asks for a session's port, and
+//     returns the URL it serves the token at (a loopback port of its own, or a door that routes by
+//     token). Requests it serves are resolved with Engine.Preview(token), which also says when
+//     the token's session has ended.
+//   - Close is called once for every token opened, when its session ends (committed, discarded,
+//     expired, lost); the URL stops working then. It must not block on requests in flight.
+//
+// Tokens do not survive the server: the next one hands out new URLs.
+type PreviewServer interface {
+	Open(token string) (url string, err error)
+	Close(token string)
+}
+
+// PreviewURLFunc is a PreviewServer with nothing to open or close: every token's URL is derived
+// from the token, and one door serves them all, routing by token (--public-url).
+type PreviewURLFunc func(token string) string
+
+// Open returns f(token).
+func (f PreviewURLFunc) Open(token string) (string, error) { return f(token), nil }
+
+// Close does nothing: the door serving the URL asks Engine.Preview, which knows the token is gone.
+func (PreviewURLFunc) Close(string) {}
+
+// previewURL returns the preview URL of the session's port, opening it on first use.
+func (e *Engine) previewURL(sessionID string, port int) (string, error) {
+	find := func() (string, bool) {
+		for _, p := range e.sess.previews {
+			if p.SessionID == sessionID && p.Port == port {
+				return p.url, true
+			}
 		}
+		return "", false
+	}
+	e.sess.mu.Lock()
+	url, ok := find()
+	e.sess.mu.Unlock()
+	if ok {
+		return url, nil
 	}
 	var b [20]byte
 	_, _ = rand.Read(b[:])
 	tok := tokenEncoding.EncodeToString(b[:])
-	e.sess.previews[tok] = PreviewTarget{SessionID: sessionID, Port: port}
-	return e.previewURL(tok)
+	// Open may allocate a listener: not under the lock, which every preview request takes.
+	url, err := e.previews.Open(tok)
+	if err != nil {
+		return "", errorf(ErrProvider, "could not open a preview of port %d in session %s: %v", port, sessionID, err)
+	}
+	e.sess.mu.Lock()
+	existing, raced := find()
+	_, live := e.sess.live[sessionID]
+	if !raced && live {
+		e.sess.previews[tok] = preview{PreviewTarget{SessionID: sessionID, Port: port}, url}
+	}
+	e.sess.mu.Unlock()
+	switch {
+	case raced: // another call opened it meanwhile
+		e.previews.Close(tok)
+		return existing, nil
+	case !live: // the session ended meanwhile
+		e.previews.Close(tok)
+		return "", errorf(ErrNotFound, "session %s ended while its preview was being opened", sessionID).with(ErrorFields{Session: sessionID})
+	}
+	return url, nil
 }
 
 // noteProcess remembers a background process started in the session, in memory and in its
@@ -324,7 +380,8 @@ func tailStart(out []byte) int {
 // Unknown tokens, and tokens of sessions that ended, yield ErrNotFound.
 func (e *Engine) Preview(token string) (PreviewTarget, func(ctx context.Context) (net.Conn, error), error) {
 	e.sess.mu.Lock()
-	t, ok := e.sess.previews[token]
+	p, ok := e.sess.previews[token]
+	t := p.PreviewTarget
 	ls := e.sess.live[t.SessionID]
 	e.sess.mu.Unlock()
 	if !ok || ls == nil {

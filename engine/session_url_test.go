@@ -2,9 +2,12 @@ package engine_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/store"
 )
 
 // testPreviewURL is the preview URL the tests' engines hand out: the token in a host name
@@ -241,4 +245,107 @@ func TestSessionExposedPorts(t *testing.T) {
 	}
 	_, err = v.e.SessionURL(ctx, alice, engine.SessionURLRequest{SessionID: s2.ID, Port: 8774, Wait: time.Millisecond})
 	wantErr(t, "the previous session's own port", err, engine.ErrInvalid, "8774")
+}
+
+// recordingPreviews is a PreviewServer that records what the engine opens and closes, and can
+// be told to fail.
+type recordingPreviews struct {
+	mu     sync.Mutex
+	opened []string
+	closed []string
+	fail   bool
+}
+
+func (r *recordingPreviews) Open(tok string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail {
+		return "", errors.New("no free port")
+	}
+	r.opened = append(r.opened, tok)
+	return testPreviewURL(tok), nil
+}
+
+func (r *recordingPreviews) Close(tok string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = append(r.closed, tok)
+}
+
+// TestPreviewServerLifetime: a session's port is opened once, the first time session_url asks,
+// one preview per port; every preview opened is closed when its session ends (a commit, a
+// discard); an Open that fails is session_url's error, and is not remembered.
+func TestPreviewServerLifetime(t *testing.T) {
+	skipVercel(t, "the Vercel provider serves ports itself: no PreviewServer is involved")
+	rec := &recordingPreviews{}
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pv := makeProvider(t, dir)
+	defer pv.Close()
+	e, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv, Previews: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx := ctxT(t)
+	if _, err := e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "p", ExposedPorts: []int{8781, 8782}}); err != nil {
+		t.Fatal(err)
+	}
+	url := func(sid string, port int) (string, error) {
+		u, err := e.SessionURL(ctx, alice, engine.SessionURLRequest{SessionID: sid, Port: port, Wait: time.Millisecond})
+		return u.URL, err
+	}
+	for _, end := range []string{"discard", "commit"} {
+		rec.mu.Lock()
+		rec.opened, rec.closed, rec.fail = nil, nil, true
+		rec.mu.Unlock()
+		s, err := e.OpenSession(ctx, alice, engine.OpenSessionRequest{Workspace: "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = url(s.ID, 8781)
+		wantErr(t, "session_url when the preview cannot be opened", err, engine.ErrProvider, "port 8781", "no free port")
+		rec.mu.Lock()
+		rec.fail = false
+		rec.mu.Unlock()
+		a1, err := url(s.ID, 8781)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a2, _ := url(s.ID, 8781)
+		b, _ := url(s.ID, 8782)
+		if a1 != a2 || a1 == b {
+			t.Fatalf("URLs: port 8781 %s then %s, port 8782 %s: want one per port", a1, a2, b)
+		}
+		rec.mu.Lock()
+		opened := slices.Clone(rec.opened)
+		closedEarly := len(rec.closed)
+		rec.mu.Unlock()
+		if len(opened) != 2 || closedEarly != 0 {
+			t.Fatalf("opened %v, closed %d before the session ended; want 2 opened, none closed", opened, closedEarly)
+		}
+		if end == "discard" {
+			_, err = e.DiscardSession(ctx, alice, s.ID)
+		} else {
+			_, err = e.CommitSession(ctx, alice, s.ID, "done")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.mu.Lock()
+		closed := slices.Clone(rec.closed)
+		rec.mu.Unlock()
+		slices.Sort(opened)
+		slices.Sort(closed)
+		if !slices.Equal(opened, closed) {
+			t.Fatalf("%s: opened %v, closed %v; want every preview closed", end, opened, closed)
+		}
+		if _, _, err := e.Preview(opened[0]); !errors.Is(err, engine.ErrNotFound) {
+			t.Fatalf("%s: Preview of an ended session's token: %v", end, err)
+		}
+	}
 }

@@ -49,15 +49,21 @@ type liveSession struct {
 // sessions is the engine's in-memory view of open sessions and preview tokens.
 type sessions struct {
 	mu       sync.Mutex
-	live     map[string]*liveSession  // session id → live session
-	gone     map[string]time.Time     // connections that have closed (recently), and when
-	previews map[string]PreviewTarget // token → target
+	live     map[string]*liveSession // session id → live session
+	gone     map[string]time.Time    // connections that have closed (recently), and when
+	previews map[string]preview      // token → target and URL
+}
+
+// preview is a token handed out by session_url: what it stands for and the URL it is served at.
+type preview struct {
+	PreviewTarget
+	url string
 }
 
 func (s *sessions) init() {
 	s.live = map[string]*liveSession{}
 	s.gone = map[string]time.Time{}
-	s.previews = map[string]PreviewTarget{}
+	s.previews = map[string]preview{}
 }
 
 func (e *Engine) liveSession(id string) *liveSession {
@@ -388,15 +394,20 @@ func releaseTx(tx *store.Tx, wsID, id, newHead string, now time.Time) error {
 	return err
 }
 
-// forget drops a session from memory with its preview tokens.
+// forget drops a session from memory with its preview tokens, and stops serving those.
 func (e *Engine) forget(id string) {
 	e.sess.mu.Lock()
-	defer e.sess.mu.Unlock()
 	delete(e.sess.live, id)
+	var closed []string
 	for tok, t := range e.sess.previews {
 		if t.SessionID == id {
 			delete(e.sess.previews, tok)
+			closed = append(closed, tok)
 		}
+	}
+	e.sess.mu.Unlock()
+	for _, tok := range closed {
+		e.previews.Close(tok)
 	}
 }
 

@@ -191,7 +191,7 @@ func TestSessionProcessesAndURL(t *testing.T) {
 	}
 	localtest.StopLiveAtCleanup(t, pv)
 	defer pv.Close()
-	e, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv, PreviewURL: func(tok string) string { return "http://" + tok + ".preview.test/" }})
+	e, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv, Previews: engine.PreviewURLFunc(testPreviewURL)})
 	if err != nil {
 		t.Fatal(err)
 	}

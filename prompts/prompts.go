@@ -149,8 +149,8 @@ func livePreview(args map[string]string) string {
    the workspace wait until it ends (update_workspace exposed_ports sets a workspace's ports for every session).
 2. session_exec {"session_id": …, "command": %s, "background": true}: the server keeps running; it must listen on %s
    (0.0.0.0 or 127.0.0.1).
-3. session_url {"session_id": …, "port": %s}: it waits until the server listens and gives a URL a browser or curl on the
-   host can open (it carries a secret token); if the server did not come up, it shows its last output instead.
+3. session_url {"session_id": …, "port": %s}: it waits until the server listens and gives a URL a browser, curl or fetch on
+   the host can open (the app at its root); if the server did not come up, it shows its last output instead.
 4. Edit files with edit_file, write_files or session_exec using session_id; the server sees the changes at once.
 5. commit_session saves /workspace and home as one commit and ends the session; discard_session drops the changes.
    If your connection drops, the session keeps running until it expires: attach_session takes it back.

@@ -47,10 +47,14 @@ func outputValidator(t *testing.T, cs *sdk.ClientSession) *toolstest.Validator {
 }
 
 // newEngine opens a real engine (see newEngineWith); previewURL (may be nil) is
-// engine.Options.PreviewURL.
+// engine.Options.Previews (as a PreviewURLFunc).
 func newEngine(t *testing.T, previewURL func(token string) string) *engine.Engine {
 	t.Helper()
-	return newEngineWith(t, func(o *engine.Options) { o.PreviewURL = previewURL })
+	return newEngineWith(t, func(o *engine.Options) {
+		if previewURL != nil {
+			o.Previews = engine.PreviewURLFunc(previewURL)
+		}
+	})
 }
 
 func newRig(t *testing.T) *rig {

@@ -182,7 +182,7 @@ func (v urlView) text() string {
 	if v.Listening == nil {
 		b.WriteString("\n(the provider's public URL for the port; it works until the session ends)")
 	} else {
-		b.WriteString("\n(it carries a secret token: anyone with it reaches the port; it works until the session ends)")
+		b.WriteString("\n(for HTTP clients of this server's host user: browser, curl, fetch; it works until the session ends)")
 	}
 	if v.Listening != nil && *v.Listening {
 		b.WriteString("\nlistening: yes")
@@ -214,8 +214,8 @@ func (t *toolset) sessionURL() server.ServerTool {
 	return define(t, toolDef[sessionURLArgs, urlView]{
 		name:  "session_url",
 		title: "Session port URL",
-		description: "A URL on the host (browser, curl) reaching a port inside a live session, e.g. a dev server started with session_exec background=true " +
-			"on 127.0.0.1 or 0.0.0.0. It waits for a listener, else shows the session's processes. The URL carries a secret token; " +
+		description: "A URL on the host (browser, curl, fetch) reaching a port inside a live session, e.g. a dev server started with session_exec background=true " +
+			"on 127.0.0.1 or 0.0.0.0. It waits for a listener, else shows the session's processes. It works until the session ends; " +
 			"on vercel it is the sandbox's public URL (ports 1024-65535, listen on 0.0.0.0).",
 		hints: hints{readOnly: true, idempotent: true},
 		handle: func(ctx context.Context, req mcp.CallToolRequest, a *sessionURLArgs) (urlView, error) {

@@ -17,7 +17,7 @@ import (
 )
 
 // previewDoor serves the engine's preview links over real HTTP, the way the daemon's door does:
-// /p/<token>/<path> is relayed to the session's port. It returns the engine's PreviewURL option
+// /p/<token>/<path> is relayed to the session's port. It returns the engine's Previews option (a URL per token)
 // and a function that binds the door to the engine once it is open.
 func previewDoor(t *testing.T) (func(token string) string, func(*engine.Engine)) {
 	t.Helper()
@@ -389,7 +389,7 @@ func TestSessionToolsReachTheEngine(t *testing.T) {
 	s, _ := r.ok("open_session", map[string]any{"workspace": "plain"})
 	id := str(s, "session_id")
 	r.fails("session_url", map[string]any{"session_id": id, "port": 4000}, "not exposed")
-	// This engine has no preview door (no PreviewURL): session_url says so.
+	// This engine has no preview door (no Previews): session_url says so.
 	r.fails("session_url", map[string]any{"session_id": id, "port": 3000}, "preview")
 	r.fails("session_logs", map[string]any{"session_id": id, "process_id": "nope"}, "not found")
 	r.ok("discard_session", map[string]any{"session_id": id})

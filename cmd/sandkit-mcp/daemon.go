@@ -8,10 +8,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/sandkit/sandkit-mcp/engine"
 )
 
 // The daemon is the one process that owns a data dir: its engine, provider and store, behind
@@ -29,11 +30,10 @@ type daemon struct {
 	mcp   *server.MCPServer
 	unix  *unixDoor
 
-	httpDoor   *httpDoor
-	httpSrv    *http.Server
-	httpLn     net.Listener
-	previewSrv *http.Server
-	previewLn  net.Listener
+	httpDoor *httpDoor
+	httpSrv  *http.Server
+	httpLn   net.Listener
+	previews *previewPorts // a loopback port per preview, unless --public-url
 
 	fail chan error // a listener failed
 }
@@ -60,22 +60,23 @@ func runDaemon(ctx context.Context, cfg config, f serveFlags, log *slog.Logger) 
 	}
 	d := &daemon{cfg: cfg, flags: f, log: log, calls: newCallTracker(), conns: newConnCounter(), fail: make(chan error, 4)}
 
-	// The preview URL of a token depends on where previews are served, known once listening.
-	var site atomic.Pointer[previewSite]
-	var previewURL func(string) string
-	if f.site != nil || f.previewAddr != "" {
-		previewURL = func(token string) string {
-			if s := site.Load(); s != nil {
-				return s.url(token)
-			}
-			return ""
-		}
+	// Where previews are served: under --public-url on the HTTP door (a URL per token), or a
+	// loopback port each; the engine resolves the tokens, so the listeners learn it once it is open.
+	var previews engine.PreviewServer
+	resolver := &lateResolver{}
+	switch {
+	case f.site != nil:
+		previews = engine.PreviewURLFunc(f.site.url)
+	case f.previewHost.IsValid():
+		d.previews = newPreviewPorts(f.previewHost, resolver, log.With("door", "preview"))
+		previews = d.previews
 	}
-	rt, err := openRuntime(ctx, cfg, runtimeOptions{lockWait: lockWait, previewURL: previewURL}, log)
+	rt, err := openRuntime(ctx, cfg, runtimeOptions{lockWait: lockWait, previews: previews}, log)
 	if err != nil {
 		return err
 	}
 	d.rt = rt
+	resolver.eng = rt.engine
 	d.state = &daemonState{started: time.Now(), conns: d.conns, calls: d.calls, store: rt.store, setups: rt.engine.SetupsInFlight}
 	tpls, err := rt.engine.Templates(ctx)
 	if err != nil {
@@ -87,7 +88,7 @@ func runDaemon(ctx context.Context, cfg config, f serveFlags, log *slog.Logger) 
 	d.mcp = newMCPServer(rt.engine, serverInstructions(rt.opcfg, tpls), d.calls, d.conns, roots, log)
 	d.unix = newUnixDoor(d.mcp, socketPath(cfg.dataDir), log.With("door", "unix"))
 
-	if err := d.listen(&site); err != nil {
+	if err := d.listen(); err != nil {
 		d.shutdown("start-up failed")
 		return err
 	}
@@ -101,8 +102,8 @@ func runDaemon(ctx context.Context, cfg config, f serveFlags, log *slog.Logger) 
 	if d.httpLn != nil {
 		info.HTTP = d.httpLn.Addr().String()
 	}
-	if d.previewLn != nil {
-		info.Preview = d.previewLn.Addr().String()
+	if d.previews != nil {
+		info.Preview = d.previews.host.String() + ", a port per preview"
 	}
 	if f.idleExit > 0 {
 		info.IdleExit = f.idleExit.String()
@@ -130,37 +131,21 @@ func runDaemon(ctx context.Context, cfg config, f serveFlags, log *slog.Logger) 
 	return err
 }
 
-// listen opens the preview listener, the HTTP door and then the Unix socket (last: a door that
-// connects finds everything ready).
-func (d *daemon) listen(site *atomic.Pointer[previewSite]) error {
+// listen opens the HTTP door and then the Unix socket (last: a door that connects finds
+// everything ready). Previews of our own open their ports when session_url asks.
+func (d *daemon) listen() error {
 	f := d.flags
 	errLog := slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)
 	var publicPreview *previewProxy
-	switch {
-	case f.site != nil:
-		site.Store(f.site)
+	if f.site != nil {
 		publicPreview = newPreviewProxy(*f.site, true, d.rt.engine, d.log.With("door", "preview"))
-	case f.previewAddr != "":
-		ln, err := net.Listen("tcp", f.previewAddr)
-		if err != nil {
-			return fmt.Errorf("preview listener on %s: %w (choose another --preview-addr)", f.previewAddr, err)
-		}
-		d.previewLn = ln
-		s, err := parsePreviewBase(fmt.Sprintf("http://*.localhost:%d", ln.Addr().(*net.TCPAddr).Port))
-		if err != nil {
-			return err
-		}
-		site.Store(&s)
-		d.previewSrv = &http.Server{
-			Handler:           newPreviewProxy(s, false, d.rt.engine, d.log.With("door", "preview")),
-			ReadHeaderTimeout: 30 * time.Second, ErrorLog: errLog,
-		}
-		go d.serveHTTP(d.previewSrv, ln, "preview listener")
 	}
 	if f.httpAddr != "" {
-		d.httpDoor = newHTTPDoor(d.mcp, d.calls, httpDoorOptions{
+		opts := httpDoorOptions{
 			token: f.token, allowedOrigins: f.origins, idleTTL: f.idleTTL, preview: publicPreview, health: d.state,
-		}, d.log)
+		}
+		opts.previewPort = previewOrigins(d.previews)
+		d.httpDoor = newHTTPDoor(d.mcp, d.calls, opts, d.log)
 		ln, err := net.Listen("tcp", f.httpAddr)
 		if err != nil {
 			return fmt.Errorf("HTTP door on %s: %w (choose another --http address)", f.httpAddr, err)
@@ -227,19 +212,30 @@ func (d *daemon) shutdown(reason string) {
 		d.httpDoor.shutdown(ctx)
 	}
 	d.calls.cancelAll(shutdownConnsWait)
-	for _, srv := range []*http.Server{d.httpSrv, d.previewSrv} {
-		if srv == nil {
-			continue
+	if d.httpSrv != nil {
+		if err := d.httpSrv.Shutdown(ctx); err != nil {
+			d.httpSrv.Close()
 		}
-		if err := srv.Shutdown(ctx); err != nil {
-			srv.Close()
-		}
+	}
+	if d.previews != nil {
+		d.previews.closeAll()
 	}
 	if err := d.rt.Close(); err != nil {
 		d.log.Warn("closing the engine", "err", err)
 	}
 	removeDaemonInfo(d.cfg.dataDir)
 	d.log.Info("sandkit-mcp daemon stopped", "took", time.Since(start).Round(time.Millisecond))
+}
+
+// lateResolver resolves preview tokens with the engine, which opens after the preview server
+// it is given; no preview is asked for before then.
+type lateResolver struct{ eng *engine.Engine }
+
+func (r *lateResolver) Preview(token string) (engine.PreviewTarget, func(context.Context) (net.Conn, error), error) {
+	if r.eng == nil {
+		return engine.PreviewTarget{}, nil, fmt.Errorf("%w: the engine is not open yet", engine.ErrNotFound)
+	}
+	return r.eng.Preview(token)
 }
 
 // infoSummary describes a running daemon in one line.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -85,18 +84,9 @@ func (d *demoRun) liveStory(ctx context.Context) error {
 	return nil
 }
 
-// fetchPreview GETs a preview URL; *.localhost names are dialled on loopback (browsers and curl
-// do so; Go's resolver may not).
+// fetchPreview GETs a preview URL (never through the host's HTTP_PROXY).
 func fetchPreview(ctx context.Context, url string) (int, string, error) {
-	cl := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		Proxy: nil,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(host, ".localhost") {
-				addr = net.JoinHostPort("127.0.0.1", port)
-			}
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-	}}
+	cl := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, "", err

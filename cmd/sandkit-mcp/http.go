@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,9 +23,10 @@ import (
 // with --public-url the preview URLs. In front of the MCP endpoints:
 //
 //   - Origin: a request carrying an Origin header must come from a loopback origin
-//     (http://localhost:3000, http://127.0.0.1, http://[::1]:8080 — not *.localhost, where preview
-//     apps live) or one given with --allowed-origin; otherwise 403. Browsers send Origin on
-//     cross-site requests, so a web page cannot drive this server.
+//     (http://localhost:3000, http://127.0.0.1, http://[::1]:8080 — not *.localhost, and not one
+//     on a port a preview may have: the kernel's ephemeral ports, where preview apps live) or one
+//     given with --allowed-origin; otherwise 403. Browsers send Origin on cross-site requests, so a web page
+//     cannot drive this server.
 //   - Bearer token: when one is set, every request (health included, previews excepted) needs
 //     Authorization: Bearer <token>; otherwise 401 with WWW-Authenticate.
 //   - Host: without a token mcp-go's DNS-rebinding guard stays on (a request reaching a loopback
@@ -43,7 +45,10 @@ type httpDoorOptions struct {
 	allowedOrigins []string
 	idleTTL        time.Duration
 	preview        *previewProxy // previews under --public-url, or nil
-	health         http.Handler
+	// previewPort reports whether a loopback port is, or may have been, a preview's
+	// (previewOrigins; nil: none is).
+	previewPort func(port int) bool
+	health      http.Handler
 }
 
 type httpDoor struct {
@@ -52,6 +57,7 @@ type httpDoor struct {
 	streamable *server.StreamableHTTPServer
 	sse        *server.SSEServer
 	preview    *previewProxy
+	previewPrt func(int) bool
 	health     http.Handler
 	calls      *callTracker
 	idleTTL    time.Duration
@@ -69,7 +75,7 @@ func newHTTPDoor(srv *server.MCPServer, calls *callTracker, opts httpDoorOptions
 	}
 	withToken := opts.token != ""
 	h := &httpDoor{
-		token: []byte(opts.token), origins: origins, preview: opts.preview, health: opts.health,
+		token: []byte(opts.token), origins: origins, preview: opts.preview, previewPrt: opts.previewPort, health: opts.health,
 		calls: calls, idleTTL: opts.idleTTL, log: log, stop: make(chan struct{}),
 	}
 	h.streamable = server.NewStreamableHTTPServer(srv,
@@ -109,7 +115,7 @@ func (h *httpDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if o := r.Header.Get("Origin"); o != "" && !h.originAllowed(o) {
 		http.Error(w, fmt.Sprintf("403 Forbidden: requests from origin %q are not accepted; this server takes requests from loopback origins "+
-			"and from those its operator allows with --allowed-origin", o), http.StatusForbidden)
+			"(except on the ephemeral ports, where previews of sandbox apps live) and from those its operator allows with --allowed-origin", o), http.StatusForbidden)
 		return
 	}
 	if len(h.token) > 0 {
@@ -202,7 +208,14 @@ func (h *httpDoor) originAllowed(origin string) bool {
 		return true
 	}
 	u, _ := url.Parse(n)
-	return isLoopbackName(u.Hostname())
+	if !isLoopbackName(u.Hostname()) {
+		return false
+	}
+	// A page a preview served has a loopback origin too, with the preview's port.
+	if port, err := strconv.Atoi(u.Port()); err == nil && h.previewPrt != nil && h.previewPrt(port) {
+		return false
+	}
+	return true
 }
 
 // normalizeOrigin reduces an origin to scheme://host[:port], lower case.
@@ -215,7 +228,7 @@ func normalizeOrigin(o string) (string, bool) {
 }
 
 // isLoopbackName reports whether a host name is localhost itself or a loopback IP. Subdomains of
-// localhost are not: preview apps are served there.
+// localhost are not: any page may live under one (previews once did), and none is the operator's.
 func isLoopbackName(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true

@@ -45,6 +45,12 @@ func TestServeFlagsValidate(t *testing.T) {
 		{serveFlags{origins: stringList{"https://a"}, idleTTL: defaultIdleTTL}, "--http"},
 		{serveFlags{http: "8080", origins: stringList{"app.example.com"}, idleTTL: defaultIdleTTL}, "--allowed-origin"},
 		{serveFlags{http: "8080", origins: stringList{"https://app.example.com/path"}, idleTTL: defaultIdleTTL}, "--allowed-origin"},
+		{serveFlags{previewAddr: "127.0.0.1", idleTTL: defaultIdleTTL}, ""},
+		{serveFlags{previewAddr: "127.0.0.1:0", idleTTL: defaultIdleTTL}, ""},
+		{serveFlags{previewAddr: "[::1]:0", idleTTL: defaultIdleTTL}, ""},
+		{serveFlags{previewAddr: "127.0.0.1:4321", idleTTL: defaultIdleTTL}, "a free port of its own"},
+		{serveFlags{previewAddr: "0.0.0.0", idleTTL: defaultIdleTTL}, "loopback IP"},
+		{serveFlags{previewAddr: "localhost:0", idleTTL: defaultIdleTTL}, "loopback IP"},
 	} {
 		t.Setenv("SANDKIT_TOKEN", "")
 		err := tc.f.validate()

@@ -4,8 +4,8 @@
 //
 //	sandkit-mcp [flags]            the stdio door: relay MCP on stdin/stdout to the daemon of the
 //	                               data dir, starting it if none runs (what an agent launches)
-//	sandkit-mcp serve [flags]      run the daemon in the foreground: Unix-socket door, preview
-//	                               listener and, with --http, Streamable HTTP (/mcp) and SSE (/sse)
+//	sandkit-mcp serve [flags]      run the daemon in the foreground: Unix-socket door, previews
+//	                               and, with --http, Streamable HTTP (/mcp) and SSE (/sse)
 //	sandkit-mcp stop [flags]       stop the daemon of the data dir
 //	sandkit-mcp doctor [flags]     check this machine and say how to fix what is missing
 //	sandkit-mcp demo [flags]       drive a real MCP client through the whole story and print it
@@ -90,7 +90,7 @@ Usage:
                                daemon of the data dir (starting one if none runs, which exits after
                                15 minutes with nothing to do) and relays MCP on stdin/stdout
   sandkit-mcp serve [flags]    run the daemon in the foreground (Unix socket <data-dir>/sandkit.sock,
-                               preview listener, and with --http the HTTP door)
+                               previews, and with --http the HTTP door)
   sandkit-mcp stop [flags]     stop the daemon of the data dir (SIGTERM, then wait)
   sandkit-mcp doctor [flags]   check bubblewrap, namespaces, overlay, data dir, daemon; say how to fix
   sandkit-mcp demo [flags]     run the whole story through a real MCP client and print each step
@@ -129,8 +129,9 @@ Flags of serve:
   --idle-ttl D            end HTTP MCP sessions idle this long; their live sessions become attachable
                           (default 10m)
   --idle-exit D           exit after D with no connection, call, run or open session (default 0: never)
-  --preview-addr ADDR     preview listener; URLs look like http://<token>.localhost:PORT/
-                          (default 127.0.0.1:0, a free port; "" turns previews off)
+  --preview-addr ADDR     loopback address each preview gets a free port on; URLs look like
+                          http://127.0.0.1:PORT/, served to this user only (default 127.0.0.1;
+                          "" turns previews off)
   --public-url BASE       serve previews on the HTTP door under BASE instead: https://*.example.com
                           puts the token in place of '*' (wildcard DNS); otherwise BASE/p/<token>/
 

@@ -17,18 +17,19 @@ import (
 	"github.com/sandkit/sandkit-mcp/sandbox"
 )
 
-// Preview URLs reach a port inside a live session: session_url hands out
-// "<base with the token>" and this proxy relays requests to the session through the dialer the
-// engine returns for the token. Two kinds of base:
+// Preview URLs reach a port inside a live session: this proxy relays requests to the session
+// through the dialer the engine returns for a token. Without --public-url each preview has a
+// loopback port of its own, served only to the daemon's uid (previewports.go). With --public-url
+// the HTTP door serves every preview under one base, routed by the token in the URL:
 //
-//   - a host pattern with one "*" replaced by the token, routed by Host: the daemon's own preview
-//     listener uses http://*.localhost:PORT (browsers and curl resolve *.localhost to loopback),
-//     and --public-url https://*.preview.example.com does the same behind a wildcard DNS name;
+//   - a host pattern with one "*" replaced by the token, routed by Host:
+//     https://*.preview.example.com behind a wildcard DNS name;
 //   - a plain base such as https://example.com/sandkit, routed by path: BASE/p/<token>/…; the
 //     prefix is stripped before the request reaches the app, and X-Forwarded-Prefix carries it
 //     (apps that emit absolute paths need a base-path setting to work there).
 //
-// The token is unguessable and is the only credential: preview requests need no bearer token.
+// There the token is unguessable and is the only credential: preview requests need no bearer
+// token.
 
 // previewSite is one preview base and how requests map back to tokens.
 type previewSite struct {
@@ -179,6 +180,12 @@ func (p *previewProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			" and come from the session_url tool.", http.StatusNotFound)
 		return
 	}
+	p.serveToken(w, r, token, prefix)
+}
+
+// serveToken relays a request for token's preview to its session; prefix is the path prefix to
+// strip (path mode), or "".
+func (p *previewProxy) serveToken(w http.ResponseWriter, r *http.Request, token, prefix string) {
 	if prefix != "" && r.URL.Path == prefix {
 		u := *r.URL
 		u.Path = prefix + "/"

@@ -84,8 +84,8 @@ type runtime struct {
 type runtimeOptions struct {
 	// lockWait is how long to wait for another process to release the state file.
 	lockWait time.Duration
-	// previewURL is engine.Options.PreviewURL.
-	previewURL func(token string) string
+	// previews is engine.Options.Previews.
+	previews engine.PreviewServer
 }
 
 // openRuntime opens the data dir: its state file, the local provider and the engine. The state
@@ -112,7 +112,7 @@ func openRuntime(ctx context.Context, cfg config, opts runtimeOptions, logger *s
 		return nil, err
 	}
 	eng, err := engine.Open(ctx, engine.Options{
-		Store: st, Provider: prov, Logger: logger, PreviewURL: opts.previewURL,
+		Store: st, Provider: prov, Logger: logger, Previews: opts.previews,
 		DefaultPolicy: oc.defaultPolicy, MaxPolicy: oc.maxPolicy, Templates: oc.templates,
 	})
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -23,14 +25,15 @@ type serveFlags struct {
 	hostRoots   stringList
 
 	// Derived.
-	httpAddr string
-	site     *previewSite // --public-url, parsed
+	httpAddr    string
+	site        *previewSite // --public-url, parsed
+	previewHost netip.Addr   // --preview-addr's loopback address; invalid: no previews of our own
 }
 
 // Defaults of serve's flags.
 const (
 	defaultIdleTTL     = 10 * time.Minute
-	defaultPreviewAddr = "127.0.0.1:0"
+	defaultPreviewAddr = "127.0.0.1"
 	// doorIdleExit is the --idle-exit of a daemon the stdio door starts.
 	doorIdleExit = 15 * time.Minute
 )
@@ -50,7 +53,7 @@ func (l *stringList) Set(v string) error {
 }
 
 // serve runs the daemon in the foreground: the engine owning the data dir, the Unix-socket door,
-// a preview listener and, with --http, the HTTP door.
+// previews and, with --http, the HTTP door.
 func serve(ctx context.Context, args []string) error {
 	var f serveFlags
 	cfg, _, err := parseConfig("serve", args, func(fs *flag.FlagSet) {
@@ -59,7 +62,7 @@ func serve(ctx context.Context, args []string) error {
 		fs.Var(&f.origins, "allowed-origin", "extra origin allowed to call the HTTP door")
 		fs.DurationVar(&f.idleTTL, "idle-ttl", defaultIdleTTL, "unregister HTTP sessions idle this long")
 		fs.DurationVar(&f.idleExit, "idle-exit", 0, "exit after this long with nothing to do (0: never)")
-		fs.StringVar(&f.previewAddr, "preview-addr", defaultPreviewAddr, "preview listener address")
+		fs.StringVar(&f.previewAddr, "preview-addr", defaultPreviewAddr, "loopback address previews get their ports on")
 		fs.StringVar(&f.publicURL, "public-url", "", "base URL the HTTP door serves previews under")
 		hostRootFlag(fs, &f.hostRoots)
 	})
@@ -122,8 +125,33 @@ func (f *serveFlags) validate() error {
 			return usageError{fmt.Errorf("--public-url %v (examples: https://*.preview.example.com routes by host; https://example.com/sandkit serves BASE/p/<token>/)", err)}
 		}
 		f.site = &site
+	} else if f.previewAddr != "" {
+		host, err := previewHost(f.previewAddr)
+		if err != nil {
+			return err
+		}
+		f.previewHost = host
 	}
 	return nil
+}
+
+// previewHost reads --preview-addr: a loopback IP, optionally with port 0 (each preview gets a
+// free port of its own). Only loopback: a preview serves only the daemon's uid, which Linux can
+// tell only of connections from this machine.
+func previewHost(v string) (netip.Addr, error) {
+	host := v
+	if h, port, err := net.SplitHostPort(v); err == nil {
+		if port != "0" {
+			return netip.Addr{}, usageError{fmt.Errorf("--preview-addr %q: each preview gets a free port of its own; give only the address (e.g. 127.0.0.1 or 127.0.0.1:0)", v)}
+		}
+		host = h
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return netip.Addr{}, usageError{fmt.Errorf("--preview-addr %q: give a loopback IP address such as 127.0.0.1 or ::1 (previews are served only to this machine's daemon user; "+
+			"to serve them beyond this machine use --public-url behind a proxy)", v)}
+	}
+	return ip, nil
 }
 
 func portOf(addr string) string {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,20 +23,11 @@ import (
 // Live sessions across connections: leases belong to MCP connections, whichever door they come
 // through; previews reach the session's ports; a restart of the daemon keeps live sessions.
 
-// previewClient fetches preview URLs: *.localhost names are dialled on 127.0.0.1 (browsers and
-// curl resolve them to loopback; Go's resolver may not).
+// previewClient fetches preview URLs: plain net/http, nothing special (they are
+// http://127.0.0.1:PORT/).
 var previewClient = &http.Client{
-	Timeout: 30 * time.Second,
-	Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			host, port, err := net.SplitHostPort(addr)
-			if err == nil && strings.HasSuffix(host, ".localhost") {
-				addr = net.JoinHostPort("127.0.0.1", port)
-			}
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-		DisableKeepAlives: true,
-	},
+	Timeout:   30 * time.Second,
+	Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
 }
 
 func fetch(t testing.TB, url string) (int, string) {
@@ -117,8 +109,19 @@ func sessionStory(t *testing.T, a, b *client, aName string) {
 	if r["stdout"] != "<h1>hello from A</h1>\n" {
 		t.Fatalf("B does not see A's committed file: %v", r)
 	}
-	if code, _ := fetch(t, url); code != 404 {
-		t.Fatalf("the preview of a committed session answers %d, want 404", code)
+	previewGone(t, url)
+}
+
+// previewGone checks that a preview URL no longer serves: its port is closed (the session ended).
+func previewGone(t testing.TB, url string) {
+	t.Helper()
+	resp, err := previewClient.Get(url)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("the preview of an ended session still answers %d at %s", resp.StatusCode, url)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("GET %s after its session ended: %v, want connection refused", url, err)
 	}
 }
 
