@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -192,7 +193,7 @@ func (e *Engine) ExportWorkspace(ctx context.Context, req ExportRequest) (Export
 	defer tmp.Close()
 	x := &exporter{ctx: ctx, sb: sb, tmp: tmp, uid: int(pst.Uid), gid: int(pst.Gid), progress: req.Progress,
 		rep: ExportReport{Workspace: w.ID, Commit: c.ID, HostDir: hp.show(), As: as}}
-	if err := x.dir("."); err != nil {
+	if err := x.walk(); err != nil {
 		return ExportReport{}, err
 	}
 	if err := x.finish(); err != nil {
@@ -243,6 +244,27 @@ type exporter struct {
 	modes    []exportMode
 	// skipGit leaves out the top-level .git (a git-branch or patch export builds its own).
 	skipGit bool
+
+	// Files are copied by up to exportWorkers goroutines at once (each read is its own request
+	// to the sandbox); mu guards rep, last and err.
+	sem chan struct{}
+	wg  sync.WaitGroup
+	mu  sync.Mutex
+	err error
+}
+
+// exportWorkers is how many files an export copies at once.
+const exportWorkers = 8
+
+// walk writes the whole tree and waits for every file copy.
+func (x *exporter) walk() error {
+	x.sem = make(chan struct{}, exportWorkers)
+	err := x.dir(".")
+	x.wg.Wait()
+	if err != nil {
+		return err
+	}
+	return x.err
 }
 
 type exportMode struct {
@@ -279,7 +301,9 @@ func (x *exporter) dir(rel string) error {
 				return fmt.Errorf("export %s: %w", p, err)
 			}
 			x.modes = append(x.modes, exportMode{host, en.Mode.Perm()})
+			x.mu.Lock()
 			x.rep.Dirs++
+			x.mu.Unlock()
 			if err := x.dir(p); err != nil {
 				return err
 			}
@@ -290,15 +314,34 @@ func (x *exporter) dir(rel string) error {
 			if err := unix.Fchownat(int(x.tmp.Fd()), host, x.uid, x.gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 				return fmt.Errorf("export %s: %w", p, err)
 			}
+			x.mu.Lock()
 			x.rep.Symlinks++
+			x.mu.Unlock()
 		case "file":
-			if err := x.file(p, host, en); err != nil {
-				return err
+			x.mu.Lock()
+			failed := x.err
+			x.mu.Unlock()
+			if failed != nil {
+				return failed
 			}
+			x.sem <- struct{}{}
+			x.wg.Add(1)
+			go func(p, host string, en sandbox.FileEntry) {
+				defer func() { <-x.sem; x.wg.Done() }()
+				if err := x.file(p, host, en); err != nil {
+					x.mu.Lock()
+					if x.err == nil {
+						x.err = err
+					}
+					x.mu.Unlock()
+				}
+			}(p, host, en)
 		default:
+			x.mu.Lock()
 			if len(x.rep.Skipped) < MaxImportSkipped {
 				x.rep.Skipped = append(x.rep.Skipped, p+" (not a file, directory or symlink)")
 			}
+			x.mu.Unlock()
 		}
 	}
 	return nil
@@ -336,6 +379,8 @@ func (x *exporter) file(p, host string, en sandbox.FileEntry) error {
 		tv := unix.NsecToTimeval(en.ModTime.UnixNano())
 		_ = unix.Futimes(int(f.Fd()), []unix.Timeval{tv, tv})
 	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	x.rep.Files++
 	x.rep.Bytes += off
 	if x.progress != nil && time.Since(x.last) > time.Second {

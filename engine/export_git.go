@@ -436,7 +436,7 @@ func (e *Engine) exportTree(ctx context.Context, snap, label, dir string, uid, g
 	}
 	defer d.Close()
 	x := &exporter{ctx: ctx, sb: sb, tmp: d, uid: uid, gid: gid, skipGit: true}
-	if err := x.dir("."); err != nil {
+	if err := x.walk(); err != nil {
 		return x.rep, err
 	}
 	if err := x.finish(); err != nil {
