@@ -249,7 +249,14 @@ func TestSessionProcessesAndURL(t *testing.T) {
 	if _, _, err := e.Preview("nope"); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("unknown token: %v", err)
 	}
+	// The server logs the request just after answering it: wait for the line.
 	logs, err := e.SessionLogs(ctx, alice, s.ID, r.ProcessID, 0, 0)
+	for i := 0; err == nil && !strings.Contains(string(logs.Output), "GET /index.html") && i < 50; i++ {
+		logs, err = e.SessionLogs(ctx, alice, s.ID, r.ProcessID, 0, 200*time.Millisecond)
+		if err == nil && !strings.Contains(string(logs.Output), "GET /index.html") {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	if err != nil || !logs.Running || !strings.Contains(string(logs.Output), "GET /index.html") {
 		t.Fatalf("logs: %+v %v", logs, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -133,8 +134,11 @@ func TestPreviewTransport(t *testing.T) {
 			t.Fatalf("curl as uid 65534 got the page: %v\n%s", err, out)
 		}
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || (ee.ExitCode() != 52 && ee.ExitCode() != 56) {
-			t.Fatalf("curl as uid 65534: %v, want an empty reply (52) or a reset (56)\n%s", err, out)
+		// The daemon resets the connection as soon as it has accepted it: curl reports an empty
+		// reply (52), a reset (56), or, when the reset comes before it sees the handshake end, a
+		// failed connect (7).
+		if !errors.As(err, &ee) || !slices.Contains([]int{7, 52, 56}, ee.ExitCode()) {
+			t.Fatalf("curl as uid 65534: %v, want an empty reply (52), a reset (56) or a refused connect (7)\n%s", err, out)
 		}
 		waitFor(t, 5*time.Second, "the daemon to log the refusal", func() bool {
 			return strings.Contains(s.stderr.String(), "refused a connection from another user")
