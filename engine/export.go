@@ -138,21 +138,11 @@ func (e *Engine) ExportWorkspace(ctx context.Context, req ExportRequest) (Export
 	case ExportPatch:
 		return e.exportPatch(ctx, hp, w, c, origin)
 	}
-	root, err := openRoot(hp.root)
+	parent, parentRel, base, pst, err := openTargetParent(arg, hp)
 	if err != nil {
-		return ExportReport{}, hostErr(arg, hostPath{root: hp.root, rel: "."}, "the host root", err)
-	}
-	defer root.Close()
-	parentRel, base := filepath.Dir(hp.rel), filepath.Base(hp.rel)
-	parent, err := openDirBeneath(root, parentRel)
-	if err != nil {
-		return ExportReport{}, hostErr(arg, hostPath{root: hp.root, rel: parentRel}, "the parent directory", err)
-	}
-	defer parent.Close()
-	var pst unix.Stat_t
-	if err := unix.Fstat(int(parent.Fd()), &pst); err != nil {
 		return ExportReport{}, err
 	}
+	defer parent.Close()
 	replace := false
 	if st, err := lstatAt(parent, base); err == nil {
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -216,6 +206,27 @@ func (e *Engine) ExportWorkspace(ctx context.Context, req ExportRequest) (Export
 	done = true
 	e.log.Info("workspace exported", "workspace", w.ID, "commit", c.ID, "host_dir", hp.show(), "files", x.rep.Files, "bytes", x.rep.Bytes)
 	return x.rep, nil
+}
+
+// openTargetParent opens the directory that will hold hp (beneath its root, never through a
+// symlink) and returns it, its path relative to the root, hp's last name and the parent's owner
+// (what the export writes gets that owner).
+func openTargetParent(arg string, hp hostPath) (parent *os.File, parentRel, base string, st unix.Stat_t, err error) {
+	root, err := openRoot(hp.root)
+	if err != nil {
+		return nil, "", "", st, hostErr(arg, hostPath{root: hp.root, rel: "."}, "the host root", err)
+	}
+	defer root.Close()
+	parentRel, base = filepath.Dir(hp.rel), filepath.Base(hp.rel)
+	parent, err = openDirBeneath(root, parentRel)
+	if err != nil {
+		return nil, "", "", st, hostErr(arg, hostPath{root: hp.root, rel: parentRel}, "the parent directory", err)
+	}
+	if err := unix.Fstat(int(parent.Fd()), &st); err != nil {
+		parent.Close()
+		return nil, "", "", st, err
+	}
+	return parent, parentRel, base, st, nil
 }
 
 // emptyDir reports whether the directory name in dir is empty.

@@ -220,21 +220,11 @@ func (e *Engine) exportGitBranch(ctx context.Context, req ExportRequest, hp host
 // exportPatch writes the patch file (see above).
 func (e *Engine) exportPatch(ctx context.Context, hp hostPath, w store.Workspace, c, origin store.Commit) (ExportReport, error) {
 	const arg = "host_dir"
-	root, err := openRoot(hp.root)
+	parent, _, base, pst, err := openTargetParent(arg, hp)
 	if err != nil {
-		return ExportReport{}, hostErr(arg, hostPath{root: hp.root, rel: "."}, "the host root", err)
-	}
-	defer root.Close()
-	parentRel, base := filepath.Dir(hp.rel), filepath.Base(hp.rel)
-	parent, err := openDirBeneath(root, parentRel)
-	if err != nil {
-		return ExportReport{}, hostErr(arg, hostPath{root: hp.root, rel: parentRel}, "the parent directory", err)
-	}
-	defer parent.Close()
-	var pst unix.Stat_t
-	if err := unix.Fstat(int(parent.Fd()), &pst); err != nil {
 		return ExportReport{}, err
 	}
+	defer parent.Close()
 	if _, err := lstatAt(parent, base); err == nil {
 		return ExportReport{}, errorf(ErrExists, "%s: %s exists; a patch is written to a new file (nothing is overwritten)", arg, hp.show()).
 			with(ErrorFields{Argument: arg, Path: hp.show()})
