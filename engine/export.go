@@ -7,16 +7,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox"
 	"github.com/sandkit/sandkit-mcp/store"
 )
@@ -85,9 +82,6 @@ type ExportReport struct {
 	Review string `json:"review,omitempty"`
 	Apply  string `json:"apply,omitempty"`
 }
-
-// exportChunk is how much of a file one read from the sandbox takes.
-const exportChunk = 8 << 20
 
 // ExportWorkspace writes a commit's tree into a host directory (see above).
 func (e *Engine) ExportWorkspace(ctx context.Context, req ExportRequest) (ExportReport, error) {
@@ -160,11 +154,11 @@ func (e *Engine) ExportWorkspace(ctx context.Context, req ExportRequest) (Export
 		return ExportReport{}, hostErr(arg, hp, "the target", err)
 	}
 
-	sb, err := e.prov.Start(ctx, sandbox.StartOptions{Snapshot: sandbox.SnapshotRef(c.Snapshot), Policy: policies.Deny(), Label: w.ID})
+	tree, err := e.prov.Tree(ctx, sandbox.SnapshotRef(c.Snapshot))
 	if err != nil {
-		return ExportReport{}, e.provErr(err, "start a sandbox to export from")
+		return ExportReport{}, e.provErr(err, "open the commit's tree to export from")
 	}
-	defer sb.Stop(context.Background())
+	defer tree.Close()
 
 	tmpName := fmt.Sprintf(".%s.sandkit-export-%s", base, newID("")[:12])
 	if err := unix.Mkdirat(int(parent.Fd()), tmpName, 0o700); err != nil {
@@ -181,7 +175,7 @@ func (e *Engine) ExportWorkspace(ctx context.Context, req ExportRequest) (Export
 		return ExportReport{}, hostErr(arg, hp, "the temporary directory", err)
 	}
 	defer tmp.Close()
-	x := &exporter{ctx: ctx, sb: sb, tmp: tmp, uid: int(pst.Uid), gid: int(pst.Gid), progress: req.Progress,
+	x := &exporter{ctx: ctx, tree: tree, tmp: tmp, uid: int(pst.Uid), gid: int(pst.Gid), progress: req.Progress,
 		rep: ExportReport{Workspace: w.ID, Commit: c.ID, HostDir: hp.show(), As: as}}
 	if err := x.walk(); err != nil {
 		return ExportReport{}, err
@@ -243,10 +237,10 @@ func emptyDir(dir *os.File, name string) (bool, error) {
 	return len(names) == 0, err
 }
 
-// exporter writes a sandbox's /workspace below tmp, a directory it made.
+// exporter writes a snapshot's /workspace (a sandbox.Tree) below tmp, a directory it made.
 type exporter struct {
 	ctx      context.Context
-	sb       sandbox.Sandbox
+	tree     sandbox.Tree
 	tmp      *os.File
 	uid, gid int
 	progress func(string)
@@ -256,8 +250,8 @@ type exporter struct {
 	// skipGit leaves out the top-level .git (a git-branch or patch export builds its own).
 	skipGit bool
 
-	// Files are copied by up to exportWorkers goroutines at once (each read is its own request
-	// to the sandbox); mu guards rep, last and err.
+	// Files are copied by up to exportWorkers goroutines at once (over Vercel each read is its
+	// own request to the sandbox); mu guards rep, last and err.
 	sem chan struct{}
 	wg  sync.WaitGroup
 	mu  sync.Mutex
@@ -270,12 +264,15 @@ const exportWorkers = 8
 // walk writes the whole tree and waits for every file copy.
 func (x *exporter) walk() error {
 	x.sem = make(chan struct{}, exportWorkers)
-	err := x.dir(".")
+	err := x.tree.Walk(x.ctx, x.entry)
 	x.wg.Wait()
-	if err != nil {
-		return err
+	if err == nil {
+		err = x.err
 	}
-	return x.err
+	if err != nil && x.ctx.Err() != nil {
+		return errorf(ErrCancelled, "the export was cancelled")
+	}
+	return err
 }
 
 type exportMode struct {
@@ -283,102 +280,85 @@ type exportMode struct {
 	perm fs.FileMode
 }
 
-// dir writes the entries of the workspace directory rel (listed one level at a time, so no
-// listing limit applies to the tree as a whole).
-func (x *exporter) dir(rel string) error {
-	if err := x.ctx.Err(); err != nil {
-		return errorf(ErrCancelled, "the export was cancelled")
+// entry writes one entry of the tree: directories and symlinks at once (the walk visits a
+// directory before what is in it), regular files by a worker.
+func (x *exporter) entry(en sandbox.TreeEntry) error {
+	p := en.Path
+	if sandbox.CheckImportPath(p) != nil {
+		return fmt.Errorf("export: the provider listed an unexpected path %q", p)
 	}
-	ents, err := x.sb.ListFiles(x.ctx, path.Join(sandbox.WorkspaceDir, rel), 1)
-	if err != nil {
-		return fmt.Errorf("export: list %s: %w", rel, err)
+	host := filepath.FromSlash(p)
+	if x.skipGit && p == ".git" {
+		return fs.SkipDir
 	}
-	sort.Slice(ents, func(i, j int) bool { return ents[i].Path < ents[j].Path })
-	for _, en := range ents {
-		p := strings.TrimPrefix(en.Path, "/workspace/")
-		if sandbox.CheckImportPath(p) != nil {
-			return fmt.Errorf("export: the sandbox listed an unexpected path %q", en.Path)
+	switch {
+	case en.Mode.IsDir():
+		if err := unix.Mkdirat(int(x.tmp.Fd()), host, 0o700); err != nil {
+			return fmt.Errorf("export %s: %w", p, err)
 		}
-		host := filepath.FromSlash(p)
-		if x.skipGit && p == ".git" {
-			continue
+		if err := unix.Fchownat(int(x.tmp.Fd()), host, x.uid, x.gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("export %s: %w", p, err)
 		}
-		switch en.Type {
-		case "dir":
-			if err := unix.Mkdirat(int(x.tmp.Fd()), host, 0o700); err != nil {
-				return fmt.Errorf("export %s: %w", p, err)
-			}
-			if err := unix.Fchownat(int(x.tmp.Fd()), host, x.uid, x.gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				return fmt.Errorf("export %s: %w", p, err)
-			}
-			x.modes = append(x.modes, exportMode{host, en.Mode.Perm()})
-			x.mu.Lock()
-			x.rep.Dirs++
-			x.mu.Unlock()
-			if err := x.dir(p); err != nil {
-				return err
-			}
-		case "symlink":
-			if err := unix.Symlinkat(en.Target, int(x.tmp.Fd()), host); err != nil {
-				return fmt.Errorf("export %s: %w", p, err)
-			}
-			if err := unix.Fchownat(int(x.tmp.Fd()), host, x.uid, x.gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				return fmt.Errorf("export %s: %w", p, err)
-			}
-			x.mu.Lock()
-			x.rep.Symlinks++
-			x.mu.Unlock()
-		case "file":
-			x.mu.Lock()
-			failed := x.err
-			x.mu.Unlock()
-			if failed != nil {
-				return failed
-			}
-			x.sem <- struct{}{}
-			x.wg.Add(1)
-			go func(p, host string, en sandbox.FileEntry) {
-				defer func() { <-x.sem; x.wg.Done() }()
-				if err := x.file(p, host, en); err != nil {
-					x.mu.Lock()
-					if x.err == nil {
-						x.err = err
-					}
-					x.mu.Unlock()
+		x.modes = append(x.modes, exportMode{host, en.Mode.Perm()})
+		x.mu.Lock()
+		x.rep.Dirs++
+		x.mu.Unlock()
+	case en.Mode&fs.ModeSymlink != 0:
+		if err := unix.Symlinkat(en.Target, int(x.tmp.Fd()), host); err != nil {
+			return fmt.Errorf("export %s: %w", p, err)
+		}
+		if err := unix.Fchownat(int(x.tmp.Fd()), host, x.uid, x.gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("export %s: %w", p, err)
+		}
+		x.mu.Lock()
+		x.rep.Symlinks++
+		x.mu.Unlock()
+	case en.Mode.IsRegular():
+		x.mu.Lock()
+		failed := x.err
+		x.mu.Unlock()
+		if failed != nil {
+			return failed
+		}
+		x.sem <- struct{}{}
+		x.wg.Add(1)
+		go func() {
+			defer func() { <-x.sem; x.wg.Done() }()
+			if err := x.file(p, host, en); err != nil {
+				x.mu.Lock()
+				if x.err == nil {
+					x.err = err
 				}
-			}(p, host, en)
-		default:
-			x.mu.Lock()
-			if len(x.rep.Skipped) < MaxImportSkipped {
-				x.rep.Skipped = append(x.rep.Skipped, p+" (not a file, directory or symlink)")
+				x.mu.Unlock()
 			}
-			x.mu.Unlock()
+		}()
+	default:
+		x.mu.Lock()
+		if len(x.rep.Skipped) < MaxImportSkipped {
+			x.rep.Skipped = append(x.rep.Skipped, p+" (not a file, directory or symlink)")
 		}
+		x.mu.Unlock()
 	}
 	return nil
 }
 
-// file copies one regular file, in chunks.
-func (x *exporter) file(p, host string, en sandbox.FileEntry) error {
+// file copies one regular file: a reflink where the provider hands out a file on a file system
+// that shares extents with the target, else a copy in the kernel (copy_file_range), else reads.
+func (x *exporter) file(p, host string, en sandbox.TreeEntry) error {
+	in, err := x.tree.Open(x.ctx, p)
+	if err != nil {
+		return fmt.Errorf("export: read %s: %w", p, err)
+	}
+	defer in.Close()
 	// The parent was made by this export, and O_EXCL|O_NOFOLLOW never follows or reuses an entry.
 	f, err := openBeneath(x.tmp, host, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", p, err)
 	}
 	defer f.Close()
-	var off int64
-	for {
-		c, err := x.sb.ReadFile(x.ctx, p, off, exportChunk)
-		if err != nil {
-			return fmt.Errorf("export: read %s: %w", p, err)
-		}
-		if _, err := f.Write(c.Data); err != nil {
-			return fmt.Errorf("export %s: %w", p, err)
-		}
-		off += int64(len(c.Data))
-		if len(c.Data) == 0 || off >= c.Size {
-			break
-		}
+	n, err := copyInto(f, in)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", p, err)
 	}
 	if err := f.Chown(x.uid, x.gid); err != nil {
 		return fmt.Errorf("export %s: %w", p, err)
@@ -393,12 +373,22 @@ func (x *exporter) file(p, host string, en sandbox.FileEntry) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.rep.Files++
-	x.rep.Bytes += off
+	x.rep.Bytes += n
 	if x.progress != nil && time.Since(x.last) > time.Second {
 		x.last = time.Now()
 		x.progress(fmt.Sprintf("exported %d files, %s", x.rep.Files, humanBytes(x.rep.Bytes)))
 	}
 	return nil
+}
+
+// copyInto copies in to the new, empty file out and returns the bytes copied.
+func copyInto(out *os.File, in io.Reader) (int64, error) {
+	if f, ok := in.(*os.File); ok {
+		if n, ok := cloneFile(out, f); ok {
+			return n, nil
+		}
+	}
+	return io.Copy(out, in)
 }
 
 // finish gives the directories their permission bits, deepest first.

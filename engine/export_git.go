@@ -17,7 +17,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox"
 	"github.com/sandkit/sandkit-mcp/store"
 )
@@ -415,17 +414,17 @@ func (e *Engine) gitTree(ctx context.Context, g *gitPlumb, snap, label, base, pr
 // exportTree writes a snapshot's /workspace (without a top-level .git) into dir, a directory of
 // the server's own, with owner uid:gid.
 func (e *Engine) exportTree(ctx context.Context, snap, label, dir string, uid, gid int) (ExportReport, error) {
-	sb, err := e.prov.Start(ctx, sandbox.StartOptions{Snapshot: sandbox.SnapshotRef(snap), Policy: policies.Deny(), Label: label})
+	tree, err := e.prov.Tree(ctx, sandbox.SnapshotRef(snap))
 	if err != nil {
-		return ExportReport{}, e.provErr(err, "start a sandbox to export from")
+		return ExportReport{}, e.provErr(err, "open the commit's tree to export from")
 	}
-	defer sb.Stop(context.Background())
+	defer tree.Close()
 	d, err := os.Open(dir)
 	if err != nil {
 		return ExportReport{}, err
 	}
 	defer d.Close()
-	x := &exporter{ctx: ctx, sb: sb, tmp: d, uid: uid, gid: gid, skipGit: true}
+	x := &exporter{ctx: ctx, tree: tree, tmp: d, uid: uid, gid: gid, skipGit: true}
 	if err := x.walk(); err != nil {
 		return x.rep, err
 	}

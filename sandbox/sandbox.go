@@ -176,6 +176,11 @@ type Provider interface {
 	// ErrInvalid and leaves nothing behind. Providers without a faster way use ImportByWrites.
 	Import(ctx context.Context, src ImportSource) (SnapshotInfo, error)
 
+	// Tree opens a read-only view of snapshot ref's /workspace ("" is the empty state), for
+	// reading a whole tree out: locally straight from the layers, without a sandbox. Unknown refs
+	// yield ErrNotFound. Providers without a direct way use TreeBySandbox.
+	Tree(ctx context.Context, ref SnapshotRef) (Tree, error)
+
 	// Reconnect returns a handle to a live (Detached) sandbox by its ID, also one started by an
 	// earlier process. A sandbox that has ended, or never existed, yields ErrNotFound (wrapped).
 	Reconnect(ctx context.Context, id string) (Sandbox, error)

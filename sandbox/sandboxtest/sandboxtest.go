@@ -58,6 +58,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"HomeFiles", s.testHomeFiles},
 		{"RemoveFiles", s.testRemoveFiles},
 		{"Import", s.testImport},
+		{"SnapshotTree", s.testSnapshotTree},
 		{"Concurrency", s.testConcurrency},
 		{"Restart", s.testRestart},
 		// Live (Detached) sandboxes: sessions, background processes, ports.
