@@ -466,15 +466,27 @@ func newGitPlumb(dir string, uid, gid int, isolated bool) (*gitPlumb, string, er
 		os.RemoveAll(tmp)
 		return nil, "", err
 	}
-	if os.Geteuid() == 0 && uid != 0 {
-		g.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		if u, err := user.LookupId(strconv.Itoa(uid)); err == nil && u.HomeDir != "" && !isolated {
-			g.home = u.HomeDir
-		}
-	} else if !isolated {
-		g.home = os.Getenv("HOME")
+	var home string
+	g.cred, home = gitAs(uid, gid)
+	if home != "" && !isolated {
+		g.home = home
 	}
 	return g, tmp, nil
+}
+
+// gitAs is whom git runs as for a host repository owned by uid:gid: that user when the server is
+// root and the owner is not (so nothing the repository's configuration names, such as a clean
+// filter, runs as root, and what git writes is the owner's), with the owner's home directory
+// ("" when it is unknown); else the server itself, with its HOME.
+func gitAs(uid, gid int) (cred *syscall.Credential, home string) {
+	if os.Geteuid() != 0 || uid == 0 {
+		return nil, os.Getenv("HOME")
+	}
+	cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil && u.HomeDir != "" {
+		home = u.HomeDir
+	}
+	return cred, home
 }
 
 // run runs one git command with stdin and extra environment variables.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/store"
@@ -99,7 +100,7 @@ func chownTree(t *testing.T, dir string, uid, gid int) {
 // belongs to another user and no safe.directory is configured).
 func TestImportGitWorkTree(t *testing.T) {
 	v := newEnv(t)
-	root := t.TempDir()
+	root := ownerRoot(t)
 	repo := filepath.Join(root, "proj")
 	headSHA := makeRepo(t, repo)
 	ctx := rootCtx(t, root)
@@ -357,5 +358,82 @@ func TestExportRoundTrip(t *testing.T) {
 	}
 	if _, err := v.e.ExportWorkspace(ctx, engine.ExportRequest{Workspace: "rt", HostDir: "x", As: "tarball"}); !errors.Is(err, engine.ErrInvalid) {
 		t.Errorf("as tarball: %v, want ErrInvalid", err)
+	}
+}
+
+// TestImportGitRunsAsOwner: a root server runs the import's git as the owner of the repository,
+// so a clean filter the repository's configuration names (git status runs it for a file whose
+// size is unchanged but whose time is) never runs as root; a repository its owner cannot reach
+// is refused with what to do, not imported as a plain directory with its ignored files.
+func TestImportGitRunsAsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("this test needs root (CI runs as root)")
+		}
+		t.Skip("needs root: it checks that git runs as the repository's owner instead")
+	}
+	v := newEnv(t)
+	root := ownerRoot(t)
+	repo := filepath.Join(root, "proj")
+	marker := filepath.Join(root, "filter-ran-as")
+	if err := os.MkdirAll(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, repo, map[string]string{".gitattributes": "a.txt filter=probe\n", "a.txt": "one\n"})
+	gitT(t, repo, "init", "-q", "-b", "main")
+	gitT(t, repo, "add", ".")
+	gitT(t, repo, "commit", "-q", "-m", "first")
+	gitT(t, repo, "config", "filter.probe.clean", "id -u >> "+marker+"; cat")
+	// Same size, later time: status must read the file through the filter to tell.
+	if err := os.WriteFile(filepath.Join(repo, "a.txt"), []byte("two\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(2 * time.Second)
+	if err := os.Chtimes(filepath.Join(repo, "a.txt"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	chownTree(t, repo, 4242, 4242)
+	if err := os.WriteFile(marker, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(marker, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	ctx := rootCtx(t, root)
+	w, err := v.e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "owned", FromHostDir: "proj"})
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if w.Imported == nil || !w.Imported.Git || !w.Imported.Dirty {
+		t.Fatalf("import report: %+v, want a dirty git import", w.Imported)
+	}
+	ran, err := os.ReadFile(marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uids := strings.Fields(string(ran))
+	if len(uids) == 0 {
+		t.Fatal("git status never ran the clean filter: the test's premise is wrong")
+	}
+	for _, u := range uids {
+		if u != "4242" {
+			t.Errorf("the repository's clean filter ran as uid %s, want only the owner 4242 (all: %q)", u, uids)
+		}
+	}
+
+	// The owner cannot reach the repository: an error that says so, nothing imported.
+	hidden := filepath.Join(root, "locked")
+	if err := os.Mkdir(hidden, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	inner := filepath.Join(hidden, "proj")
+	makeRepo(t, inner)
+	_, err = v.e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "locked", FromHostDir: "locked/proj"})
+	var ee *engine.Error
+	if !errors.As(err, &ee) || ee.Kind != engine.ErrInvalid || !strings.Contains(ee.Msg, "git failed there (run as uid 4242") {
+		t.Fatalf("import of a repository its owner cannot reach: %v, want an invalid-argument error naming git and the owner", err)
+	}
+	if _, err := v.e.GetWorkspace(ctx, "locked"); err == nil {
+		t.Error("a failed import left a workspace behind")
 	}
 }

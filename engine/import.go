@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -143,8 +144,23 @@ func (e *Engine) importHostDir(ctx context.Context, dir string, withGit bool, pr
 	g := gitRepo{dir: hp.show(), ceiling: filepath.Dir(hp.root)}
 	if top, ok := gitTop(root, hp.rel); ok {
 		g.top = filepath.Join(hp.root, top)
+		// git runs as whoever owns the repository (its .git), found beneath the root.
+		if d, err := openDirBeneath(root, top); err == nil {
+			st, err := lstatAt(d, ".git")
+			d.Close()
+			if err != nil {
+				return nil, hostErr(arg, hp, "the repository's .git", err)
+			}
+			g.cred, g.home = gitAs(int(st.Uid), int(st.Gid))
+		} else {
+			return nil, hostErr(arg, hp, "the work tree", err)
+		}
 	}
-	if paths, ok := g.files(ctx); ok {
+	paths, ok, err := g.files(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
 		l.rep.Git = true
 		l.rep.GitHead, l.rep.Dirty = g.state(ctx)
 		for _, p := range paths {
@@ -354,27 +370,37 @@ func gitTop(root *os.File, rel string) (string, bool) {
 }
 
 // gitRepo runs git for an import: in dir (the imported directory), inside the work tree whose
-// top is top ("" when there is none in the root), never looking above ceiling.
+// top is top ("" when there is none in the root), never looking above ceiling, as cred (nil: the
+// server itself) with home as HOME.
 type gitRepo struct {
 	dir, top, ceiling string
+	cred              *syscall.Credential
+	home              string
 }
 
 // run runs one git command, trusting the work tree as a safe.directory for that call only (the
-// user's git configuration is never changed), with hooks and fsmonitor off so the repository's
-// configuration cannot make these calls run its commands. (Clean filters named in the
-// repository's configuration can still run during status; running git as the work tree's owner,
-// as the export does, would close that too.)
+// user's git configuration is never changed), with hooks and fsmonitor off and no optional
+// locks, as the owner of the repository (gitAs): what the repository's configuration can still
+// run during status (a clean filter) runs as that user, never as root.
 func (g gitRepo) run(ctx context.Context, args ...string) ([]byte, error) {
 	pre := []string{"-c", "safe.directory=" + g.top, "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-C", g.dir}
 	cmd := exec.CommandContext(ctx, "git", append(pre, args...)...)
-	env := []string{"GIT_OPTIONAL_LOCKS=0", "GIT_TERMINAL_PROMPT=0", "LC_ALL=C", "GIT_CEILING_DIRECTORIES=" + g.ceiling}
+	home := g.home
+	if home == "" {
+		home = "/nonexistent" // the owner has no home we know: no global configuration
+	}
+	env := []string{"GIT_OPTIONAL_LOCKS=0", "GIT_TERMINAL_PROMPT=0", "LC_ALL=C", "GIT_CEILING_DIRECTORIES=" + g.ceiling, "HOME=" + home}
 	for _, kv := range os.Environ() {
-		// The server's own git variables must not point git elsewhere.
-		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "GIT_") {
+		// The server's own git variables must not point git elsewhere; its HOME and XDG
+		// configuration are not the repository owner's.
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "GIT_") && k != "HOME" && !strings.HasPrefix(k, "XDG_") {
 			env = append(env, kv)
 		}
 	}
 	cmd.Env = env
+	if g.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred}
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -385,24 +411,42 @@ func (g gitRepo) run(ctx context.Context, args ...string) ([]byte, error) {
 }
 
 // files lists the work tree's tracked and untracked-not-ignored files under dir; ok is false
-// when dir is in no git work tree inside the root (or git is not installed).
-func (g gitRepo) files(ctx context.Context) (paths []string, ok bool) {
+// when dir is in no git work tree inside the root (or git is not installed). A work tree whose
+// git fails (its owner cannot read it, a damaged repository) is an error, not a plain directory:
+// importing it as one would bring in what the user's git ignores.
+func (g gitRepo) files(ctx context.Context) (paths []string, ok bool, err error) {
 	if g.top == "" {
-		return nil, false
+		return nil, false, nil
 	}
-	if out, err := g.run(ctx, "rev-parse", "--is-inside-work-tree"); err != nil || strings.TrimSpace(string(out)) != "true" {
-		return nil, false
+	out, err := g.run(ctx, "rev-parse", "--is-inside-work-tree")
+	if errors.Is(err, exec.ErrNotFound) {
+		return nil, false, nil
 	}
-	out, err := g.run(ctx, "ls-files", "-co", "--exclude-standard", "-z")
 	if err != nil {
-		return nil, false
+		return nil, false, g.failed(err)
+	}
+	if strings.TrimSpace(string(out)) != "true" {
+		return nil, false, nil
+	}
+	if out, err = g.run(ctx, "ls-files", "-co", "--exclude-standard", "-z"); err != nil {
+		return nil, false, g.failed(err)
 	}
 	for _, p := range bytes.Split(out, []byte{0}) {
 		if len(p) > 0 {
 			paths = append(paths, string(p))
 		}
 	}
-	return paths, true
+	return paths, true, nil
+}
+
+// failed is the error for a git command that failed in the work tree.
+func (g gitRepo) failed(err error) error {
+	who := "the server's user"
+	if g.cred != nil {
+		who = fmt.Sprintf("uid %d, the owner of its .git", g.cred.Uid)
+	}
+	return errorf(ErrInvalid, "from_host_dir: %s is in the git work tree %s, but git failed there (run as %s): %v; fix the repository (or its permissions for its owner), or import a directory outside it", g.dir, g.top, who, err).
+		with(ErrorFields{Argument: "from_host_dir", Path: g.dir})
 }
 
 // state is the work tree's HEAD commit ("" before the first) and whether it has changes
