@@ -113,8 +113,11 @@
 //     P-256, <Dir>/egress-ca/, key 0600; leaves cached in memory), offers only HTTP/1.1, sets
 //     the rule's headers on every request (replacing the sandbox's own) and forwards it over TLS
 //     verified against EgressOptions.UpstreamRoots (default: the system roots), with keep-alive
-//     on both sides. Plain http:// requests to such hosts get the headers too. Secrets exist
-//     only in the provider's memory (the compiled rules).
+//     on both sides. The headers carry credentials, so they are only ever sent inside TLS: a
+//     plain http:// request to such a host is refused with a 403 that says to use https://, and
+//     a CONNECT to one whose stream does not start with a TLS ClientHello is closed (the reason
+//     is logged). Hosts without header rules may be reached over plain HTTP. Secrets exist only
+//     in the provider's memory (the compiled rules).
 //   - Trust: the curated /etc holds the CA (/etc/ssl/sandkit/ca.pem) and a bundle of the host's
 //     system roots plus the CA (/etc/ssl/sandkit/ca-bundle.pem, also the sandbox's
 //     /etc/ssl/certs/ca-certificates.crt); SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and
