@@ -16,10 +16,11 @@
 // enforces the sandbox's policy (Capabilities.Egress is true).
 //
 // Commands run as uid/gid 1000 ("sandbox") with every capability dropped, no_new_privs, a
-// seccomp filter (socket(AF_UNIX), io_uring and the kernel keyring are denied; see seccomp.go),
-// no further user namespaces (--disable-userns), their own session, RLIMIT_CORE=0 and a bounded
-// RLIMIT_NOFILE. Memory and process counts are limited through cgroups when the host offers them
-// (see cgroup.go).
+// seccomp filter (socket() only for AF_INET, AF_INET6 and AF_NETLINK, so no AF_UNIX, AF_VSOCK or
+// AF_PACKET; io_uring and the kernel keyring are denied; see seccomp.go), no further user
+// namespaces (--disable-userns), their own session, RLIMIT_CORE=0 and a bounded RLIMIT_NOFILE.
+// Memory and process counts are limited through cgroups when the host offers them (see
+// cgroup.go).
 //
 // On the host, the sandbox never runs as root. When the provider runs as root, sandboxes run as
 // a dedicated unprivileged uid/gid (Options.HostUID, default 1000000000): the sandbox user 1000
