@@ -320,9 +320,10 @@ dns.lookup("localhost", { all: true }, (err, addrs) => {
 // resolve names, list interfaces, listen and connect on the sandbox's loopback.
 func TestSeccompToolsStillWork(t *testing.T) {
 	requirePython(t)
+	// The sandbox sees the host's /usr, so the tools must be there.
 	for _, tool := range []string{"curl", "wget", "git", "node"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("this test needs %s on the host (apt-get install -y curl wget git nodejs)", tool)
+		if _, err := os.Stat("/usr/bin/" + tool); err != nil {
+			t.Fatalf("this test needs /usr/bin/%s on the host (apt-get install -y curl wget git nodejs)", tool)
 		}
 	}
 	probe, err := os.ReadFile(buildGoProbe(t, goNetProbe))
