@@ -743,6 +743,14 @@ func TestEgressCredentialsOnlyInTLS(t *testing.T) {
 			}
 		})
 	}
+	t.Run("the refusal's status and Proxy-Status", func(t *testing.T) {
+		head := shOK(t, sb, fmt.Sprintf("curl -sS -o /dev/null -D - --max-time 20 http://broker.test:%d/head", f.httpPort))
+		for _, want := range []string{"403 Forbidden (sandkit egress: plain HTTP to broker.test", "Proxy-Status: sandkit-egress; error=http_request_denied", "X-Sandkit-Egress: refused"} {
+			if !strings.Contains(head, want) {
+				t.Errorf("the refusal's head lacks %q:\n%s", want, head)
+			}
+		}
+	})
 	t.Run("plain HTTP in a CONNECT tunnel is closed", func(t *testing.T) {
 		for _, host := range brokered {
 			url := fmt.Sprintf("http://%s:%d/tunnel", host, f.httpPort)

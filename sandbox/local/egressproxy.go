@@ -392,10 +392,7 @@ func (e *sbEgress) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = t.scheme
 	pr.Out.URL.Host = net.JoinHostPort(t.host, strconv.Itoa(t.port))
 	if t.scheme == "http" && t.port == 80 || t.scheme == "https" && t.port == 443 {
-		pr.Out.URL.Host = t.host
-		if strings.Contains(t.host, ":") {
-			pr.Out.URL.Host = "[" + t.host + "]"
-		}
+		pr.Out.URL.Host = urlHost(t.host)
 	}
 	pr.Out.Host = pr.In.Host
 	if pr.Out.Host == "" {
