@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Sourced by scripts/demo and scripts/test: makes sure this machine has what sandkit-mcp needs
 # (Go, bubblewrap) and its tests need (curl, wget and python3 fetch preview URLs in
-# TestPreviewTransport), installing what is missing with apt when we are allowed to.
+# TestPreviewTransport; git runs in sandboxes in TestSeccompToolsStillWork), installing what is
+# missing with apt when we are allowed to.
 set -euo pipefail
 
 need_go() {
@@ -41,5 +42,6 @@ need_bwrap
 if [ "${SANDKIT_SETUP_TEST_TOOLS:-}" = 1 ]; then
   need_cmd curl curl
   need_cmd wget wget
+  need_cmd git git
   need_cmd python3 python3
 fi

@@ -60,9 +60,9 @@ func Diagnose(bwrapPath string) []Check {
 	}
 	out = append(out, c)
 	if seccompSupported() {
-		out = append(out, Check{Name: "seccomp filter", OK: true, Detail: "denies socket(AF_UNIX), io_uring and keyrings on " + runtime.GOARCH})
+		out = append(out, Check{Name: "seccomp filter", OK: true, Detail: "allows socket() for AF_INET, AF_INET6 and AF_NETLINK only; denies io_uring and keyrings on " + runtime.GOARCH})
 	} else {
-		out = append(out, Check{Name: "seccomp filter", Detail: "no filter for " + runtime.GOARCH + ": sandboxed code can create Unix sockets", Fix: "run on x86-64 or arm64"})
+		out = append(out, Check{Name: "seccomp filter", Detail: "no filter for " + runtime.GOARCH + ": sandboxed code can create Unix and vsock sockets", Fix: "run on x86-64 or arm64"})
 	}
 	return out
 }

@@ -16,10 +16,11 @@
 // enforces the sandbox's policy (Capabilities.Egress is true).
 //
 // Commands run as uid/gid 1000 ("sandbox") with every capability dropped, no_new_privs, a
-// seccomp filter (socket(AF_UNIX), io_uring and the kernel keyring are denied; see seccomp.go),
-// no further user namespaces (--disable-userns), their own session, RLIMIT_CORE=0 and a bounded
-// RLIMIT_NOFILE. Memory and process counts are limited through cgroups when the host offers them
-// (see cgroup.go).
+// seccomp filter (socket() only for AF_INET, AF_INET6 and AF_NETLINK, so no AF_UNIX, AF_VSOCK or
+// AF_PACKET; io_uring and the kernel keyring are denied; see seccomp.go), no further user
+// namespaces (--disable-userns), their own session, RLIMIT_CORE=0 and a bounded RLIMIT_NOFILE.
+// Memory and process counts are limited through cgroups when the host offers them (see
+// cgroup.go).
 //
 // On the host, the sandbox never runs as root. When the provider runs as root, sandboxes run as
 // a dedicated unprivileged uid/gid (Options.HostUID, default 1000000000): the sandbox user 1000
@@ -113,8 +114,11 @@
 //     P-256, <Dir>/egress-ca/, key 0600; leaves cached in memory), offers only HTTP/1.1, sets
 //     the rule's headers on every request (replacing the sandbox's own) and forwards it over TLS
 //     verified against EgressOptions.UpstreamRoots (default: the system roots), with keep-alive
-//     on both sides. Plain http:// requests to such hosts get the headers too. Secrets exist
-//     only in the provider's memory (the compiled rules).
+//     on both sides. The headers carry credentials, so they are only ever sent inside TLS: a
+//     plain http:// request to such a host is refused with a 403 that says to use https://, and
+//     a CONNECT to one whose stream does not start with a TLS ClientHello is closed (the reason
+//     is logged). Hosts without header rules may be reached over plain HTTP. Secrets exist only
+//     in the provider's memory (the compiled rules).
 //   - Trust: the curated /etc holds the CA (/etc/ssl/sandkit/ca.pem) and a bundle of the host's
 //     system roots plus the CA (/etc/ssl/sandkit/ca-bundle.pem, also the sandbox's
 //     /etc/ssl/certs/ca-certificates.crt); SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and

@@ -615,12 +615,6 @@ func TestEgressBrokering(t *testing.T) {
 			}
 		})
 	}
-	t.Run("plain HTTP gets the header too", func(t *testing.T) {
-		out, code := fetch(t, sb, curlClient, fmt.Sprintf("http://broker.test:%d/plain", f.httpPort), "", "")
-		if code != 0 || !strings.Contains(out, "hello from http") || !strings.Contains(out, "auth=ok") {
-			t.Fatalf("exit %d:\n%s", code, out)
-		}
-	})
 	t.Run("keep-alive both ways", func(t *testing.T) {
 		before := len(f.seenOn("tls"))
 		out := shOK(t, sb, fmt.Sprintf("curl -sS %s/ka1 %s/ka2 %s/ka3", broker, broker, broker))
@@ -712,6 +706,94 @@ func TestEgressBrokering(t *testing.T) {
 			t.Errorf("meta.json policy: %+v %v", m.Policy, err)
 		}
 	})
+}
+
+// pyConnectGarbage sends CONNECT argv[1] to the proxy, prints the answer's status line, then
+// sends bytes that are neither TLS nor HTTP and prints "eof" when the proxy closes the tunnel.
+const pyConnectGarbage = `import socket, sys
+s = socket.create_connection(("127.0.0.1", 3128), timeout=20)
+s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (sys.argv[1].encode(), sys.argv[1].encode()))
+head = b""
+while b"\r\n\r\n" not in head:
+    b = s.recv(1)
+    if not b:
+        break
+    head += b
+print(head.split(b"\r\n")[0].decode())
+s.sendall(b"\x00garbage\r\n\r\n")
+print("eof" if s.recv(100) == b"" else "data")
+`
+
+// TestEgressCredentialsOnlyInTLS: a header that carries a credential is only ever added inside
+// TLS. The fixture's plain-HTTP server stands in for the brokered hosts (they resolve to it):
+// neither an absolute-URI http:// request nor a CONNECT tunnel that speaks plain HTTP reaches
+// it, so it never sees the header; hosts without header rules still get plain HTTP.
+func TestEgressCredentialsOnlyInTLS(t *testing.T) {
+	requireClients(t)
+	f := newEgressFixture(t)
+	p := f.provider(t, "")
+	sb := f.sandbox(t, p, brokerPolicy(), false)
+	brokered := []string{"broker.test", "api.github.com", "github.com"}
+	for _, c := range clients {
+		t.Run("absolute URI refused "+string(c), func(t *testing.T) {
+			for _, host := range brokered {
+				url := fmt.Sprintf("http://%s:%d/absolute-%s", host, f.httpPort, c)
+				out, _ := fetch(t, sb, c, url, "", "")
+				wantRefused(t, c, url, out, host, "credential", "only inside TLS", "use https:// instead of http://")
+			}
+		})
+	}
+	t.Run("the refusal's status and Proxy-Status", func(t *testing.T) {
+		head := shOK(t, sb, fmt.Sprintf("curl -sS -o /dev/null -D - --max-time 20 http://broker.test:%d/head", f.httpPort))
+		for _, want := range []string{"403 Forbidden (sandkit egress: plain HTTP to broker.test", "Proxy-Status: sandkit-egress; error=http_request_denied", "X-Sandkit-Egress: refused"} {
+			if !strings.Contains(head, want) {
+				t.Errorf("the refusal's head lacks %q:\n%s", want, head)
+			}
+		}
+	})
+	t.Run("plain HTTP in a CONNECT tunnel is closed", func(t *testing.T) {
+		for _, host := range brokered {
+			url := fmt.Sprintf("http://%s:%d/tunnel", host, f.httpPort)
+			// curl -p: CONNECT host:port, then the request in plain HTTP inside the tunnel.
+			o := sh(t, sb, "curl -sS -p --max-time 20 "+shellQuote(url))
+			if o.res.ExitCode == 0 || strings.Contains(o.stdout, "hello from") {
+				t.Errorf("curl -p %s: exit %d, stdout %q; want the tunnel closed", url, o.res.ExitCode, o.stdout)
+			}
+		}
+		// Bytes that are neither TLS nor HTTP fare the same: the proxy closes the tunnel.
+		o := sh(t, sb, "python3 -c "+shellQuote(pyConnectGarbage)+" broker.test:"+strconv.Itoa(f.httpPort))
+		if o.res.ExitCode != 0 || !strings.Contains(o.stdout, " 200 ") || !strings.HasSuffix(strings.TrimSpace(o.stdout), "eof") {
+			t.Errorf("CONNECT then garbage: exit %d stdout %q stderr %q; want 200, then the tunnel closed", o.res.ExitCode, o.stdout, o.stderr)
+		}
+		if logs := f.logs.String(); strings.Count(logs, "did not start with a TLS ClientHello") < len(brokered)+1 {
+			t.Errorf("the proxy did not log why it closed each tunnel:\n%s", logs)
+		}
+	})
+	t.Run("hosts without header rules keep plain HTTP", func(t *testing.T) {
+		url := fmt.Sprintf("http://api.github.test:%d/plain", f.httpPort)
+		out, code := fetch(t, sb, curlClient, url, "", "")
+		if code != 0 || !strings.Contains(out, "hello from http host=api.github.test") || !strings.Contains(out, "auth=none") {
+			t.Fatalf("%s: exit %d:\n%s", url, code, out)
+		}
+		if out := shOK(t, sb, "curl -sS -p --max-time 20 "+url); !strings.Contains(out, "hello from http host=api.github.test") {
+			t.Fatalf("curl -p %s: %s", url, out)
+		}
+	})
+	t.Run("HTTPS is still brokered", func(t *testing.T) {
+		out, code := fetch(t, sb, curlClient, fmt.Sprintf("https://api.github.com:%d/user", f.tlsPort), "", "")
+		if code != 0 || !strings.Contains(out, "auth=ok") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+	seen := f.seenOn("http")
+	for _, s := range seen {
+		if s.Auth != "" || s.Host != "api.github.test:"+strconv.Itoa(f.httpPort) {
+			t.Errorf("the plain-HTTP server got a request for a brokered host or with a credential: %s%s, Authorization set: %t", s.Host, s.Path, s.Auth != "")
+		}
+	}
+	if len(seen) != 2 {
+		t.Errorf("the plain-HTTP server saw %d requests, want the 2 for api.github.test", len(seen))
+	}
 }
 
 func TestEgressSetPolicy(t *testing.T) {
@@ -813,7 +895,8 @@ func TestEgressReconnect(t *testing.T) {
 			t.Fatalf("%s after the restart: exit %d:\n%s", c, code, out)
 		}
 	}
-	if out, _ := fetch(t, sb, curlClient, fmt.Sprintf("http://evil.test:%d/", f.httpPort), "", ""); !strings.Contains(out, "403") {
+	evil := fmt.Sprintf("https://evil.test:%d/", f.tlsPort)
+	if out, _ := fetch(t, sb, pythonClient, evil, "", ""); !strings.Contains(out, "403") || !strings.Contains(out, "evil.test") {
 		t.Fatalf("the literal-credential service's host after the restart: %s", out)
 	}
 	// Setting the policy again restores it (and clears the warning).
@@ -823,7 +906,7 @@ func TestEgressReconnect(t *testing.T) {
 	if w := sb.Warnings(); len(w) != 0 {
 		t.Fatalf("warnings after SetPolicy: %q", w)
 	}
-	if out, _ := fetch(t, sb, curlClient, fmt.Sprintf("http://evil.test:%d/", f.httpPort), "", ""); !strings.Contains(out, "hello from http") || !strings.Contains(out, "auth=other") {
+	if out, _ := fetch(t, sb, curlClient, evil, "", ""); !strings.Contains(out, "hello from tls") || !strings.Contains(out, "auth=other") {
 		t.Fatalf("after SetPolicy with the literal again: %s", out)
 	}
 }

@@ -28,11 +28,18 @@ import (
 //	sandbox: client ──► 127.0.0.1:3128 (agent) ══ fd over the control socket ══► provider:
 //	  front server ── CONNECT, policy allows, no headers ──► dial checked IP, splice bytes (no MITM)
 //	               ── CONNECT, rule injects headers ──► 200, TLS with a leaf of our CA ──► inner server
+//	                  (a stream that does not start with a TLS ClientHello is closed)
 //	               ── absolute-URI request (http://…) ──► policy, headers ──► upstream
+//	                  (http:// to a host whose rule injects headers: 403, use https://)
 //	  inner server ── each request: set the rule's headers ──► upstream over TLS (verified), keep-alive
 //
 // Every destination is resolved by the proxy and checked by addrGuard; the proxy dials the
 // address it checked. Refusals are answered with 403 and a plain-text reason.
+//
+// Injected headers carry credentials, so they are only ever sent inside TLS: on a request the
+// proxy forwards over a verified TLS connection (forward refuses any other), and only after the
+// sandbox's own side of a brokered tunnel is TLS too. Hosts whose rule injects nothing may be
+// reached over plain HTTP when the policy allows them.
 
 // egressProxy is the provider's proxy.
 type egressProxy struct {
@@ -201,6 +208,10 @@ func (x *egressProxy) serveFront(w http.ResponseWriter, r *http.Request) {
 			c.e.refusePolicy(w, r, host, port, pol)
 			return
 		}
+		if r.URL.Scheme == "http" && len(rule.Headers) > 0 {
+			c.e.refuseCleartext(w, r, host, port, pol, rule)
+			return
+		}
 		c.e.logAllowed("forward", r.Method, host, port, pol, rule)
 		c.e.forward(w, r, &egressTarget{scheme: r.URL.Scheme, host: host, port: port, headers: rule.Headers})
 	default:
@@ -265,7 +276,7 @@ func (e *sbEgress) connect(w http.ResponseWriter, r *http.Request, c *sbConn) {
 			conn.Close()
 			return
 		}
-		e.broker(c, brw.Reader, host, port, rule)
+		e.broker(c, brw.Reader, host, port, pol, rule)
 		return
 	}
 	up, err := e.x.guard.dialChecked(ctx, host, port)
@@ -321,9 +332,11 @@ func (e *sbEgress) tunnel(c *sbConn, buffered *bufio.Reader, up *net.TCPConn) {
 	<-done
 }
 
-// broker turns the hijacked connection into a tunnel to host:port served by the inner server:
-// TLS terminated with a leaf for host when the client starts TLS, plain HTTP otherwise.
-func (e *sbEgress) broker(c *sbConn, buffered *bufio.Reader, host string, port int, rule policies.HostRule) {
+// broker turns the hijacked connection into a tunnel to host:port served by the inner server,
+// TLS terminated with a leaf for host. The rule's headers carry a credential, which never goes
+// out in cleartext: a stream that does not start with a TLS handshake record is closed (the
+// client has its 200 already, so there is no HTTP answer left to give) and the reason logged.
+func (e *sbEgress) broker(c *sbConn, buffered *bufio.Reader, host string, port int, pol *egressPolicy, rule policies.HostRule) {
 	t := &sbConn{Conn: c.Conn, tcp: c.tcp, r: buffered, e: e, host: host, port: port, rule: rule}
 	// The new wrapper takes over the tracking of the socket.
 	if !e.track(t) {
@@ -338,29 +351,38 @@ func (e *sbEgress) broker(c *sbConn, buffered *bufio.Reader, host string, port i
 		t.Close()
 		return
 	}
-	var conn net.Conn = t
-	if first[0] == 0x16 { // a TLS handshake record
-		leaf, err := e.x.ca.leaf(host)
-		if err != nil {
-			e.x.log.Error("local: egress: cannot make a certificate", "host", host, "err", err)
-			t.Close()
-			return
-		}
-		t.tls = true
-		conn = tls.Server(t, &tls.Config{
-			Certificates: []tls.Certificate{*leaf},
-			NextProtos:   []string{"http/1.1"},
-			MinVersion:   tls.VersionTLS12,
-		})
+	if first[0] != 0x16 { // not a TLS handshake record
+		e.logDecision(slog.LevelInfo, "deny", http.MethodConnect, host, port, pol,
+			fmt.Sprintf("the tunnel to %s (its rule adds a credential header, service %q) did not start with a TLS ClientHello; credentials are sent only inside TLS, so the connection was closed: use https://", host, rule.Service))
+		t.Close()
+		return
 	}
+	leaf, err := e.x.ca.leaf(host)
+	if err != nil {
+		e.x.log.Error("local: egress: cannot make a certificate", "host", host, "err", err)
+		t.Close()
+		return
+	}
+	t.tls = true
+	conn := tls.Server(t, &tls.Config{
+		Certificates: []tls.Certificate{*leaf},
+		NextProtos:   []string{"http/1.1"},
+		MinVersion:   tls.VersionTLS12,
+	})
 	if !e.x.innerL.push(conn) {
 		t.Close()
 	}
 }
 
 // forward sends one request upstream with the target's headers set (replacing any the sandbox
-// sent) and streams the answer back.
+// sent) and streams the answer back. Headers are set only on requests that go upstream over
+// TLS; a target with headers and another scheme is refused (the callers refuse it first, with
+// the policy at hand; this is the last line).
 func (e *sbEgress) forward(w http.ResponseWriter, r *http.Request, t *egressTarget) {
+	if len(t.headers) > 0 && t.scheme != "https" {
+		e.refuseCleartext(w, r, t.host, t.port, e.policy(), policies.HostRule{Headers: t.headers})
+		return
+	}
 	r = r.WithContext(context.WithValue(r.Context(), targetKey{}, t))
 	e.rp.ServeHTTP(w, r)
 }
@@ -370,10 +392,7 @@ func (e *sbEgress) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = t.scheme
 	pr.Out.URL.Host = net.JoinHostPort(t.host, strconv.Itoa(t.port))
 	if t.scheme == "http" && t.port == 80 || t.scheme == "https" && t.port == 443 {
-		pr.Out.URL.Host = t.host
-		if strings.Contains(t.host, ":") {
-			pr.Out.URL.Host = "[" + t.host + "]"
-		}
+		pr.Out.URL.Host = urlHost(t.host)
 	}
 	pr.Out.Host = pr.In.Host
 	if pr.Out.Host == "" {
@@ -416,6 +435,29 @@ func (e *sbEgress) refusePolicy(w http.ResponseWriter, r *http.Request, host str
 		how = fmt.Sprintf("use the host's name and allow that domain (set_policy on %s, or a per-run policy), or use mode \"allow-all\" (local and private addresses stay refused).", ws)
 	}
 	e.refuse(w, r, host, port, pol, "http_request_denied", why, how, host+" is not allowed by policy "+pol.desc)
+}
+
+// refuseCleartext answers a plain-HTTP request for a host whose rule injects headers: they
+// carry a credential, which the proxy sends only inside TLS.
+func (e *sbEgress) refuseCleartext(w http.ResponseWriter, r *http.Request, host string, port int, pol *egressPolicy, rule policies.HostRule) {
+	svc := ""
+	if rule.Service != "" {
+		svc = fmt.Sprintf(" (service %q)", rule.Service)
+	}
+	why := fmt.Sprintf("the policy adds a credential header to requests for %s%s, and the proxy sends credentials only inside TLS; this request is plain http://", host, svc)
+	how := fmt.Sprintf("use https:// instead of http:// (https://%s/...); the proxy adds the header to HTTPS requests.", net.JoinHostPort(host, strconv.Itoa(port)))
+	if port == 80 {
+		how = fmt.Sprintf("use https:// instead of http:// (https://%s/...); the proxy adds the header to HTTPS requests.", urlHost(host))
+	}
+	e.refuse(w, r, host, port, pol, "http_request_denied", why, how, "plain HTTP to "+host+", which gets a credential; use https://")
+}
+
+// urlHost writes host as it goes into a URL (IPv6 literals in brackets).
+func urlHost(host string) string {
+	if strings.Contains(host, ":") {
+		return "[" + host + "]"
+	}
+	return host
 }
 
 // refuseDial answers a request whose destination could not or may not be dialled.

@@ -11,11 +11,16 @@ import (
 // The seccomp filter bwrap installs (with no_new_privs) on the agent and therefore on every
 // command in the sandbox. It is a hand-written classic BPF program, because the point is narrow:
 //
-//   - socket(AF_UNIX, ...) fails with EPERM. A read-only bind mount does not stop connect() to a
-//     host Unix socket, so this is the backstop that keeps the sandbox away from host services
-//     even if one ever becomes visible. The agent needs no socket of its own: its connections
-//     arrive as inherited or SCM_RIGHTS-passed descriptors. socketpair() stays allowed; it makes
-//     unnamed sockets that reach nothing outside.
+//   - socket() is allowed for an allow-list of address families, AF_INET, AF_INET6 and
+//     AF_NETLINK (glibc's getaddrinfo and Go's net.Interfaces ask the kernel over rtnetlink,
+//     which, like the two IP families, sees the sandbox's own network namespace: loopback only).
+//     Every other family fails with EPERM. Among them: AF_UNIX, because a read-only bind mount does not
+//     stop connect() to a host Unix socket, so this is the backstop that keeps the sandbox away
+//     from host services even if one ever becomes visible (the agent needs no Unix socket of its
+//     own: its connections arrive as inherited or SCM_RIGHTS-passed descriptors); AF_VSOCK, which
+//     is not namespaced and reaches the hypervisor's services on a VM such as Firecracker;
+//     AF_PACKET; and the rarely used families whose modules the kernel would otherwise load on
+//     demand. socketpair() stays allowed; it makes unnamed sockets that reach nothing outside.
 //   - io_uring_setup/enter/register fail with EPERM (io_uring bypasses seccomp for the
 //     operations it performs, and it is a frequent source of kernel bugs).
 //   - keyctl/add_key/request_key fail with EPERM: the kernel keyring is not namespaced.
@@ -36,6 +41,9 @@ const (
 
 	x32SyscallBit = 0x40000000
 )
+
+// socketFamilies are the address families socket() may create; see the filter's description.
+var socketFamilies = []uint32{unix.AF_INET, unix.AF_INET6, unix.AF_NETLINK}
 
 // seccompArch describes the system call numbers of one architecture.
 type seccompArch struct {
@@ -69,7 +77,24 @@ func seccompSupported() bool {
 // seccompProgram returns the filter for this architecture as the raw sock_filter array bwrap
 // reads from --seccomp FD, or nil when the architecture has no filter.
 func seccompProgram() []byte {
-	a, ok := seccompArches[runtime.GOARCH]
+	return encodeFilter(seccompFilter(runtime.GOARCH))
+}
+
+// encodeFilter writes prog as the raw sock_filter array (in this machine's byte order).
+func encodeFilter(prog []unix.SockFilter) []byte {
+	if prog == nil {
+		return nil
+	}
+	var buf bytes.Buffer
+	for _, f := range prog {
+		_ = binary.Write(&buf, binary.NativeEndian, f)
+	}
+	return buf.Bytes()
+}
+
+// seccompFilter returns the filter for goarch, or nil when that architecture has none.
+func seccompFilter(goarch string) []unix.SockFilter {
+	a, ok := seccompArches[goarch]
 	if !ok {
 		return nil
 	}
@@ -90,16 +115,15 @@ func seccompProgram() []byte {
 		add(bpfJeq, 0, 1, nr)
 		add(bpfRet, 0, 0, retDeny)
 	}
-	// socket(AF_UNIX, ...)
-	add(bpfJeq, 0, 3, a.socket)
+	// socket(family, ...): an allowed family jumps to the final allow, any other is denied. The
+	// kernel reads the family as an int, so the low 32 bits are the whole of it.
+	n := uint8(len(socketFamilies))
+	add(bpfJeq, 0, n+2, a.socket)
 	add(bpfLd, 0, 0, offArg0)
-	add(bpfJeq, 0, 1, unix.AF_UNIX)
+	for i, fam := range socketFamilies {
+		add(bpfJeq, n-uint8(i), 0, fam)
+	}
 	add(bpfRet, 0, 0, retDeny)
 	add(bpfRet, 0, 0, unix.SECCOMP_RET_ALLOW)
-
-	var buf bytes.Buffer
-	for _, f := range prog {
-		_ = binary.Write(&buf, binary.NativeEndian, f)
-	}
-	return buf.Bytes()
+	return prog
 }
