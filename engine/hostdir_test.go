@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -435,5 +436,42 @@ func TestImportGitRunsAsOwner(t *testing.T) {
 	}
 	if _, err := v.e.GetWorkspace(ctx, "locked"); err == nil {
 		t.Error("a failed import left a workspace behind")
+	}
+}
+
+// TestHostDirBadInput: a path with NUL is an argument error; a host root that vanished after the
+// connection named it is reported as missing for import and every export format, and nothing is
+// made in its place.
+func TestHostDirBadInput(t *testing.T) {
+	v := newEnv(t)
+	root := t.TempDir()
+	v.mkws(t, "target")
+	ctx := rootCtx(t, root)
+	for _, p := range []string{"a\x00b", "\x00", " "} {
+		if _, err := v.e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "nul", FromHostDir: p}); !errors.Is(err, engine.ErrInvalid) {
+			t.Errorf("import from %q: %v, want ErrInvalid", p, err)
+		}
+		if _, err := v.e.ExportWorkspace(ctx, engine.ExportRequest{Workspace: "target", HostDir: p}); !errors.Is(err, engine.ErrInvalid) {
+			t.Errorf("export to %q: %v, want ErrInvalid", p, err)
+		}
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, err error) {
+		t.Helper()
+		ee, ok := engine.AsError(err)
+		if !ok || !errors.Is(err, engine.ErrNotFound) || !strings.Contains(ee.Msg, "host root") || !strings.Contains(ee.Msg, root) {
+			t.Errorf("%s with a vanished host root: %v, want not found naming the host root %s", what, err, root)
+		}
+	}
+	_, err := v.e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "gone", FromHostDir: "proj"})
+	check("import", err)
+	for _, as := range []string{engine.ExportFiles, engine.ExportPatch} {
+		_, err := v.e.ExportWorkspace(ctx, engine.ExportRequest{Workspace: "target", HostDir: "out", As: as})
+		check("export as "+as, err)
+	}
+	if _, err := os.Lstat(root); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the vanished root was made again: %v", err)
 	}
 }
