@@ -83,9 +83,8 @@ func (e *Engine) durably(ctx context.Context, wsID, kind, msg string, apply func
 		_ = sb.Stop(context.Background())
 		return Commit{}, e.provErr(err, "")
 	}
-	info, err := sb.Snapshot(ctx)
+	info, err := save(ctx, sb)
 	if err != nil {
-		_ = sb.Stop(context.Background())
 		return Commit{}, e.provErr(err, "save the change")
 	}
 	if info.Unchanged {
@@ -95,9 +94,8 @@ func (e *Engine) durably(ctx context.Context, wsID, kind, msg string, apply func
 		ID: newID(commitPrefix), Workspace: w.ID, Parent: base.ID, Snapshot: string(info.Ref),
 		Kind: kind, Message: msg, Created: time.Now().UTC(),
 	}, info.Changes)
-	if err := e.advance(w.ID, base.ID, c); err != nil {
-		_ = e.prov.DeleteSnapshot(context.Background(), info.Ref)
-		return Commit{}, err
+	if err := e.record(move{ws: w.ID, base: base.ID, info: info, commit: c}); err != nil {
+		return Commit{}, recordErr(err)
 	}
 	return c, nil
 }
@@ -123,24 +121,9 @@ func (e *Engine) unleasedHead(wsID string) (store.Workspace, store.Commit, error
 	return w, head, err
 }
 
-// advance records commit c and moves the workspace head from base to it, atomically.
-func (e *Engine) advance(wsID, base string, c store.Commit) error {
-	err := e.st.Update(func(tx *store.Tx) error {
-		cur, err := tx.Workspace(wsID)
-		if err != nil {
-			return err
-		}
-		if cur.Head != base {
-			return errorf(ErrBusy, "head moved from %s to %s meanwhile; retry", base, cur.Head)
-		}
-		if err := tx.PutCommit(c); err != nil {
-			return err
-		}
-		cur.Head = c.ID
-		cur.Updated = c.Created
-		_, err = tx.PutWorkspace(cur, cur.Version)
-		return err
-	})
+// recordErr is the error for a change whose record failed: the workspace deleted meanwhile,
+// head moved (ErrBusy, as is), or the store failing.
+func recordErr(err error) error {
 	if errors.Is(err, store.ErrNotFound) {
 		return errorf(ErrNotFound, "the workspace was deleted meanwhile")
 	}

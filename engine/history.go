@@ -116,7 +116,7 @@ func (e *Engine) Restore(ctx context.Context, ref, commitID string) (Workspace, 
 			}
 			cur.Head = c.ID
 			cur.Updated = c.Created
-			out, err = tx.PutWorkspace(cur, cur.Version)
+			out, err = tx.PutWorkspace(cur)
 			return err
 		})
 	})

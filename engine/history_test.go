@@ -209,7 +209,7 @@ func TestOldCommitsReadUnknown(t *testing.T) {
 			return err
 		}
 		cur.Head = old.ID
-		_, err = tx.PutWorkspace(cur, cur.Version)
+		_, err = tx.PutWorkspace(cur)
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -224,7 +224,7 @@ func (e *Engine) setPolicy(ctx context.Context, h Holder, wsID string, pol polic
 		}
 		cur.Policy = pol
 		cur.Updated = now
-		if out, err = tx.PutWorkspace(cur, cur.Version); err != nil {
+		if out, err = tx.PutWorkspace(cur); err != nil {
 			return err
 		}
 		if applied {

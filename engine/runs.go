@@ -267,11 +267,8 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 	}
 	// The command ran to an end (exit status or timeout): commit whatever it left (rule 3), unless
 	// it left nothing (changes.go).
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
-	defer cancel()
-	info, err := sb.Snapshot(sctx)
+	info, err := save(ctx, sb)
 	if err != nil {
-		_ = sb.Stop(context.Background())
 		e.finish(ar, func(r *store.Run) {
 			r.Status = RunFailed
 			code := res.ExitCode
@@ -291,24 +288,7 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 		Created: finished,
 	}, info.Changes)
 	stdout, stderr := ar.stdout.output(), ar.stderr.output()
-	err = e.st.Update(func(tx *store.Tx) error {
-		cur, err := tx.Workspace(w.ID)
-		if err != nil {
-			return err
-		}
-		if !info.Unchanged {
-			if cur.Head != base.ID {
-				return errorf(ErrBusy, "head moved from %s to %s while the command ran", base.ID, cur.Head)
-			}
-			if err := tx.PutCommit(commit); err != nil {
-				return err
-			}
-			cur.Head = commit.ID
-			cur.Updated = finished
-			if _, err := tx.PutWorkspace(cur, cur.Version); err != nil {
-				return err
-			}
-		}
+	err = e.record(move{ws: w.ID, base: base.ID, info: info, commit: commit, also: func(tx *store.Tx) error {
 		r, err := tx.Run(ar.id)
 		if err != nil {
 			return err
@@ -335,11 +315,8 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 			return err
 		}
 		return tx.PutRunOutput(ar.id, stdout, stderr)
-	})
+	}})
 	if err != nil {
-		if !info.Unchanged {
-			_ = e.prov.DeleteSnapshot(context.Background(), info.Ref)
-		}
 		e.finish(ar, func(r *store.Run) {
 			r.Status = RunFailed
 			r.ExitCode = &code

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/policies"
 )
 
 // run runs a foreground command and fails the test on error.
@@ -405,4 +406,35 @@ func (v *env) mkwsID(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return w.ID
+}
+
+// TestCommitSurvivesMetadataChanges: a run commits although the workspace was renamed, relabelled,
+// given other ports and another default policy while it ran: the head move compares only the
+// head the run started from.
+func TestCommitSurvivesMetadataChanges(t *testing.T) {
+	v := newEnv(t)
+	v.mkws(t, "w")
+	ctx := ctxT(t)
+	r, err := v.e.RunCommand(ctx, engine.RunCommandRequest{Workspace: "w", Command: "sleep 1; echo done > out.txt", Background: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, labels, ports := "renamed", map[string]string{"k": "v"}, []int{8080}
+	if _, err := v.e.UpdateWorkspace(ctx, engine.UpdateWorkspaceRequest{Workspace: "w", Name: &name, Labels: &labels, ExposedPorts: &ports}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.e.SetPolicy(ctx, engine.Holder{}, "renamed", policies.Policy{Mode: policies.AllowAll}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := v.e.GetRun(ctx, engine.GetRunRequest{ID: r.Run.ID, Wait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Run.Status != engine.RunExited || g.Run.CommitID == "" {
+		t.Fatalf("the run ended %s with commit %q (error %q); want exited with a commit", g.Run.Status, g.Run.CommitID, g.Run.Error)
+	}
+	w, err := v.e.GetWorkspace(ctx, "renamed")
+	if err != nil || w.Head != g.Run.CommitID {
+		t.Fatalf("head %q (%v), want the run's commit %s", w.Head, err, g.Run.CommitID)
+	}
 }

@@ -268,7 +268,7 @@ func (e *Engine) openSession(ctx context.Context, h Holder, wsID string, timeout
 		}
 		cur.Session = s.ID
 		cur.Updated = now
-		_, err = tx.PutWorkspace(cur, cur.Version)
+		_, err = tx.PutWorkspace(cur)
 		return err
 	})
 	if err != nil {
@@ -364,7 +364,7 @@ func (e *Engine) endSession(id, state, reason string) store.Session {
 		if err := tx.PutSession(s); err != nil {
 			return err
 		}
-		return releaseTx(tx, s.Workspace, id, "", now)
+		return releaseTx(tx, s.Workspace, id, now)
 	})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		e.log.Error("could not record the end of a session", "session", id, "err", err)
@@ -373,24 +373,18 @@ func (e *Engine) endSession(id, state, reason string) store.Session {
 	return s
 }
 
-// releaseTx clears the workspace's session pointer (when it still names id), moving head to
-// newHead when given.
-func releaseTx(tx *store.Tx, wsID, id, newHead string, now time.Time) error {
+// releaseTx clears the workspace's session pointer when it still names id.
+func releaseTx(tx *store.Tx, wsID, id string, now time.Time) error {
 	w, err := tx.Workspace(wsID)
 	if err != nil {
 		return err
 	}
-	if w.Session != id && newHead == "" {
+	if w.Session != id {
 		return nil
 	}
-	if w.Session == id {
-		w.Session = ""
-	}
-	if newHead != "" {
-		w.Head = newHead
-	}
+	w.Session = ""
 	w.Updated = now
-	_, err = tx.PutWorkspace(w, w.Version)
+	_, err = tx.PutWorkspace(w)
 	return err
 }
 
@@ -769,11 +763,8 @@ func (e *Engine) CommitSession(ctx context.Context, h Holder, sessionID, message
 	if !ls.begin() {
 		return Commit{}, errorf(ErrExpired, "session %s is already ending", sessionID)
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
-	defer cancel()
-	info, err := ls.sb.Snapshot(sctx)
+	info, err := save(ctx, ls.sb)
 	if err != nil {
-		_ = ls.sb.Stop(context.Background())
 		e.endSession(sessionID, store.SessionDiscarded, fmt.Sprintf("commit failed: %v", err))
 		return Commit{}, errorf(ErrProvider, "could not save session %s: %v; the session is discarded and the workspace stays at its head", sessionID, err)
 	}
@@ -788,36 +779,25 @@ func (e *Engine) CommitSession(ctx context.Context, h Holder, sessionID, message
 	if info.Unchanged {
 		c = noCommit(s.Workspace, s.Base, CommitSession, message)
 	}
-	err = e.st.Update(func(tx *store.Tx) error {
-		w, err := tx.Workspace(s.Workspace)
-		if err != nil {
-			return err
-		}
-		if w.Session != sessionID || w.Head != s.Base {
-			return errorf(ErrBusy, "workspace %s no longer matches session %s (head %s, session %q)", w.ID, sessionID, w.Head, w.Session)
-		}
-		if !info.Unchanged {
-			if err := tx.PutCommit(c); err != nil {
+	err = e.record(move{ws: s.Workspace, base: s.Base, info: info, commit: c, release: sessionID,
+		check: func(w store.Workspace) error {
+			if w.Session != sessionID || w.Head != s.Base {
+				return errorf(ErrBusy, "workspace %s no longer matches session %s (head %s, session %q)", w.ID, sessionID, w.Head, w.Session)
+			}
+			return nil
+		},
+		also: func(tx *store.Tx) error {
+			cur, err := tx.Session(sessionID)
+			if err != nil {
 				return err
 			}
-		}
-		cur, err := tx.Session(sessionID)
-		if err != nil {
-			return err
-		}
-		cur.State = store.SessionCommitted
-		cur.CommitID = c.ID
-		cur.Unchanged = info.Unchanged
-		cur.Ended = now
-		if err := tx.PutSession(cur); err != nil {
-			return err
-		}
-		return releaseTx(tx, s.Workspace, sessionID, c.ID, now)
-	})
+			cur.State = store.SessionCommitted
+			cur.CommitID = c.ID
+			cur.Unchanged = info.Unchanged
+			cur.Ended = now
+			return tx.PutSession(cur)
+		}})
 	if err != nil {
-		if !info.Unchanged {
-			_ = e.prov.DeleteSnapshot(context.Background(), info.Ref)
-		}
 		e.endSession(sessionID, store.SessionDiscarded, fmt.Sprintf("commit could not be recorded: %v", err))
 		return Commit{}, fmt.Errorf("could not record the commit of session %s: %w; the session is discarded and the workspace stays at its head", sessionID, err)
 	}

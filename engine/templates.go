@@ -368,11 +368,8 @@ func (e *Engine) buildTemplate(ctx context.Context, def *templateDef, force bool
 		}
 		return store.TemplateSnapshot{}, false, fail("%s; end of its %s:\n%s\n(end of output)", how, from, tail)
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
-	defer cancel()
-	info, err := sb.Snapshot(sctx)
+	info, err := save(ctx, sb)
 	if err != nil {
-		_ = sb.Stop(context.Background())
 		return store.TemplateSnapshot{}, false, fail("the setup command succeeded but its result could not be saved: %v", err)
 	}
 	ts := store.TemplateSnapshot{

@@ -221,7 +221,7 @@ func (e *Engine) UpdateWorkspace(ctx context.Context, req UpdateWorkspaceRequest
 			cur.ExposedPorts = ports
 		}
 		cur.Updated = time.Now().UTC()
-		out, err = tx.PutWorkspace(cur, cur.Version)
+		out, err = tx.PutWorkspace(cur)
 		return err
 	})
 	if errors.Is(err, store.ErrExists) {

@@ -39,7 +39,7 @@ func BenchmarkCommitUpdate(b *testing.B) {
 					}
 					next := w
 					next.Head = c.ID
-					stored, err := tx.PutWorkspace(next, w.Version)
+					stored, err := tx.PutWorkspace(next)
 					if err != nil {
 						return err
 					}

@@ -81,7 +81,7 @@ func TestCorruptRecordsAreReported(t *testing.T) {
 		"Workspace":       func(tx *Tx) error { _, err := tx.Workspace("ws_ok"); return err },
 		"WorkspaceByName": func(tx *Tx) error { _, err := tx.WorkspaceByName("alpha"); return err },
 		"Workspaces":      func(tx *Tx) error { _, err := tx.Workspaces(); return err },
-		"PutWorkspace":    func(tx *Tx) error { _, err := tx.PutWorkspace(ws("ws_ok", "alpha"), 1); return err },
+		"PutWorkspace":    func(tx *Tx) error { _, err := tx.PutWorkspace(ws("ws_ok", "alpha")); return err },
 	}
 	commitReaders := map[string]func(tx *Tx) error{
 		"Commit":         func(tx *Tx) error { _, err := tx.Commit("c_ok"); return err },

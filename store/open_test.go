@@ -349,7 +349,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 			return err
 		}
 		w.Head = c.ID
-		if stored, err = tx.PutWorkspace(w, 1); err != nil {
+		if stored, err = tx.PutWorkspace(w); err != nil {
 			return err
 		}
 		if err := tx.PutRun(r); err != nil {
@@ -397,7 +397,7 @@ func TestUpdateRollsBack(t *testing.T) {
 		do   func(tx *Tx) error
 	}{
 		{"CreateWorkspace", func(tx *Tx) error { return tx.CreateWorkspace(ws("ws_new", "new")) }},
-		{"PutWorkspace", func(tx *Tx) error { _, err := tx.PutWorkspace(ws("ws_a", "renamed"), 1); return err }},
+		{"PutWorkspace", func(tx *Tx) error { _, err := tx.PutWorkspace(ws("ws_a", "renamed")); return err }},
 		{"PutCommit", func(tx *Tx) error { return tx.PutCommit(commit("c_2", "ws_a", "c_1", "s2", 2)) }},
 		{"PutRun", func(tx *Tx) error { return tx.PutRun(run("run_2", "ws_a", "k2", 2)) }},
 		{"PutRunOutput", func(tx *Tx) error { return tx.PutRunOutput("run_1", Output{Head: []byte("new")}, Output{}) }},

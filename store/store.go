@@ -10,9 +10,9 @@
 //   - Every mutation is one transaction. Whatever a caller does inside one Update commits together
 //     or not at all: an error returned by fn, or a panic in it, rolls everything back. The store
 //     keeps no cache, so what a View reads is what the file holds.
-//   - Workspaces change by compare-and-swap. CreateWorkspace stores Version 1; PutWorkspace stores a
-//     record only when the stored Version equals the version the caller read, and stores it with
-//     that version plus one. A stale writer gets ErrConflict and changes nothing.
+//   - Write transactions are serializable: what an Update reads cannot change under it, so a caller
+//     reads, decides and writes in one Update and needs no version to compare. CreateWorkspace
+//     stores Version 1 and every PutWorkspace the stored Version plus one (a change counter).
 //   - Names are unique. A name→id index names each workspace; creating or renaming to a taken name
 //     fails with ErrExists.
 //   - Commits are immutable. PutCommit refuses an id that exists (ErrExists); commits are removed
@@ -52,8 +52,6 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists: the id or name is taken (or, for a commit, the commit is already stored).
 	ErrExists = errors.New("already exists")
-	// ErrConflict: a compare-and-swap found a different version than the caller expected.
-	ErrConflict = errors.New("version conflict")
 	// ErrLocked: another process holds the state file.
 	ErrLocked = errors.New("locked")
 	// ErrSchema: the file's schema version is one this binary cannot open.

@@ -91,21 +91,17 @@ func (t *Tx) CreateWorkspace(w Workspace) error {
 	return putRaw(names, bucketWorkspaceNames, w.Name, []byte(w.ID))
 }
 
-// PutWorkspace replaces a workspace by compare-and-swap: it succeeds only when the stored Version
-// equals expectVersion (ErrConflict otherwise, changing nothing), and stores w with Version
-// expectVersion+1. Renaming moves the name index entry; a name taken by another workspace fails
-// with ErrExists. It returns the record as stored.
-func (t *Tx) PutWorkspace(w Workspace, expectVersion uint64) (Workspace, error) {
+// PutWorkspace replaces a workspace, storing w with the stored Version plus one (a write
+// transaction is serializable: the caller reads the workspace, decides and writes in the same
+// transaction, so there is nothing left to compare). Renaming moves the name index entry; a name
+// taken by another workspace fails with ErrExists. It returns the record as stored.
+func (t *Tx) PutWorkspace(w Workspace) (Workspace, error) {
 	if w.Name == "" {
 		return Workspace{}, fmt.Errorf("store: put workspace %q: name must be set", w.ID)
 	}
 	cur, err := t.Workspace(w.ID)
 	if err != nil {
 		return Workspace{}, err
-	}
-	if cur.Version != expectVersion {
-		return Workspace{}, fmt.Errorf("store: workspace %q: %w: stored version is %d, caller expected %d; "+
-			"read it again and retry", w.ID, ErrConflict, cur.Version, expectVersion)
 	}
 	names, err := t.bucket(bucketWorkspaceNames)
 	if err != nil {
@@ -124,7 +120,7 @@ func (t *Tx) PutWorkspace(w Workspace, expectVersion uint64) (Workspace, error) 
 			return Workspace{}, err
 		}
 	}
-	w.Version = expectVersion + 1
+	w.Version = cur.Version + 1
 	b, err := t.bucket(bucketWorkspaces)
 	if err != nil {
 		return Workspace{}, err

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"reflect"
 	"testing"
 )
@@ -91,7 +92,7 @@ func TestWorkspaceNameUniqueness(t *testing.T) {
 			op: func(tx *Tx) error {
 				w, _ := tx.Workspace("ws_b")
 				w.Name = "alpha"
-				_, err := tx.PutWorkspace(w, w.Version)
+				_, err := tx.PutWorkspace(w)
 				return err
 			},
 			want: ErrExists, msg: []string{`name "alpha"`, `"ws_a"`},
@@ -102,7 +103,7 @@ func TestWorkspaceNameUniqueness(t *testing.T) {
 			op: func(tx *Tx) error {
 				w, _ := tx.Workspace("ws_b")
 				w.Name = "gamma"
-				_, err := tx.PutWorkspace(w, w.Version)
+				_, err := tx.PutWorkspace(w)
 				return err
 			},
 			byName: map[string]string{"alpha": "ws_a", "beta": "", "gamma": "ws_b"},
@@ -112,7 +113,7 @@ func TestWorkspaceNameUniqueness(t *testing.T) {
 			op: func(tx *Tx) error {
 				w, _ := tx.Workspace("ws_a")
 				w.Head = "c_new"
-				_, err := tx.PutWorkspace(w, w.Version)
+				_, err := tx.PutWorkspace(w)
 				return err
 			},
 			byName: map[string]string{"alpha": "ws_a", "beta": "ws_b"},
@@ -122,7 +123,7 @@ func TestWorkspaceNameUniqueness(t *testing.T) {
 			op: func(tx *Tx) error {
 				w, _ := tx.Workspace("ws_b")
 				w.Name = "delta"
-				if _, err := tx.PutWorkspace(w, w.Version); err != nil {
+				if _, err := tx.PutWorkspace(w); err != nil {
 					return err
 				}
 				return tx.CreateWorkspace(ws("ws_c", "beta"))
@@ -157,21 +158,19 @@ func TestWorkspaceNameUniqueness(t *testing.T) {
 	}
 }
 
-func TestPutWorkspaceCompareAndSwap(t *testing.T) {
+// TestPutWorkspaceVersions: every PutWorkspace stores the stored Version plus one; an Update that
+// fails after a put changes nothing in the file (no name moved, no version counted); a missing
+// workspace is not found.
+func TestPutWorkspaceVersions(t *testing.T) {
 	s := openStore(t)
 	mustUpdate(t, s, func(tx *Tx) error { return tx.CreateWorkspace(ws("ws_a", "alpha")) })
-
-	// Two writers read version 1; the first wins, the second conflicts.
-	var first, second Workspace
-	mustView(t, s, func(tx *Tx) error {
-		var err error
-		first, err = tx.Workspace("ws_a")
-		second = first
-		return err
-	})
-	first.Head = "c_first"
 	mustUpdate(t, s, func(tx *Tx) error {
-		stored, err := tx.PutWorkspace(first, 1)
+		cur, err := tx.Workspace("ws_a")
+		if err != nil {
+			return err
+		}
+		cur.Head = "c_first"
+		stored, err := tx.PutWorkspace(cur)
 		if err != nil {
 			return err
 		}
@@ -182,30 +181,36 @@ func TestPutWorkspaceCompareAndSwap(t *testing.T) {
 	})
 	before := bucketKeys(t, s)
 
-	second.Head = "c_second"
-	second.Name = "renamed"
+	failed := errors.New("the caller gives up")
 	err := s.Update(func(tx *Tx) error {
-		_, err := tx.PutWorkspace(second, second.Version)
-		return err
+		cur, err := tx.Workspace("ws_a")
+		if err != nil {
+			return err
+		}
+		cur.Head, cur.Name = "c_second", "renamed"
+		if _, err := tx.PutWorkspace(cur); err != nil {
+			return err
+		}
+		return failed
 	})
-	wantErr(t, "stale PutWorkspace", err, ErrConflict, `"ws_a"`, "stored version is 2", "expected 1")
-
+	if !errors.Is(err, failed) {
+		t.Fatalf("Update: %v, want the caller's error", err)
+	}
 	mustView(t, s, func(tx *Tx) error {
 		got, err := tx.Workspace("ws_a")
 		wantErr(t, "Workspace", err, nil)
 		if got.Version != 2 || got.Head != "c_first" || got.Name != "alpha" {
-			t.Errorf("after failed CAS: %+v, want version 2, head c_first, name alpha", got)
+			t.Errorf("after a failed Update: %+v, want version 2, head c_first, name alpha", got)
 		}
 		if _, err := tx.WorkspaceByName("renamed"); !isNotFound(err) {
-			t.Errorf("failed CAS left the new name indexed: %v", err)
+			t.Errorf("a failed Update left the new name indexed: %v", err)
 		}
 		return nil
 	})
 	if after := bucketKeys(t, s); !reflect.DeepEqual(before, after) {
-		t.Errorf("failed CAS changed the file:\nbefore %v\nafter  %v", before, after)
+		t.Errorf("a failed Update changed the file:\nbefore %v\nafter  %v", before, after)
 	}
 
-	// Retrying with the fresh version succeeds, and versions keep counting.
 	mustUpdate(t, s, func(tx *Tx) error {
 		cur, err := tx.Workspace("ws_a")
 		if err != nil {
@@ -213,7 +218,7 @@ func TestPutWorkspaceCompareAndSwap(t *testing.T) {
 		}
 		cur.Name = "renamed"
 		for i := 0; i < 3; i++ {
-			if cur, err = tx.PutWorkspace(cur, cur.Version); err != nil {
+			if cur, err = tx.PutWorkspace(cur); err != nil {
 				return err
 			}
 		}
@@ -224,7 +229,7 @@ func TestPutWorkspaceCompareAndSwap(t *testing.T) {
 	})
 
 	err = s.Update(func(tx *Tx) error {
-		_, err := tx.PutWorkspace(ws("ws_missing", "m"), 1)
+		_, err := tx.PutWorkspace(ws("ws_missing", "m"))
 		return err
 	})
 	wantErr(t, "PutWorkspace(missing)", err, ErrNotFound, `"ws_missing"`)
