@@ -396,3 +396,9 @@ func (e *Engine) Preview(token string) (PreviewTarget, func(ctx context.Context)
 	}
 	return t, dial, nil
 }
+
+// preview is a token handed out by session_url: what it stands for and the URL it is served at.
+type preview struct {
+	PreviewTarget
+	url string
+}

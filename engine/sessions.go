@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sandkit/sandkit-mcp/policies"
@@ -15,20 +13,9 @@ import (
 	"github.com/sandkit/sandkit-mcp/store"
 )
 
-// Sessions (leases). The rules, enforced here:
-//
-//  1. At most one open session per workspace. While it is open, durable operations on that
-//     workspace (run_command, write_files, restore, fork, delete) and a second open_session fail
-//     at once with an error naming the session, its holder and its expiry, and saying what to do.
-//  2. Only the holder — the connection that opened or attached it — may use it. Another
-//     connection may attach only once the holder's connection is gone (the session is detached).
-//  3. commit_session makes a commit of kind "session" from the session's state and moves head —
-//     unless the session changed nothing: then it ends committed without a commit
-//     (Session.Unchanged) and head stays; discard_session, expiry and a lost sandbox drop the
-//     changes. Head is never lost.
-//  4. A session outlives the server: its sandbox is detached; after a restart it is re-adopted
-//     (detached, since no connection survives a restart) or, if its sandbox is gone or its time
-//     is up, recorded discarded or expired.
+// Sessions: opening, ending and the live sandboxes behind them. The lease rules are in
+// session_lease.go, the operations of a live session in session_ops.go, previews in
+// session_url.go and the reconciliation after a restart in session_reconcile.go.
 
 // sessionGrace is how much longer a session's sandbox may live than the session itself, so the
 // engine's expiry (which records the outcome) comes first.
@@ -54,12 +41,6 @@ type sessions struct {
 	previews map[string]preview      // token → target and URL
 }
 
-// preview is a token handed out by session_url: what it stands for and the URL it is served at.
-type preview struct {
-	PreviewTarget
-	url string
-}
-
 func (s *sessions) init() {
 	s.live = map[string]*liveSession{}
 	s.gone = map[string]time.Time{}
@@ -70,72 +51,6 @@ func (e *Engine) liveSession(id string) *liveSession {
 	e.sess.mu.Lock()
 	defer e.sess.mu.Unlock()
 	return e.sess.live[id]
-}
-
-// leaseError explains that workspace w is held by session s, and what to do. caller is who asked
-// (zero when unknown): the error says whether the holder is the caller itself.
-func leaseError(w store.Workspace, s store.Session, caller Holder) *Error {
-	left := time.Until(s.Expires).Round(time.Second)
-	holder := s.HolderClient
-	if holder == "" {
-		holder = "an unknown client"
-	}
-	f := ErrorFields{Workspace: w.Name, Session: s.ID, Holder: holder, State: s.State, ExpiresAt: ptr(s.Expires.UTC())}
-	mine := caller.Conn != "" && caller.Conn == s.HolderConn && s.State == store.SessionAttached
-	if caller.Conn != "" {
-		f.HolderIsYou = ptr(mine)
-	}
-	var state, how string
-	switch {
-	case mine:
-		state = "held by " + holder + " (you)"
-		how = fmt.Sprintf("use the session (session_exec, write_files and read_file with session_id %s) and end it with commit_session or discard_session", s.ID)
-	case s.State == store.SessionDetached:
-		state = fmt.Sprintf("detached (its holder %s disconnected)", holder)
-		how = fmt.Sprintf("attach_session on %q takes it over; or wait until it expires", w.Name)
-	default:
-		state = "held by " + holder
-		how = fmt.Sprintf("if it is yours, use it (session_exec with session_id %s) and end it with commit_session or discard_session; "+
-			"if your connection dropped, take it over with attach_session; otherwise wait until it expires", s.ID)
-	}
-	e := errorf(ErrLeased, "workspace %q is leased by session %s, %s, until %s (in %s); %s",
-		w.Name, s.ID, state, s.Expires.UTC().Format(time.RFC3339), left, how).with(f)
-	if mine {
-		e.then("commit_session", "save the session's changes and release the workspace", map[string]any{"session_id": s.ID})
-		e.then("discard_session", "drop the session's changes and release the workspace", map[string]any{"session_id": s.ID})
-	} else {
-		e.then("attach_session", "take the session over once its holder is gone", map[string]any{"workspace": w.Name})
-	}
-	return e
-}
-
-// checkLeaseTx fails with a lease error when workspace w has an open session.
-func checkLeaseTx(tx *store.Tx, w store.Workspace, caller Holder) error {
-	if w.Session == "" {
-		return nil
-	}
-	s, err := tx.Session(w.Session)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil // a dangling pointer; reconciliation clears it
-		}
-		return err
-	}
-	if !s.Open() {
-		return nil
-	}
-	return leaseError(w, s, caller)
-}
-
-// checkLease is checkLeaseTx in its own read transaction.
-func (e *Engine) checkLease(ctx context.Context, wsID string) error {
-	return e.st.View(func(tx *store.Tx) error {
-		w, err := tx.Workspace(wsID)
-		if err != nil {
-			return err
-		}
-		return checkLeaseTx(tx, w, CallerFrom(ctx))
-	})
 }
 
 func validSessionTimeout(d time.Duration) (time.Duration, error) {
@@ -405,72 +320,6 @@ func (e *Engine) forget(id string) {
 	}
 }
 
-// holding checks that h may act on session id now and returns it.
-func (e *Engine) holding(h Holder, id string) (*liveSession, store.Session, error) {
-	if !hasPrefix(id, sessionPrefix) {
-		return nil, store.Session{}, errorf(ErrInvalid, "%q is not a session id (session ids look like ses_…); open_session returns one", id)
-	}
-	var s store.Session
-	var w store.Workspace
-	err := e.st.View(func(tx *store.Tx) error {
-		var err error
-		if s, err = tx.Session(id); err != nil {
-			return err
-		}
-		w, err = tx.Workspace(s.Workspace)
-		return err
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, s, errorf(ErrNotFound, "no session %q (it may belong to a deleted workspace)", id)
-	}
-	if err != nil {
-		return nil, s, err
-	}
-	if !s.Open() {
-		return nil, s, endedError(s)
-	}
-	ls := e.liveSession(id)
-	if ls == nil {
-		return nil, s, errorf(ErrProvider, "session %s is recorded open but its sandbox is not known to this server; it will be reconciled at the next start", id)
-	}
-	if s.HolderConn != h.Conn {
-		if s.State == store.SessionDetached {
-			return nil, s, errorf(ErrNotHolder, "session %s is detached (its holder's connection closed); call attach_session on workspace %q to take it over", id, w.Name).
-				with(ErrorFields{Workspace: w.Name, Session: id, Holder: s.HolderClient, HolderIsYou: ptr(false), State: s.State, ExpiresAt: ptr(s.Expires.UTC())}).
-				then("attach_session", "take the session over", map[string]any{"workspace": w.Name})
-		}
-		return nil, s, errorf(ErrNotHolder, "session %s on workspace %q is held by %s, another connection; only the holder may use it (attach_session works once that connection is gone, or wait until %s)", id, w.Name, s.HolderClient, s.Expires.UTC().Format(time.RFC3339)).
-			with(ErrorFields{Workspace: w.Name, Session: id, Holder: s.HolderClient, HolderIsYou: ptr(false), State: s.State, ExpiresAt: ptr(s.Expires.UTC())})
-	}
-	if time.Now().After(s.Expires) {
-		e.expire(id)
-		return nil, s, errorf(ErrExpired, "session %s expired at %s; its changes were discarded; open_session starts a new one", id, s.Expires.UTC().Format(time.RFC3339)).
-			with(ErrorFields{Workspace: w.Name, Session: id, ExpiresAt: ptr(s.Expires.UTC())}).
-			then("open_session", "start a new session from the workspace's head", map[string]any{"workspace": w.Name})
-	}
-	ls.mu.Lock()
-	ending := ls.ending
-	ls.mu.Unlock()
-	if ending {
-		return nil, s, errorf(ErrExpired, "session %s is ending (being committed, discarded or expired)", id)
-	}
-	return ls, s, nil
-}
-
-func endedError(s store.Session) error {
-	switch s.State {
-	case store.SessionCommitted:
-		if s.Unchanged {
-			return errorf(ErrExpired, "session %s was committed without changes (no commit was made) and is over; open_session starts a new one", s.ID)
-		}
-		return errorf(ErrExpired, "session %s was committed (commit %s) and is over; open_session starts a new one", s.ID, s.CommitID)
-	case store.SessionExpired:
-		return errorf(ErrExpired, "session %s expired at %s and its changes were discarded; open_session starts a new one", s.ID, s.Expires.UTC().Format(time.RFC3339))
-	default:
-		return errorf(ErrExpired, "session %s was discarded (%s); open_session starts a new one", s.ID, s.EndReason)
-	}
-}
-
 // sessionErr maps a sandbox error of a live session, noticing a sandbox that died.
 func (e *Engine) sessionErr(ls *liveSession, err error) error {
 	if errors.Is(err, sandbox.ErrEnded) && ls.begin() {
@@ -481,53 +330,6 @@ func (e *Engine) sessionErr(ls *liveSession, err error) error {
 		return errorf(ErrInvalid, "%v", err)
 	}
 	return e.provErr(err, "")
-}
-
-// AttachSession makes h the holder of the workspace's open session once the previous holder's
-// connection is gone (or when h already holds it).
-func (e *Engine) AttachSession(ctx context.Context, h Holder, workspace string) (Session, error) {
-	if h.Conn == "" {
-		return Session{}, errorf(ErrInvalid, "sessions need a connection identity")
-	}
-	var out store.Session
-	err := e.st.Update(func(tx *store.Tx) error {
-		w, err := lookupTx(tx, workspace)
-		if err != nil {
-			return err
-		}
-		if w.Session == "" {
-			return errorf(ErrNotFound, "workspace %q has no open session; open_session starts one", w.Name).
-				with(ErrorFields{Workspace: w.Name}).then("open_session", "start a session", map[string]any{"workspace": w.Name})
-		}
-		s, err := tx.Session(w.Session)
-		if err != nil {
-			return err
-		}
-		if !s.Open() {
-			return errorf(ErrNotFound, "workspace %q has no open session; open_session starts one", w.Name)
-		}
-		e.sess.mu.Lock()
-		_, holderGone := e.sess.gone[s.HolderConn]
-		e.sess.mu.Unlock()
-		switch {
-		case s.HolderConn == h.Conn && s.State == store.SessionAttached:
-			out = s
-			return nil
-		case s.State == store.SessionAttached && !holderGone:
-			return errorf(ErrLeased, "session %s on workspace %q is held by %s, whose connection is still open; attach works only once that connection is gone (or the session expires at %s)", s.ID, w.Name, s.HolderClient, s.Expires.UTC().Format(time.RFC3339)).
-				with(ErrorFields{Workspace: w.Name, Session: s.ID, Holder: s.HolderClient, HolderIsYou: ptr(false), State: s.State, ExpiresAt: ptr(s.Expires.UTC())})
-		}
-		s.State = store.SessionAttached
-		s.HolderConn = h.Conn
-		s.HolderClient = h.Client
-		out = s
-		return tx.PutSession(s)
-	})
-	if err != nil {
-		return Session{}, err
-	}
-	e.log.Info("session attached", "session", out.ID, "holder", h.Client)
-	return e.sessionView(out), nil
 }
 
 // GetSession returns a session by id, in any state.
@@ -560,150 +362,6 @@ func (e *Engine) sessionView(s store.Session) Session {
 		v.Warnings = ls.sb.Warnings()
 	}
 	return v
-}
-
-// SessionExec runs a command in the session: in the foreground (waits up to Yield, returns the
-// outcome, or a process id when the command is still running then: see session_fg.go) or in the
-// background (returns a process id for session_logs and session_kill at once).
-func (e *Engine) SessionExec(ctx context.Context, h Holder, req SessionExecRequest) (SessionExecResult, error) {
-	if err := CheckCommand(req.Command, req.Args); err != nil {
-		return SessionExecResult{}, err
-	}
-	if err := CheckStdin(len(req.Stdin)); err != nil {
-		return SessionExecResult{}, err
-	}
-	if err := validEnv(req.Env); err != nil {
-		return SessionExecResult{}, err
-	}
-	if err := CheckBackgroundTimeout(req.Background, req.Timeout); err != nil {
-		return SessionExecResult{}, err
-	}
-	timeout, err := CheckTimeout(req.Timeout)
-	if err != nil {
-		return SessionExecResult{}, err
-	}
-	yield, err := CheckYield(req.Background, req.Yield)
-	if err != nil {
-		return SessionExecResult{}, err
-	}
-	cwd := "."
-	if req.Cwd != "" {
-		if cwd, err = cleanPath(req.Cwd, true); err != nil {
-			return SessionExecResult{}, err
-		}
-	}
-	ls, _, err := e.holding(h, req.SessionID)
-	if err != nil {
-		return SessionExecResult{}, err
-	}
-	prog, args := shellArgv(req.Command, req.Args)
-	x := sandbox.ExecRequest{Command: prog, Args: args, Cwd: cwd, Env: req.Env, Stdin: req.Stdin}
-	if req.Background {
-		id, err := ls.sb.StartProcess(ctx, x)
-		if err != nil {
-			return SessionExecResult{}, e.sessionErr(ls, err)
-		}
-		e.noteProcess(ls, id)
-		return SessionExecResult{ProcessID: id, Running: true}, nil
-	}
-	x.Timeout = timeout
-	return e.execForeground(ctx, ls, req, x, yield)
-}
-
-// checkProcessID checks session_logs' and session_kill's process_id.
-func checkProcessID(id string) error {
-	if strings.TrimSpace(id) == "" {
-		return badArg("process_id", nil, nil, "process_id is empty; give the process_id session_exec returned (background=true, or a foreground command still running after its yield)")
-	}
-	return nil
-}
-
-func noProcess(sessionID, processID string) error {
-	return errorf(ErrNotFound, "session %s has no process %q; session_exec returns process ids (with background=true, or for a foreground command still running after its yield)", sessionID, processID).
-		with(ErrorFields{Session: sessionID, Process: processID})
-}
-
-// SessionLogs reports a process of the session (a background one, or a foreground command that
-// outlived its yield) and its output from offset since, waiting up to wait (at most MaxWait) for
-// new output or the process's end.
-func (e *Engine) SessionLogs(ctx context.Context, h Holder, sessionID, processID string, since int64, wait time.Duration) (ProcessStatus, error) {
-	if err := CheckOffset("offset", since); err != nil {
-		return ProcessStatus{}, err
-	}
-	if err := CheckWait(wait); err != nil {
-		return ProcessStatus{}, err
-	}
-	if err := checkProcessID(processID); err != nil {
-		return ProcessStatus{}, err
-	}
-	ls, _, err := e.holding(h, sessionID)
-	if err != nil {
-		return ProcessStatus{}, err
-	}
-	if hasPrefix(processID, fgPrefix) {
-		p := ls.fgProc(processID)
-		if p == nil {
-			return ProcessStatus{}, noProcess(sessionID, processID)
-		}
-		return fgLogs(ctx, p, since, wait), nil
-	}
-	st, err := ls.sb.Process(ctx, processID, since, wait)
-	if err != nil {
-		if errors.Is(err, sandbox.ErrNotFound) {
-			return ProcessStatus{}, noProcess(sessionID, processID)
-		}
-		return ProcessStatus{}, e.sessionErr(ls, err)
-	}
-	shellView(&st)
-	return st, nil
-}
-
-// shellView shows a process that runs a shell command line (sh -lc <line>, see shellArgv) as
-// the line, as it was given: the two mean the same.
-func shellView(st *ProcessStatus) {
-	if st.Command == "sh" && len(st.Args) == 2 && st.Args[0] == "-lc" {
-		st.Command, st.Args = st.Args[1], nil
-	}
-}
-
-// SessionKill sends sig (ValidSignal) to a background process's process group and returns its
-// status; a foreground command that outlived its yield is killed instead (session_fg.go).
-func (e *Engine) SessionKill(ctx context.Context, h Holder, sessionID, processID string, sig syscall.Signal) (ProcessStatus, error) {
-	if err := ValidSignal(sig); err != nil {
-		return ProcessStatus{}, err
-	}
-	if err := checkProcessID(processID); err != nil {
-		return ProcessStatus{}, err
-	}
-	ls, _, err := e.holding(h, sessionID)
-	if err != nil {
-		return ProcessStatus{}, err
-	}
-	if hasPrefix(processID, fgPrefix) {
-		p := ls.fgProc(processID)
-		if p == nil {
-			return ProcessStatus{}, noProcess(sessionID, processID)
-		}
-		return fgKill(ctx, sessionID, p, sig)
-	}
-	if err := ls.sb.Signal(ctx, processID, sig); err != nil {
-		if errors.Is(err, sandbox.ErrNotFound) {
-			return ProcessStatus{}, noProcess(sessionID, processID)
-		}
-		return ProcessStatus{}, e.sessionErr(ls, err)
-	}
-	// Give the process a moment to act on the signal, so the status says whether it ended.
-	st, err := ls.sb.Process(ctx, processID, 0, 0)
-	if err == nil && st.Running {
-		st, err = ls.sb.Process(ctx, processID, st.Next, 500*time.Millisecond)
-	}
-	if err != nil {
-		return ProcessStatus{}, e.sessionErr(ls, err)
-	}
-	st.Output = nil // the caller asked for a signal, not for the log: session_logs reads it
-	st.Offset = st.Next
-	shellView(&st)
-	return st, nil
 }
 
 // ExtendSession makes the session expire timeout from now.
@@ -823,154 +481,4 @@ func (e *Engine) DiscardSession(ctx context.Context, h Holder, sessionID string)
 	s := e.endSession(sessionID, store.SessionDiscarded, "discard_session was called")
 	e.log.Info("session discarded", "session", sessionID)
 	return e.sessionView(s), nil
-}
-
-// SessionWriteFiles applies a write_files call to the live session: files written, deletes
-// removed, no commit (commit_session saves them with the rest). Every path is checked before
-// anything changes, so a call with one bad path leaves the session's files as they were.
-func (e *Engine) SessionWriteFiles(ctx context.Context, h Holder, sessionID string, req WriteRequest) error {
-	ch, err := validWrite(req, e.homeDir())
-	if err != nil {
-		return err
-	}
-	ls, _, err := e.holding(h, sessionID)
-	if err != nil {
-		return err
-	}
-	if err := ls.sb.ChangeFiles(ctx, ch.FileChanges); err != nil {
-		return ch.attribute(e.sessionErr(ls, err), req)
-	}
-	return nil
-}
-
-// SessionReadFile reads a file from the live session (in /workspace or the home).
-func (e *Engine) SessionReadFile(ctx context.Context, h Holder, sessionID, path string, offset, max int64) (FileContent, error) {
-	p, max, err := readArgs(path, e.homeDir(), offset, max)
-	if err != nil {
-		return FileContent{}, err
-	}
-	ls, _, err := e.holding(h, sessionID)
-	if err != nil {
-		return FileContent{}, err
-	}
-	c, err := ls.sb.ReadFile(ctx, p.prov, offset, max)
-	if err != nil {
-		return FileContent{}, readErr(e.sessionErr(ls, err), p, path)
-	}
-	return FileContent{Path: p.show, Data: c.Data, Size: c.Size, Offset: offset}, nil
-}
-
-// SessionListFiles lists a directory of the live session (in /workspace or the home).
-func (e *Engine) SessionListFiles(ctx context.Context, h Holder, sessionID, path string, depth int) ([]FileEntry, error) {
-	home := e.homeDir()
-	p, depth, err := listArgs(path, home, depth)
-	if err != nil {
-		return nil, err
-	}
-	ls, _, err := e.holding(h, sessionID)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := ls.sb.ListFiles(ctx, p.prov, depth)
-	if err != nil {
-		return nil, listErr(e.sessionErr(ls, err), path)
-	}
-	return fileEntries(entries, home), nil
-}
-
-// Disconnect tells the engine that a connection is gone: the sessions it holds become detached
-// (their sandboxes keep running until they expire) and another connection may attach them.
-func (e *Engine) Disconnect(conn string) {
-	if conn == "" {
-		return
-	}
-	now := time.Now()
-	e.sess.mu.Lock()
-	e.sess.gone[conn] = now
-	for c, t := range e.sess.gone { // remember closed connections only as long as a call may still be in flight
-		if now.Sub(t) > goneMemory {
-			delete(e.sess.gone, c)
-		}
-	}
-	var ids []string
-	for id := range e.sess.live {
-		ids = append(ids, id)
-	}
-	e.sess.mu.Unlock()
-	for _, id := range ids {
-		err := e.st.Update(func(tx *store.Tx) error {
-			s, err := tx.Session(id)
-			if err != nil || s.HolderConn != conn || s.State != store.SessionAttached {
-				return err
-			}
-			s.State = store.SessionDetached
-			return tx.PutSession(s)
-		})
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			e.log.Warn("could not detach a session", "session", id, "err", err)
-		}
-	}
-}
-
-// goneMemory is how long the engine remembers a closed connection, to detach a session whose
-// open_session was still running when its caller went away.
-const goneMemory = time.Hour
-
-// Connect tells the engine that a connection (re)appeared; an id that was closed before and is
-// reused (stdio's fixed id, say) counts as live again.
-func (e *Engine) Connect(conn string) {
-	e.sess.mu.Lock()
-	delete(e.sess.gone, conn)
-	e.sess.mu.Unlock()
-}
-
-// reconcileSessions re-adopts the sessions open in the store after a restart: detached when their
-// sandbox is still alive and their time is not up; otherwise recorded expired or discarded with
-// head kept. Live sandboxes no session references are stopped.
-func (e *Engine) reconcileSessions(ctx context.Context) error {
-	var open []store.Session
-	if err := e.st.View(func(tx *store.Tx) error {
-		var err error
-		open, err = tx.Sessions(func(s store.Session) bool { return s.Open() })
-		return err
-	}); err != nil {
-		return fmt.Errorf("engine: reconcile sessions: %w", err)
-	}
-	keep := map[string]bool{}
-	for _, s := range open {
-		sb, err := e.prov.Reconnect(ctx, s.SandboxID)
-		switch {
-		case err != nil:
-			e.endSession(s.ID, store.SessionDiscarded, fmt.Sprintf("its sandbox was lost while the server was down (%v); uncommitted changes are gone, head kept", err))
-			e.log.Warn("session discarded: sandbox lost", "session", s.ID, "err", err)
-		case time.Now().After(s.Expires):
-			_ = sb.Stop(ctx)
-			e.endSession(s.ID, store.SessionExpired, "the session's time ran out while the server was down; its uncommitted changes were discarded")
-		default:
-			keep[s.SandboxID] = true
-			if s.State == store.SessionAttached {
-				s.State = store.SessionDetached
-				_ = e.st.Update(func(tx *store.Tx) error { return tx.PutSession(s) })
-			}
-			e.adopt(s, sb)
-			e.log.Info("session re-adopted", "session", s.ID, "expires", s.Expires)
-		}
-	}
-	live, err := e.prov.Sandboxes(ctx)
-	if errors.Is(err, sandbox.ErrUnsupported) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("engine: list live sandboxes: %w", err)
-	}
-	for _, id := range live {
-		if keep[id] {
-			continue
-		}
-		if sb, err := e.prov.Reconnect(ctx, id); err == nil {
-			_ = sb.Stop(ctx)
-			e.log.Info("stopped an orphan live sandbox", "sandbox", id)
-		}
-	}
-	return nil
 }
