@@ -93,6 +93,9 @@ func (e *Engine) EditFile(ctx context.Context, ref string, req EditRequest) (Edi
 	if err := e.checkLease(ctx, w.ID); err != nil {
 		return Edit{}, err
 	}
+	if err := e.checkSpace("edit_file"); err != nil {
+		return Edit{}, err
+	}
 	var ed Edit
 	var failed, jerr error
 	var commit Commit

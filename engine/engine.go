@@ -69,22 +69,32 @@ type Options struct {
 	// ImportLimits bound create_workspace from_host_dir; zero fields mean MaxImportFiles and
 	// MaxImportBytes.
 	ImportLimits ImportLimits
+	// FreeSpace reports the free bytes of the file system that holds the data directory (the
+	// store and the provider's layers); nil disables the disk reserve. FreeSpaceOf makes one.
+	FreeSpace func() (int64, error)
+	// DiskReserve is the free space (bytes) below which runs, durable writes, imports and new
+	// sessions are refused and running runs are stopped (space.go); 0 or less disables it.
+	DiskReserve int64
+	// DataDir names the data directory in messages about its space.
+	DataDir string
 }
 
 // Engine owns workspaces, commits and runs. It is safe for concurrent use.
 type Engine struct {
-	st       *store.Store
-	prov     sandbox.Provider
-	log      *slog.Logger
-	defPol   policies.Policy
-	ctx      context.Context // cancelled by Close: background work ends
-	cancel   context.CancelFunc
-	queues   queues
-	mu       sync.Mutex
-	active   map[string]*activeRun // run id → in-flight run
-	workers  sync.WaitGroup
-	closed   bool
-	closeErr error
+	st     *store.Store
+	prov   sandbox.Provider
+	log    *slog.Logger
+	defPol policies.Policy
+	ctx    context.Context // cancelled by Close: background work ends
+	cancel context.CancelFunc
+	queues queues
+	mu     sync.Mutex
+	active map[string]*activeRun // run id → in-flight run
+	// unrecorded are runs whose end could not be stored, until the next start (runs.go finish).
+	unrecorded map[string]unrecordedRun
+	workers    sync.WaitGroup
+	closed     bool
+	closeErr   error
 
 	sess     sessions
 	previews PreviewServer
@@ -93,6 +103,7 @@ type Engine struct {
 	getenv policies.Getenv
 	tpl    templates
 	imp    ImportLimits
+	space  space
 }
 
 // Open starts an engine over a store and a provider. It reconciles the store with reality first:
@@ -140,11 +151,13 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	e := &Engine{
 		st: opts.Store, prov: opts.Provider, log: log, defPol: def,
 		ctx: bg, cancel: cancel,
-		active:   map[string]*activeRun{},
-		previews: opts.Previews,
-		maxPol:   maxPol,
-		getenv:   getenv,
-		imp:      opts.ImportLimits.withDefaults(),
+		active:     map[string]*activeRun{},
+		unrecorded: map[string]unrecordedRun{},
+		previews:   opts.Previews,
+		maxPol:     maxPol,
+		getenv:     getenv,
+		imp:        opts.ImportLimits.withDefaults(),
+		space:      space{free: opts.FreeSpace, reserve: opts.DiskReserve, dir: opts.DataDir},
 	}
 	if err := e.tpl.init(opts.Provider.Name(), opts.Templates); err != nil {
 		cancel()
@@ -163,6 +176,10 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if err := e.reconcile(ctx); err != nil {
 		cancel()
 		return nil, err
+	}
+	if e.space.free != nil && e.space.reserve > 0 {
+		e.workers.Add(1)
+		go e.watchSpace()
 	}
 	return e, nil
 }

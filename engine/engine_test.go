@@ -55,14 +55,21 @@ func makeProvider(t *testing.T, dir string) sandbox.Provider {
 	return pv
 }
 
-func open(t *testing.T, dir string) *env {
+func open(t *testing.T, dir string) *env { return openEnv(t, dir, nil) }
+
+// openEnv is open with options of the test's own (set sets them on the defaults).
+func openEnv(t *testing.T, dir string, set func(*engine.Options)) *env {
 	t.Helper()
 	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pv := makeProvider(t, dir)
-	e, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv, Previews: engine.PreviewURLFunc(testPreviewURL)})
+	opts := engine.Options{Store: st, Provider: pv, Previews: engine.PreviewURLFunc(testPreviewURL)}
+	if set != nil {
+		set(&opts)
+	}
+	e, err := engine.Open(context.Background(), opts)
 	if err != nil {
 		pv.Close()
 		st.Close()

@@ -37,6 +37,9 @@ var (
 	// ErrSetup: a template's setup command failed (non-zero exit, timeout, or its sandbox
 	// failed); nothing was saved and the next use of the template runs it again.
 	ErrSetup = errors.New("template setup failed")
+	// ErrStorage: the server's data directory is full (below its reserve) or its store failed;
+	// what was asked was refused or could not be recorded, and head did not move.
+	ErrStorage = errors.New("storage failure")
 )
 
 // kinds names each sentinel with a stable machine-readable code, the "kind" of a tool error.
@@ -56,6 +59,7 @@ var kinds = []struct {
 	{ErrCancelled, "cancelled"},
 	{ErrClosed, "shutting_down"},
 	{ErrSetup, "setup_failed"},
+	{ErrStorage, "storage"},
 }
 
 // ErrorKinds lists every kind code an *Error can carry, for schemas.

@@ -35,6 +35,9 @@ func (e *Engine) WriteFiles(ctx context.Context, ref string, req WriteRequest) (
 	if err := e.checkLease(ctx, w.ID); err != nil {
 		return Commit{}, err
 	}
+	if err := e.checkSpace("write_files"); err != nil {
+		return Commit{}, err
+	}
 	msg := ch.message()
 	var commit Commit
 	var jerr error

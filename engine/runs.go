@@ -27,6 +27,16 @@ type activeRun struct {
 
 	mu     sync.Mutex
 	reason string // why it was cancelled, if it was
+	// unrecorded is set when not even the run's end could be stored (a full disk): the caller is
+	// told, and the store reads the run lost after the next start.
+	unrecorded error
+}
+
+// unrecordedRun is what the engine remembers of a run whose end it could not store, until the
+// next start marks it lost: GetRun answers from it instead of the store's "running".
+type unrecordedRun struct {
+	run            store.Run
+	stdout, stderr store.Output
 }
 
 // runMargin is how much longer than its command's timeout a durable run's sandbox may live (to
@@ -88,6 +98,9 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 		return RunResult{}, errorf(ErrInvalid, "workspace %s belongs to provider %q, but this server runs provider %q", w.Name, w.Provider, e.prov.Name())
 	}
 	if err := e.checkLease(ctx, w.ID); err != nil {
+		return RunResult{}, err
+	}
+	if err := e.checkSpace("run_command"); err != nil {
 		return RunResult{}, err
 	}
 	pol := w.Policy
@@ -166,6 +179,12 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 	case <-ctx.Done():
 		e.cancelRun(ar, "the caller cancelled the request")
 		<-ar.done
+	}
+	ar.mu.Lock()
+	lostErr := ar.unrecorded
+	ar.mu.Unlock()
+	if lostErr != nil {
+		return RunResult{}, lostErr
 	}
 	return e.result(run.ID)
 }
@@ -351,11 +370,16 @@ func (e *Engine) finishInterrupted(ar *activeRun, warnings []string) {
 	})
 }
 
-// finish stores a run's final record (with its output) and releases it.
+// finish stores a run's final record (with its output) and releases it. When that cannot be
+// stored (a full disk: the output is what takes room), the end is stored without the output;
+// when even that fails, the run is remembered in memory as ended (GetRun answers from it), the
+// foreground caller gets an ErrStorage error, and the store reads the run lost after the next
+// start. finish is only reached by runs that commit nothing, so head is unchanged either way.
 func (e *Engine) finish(ar *activeRun, mutate func(r *store.Run)) {
 	now := time.Now().UTC()
 	stdout, stderr := ar.stdout.output(), ar.stderr.output()
-	err := e.st.Update(func(tx *store.Tx) error {
+	var final store.Run
+	end := func(tx *store.Tx, note string) error {
 		r, err := tx.Run(ar.id)
 		if err != nil {
 			return err
@@ -365,13 +389,31 @@ func (e *Engine) finish(ar *activeRun, mutate func(r *store.Run)) {
 		if r.Started != nil {
 			r.DurationMS = now.Sub(*r.Started).Milliseconds()
 		}
-		if err := tx.PutRun(r); err != nil {
+		r.Error += note
+		final = r
+		return tx.PutRun(r)
+	}
+	err := e.st.Update(func(tx *store.Tx) error {
+		if err := end(tx, ""); err != nil {
 			return err
 		}
 		return tx.PutRunOutput(ar.id, stdout, stderr)
 	})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		e.log.Error("could not record the end of a run", "run", ar.id, "err", err)
+		e.log.Error("could not record the end of a run with its output; recording it without", "run", ar.id, "err", err)
+		note := fmt.Sprintf("; its output could not be stored (%v)", err)
+		err2 := e.st.Update(func(tx *store.Tx) error { return end(tx, note) })
+		if err2 != nil && !errors.Is(err2, store.ErrNotFound) {
+			e.log.Error("could not record the end of a run; it reads lost after the next start", "run", ar.id, "err", err2)
+			final.Error += fmt.Sprintf("; the server could not record this run's end (%v), so after its next start the run reads lost", err2)
+			ar.mu.Lock()
+			ar.unrecorded = errorf(ErrStorage, "run %s ended (%s) but the server could not record its end: %v. Nothing was committed and the workspace's head is unchanged; the run reads lost after the server's next start. Tell the user to free disk space under the data directory %s, then run the command again",
+				ar.id, final.Status, err2, e.space.dir).with(ErrorFields{Run: ar.id, Workspace: ar.ws})
+			ar.mu.Unlock()
+			e.mu.Lock()
+			e.unrecorded[ar.id] = unrecordedRun{run: final, stdout: stdout, stderr: stderr}
+			e.mu.Unlock()
+		}
 	}
 	e.release(ar)
 }

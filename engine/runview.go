@@ -137,6 +137,7 @@ func (e *Engine) result(id string) (RunResult, error) {
 	}
 	e.mu.Lock()
 	ar := e.active[id]
+	un, unrecorded := e.unrecorded[id]
 	e.mu.Unlock()
 	var res RunResult
 	err := e.st.View(func(tx *store.Tx) error {
@@ -157,6 +158,9 @@ func (e *Engine) result(id string) (RunResult, error) {
 	}
 	if ar != nil && !res.Run.Done() {
 		res.Stdout, res.Stderr = ar.stdout.output(), ar.stderr.output()
+	}
+	if unrecorded && !res.Run.Done() {
+		res.Run, res.Stdout, res.Stderr = un.run, un.stdout, un.stderr
 	}
 	return res, nil
 }

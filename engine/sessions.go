@@ -81,6 +81,9 @@ func (e *Engine) OpenSession(ctx context.Context, h Holder, req OpenSessionReque
 	if err != nil {
 		return Session{}, err
 	}
+	if err := e.checkSpace("open_session"); err != nil {
+		return Session{}, err
+	}
 	if err := e.providerLifetime(timeout+sessionGrace, fmt.Sprintf("a session of timeout_ms %d", timeout.Milliseconds())); err != nil {
 		return Session{}, err
 	}

@@ -68,6 +68,11 @@ func (e *Engine) CreateWorkspace(ctx context.Context, req CreateWorkspaceRequest
 		}
 	}
 	var imp *imported
+	if def != nil || req.FromHostDir != "" {
+		if err := e.checkSpace("create_workspace"); err != nil {
+			return Workspace{}, err
+		}
+	}
 	if req.FromHostDir != "" {
 		if imp, err = e.importHostDir(ctx, req.FromHostDir, req.WithGit, req.Progress); err != nil {
 			return Workspace{}, err
