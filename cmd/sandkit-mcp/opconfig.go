@@ -27,7 +27,7 @@ import (
 //	  "max_policy": {"mode": "allow", "services": [{"id": "npm"}, {"id": "github"}], "domains": ["*.example.com"]},
 //	  "provider": "local",
 //	  "vercel": {"runtime": "node24", "vcpus": 2, "max_lifetime": "24h", "default_lifetime": "5m",
-//	             "snapshot_expiration": "0s", "api_url": "https://vercel.com/api", "policy_shape": "legacy"},
+//	             "snapshot_expiration": "0s", "api_url": "https://vercel.com/api", "policy_shape": "auto"},
 //	  "host_roots": ["/srv/projects"],
 //	  "egress": {"allow_addrs": ["10.0.0.5:443"], "allow_prefixes": ["10.1.0.0/16"],
 //	             "resolve": {"registry.internal": ["10.0.0.5"]}},
@@ -55,8 +55,9 @@ import (
 //     (the plan's limit on a sandbox's run time: 45m on Hobby, the default; 24h on Pro),
 //     default_lifetime, snapshot_expiration (Go duration ≥ 24h; "0s", the default, keeps
 //     snapshots until sandkit deletes them), api_url (default https://vercel.com/api; env
-//     SANDKIT_VERCEL_API_URL), policy_shape ("legacy", the default, or "v2": how network policies
-//     are sent).
+//     SANDKIT_VERCEL_API_URL), policy_shape ("auto", the default: the V2 shape the newest SDK
+//     sends, and the legacy one after a 400 naming the V2 shape, remembered; "v2" or "legacy"
+//     force one).
 //   - egress: what the egress proxy may dial although it is refused by default (loopback,
 //     private ranges, link-local, cloud metadata, the host's own addresses): allow_addrs are
 //     exact IP:port destinations, allow_prefixes CIDR ranges; resolve maps host names to
@@ -348,12 +349,14 @@ func configVercel(raw json.RawMessage) (vercelSettings, error) {
 		return v, fmt.Errorf("vercel.default_lifetime %v is longer than vercel.max_lifetime %v", v.defaultLifetime, v.maxLifetime)
 	}
 	switch f.PolicyShape {
-	case "", "legacy":
+	case "", "auto":
+		v.policyShape = vercel.PolicyAuto
+	case "legacy":
 		v.policyShape = vercel.PolicyLegacy
 	case "v2":
 		v.policyShape = vercel.PolicyV2
 	default:
-		return v, fmt.Errorf("vercel.policy_shape: %q; use \"legacy\" or \"v2\"", f.PolicyShape)
+		return v, fmt.Errorf("vercel.policy_shape: %q; use \"auto\" (the default), \"v2\" or \"legacy\"", f.PolicyShape)
 	}
 	return v, nil
 }

@@ -32,17 +32,36 @@ const (
 	defaultHeaderTimeout = 60 * time.Second
 )
 
-// PolicyShape selects how a NetworkPolicy is serialized in requests. The API documents two
-// request shapes and production has been seen rejecting the newer one, so it is a switch.
+// PolicyShape selects how a custom NetworkPolicy is serialized in requests (allow-all and
+// deny-all read the same in both). The API documents two request shapes; the newest SDK (3.5)
+// sends only the V2 one, and production has been seen rejecting it with a 400, so the default
+// tries both and a switch forces one.
 type PolicyShape int
 
 const (
-	// PolicyLegacy sends {"mode":"custom","allowedDomains":[...],...}, the shape every API
-	// generation documents. It is the zero value and the default.
-	PolicyLegacy PolicyShape = iota
-	// PolicyV2 sends {"allow":[...] | {domain: rules},"subnets":{...}}, the shape SDK 2.x/3.x send.
+	// PolicyAuto, the zero value and the default, sends the V2 shape, as the newest SDK does. A 400
+	// whose message names a property of the shape sent ("should NOT have additional property
+	// `allow`") is retried once in the other shape; the shape that was accepted is then used first
+	// for every later request of the client (that is, for its API address) while it lives.
+	PolicyAuto PolicyShape = iota
+	// PolicyV2 always sends {"allow":[...] | {domain: rules},"subnets":{...}}, the shape SDK
+	// 2.x/3.x send.
 	PolicyV2
+	// PolicyLegacy always sends {"mode":"custom","allowedDomains":[...],...}, the shape SDK 1.x
+	// sends and every API generation documents.
+	PolicyLegacy
 )
+
+// String is "auto", "v2" or "legacy".
+func (s PolicyShape) String() string {
+	switch s {
+	case PolicyV2:
+		return "v2"
+	case PolicyLegacy:
+		return "legacy"
+	}
+	return "auto"
+}
 
 // Config configures a Client. Token, TeamID and ProjectID are required; every other zero field
 // takes the default named in its comment.
@@ -66,7 +85,7 @@ type Config struct {
 	// UserAgent is sent as User-Agent; "" means
 	// "sandkit-mcp/<version> vercel-sandbox-go (Go/<version>; <os>/<arch>)".
 	UserAgent string
-	// PolicyShape selects how NetworkPolicy is serialized; the zero value is PolicyLegacy.
+	// PolicyShape selects how NetworkPolicy is serialized; the zero value is PolicyAuto.
 	PolicyShape PolicyShape
 	// Retries is the number of extra attempts for retryable failures: 0 means the default, 2;
 	// a negative value means none.
@@ -87,13 +106,14 @@ type Config struct {
 
 // Client talks to the Vercel Sandbox API. It is safe for concurrent use.
 type Client struct {
-	base          string // without a trailing slash
-	token         string
-	team          string
-	project       string
-	http          *http.Client
-	userAgent     string
-	shape         PolicyShape
+	base      string // without a trailing slash
+	token     string
+	team      string
+	project   string
+	http      *http.Client
+	userAgent string
+	// shapes is the network-policy shape in force: forced by Config.PolicyShape, or learnt.
+	shapes        *policyShapes
 	retries       int
 	minBackoff    time.Duration
 	maxRetryAfter time.Duration
@@ -133,7 +153,7 @@ func NewClient(cfg Config) (*Client, error) {
 		project:       cfg.ProjectID,
 		http:          cfg.HTTPClient,
 		userAgent:     cfg.UserAgent,
-		shape:         cfg.PolicyShape,
+		shapes:        newPolicyShapes(cfg.PolicyShape),
 		retries:       cfg.Retries,
 		minBackoff:    cfg.MinBackoff,
 		maxRetryAfter: cfg.MaxRetryAfter,

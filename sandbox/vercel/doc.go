@@ -42,9 +42,11 @@
 //     Options.MaxLifetime (45 min on Hobby, 24 h on Pro).
 //   - Policies compile to Vercel's network policy: allow-all, deny-all, or an allow-list of
 //     domains with header injection (credential brokering at Vercel's egress proxy; the secret
-//     travels to Vercel's API, never into the VM). Config.PolicyShape picks the legacy
-//     (mode:"custom", injectionRules) or the V2 (allow: {domain: [transform]}) request shape.
-//     A Vercel wildcard stands for one label; headers Vercel cannot set are refused.
+//     travels to Vercel's API, never into the VM). The V2 request shape (allow: {domain:
+//     [transform]}), which the newest SDK sends, goes first; a 400 naming it is retried once in
+//     the legacy shape (mode:"custom", injectionRules), which the client then keeps using;
+//     Config.PolicyShape forces either. A Vercel wildcard stands for one label; headers Vercel
+//     cannot set are refused.
 //
 // # Testing
 //

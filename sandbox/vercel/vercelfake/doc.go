@@ -26,7 +26,8 @@
 // Register the fake's cleanup after StopLiveAtCleanup so it runs first. Tests can inject
 // faults (Inject: 429 with Retry-After, 5xx before or after the real operation, connections cut
 // before an answer or after N NDJSON lines), count requests (Requests: "exactly one command
-// was posted"), expire a snapshot (ExpireSnapshot) and look at sessions and snapshots
+// was posted"; RequestLog shows their query and headers), refuse one network-policy shape
+// (RejectPolicyShape, as production once refused the V2 one), expire a snapshot (ExpireSnapshot) and look at sessions and snapshots
 // (Sessions, Snapshots). SnapshotDelay makes snapshots last long enough to observe the 422
 // sandbox_snapshotting window; MaxTimeout sets the plan maximum (400 sandbox_timeout_invalid).
 //

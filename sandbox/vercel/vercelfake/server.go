@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -46,6 +47,11 @@ type Options struct {
 	// SnapshotDelay is an artificial duration added to every snapshot (manual or automatic),
 	// during which the session is "snapshotting" and its operations answer 422.
 	SnapshotDelay time.Duration
+	// RejectPolicyShape makes the fake refuse one network-policy request shape with a 400 naming
+	// its property, as production once refused the V2 shape (reference §4.7, "`networkPolicy`
+	// should NOT have additional property `allow`"), on create, fork, PATCH and the session's
+	// network-policy: "v2" or "legacy" ("" accepts both, like the documented API).
+	RejectPolicyShape string
 	// Logger receives the fake's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -70,7 +76,11 @@ type Server struct {
 	requests  []requestRecord
 }
 
-type requestRecord struct{ method, path string }
+type requestRecord struct {
+	method, path string
+	query        url.Values
+	header       http.Header // without Authorization
+}
 
 // New returns a fake API server running its sessions on opts.Backend.
 func New(opts Options) (*Server, error) {
@@ -85,6 +95,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxTimeout <= 0 {
 		opts.MaxTimeout = DefaultMaxTimeout
+	}
+	if opts.RejectPolicyShape != "" && opts.RejectPolicyShape != "v2" && opts.RejectPolicyShape != "legacy" {
+		return nil, fmt.Errorf("vercelfake: Options.RejectPolicyShape %q: want \"v2\", \"legacy\" or \"\"", opts.RejectPolicyShape)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -155,7 +168,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	closed := s.closed
-	s.requests = append(s.requests, requestRecord{r.Method, p})
+	hdr := r.Header.Clone()
+	hdr.Del("Authorization")
+	s.requests = append(s.requests, requestRecord{method: r.Method, path: p, query: r.URL.Query(), header: hdr})
 	f := s.takeFaultLocked(r.Method, p)
 	s.mu.Unlock()
 	if f != nil && f.Status == 0 && !f.Cut {
@@ -281,6 +296,30 @@ func (s *Server) Requests(method, pathRegexp string) int {
 		}
 	}
 	return n
+}
+
+// Request is a request the fake received, for tests: the path without "/api", the query, and
+// the headers except Authorization.
+type Request struct {
+	Method string
+	Path   string
+	Query  url.Values
+	Header http.Header
+}
+
+// RequestLog returns the requests received so far that Requests(method, pathRegexp) counts,
+// oldest first.
+func (s *Server) RequestLog(method, pathRegexp string) []Request {
+	re := regexp.MustCompile(pathRegexp)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Request
+	for _, rr := range s.requests {
+		if (method == "" || strings.EqualFold(method, rr.method)) && re.MatchString(rr.path) {
+			out = append(out, Request{Method: rr.method, Path: rr.path, Query: rr.query, Header: rr.header})
+		}
+	}
+	return out
 }
 
 // SessionInfo describes a session for tests.
