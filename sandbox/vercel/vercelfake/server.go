@@ -2,6 +2,7 @@ package vercelfake
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,14 @@ type Options struct {
 	// should NOT have additional property `allow`"), on create, fork, PATCH and the session's
 	// network-policy: "v2" or "legacy" ("" accepts both, like the documented API).
 	RejectPolicyShape string
+	// CLIToken is a Vercel CLI login's token (the one in its auth.json), accepted besides Token
+	// by the OIDC token endpoint, POST /v1/projects/{project}/token (see IssueOIDCToken). ""
+	// accepts only Token there.
+	CLIToken string
+	// OIDCTokenTTL is the lifetime of the OIDC tokens the fake issues (zero: DefaultOIDCTokenTTL).
+	OIDCTokenTTL time.Duration
+	// Clock is the fake's clock for the expiry of OIDC tokens; nil means time.Now.
+	Clock func() time.Time
 	// Logger receives the fake's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -66,6 +75,8 @@ type Server struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines (command pollers, timers' stops)
+
+	oidcKey []byte // signs the OIDC tokens the fake issues
 
 	mu        sync.Mutex
 	closed    bool
@@ -96,6 +107,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxTimeout <= 0 {
 		opts.MaxTimeout = DefaultMaxTimeout
 	}
+	if opts.OIDCTokenTTL <= 0 {
+		opts.OIDCTokenTTL = DefaultOIDCTokenTTL
+	}
 	if opts.RejectPolicyShape != "" && opts.RejectPolicyShape != "v2" && opts.RejectPolicyShape != "legacy" {
 		return nil, fmt.Errorf("vercelfake: Options.RejectPolicyShape %q: want \"v2\", \"legacy\" or \"\"", opts.RejectPolicyShape)
 	}
@@ -113,7 +127,9 @@ func New(opts Options) (*Server, error) {
 		sandboxes: map[string]*namedSandbox{},
 		sessions:  map[string]*session{},
 		snapshots: map[string]*snapshot{},
+		oidcKey:   make([]byte, 32),
 	}
+	_, _ = rand.Read(s.oidcKey)
 	s.mux = s.routes()
 	return s, nil
 }
@@ -152,6 +168,8 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /v2/sandboxes/snapshots", s.handleListSnapshots)
 	m.HandleFunc("GET /v2/sandboxes/snapshots/{id}", s.handleGetSnapshot)
 	m.HandleFunc("DELETE /v2/sandboxes/snapshots/{id}", s.handleDeleteSnapshot)
+	// The OIDC token endpoint (oidc.go), on api.vercel.com in production.
+	m.HandleFunc("POST /v1/projects/{project}/token", s.handleOIDCToken)
 	return m
 }
 
@@ -184,9 +202,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.answerFault(w, r, f)
 		return
 	}
-	if err := s.authorize(r); err != nil {
-		writeError(w, err)
-		return
+	if !isTokenEndpoint(p) {
+		if err := s.authorize(r); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		writeError(w, notFound("The requested endpoint %s %s does not exist.", r.Method, p))
@@ -199,7 +219,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serveWithFault(w, r, s.mux, f)
 }
 
-// authorize checks the bearer token and the team scope.
+// authorize checks the bearer token (Options.Token, or an OIDC token the fake issued that has not
+// expired) and the team scope.
 func (s *Server) authorize(r *http.Request) error {
 	auth := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(auth, "Bearer ")
@@ -207,10 +228,26 @@ func (s *Server) authorize(r *http.Request) error {
 		return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
 			Message: "The request is missing an authentication token", Extra: map[string]any{"missingToken": true}}
 	}
-	if !ok || token != s.opts.Token {
-		return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
-			Message: "Not authorized", Extra: map[string]any{"invalidToken": true}}
+	invalid := &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+		Message: "Not authorized", Extra: map[string]any{"invalidToken": true}}
+	switch {
+	case !ok:
+		return invalid
+	case token == s.opts.Token:
+	default:
+		issued, err := s.checkOIDCToken(token)
+		if !issued {
+			return invalid
+		}
+		if err != nil {
+			return err
+		}
 	}
+	return s.checkTeam(r)
+}
+
+// checkTeam checks the request's team scope (?teamId=, or ?slug=) against Options.TeamID.
+func (s *Server) checkTeam(r *http.Request) error {
 	if s.opts.TeamID == "" {
 		return nil
 	}
