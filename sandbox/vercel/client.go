@@ -70,8 +70,27 @@ type Config struct {
 	// "/v2/sandboxes" are appended to it.
 	BaseURL string
 	// Token is the bearer token: a Vercel access token or an OIDC JWT. It is sent only in the
-	// Authorization header and never appears in errors or logs.
+	// Authorization header and never appears in errors or logs. An OIDC token (a JWT with an
+	// owner_id or exp claim) is renewed as it nears its exp, or when the API refuses it, from
+	// OIDCTokenFile and with the CLI login under CLIDataDir (see TokenExpiredError for when
+	// neither can); an access token is used as it is.
 	Token string
+	// TokenSource names where Token came from in messages (VERCEL_OIDC_TOKEN, a file's path);
+	// "" reads "the configured OIDC token".
+	TokenSource string
+	// OIDCTokenFile is a file the OIDC token is re-read from whenever it changed (size or
+	// modification time) and the token in use nears its exp or is refused: the .env file
+	// `vercel env pull` writes (its VERCEL_OIDC_TOKEN=… line), or a file holding only the
+	// token. "" means none.
+	OIDCTokenFile string
+	// CLIDataDir is the Vercel CLI's data directory (~/.local/share on Linux), where its login
+	// (com.vercel.cli/auth.json) and @vercel/oidc's token cache (com.vercel.token/) are. When
+	// set, an OIDC token is renewed like @vercel/oidc does it: from the cache, else from the
+	// token endpoint with the login's token. "" turns that renewal off.
+	CLIDataDir string
+	// OIDCRefreshURL is the API root of the token endpoint (POST
+	// /v1/projects/{project}/token); "" means DefaultOIDCRefreshURL, where @vercel/oidc sends it.
+	OIDCRefreshURL string
 	// TeamID is sent as the first query parameter, teamId, on every request.
 	TeamID string
 	// ProjectID names the project: "projectId" in the create body, ?projectId= on the
@@ -107,7 +126,7 @@ type Config struct {
 // Client talks to the Vercel Sandbox API. It is safe for concurrent use.
 type Client struct {
 	base      string // without a trailing slash
-	token     string
+	creds     *credentials
 	team      string
 	project   string
 	http      *http.Client
@@ -147,8 +166,8 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("vercel: base URL %q: %w", base, err)
 	}
 	c := &Client{
-		base:          strings.TrimRight(base, "/"),
-		token:         cfg.Token,
+		base: strings.TrimRight(base, "/"),
+
 		team:          cfg.TeamID,
 		project:       cfg.ProjectID,
 		http:          cfg.HTTPClient,
@@ -168,6 +187,12 @@ func NewClient(cfg Config) (*Client, error) {
 	if c.userAgent == "" {
 		c.userAgent = defaultUserAgent()
 	}
+	if cfg.OIDCRefreshURL != "" {
+		if err := checkBaseURL(cfg.OIDCRefreshURL); err != nil {
+			return nil, fmt.Errorf("vercel: token endpoint URL %q: %w", cfg.OIDCRefreshURL, err)
+		}
+	}
+	c.creds = newCredentials(cfg, c)
 	switch {
 	case c.retries == 0:
 		c.retries = defaultRetries

@@ -124,6 +124,9 @@ func (c *Client) create(ctx context.Context, name string, call *apiCall) (Sandbo
 			if ctx.Err() != nil {
 				return SandboxAndSession{}, fmt.Errorf("vercel: %s: %w", op, ctx.Err())
 			}
+			if isCredentials(err) {
+				return SandboxAndSession{}, err
+			}
 			last = &transportError{op: op, err: err}
 			ambiguous = sent
 		case resp.StatusCode >= 200 && resp.StatusCode <= 299:
