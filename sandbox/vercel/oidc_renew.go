@@ -361,7 +361,7 @@ func (l *cliLogin) status(project, team string, now time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	what := fmt.Sprintf("renewed with the Vercel CLI login at %s for project %s from %s", cliAuthPath(l.dataDir), r.project, l.url)
+	what := fmt.Sprintf("renewed with the Vercel CLI login at %s for project %s from %s when it nears its exp", cliAuthPath(l.dataDir), r.project, l.url)
 	if auth.ExpiresAt != nil {
 		what += fmt.Sprintf(" (the login expires at %s)", time.Unix(int64(*auth.ExpiresAt), 0).UTC().Format(time.RFC3339))
 	}
