@@ -77,7 +77,11 @@ func TestSDKContract(t *testing.T) {
 		t.Errorf("%d create requests, want 4 (three creates, one retried after the injected 429)", n)
 	}
 	// The SDK's uploads, which the Go client's follow (TestUploadHeaders): x-cwd "/", gzip.
-	for _, r := range a.fake.RequestLog("POST", `^/v2/sandboxes/sessions/[^/]+/fs/write$`) {
+	writes := a.fake.RequestLog("POST", `^/v2/sandboxes/sessions/[^/]+/fs/write$`)
+	if len(writes) == 0 {
+		t.Error("the SDK contract made no fs/write request")
+	}
+	for _, r := range writes {
 		if r.Header.Get("X-Cwd") != "/" || r.Header.Get("Content-Type") != "application/gzip" {
 			t.Errorf("the SDK's fs/write had x-cwd %q, content-type %q", r.Header.Get("X-Cwd"), r.Header.Get("Content-Type"))
 		}
