@@ -1,10 +1,14 @@
 package vercel
 
 import (
+	"context"
+	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestReadTokenFile(t *testing.T) {
@@ -69,5 +73,47 @@ func TestTokenFileChanges(t *testing.T) {
 	os.Remove(p)
 	if _, err := f.readIfChanged(); err == nil || !strings.Contains(err.Error(), "cannot be read") {
 		t.Fatalf("removed: %v", err)
+	}
+}
+
+// TestRefusedTokenRenewal: a 403 of an OIDC token is sent once more only with a renewed token
+// (the file's new one); without one it is the API's 403 after a single request; an access
+// token's 403 is never sent again.
+func TestRefusedTokenRenewal(t *testing.T) {
+	exp := time.Now().Add(time.Hour).Unix()
+	first := ctJWT(t, map[string]any{"owner_id": ctTeam, "project_id": ctProject, "exp": exp})
+	second := ctJWT(t, map[string]any{"owner_id": ctTeam, "project_id": ctProject, "exp": exp + 60})
+	s := ctNewServer(t)
+	s.handle("GET", "/api/v2/sandboxes/sessions/"+ctSession, func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		if r.Header.Get("Authorization") != "Bearer "+second {
+			ctErr(w, 403, "forbidden", "Not authorized")
+			return
+		}
+		ctJSON(w, 200, map[string]any{"session": ctSessionJSON(ctSession, "running"), "routes": []any{}})
+	})
+	file := filepath.Join(t.TempDir(), ".env.local")
+	if err := os.WriteFile(file, []byte("VERCEL_OIDC_TOKEN="+first+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := ctClient(t, s, func(cfg *Config) { cfg.Token, cfg.OIDCTokenFile = first, file })
+	_, _, err := c.GetSession(context.Background(), ctSession)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 403 || s.count("", "") != 1 {
+		t.Fatalf("refused, the file holding the same token: %v after %d requests; want the 403 after 1", err, s.count("", ""))
+	}
+	if err := os.WriteFile(file, []byte("VERCEL_OIDC_TOKEN="+second+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.GetSession(context.Background(), ctSession); err != nil {
+		t.Fatalf("refused, then renewed from the file: %v", err)
+	}
+	reqs := s.requests("", "")
+	if len(reqs) != 3 || reqs[1].Header.Get("Authorization") != "Bearer "+first || reqs[2].Header.Get("Authorization") != "Bearer "+second {
+		t.Errorf("%d requests; want 3, the refused one with the old token and its retry with the new one", len(reqs))
+	}
+
+	access, _ := ctClient(t, s, nil)
+	if _, _, err := access.GetSession(context.Background(), ctSession); !errors.As(err, &ae) || ae.Status != 403 || s.count("", "") != 4 {
+		t.Errorf("access token refused: %v after %d requests in all; want the 403 after one more", err, s.count("", ""))
 	}
 }
