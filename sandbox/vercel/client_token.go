@@ -121,8 +121,8 @@ type credentials struct {
 	source string
 }
 
-// newCredentials makes the credentials of cfg; base is the client's, for the CLI renewal's
-// requests.
+// newCredentials makes the credentials of cfg; the CLI renewal sends its requests with c's HTTP
+// client and user agent.
 func newCredentials(cfg Config, c *Client) *credentials {
 	cr := &credentials{token: cfg.Token, now: time.Now, source: cfg.TokenSource}
 	claims, err := parseOIDCClaims(cfg.Token, "")
