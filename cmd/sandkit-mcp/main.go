@@ -111,7 +111,8 @@ Flags (every subcommand):
                       <data-dir>/config.json if it exists); read when the daemon starts
   --provider NAME     sandbox provider: local (bubblewrap, the default) or vercel (Vercel Sandbox;
                       env SANDKIT_PROVIDER; or "provider" in the config). Vercel credentials come
-                      from VERCEL_OIDC_TOKEN, or VERCEL_ACCESS_TOKEN + VERCEL_TEAM_ID +
+                      from VERCEL_OIDC_TOKEN (renewed from the file SANDKIT_VERCEL_OIDC_TOKEN_FILE
+                      names, or with the Vercel CLI login), or VERCEL_ACCESS_TOKEN + VERCEL_TEAM_ID +
                       VERCEL_PROJECT_ID. One data dir serves one provider
   --bwrap PATH        bubblewrap binary (default: bwrap from PATH)
   --log-level LEVEL   debug, info, warn or error (default info)

@@ -27,7 +27,8 @@ import (
 //	  "max_policy": {"mode": "allow", "services": [{"id": "npm"}, {"id": "github"}], "domains": ["*.example.com"]},
 //	  "provider": "local",
 //	  "vercel": {"runtime": "node24", "vcpus": 2, "max_lifetime": "24h", "default_lifetime": "5m",
-//	             "snapshot_expiration": "0s", "api_url": "https://vercel.com/api", "policy_shape": "legacy"},
+//	             "snapshot_expiration": "0s", "api_url": "https://vercel.com/api", "policy_shape": "auto",
+//	             "oidc_token_file": "/home/me/app/.env.local"},
 //	  "host_roots": ["/srv/projects"],
 //	  "egress": {"allow_addrs": ["10.0.0.5:443"], "allow_prefixes": ["10.1.0.0/16"],
 //	             "resolve": {"registry.internal": ["10.0.0.5"]}},
@@ -55,8 +56,11 @@ import (
 //     (the plan's limit on a sandbox's run time: 45m on Hobby, the default; 24h on Pro),
 //     default_lifetime, snapshot_expiration (Go duration ≥ 24h; "0s", the default, keeps
 //     snapshots until sandkit deletes them), api_url (default https://vercel.com/api; env
-//     SANDKIT_VERCEL_API_URL), policy_shape ("legacy", the default, or "v2": how network policies
-//     are sent).
+//     SANDKIT_VERCEL_API_URL), policy_shape ("auto", the default: the V2 shape the newest SDK
+//     sends, and the legacy one after a 400 naming the V2 shape, remembered; "v2" or "legacy"
+//     force one), oidc_token_file (absolute path of the .env file `vercel env pull` writes; the
+//     OIDC token is re-read from it when it changes, so the server keeps working past the
+//     token's 12 h; env SANDKIT_VERCEL_OIDC_TOKEN_FILE).
 //   - egress: what the egress proxy may dial although it is refused by default (loopback,
 //     private ranges, link-local, cloud metadata, the host's own addresses): allow_addrs are
 //     exact IP:port destinations, allow_prefixes CIDR ranges; resolve maps host names to
@@ -101,6 +105,8 @@ type vercelSettings struct {
 	snapshotExpiration time.Duration
 	apiURL             string
 	policyShape        vercel.PolicyShape
+	// oidcTokenFile is "oidc_token_file", absolute and clean ("" when absent).
+	oidcTokenFile string
 }
 
 // configFileVercel is the "vercel" section as written in the file.
@@ -112,6 +118,7 @@ type configFileVercel struct {
 	SnapshotExpiration string `json:"snapshot_expiration"`
 	APIURL             string `json:"api_url"`
 	PolicyShape        string `json:"policy_shape"`
+	OIDCTokenFile      string `json:"oidc_token_file"`
 }
 
 // configFileEgress is the "egress" section as written in the file.
@@ -347,13 +354,21 @@ func configVercel(raw json.RawMessage) (vercelSettings, error) {
 	if v.maxLifetime != 0 && v.defaultLifetime > v.maxLifetime {
 		return v, fmt.Errorf("vercel.default_lifetime %v is longer than vercel.max_lifetime %v", v.defaultLifetime, v.maxLifetime)
 	}
+	if f.OIDCTokenFile != "" {
+		if !filepath.IsAbs(f.OIDCTokenFile) {
+			return v, fmt.Errorf("vercel.oidc_token_file: %q is not an absolute path (name the .env file `vercel env pull` writes, e.g. /home/me/app/.env.local)", f.OIDCTokenFile)
+		}
+		v.oidcTokenFile = filepath.Clean(f.OIDCTokenFile)
+	}
 	switch f.PolicyShape {
-	case "", "legacy":
+	case "", "auto":
+		v.policyShape = vercel.PolicyAuto
+	case "legacy":
 		v.policyShape = vercel.PolicyLegacy
 	case "v2":
 		v.policyShape = vercel.PolicyV2
 	default:
-		return v, fmt.Errorf("vercel.policy_shape: %q; use \"legacy\" or \"v2\"", f.PolicyShape)
+		return v, fmt.Errorf("vercel.policy_shape: %q; use \"auto\" (the default), \"v2\" or \"legacy\"", f.PolicyShape)
 	}
 	return v, nil
 }

@@ -193,14 +193,25 @@ func TestOperatorConfigEgress(t *testing.T) {
 
 func TestOperatorConfigVercel(t *testing.T) {
 	oc, err := parseOperatorConfig([]byte(`{"provider": "vercel", "vercel": {"runtime": "node24", "vcpus": 4,
-		"max_lifetime": "24h", "default_lifetime": "10m", "snapshot_expiration": "720h", "api_url": "https://api.vercel.com", "policy_shape": "v2"}}`))
+		"max_lifetime": "24h", "default_lifetime": "10m", "snapshot_expiration": "720h", "api_url": "https://api.vercel.com", "policy_shape": "v2",
+		"oidc_token_file": "/srv/app/./.env.local"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := oc.vercel
 	if oc.provider != "vercel" || v.runtime != "node24" || v.vcpus != 4 || v.maxLifetime != 24*time.Hour || v.defaultLifetime != 10*time.Minute ||
-		v.snapshotExpiration != 720*time.Hour || v.apiURL != "https://api.vercel.com" || v.policyShape != vercel.PolicyV2 {
+		v.snapshotExpiration != 720*time.Hour || v.apiURL != "https://api.vercel.com" || v.policyShape != vercel.PolicyV2 ||
+		v.oidcTokenFile != "/srv/app/.env.local" {
 		t.Fatalf("parsed %+v, provider %q", v, oc.provider)
+	}
+	if _, err := parseOperatorConfig([]byte(`{"vercel": {"oidc_token_file": ".env.local"}}`)); err == nil || !strings.Contains(err.Error(), "absolute") {
+		t.Errorf("a relative oidc_token_file: %v; want an error asking for an absolute path", err)
+	}
+	for shape, want := range map[string]vercel.PolicyShape{"": vercel.PolicyAuto, "auto": vercel.PolicyAuto, "legacy": vercel.PolicyLegacy} {
+		oc, err := parseOperatorConfig([]byte(`{"vercel": {"policy_shape": "` + shape + `"}}`))
+		if err != nil || oc.vercel.policyShape != want {
+			t.Errorf("policy_shape %q: %v, %v; want %v", shape, oc.vercel.policyShape, err, want)
+		}
 	}
 	if got := providerName(config{}, oc); got != "vercel" {
 		t.Errorf("providerName without a flag = %q, want the config's vercel", got)

@@ -44,9 +44,17 @@ func openProvider(cfg config, oc operatorConfig, logger *slog.Logger) (sandbox.P
 	return prov, nil
 }
 
-// vercelOptions builds the Vercel provider's options from the environment and the config.
+// vercelOptions builds the Vercel provider's options from the environment and the config (the
+// environment wins: SANDKIT_VERCEL_API_URL over api_url, SANDKIT_VERCEL_OIDC_TOKEN_FILE over
+// oidc_token_file).
 func vercelOptions(cfg config, oc operatorConfig, logger *slog.Logger) (vercel.Options, error) {
-	vc, err := vercel.ConfigFromEnv(os.Getenv)
+	vc, err := vercel.ConfigFromEnv(func(k string) string {
+		v := os.Getenv(k)
+		if v == "" && k == vercel.EnvOIDCTokenFile {
+			return oc.vercel.oidcTokenFile
+		}
+		return v
+	})
 	if err != nil {
 		return vercel.Options{}, err
 	}
@@ -118,13 +126,13 @@ func installationID(dataDir string) (string, error) {
 }
 
 // vercelChecks are doctor's checks of the Vercel provider: credentials present and well formed,
-// and accepted by the API for the team and project.
+// the token's expiry and how it is renewed, and the API accepting them for the team and project.
 func vercelChecks(ctx context.Context, cfg config, oc operatorConfig) []local.Check {
 	cred := local.Check{Name: "vercel credentials"}
 	opts, err := vercelOptions(cfg, oc, slog.New(slog.DiscardHandler))
 	if err != nil {
 		cred.Detail = err.Error()
-		cred.Fix = "set VERCEL_OIDC_TOKEN (run `vercel env pull` in a linked project; it lasts 12 h), or VERCEL_ACCESS_TOKEN (a token from https://vercel.com/account/tokens) with VERCEL_TEAM_ID and VERCEL_PROJECT_ID (the project's settings page), in the environment the daemon starts from"
+		cred.Fix = "set VERCEL_OIDC_TOKEN (run `vercel env pull` in a linked project; it lasts 12 h; name the file it writes in vercel.oidc_token_file or SANDKIT_VERCEL_OIDC_TOKEN_FILE to have it re-read, or log in with `vercel login` to have it renewed), or VERCEL_ACCESS_TOKEN (a token from https://vercel.com/account/tokens) with VERCEL_TEAM_ID and VERCEL_PROJECT_ID (the project's settings page), in the environment the daemon starts from"
 		return []local.Check{cred}
 	}
 	cred.OK = true
@@ -138,10 +146,16 @@ func vercelChecks(ctx context.Context, cfg config, oc operatorConfig) []local.Ch
 	defer p.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := p.Client().ListSandboxes(ctx, "sandkit:"+opts.Owner, ""); err != nil {
+	_, err = p.Client().ListSandboxes(ctx, "sandkit:"+opts.Owner, "")
+	// After the request, which renews a token that nears its exp.
+	token := tokenCheck(p.Client().TokenStatus(), time.Now())
+	if err != nil {
 		api.Detail = err.Error()
 		var ae *vercel.APIError
+		var te *vercel.TokenExpiredError
 		switch {
+		case errors.As(err, &te):
+			api.Fix = te.Fix
 		case errors.As(err, &ae) && (ae.Status == 401 || ae.Status == 403):
 			api.Fix = "the token was refused or has no access to this team: check VERCEL_TEAM_ID and make a new token (or `vercel env pull` again for an OIDC token)"
 		case errors.As(err, &ae) && ae.Status == 404:
@@ -149,11 +163,39 @@ func vercelChecks(ctx context.Context, cfg config, oc operatorConfig) []local.Ch
 		default:
 			api.Fix = "check the network and the API address (SANDKIT_VERCEL_API_URL / vercel.api_url)"
 		}
-		return []local.Check{cred, api}
+		return []local.Check{cred, token, api}
 	}
 	api.OK = true
 	api.Detail = fmt.Sprintf("credentials accepted; this installation is %q (its sandboxes are tagged sandkit=%s). Each durable command creates one sandbox and one snapshot; max lifetime %v", opts.Owner, opts.Owner, lifetimeOr(opts.MaxLifetime))
-	return []local.Check{cred, api}
+	return []local.Check{cred, token, api}
+}
+
+// tokenCheck says what kind of token is used, when an OIDC token expires and how it is renewed,
+// or that nothing renews it (still OK: it works until then).
+func tokenCheck(st vercel.TokenStatus, now time.Time) local.Check {
+	c := local.Check{Name: "vercel token", OK: true}
+	if !st.OIDC {
+		c.Detail = "an access token; it does not expire like an OIDC token"
+		return c
+	}
+	c.Detail = "OIDC token from " + st.Source
+	switch left := st.ExpiresAt.Sub(now).Round(time.Minute); {
+	case st.ExpiresAt.IsZero():
+		c.Detail += ", without an expiry"
+	case left > 0:
+		c.Detail += fmt.Sprintf(", expires at %s (in %v)", st.ExpiresAt.UTC().Format(time.RFC3339), left)
+	default:
+		c.Detail += fmt.Sprintf(", expired at %s", st.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if len(st.Renewal) > 0 {
+		c.Detail += "; renewal: " + strings.Join(st.Renewal, "; and ")
+		if len(st.Problems) > 0 {
+			c.Detail += " (not available: " + strings.Join(st.Problems, "; ") + ")"
+		}
+		return c
+	}
+	c.Detail += "; nothing renews it (" + strings.Join(st.Problems, "; ") + "), so requests fail once it expires. To keep working past it: " + st.Fix
+	return c
 }
 
 func baseURL(c vercel.Config) string {

@@ -1,10 +1,14 @@
 package main_test
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -84,7 +88,53 @@ func TestVercelDoctor(t *testing.T) {
 		t.Errorf("doctor with a refused token: %v\n%s\nwant the vercel API check failing, without the token", err, out)
 	}
 	out, err = doctor(vercelEnv(fe.URL))
-	if err != nil || !strings.Contains(out, "[ok  ] vercel API") || strings.Contains(out, vercelfaketest.TestToken) {
+	if err != nil || !strings.Contains(out, "[ok  ] vercel API") || !strings.Contains(out, "[ok  ] vercel token: an access token") || strings.Contains(out, vercelfaketest.TestToken) {
 		t.Errorf("doctor with good credentials: %v\n%s", err, out)
 	}
+
+	// OIDC tokens: when the token expires, and how it is renewed or that nothing renews it.
+	home := t.TempDir()
+	oidcEnv := append(bare, "HOME="+home, "XDG_DATA_HOME="+filepath.Join(home, "data"), "SANDKIT_VERCEL_API_URL="+fe.URL, "SANDKIT_VERCEL_OIDC_REFRESH_URL="+fe.URL)
+	tok := fe.Fake.IssueOIDCToken(time.Hour)
+	var claims struct{ Exp int64 }
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Unix(claims.Exp, 0).UTC().Format(time.RFC3339)
+	noSecret := func(what, out string) {
+		for _, part := range strings.Split(tok, ".") {
+			if strings.Contains(out, part) {
+				t.Errorf("doctor %s shows the token:\n%s", what, out)
+			}
+		}
+	}
+	out, err = doctor(append(oidcEnv, "VERCEL_OIDC_TOKEN="+tok))
+	if err != nil || !strings.Contains(out, "[ok  ] vercel token: OIDC token from VERCEL_OIDC_TOKEN, expires at "+exp) ||
+		!strings.Contains(out, "nothing renews it") || !strings.Contains(out, "vercel login") || !strings.Contains(out, "[ok  ] vercel API") {
+		t.Errorf("doctor with an OIDC token and no renewal: %v\n%s", err, out)
+	}
+	noSecret("with an OIDC token", out)
+
+	envFile := filepath.Join(home, ".env.local")
+	if err := os.WriteFile(envFile, []byte("VERCEL_OIDC_TOKEN=\""+tok+"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = doctor(append(oidcEnv, "SANDKIT_VERCEL_OIDC_TOKEN_FILE="+envFile))
+	if err != nil || !strings.Contains(out, "OIDC token from "+envFile+", expires at "+exp) || !strings.Contains(out, "renewal: re-read from "+envFile+" when it changes") {
+		t.Errorf("doctor with a token file: %v\n%s", err, out)
+	}
+	noSecret("with a token file", out)
+
+	if err := os.MkdirAll(filepath.Join(home, "data", "com.vercel.cli"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "data", "com.vercel.cli", "auth.json"), []byte(`{"token":"cli-login-value-3"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = doctor(append(oidcEnv, "VERCEL_OIDC_TOKEN="+tok))
+	if err != nil || !strings.Contains(out, "renewal: renewed with the Vercel CLI login at "+filepath.Join(home, "data", "com.vercel.cli", "auth.json")) || strings.Contains(out, "cli-login-value-3") {
+		t.Errorf("doctor with a CLI login: %v\n%s", err, out)
+	}
+	noSecret("with a CLI login", out)
 }

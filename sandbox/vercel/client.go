@@ -32,17 +32,36 @@ const (
 	defaultHeaderTimeout = 60 * time.Second
 )
 
-// PolicyShape selects how a NetworkPolicy is serialized in requests. The API documents two
-// request shapes and production has been seen rejecting the newer one, so it is a switch.
+// PolicyShape selects how a custom NetworkPolicy is serialized in requests (allow-all and
+// deny-all read the same in both). The API documents two request shapes; the newest SDK (3.5)
+// sends only the V2 one, and production has been seen rejecting it with a 400, so the default
+// tries both and a switch forces one.
 type PolicyShape int
 
 const (
-	// PolicyLegacy sends {"mode":"custom","allowedDomains":[...],...}, the shape every API
-	// generation documents. It is the zero value and the default.
-	PolicyLegacy PolicyShape = iota
-	// PolicyV2 sends {"allow":[...] | {domain: rules},"subnets":{...}}, the shape SDK 2.x/3.x send.
+	// PolicyAuto, the zero value and the default, sends the V2 shape, as the newest SDK does. A 400
+	// whose message names a property of the shape sent ("should NOT have additional property
+	// `allow`") is retried once in the other shape; the shape that was accepted is then used first
+	// for every later request of the client (that is, for its API address) while it lives.
+	PolicyAuto PolicyShape = iota
+	// PolicyV2 always sends {"allow":[...] | {domain: rules},"subnets":{...}}, the shape SDK
+	// 2.x/3.x send.
 	PolicyV2
+	// PolicyLegacy always sends {"mode":"custom","allowedDomains":[...],...}, the shape SDK 1.x
+	// sends and every API generation documents.
+	PolicyLegacy
 )
+
+// String is "auto", "v2" or "legacy".
+func (s PolicyShape) String() string {
+	switch s {
+	case PolicyV2:
+		return "v2"
+	case PolicyLegacy:
+		return "legacy"
+	}
+	return "auto"
+}
 
 // Config configures a Client. Token, TeamID and ProjectID are required; every other zero field
 // takes the default named in its comment.
@@ -51,8 +70,27 @@ type Config struct {
 	// "/v2/sandboxes" are appended to it.
 	BaseURL string
 	// Token is the bearer token: a Vercel access token or an OIDC JWT. It is sent only in the
-	// Authorization header and never appears in errors or logs.
+	// Authorization header and never appears in errors or logs. An OIDC token (a JWT with an
+	// owner_id or exp claim) is renewed as it nears its exp, or when the API refuses it, from
+	// OIDCTokenFile and with the CLI login under CLIDataDir (see TokenExpiredError for when
+	// neither can); an access token is used as it is.
 	Token string
+	// TokenSource names where Token came from in messages (VERCEL_OIDC_TOKEN, a file's path);
+	// "" reads "the configured OIDC token".
+	TokenSource string
+	// OIDCTokenFile is a file the OIDC token is re-read from whenever it changed (size or
+	// modification time) and the token in use nears its exp or is refused: the .env file
+	// `vercel env pull` writes (its VERCEL_OIDC_TOKEN=… line), or a file holding only the
+	// token. "" means none.
+	OIDCTokenFile string
+	// CLIDataDir is the Vercel CLI's data directory (~/.local/share on Linux), where its login
+	// (com.vercel.cli/auth.json) and @vercel/oidc's token cache (com.vercel.token/) are. When
+	// set, an OIDC token is renewed like @vercel/oidc does it: from the cache, else from the
+	// token endpoint with the login's token. "" turns that renewal off.
+	CLIDataDir string
+	// OIDCRefreshURL is the API root of the token endpoint (POST
+	// /v1/projects/{project}/token); "" means DefaultOIDCRefreshURL, where @vercel/oidc sends it.
+	OIDCRefreshURL string
 	// TeamID is sent as the first query parameter, teamId, on every request.
 	TeamID string
 	// ProjectID names the project: "projectId" in the create body, ?projectId= on the
@@ -66,7 +104,7 @@ type Config struct {
 	// UserAgent is sent as User-Agent; "" means
 	// "sandkit-mcp/<version> vercel-sandbox-go (Go/<version>; <os>/<arch>)".
 	UserAgent string
-	// PolicyShape selects how NetworkPolicy is serialized; the zero value is PolicyLegacy.
+	// PolicyShape selects how NetworkPolicy is serialized; the zero value is PolicyAuto.
 	PolicyShape PolicyShape
 	// Retries is the number of extra attempts for retryable failures: 0 means the default, 2;
 	// a negative value means none.
@@ -87,13 +125,14 @@ type Config struct {
 
 // Client talks to the Vercel Sandbox API. It is safe for concurrent use.
 type Client struct {
-	base          string // without a trailing slash
-	token         string
-	team          string
-	project       string
-	http          *http.Client
-	userAgent     string
-	shape         PolicyShape
+	base      string // without a trailing slash
+	creds     *credentials
+	team      string
+	project   string
+	http      *http.Client
+	userAgent string
+	// shapes is the network-policy shape in force: forced by Config.PolicyShape, or learnt.
+	shapes        *policyShapes
 	retries       int
 	minBackoff    time.Duration
 	maxRetryAfter time.Duration
@@ -127,13 +166,13 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("vercel: base URL %q: %w", base, err)
 	}
 	c := &Client{
-		base:          strings.TrimRight(base, "/"),
-		token:         cfg.Token,
+		base: strings.TrimRight(base, "/"),
+
 		team:          cfg.TeamID,
 		project:       cfg.ProjectID,
 		http:          cfg.HTTPClient,
 		userAgent:     cfg.UserAgent,
-		shape:         cfg.PolicyShape,
+		shapes:        newPolicyShapes(cfg.PolicyShape),
 		retries:       cfg.Retries,
 		minBackoff:    cfg.MinBackoff,
 		maxRetryAfter: cfg.MaxRetryAfter,
@@ -148,6 +187,12 @@ func NewClient(cfg Config) (*Client, error) {
 	if c.userAgent == "" {
 		c.userAgent = defaultUserAgent()
 	}
+	if cfg.OIDCRefreshURL != "" {
+		if err := checkBaseURL(cfg.OIDCRefreshURL); err != nil {
+			return nil, fmt.Errorf("vercel: token endpoint URL %q: %w", cfg.OIDCRefreshURL, err)
+		}
+	}
+	c.creds = newCredentials(cfg, c)
 	switch {
 	case c.retries == 0:
 		c.retries = defaultRetries

@@ -22,6 +22,12 @@ const (
 	EnvProjectID = "VERCEL_PROJECT_ID"
 	// EnvAPIURL optionally overrides the API base URL (DefaultBaseURL).
 	EnvAPIURL = "SANDKIT_VERCEL_API_URL"
+	// EnvOIDCTokenFile optionally names the file `vercel env pull` writes (e.g. .env.local), from
+	// which the OIDC token is re-read when it nears expiry or is refused (Config.OIDCTokenFile).
+	EnvOIDCTokenFile = "SANDKIT_VERCEL_OIDC_TOKEN_FILE"
+	// EnvOIDCRefreshURL optionally overrides the API root of the OIDC token endpoint
+	// (DefaultOIDCRefreshURL), for tests and proxies.
+	EnvOIDCRefreshURL = "SANDKIT_VERCEL_OIDC_REFRESH_URL"
 )
 
 // ErrCredentials is wrapped by every error about missing or malformed credentials, from
@@ -39,11 +45,19 @@ func (e *credentialsError) Unwrap() error { return ErrCredentials }
 // production; an empty value counts as unset).
 //
 // Credentials come from VERCEL_ACCESS_TOKEN together with VERCEL_TEAM_ID and VERCEL_PROJECT_ID
-// when VERCEL_ACCESS_TOKEN is set; otherwise from VERCEL_OIDC_TOKEN, a JWT whose owner_id and
+// when VERCEL_ACCESS_TOKEN is set; otherwise from an OIDC token, a JWT whose owner_id and
 // project_id claims give the team and project (VERCEL_TEAM_ID and VERCEL_PROJECT_ID override
-// them when set). The JWT's signature is not verified, since the API does that; its exp claim is
-// checked so an expired token is reported before any request. SANDKIT_VERCEL_API_URL, when set,
-// becomes BaseURL. Other fields stay zero (NewClient's defaults).
+// them when set). The OIDC token is VERCEL_OIDC_TOKEN's, or the one in the file
+// SANDKIT_VERCEL_OIDC_TOKEN_FILE names (a .env file as `vercel env pull` writes it, or the token
+// alone) when that one expires later or VERCEL_OIDC_TOKEN is unset; the file becomes
+// OIDCTokenFile. With an OIDC token, CLIDataDir is the Vercel CLI's data directory as
+// @vercel/oidc finds it ($XDG_DATA_HOME, else ~/.local/share on Linux, ~/Library/Application
+// Support on macOS), so the client renews the token with the CLI's login like the SDK does, and
+// SANDKIT_VERCEL_OIDC_REFRESH_URL, when set, becomes OIDCRefreshURL. The JWT's signature is
+// not verified, since the API does that; its exp claim is checked, so a token that has expired
+// with nothing to renew it (no token file, no CLI login) is reported before any request.
+// SANDKIT_VERCEL_API_URL, when set, becomes BaseURL. Other fields stay zero (NewClient's
+// defaults).
 //
 // Errors wrap ErrCredentials, name exactly which variable is missing or malformed and what to
 // do, and never include a token's value. A token containing whitespace or control characters
@@ -85,24 +99,26 @@ func configFromEnv(getenv func(string) string, now time.Time) (Config, error) {
 		return cfg, nil
 	}
 
-	tok := getenv(EnvOIDCToken)
+	tok, source, file := getenv(EnvOIDCToken), EnvOIDCToken, getenv(EnvOIDCTokenFile)
+	if tok != "" && !tokenWellFormed(tok) {
+		return Config{}, credErrorf("%s contains whitespace or control characters", EnvOIDCToken)
+	}
+	if file != "" {
+		ft, err := readTokenFile(file)
+		switch {
+		case err != nil && tok == "":
+			return Config{}, credErrorf("%s: %v", EnvOIDCTokenFile, err)
+		case err == nil && (tok == "" || expiresLater(ft, tok)):
+			tok, source = ft, file
+		}
+	}
 	if tok == "" {
 		return Config{}, credErrorf("no Vercel credentials: set %s (vercel env pull) or %s, %s and %s",
 			EnvOIDCToken, EnvAccessToken, EnvTeamID, EnvProjectID)
 	}
-	if !tokenWellFormed(tok) {
-		return Config{}, credErrorf("%s contains whitespace or control characters", EnvOIDCToken)
-	}
-	claims, err := parseOIDCClaims(tok)
+	claims, err := parseOIDCClaims(tok, source)
 	if err != nil {
 		return Config{}, err
-	}
-	if claims.Exp != nil {
-		exp := time.Unix(int64(*claims.Exp), 0).UTC()
-		if !now.Before(exp) {
-			return Config{}, credErrorf("%s expired at %s: run `vercel env pull` again",
-				EnvOIDCToken, exp.Format(time.RFC3339))
-		}
 	}
 	if team == "" {
 		team = claims.OwnerID
@@ -113,14 +129,43 @@ func configFromEnv(getenv func(string) string, now time.Time) (Config, error) {
 	switch {
 	case team == "" && project == "":
 		return Config{}, credErrorf("%s has no owner_id and no project_id claim, and %s and %s are not set",
-			EnvOIDCToken, EnvTeamID, EnvProjectID)
+			source, EnvTeamID, EnvProjectID)
 	case team == "":
-		return Config{}, credErrorf("%s has no owner_id claim and %s is not set", EnvOIDCToken, EnvTeamID)
+		return Config{}, credErrorf("%s has no owner_id claim and %s is not set", source, EnvTeamID)
 	case project == "":
-		return Config{}, credErrorf("%s has no project_id claim and %s is not set", EnvOIDCToken, EnvProjectID)
+		return Config{}, credErrorf("%s has no project_id claim and %s is not set", source, EnvProjectID)
 	}
-	cfg.Token, cfg.TeamID, cfg.ProjectID = tok, team, project
+	cfg.Token, cfg.TeamID, cfg.ProjectID, cfg.TokenSource = tok, team, project, source
+	cfg.OIDCTokenFile, cfg.CLIDataDir, cfg.OIDCRefreshURL = file, cliDataDir(getenv), getenv(EnvOIDCRefreshURL)
+	if cfg.OIDCRefreshURL != "" {
+		if err := checkBaseURL(cfg.OIDCRefreshURL); err != nil {
+			return Config{}, credErrorf("%s is not a usable API URL: %v", EnvOIDCRefreshURL, err)
+		}
+	}
+	if exp := claims.expiry(); !exp.IsZero() && !now.Before(exp) {
+		// Expired already: fine when something may renew it before the first request.
+		if file == "" && !cliLoginPresent(cfg.CLIDataDir) {
+			return Config{}, &TokenExpiredError{Source: source, ExpiredAt: exp,
+				Reasons: []string{"no token file is configured and there is no Vercel CLI login" + cliLoginWhere(cfg.CLIDataDir)},
+				Fix:     renewalFix(false, false)}
+		}
+	}
 	return cfg, nil
+}
+
+// expiresLater reports whether token a expires after token b (a token without exp never
+// expires; an unreadable one counts as expired).
+func expiresLater(a, b string) bool {
+	ca, errA := parseOIDCClaims(a, "")
+	cb, errB := parseOIDCClaims(b, "")
+	switch {
+	case errA != nil:
+		return false
+	case errB != nil:
+		return true
+	}
+	ea, eb := ca.expiry(), cb.expiry()
+	return !eb.IsZero() && (ea.IsZero() || ea.After(eb))
 }
 
 // oidcClaims are the claims of a Vercel OIDC token that the client uses.
@@ -130,10 +175,22 @@ type oidcClaims struct {
 	Exp       *float64 `json:"exp"`
 }
 
-// parseOIDCClaims decodes a JWT's payload without verifying its signature. Errors never carry
-// any part of the token (nor decoder messages, which could quote it).
-func parseOIDCClaims(tok string) (oidcClaims, error) {
-	notJWT := credErrorf("%s is not a JWT (expected three dot-separated base64url parts)", EnvOIDCToken)
+// expiry is the exp claim as a time; zero when there is none.
+func (c oidcClaims) expiry() time.Time {
+	if c.Exp == nil {
+		return time.Time{}
+	}
+	return time.Unix(int64(*c.Exp), 0).UTC()
+}
+
+// parseOIDCClaims decodes a JWT's payload without verifying its signature; source names the
+// token in errors ("" means VERCEL_OIDC_TOKEN). Errors never carry any part of the token (nor
+// decoder messages, which could quote it).
+func parseOIDCClaims(tok, source string) (oidcClaims, error) {
+	if source == "" {
+		source = EnvOIDCToken
+	}
+	notJWT := credErrorf("%s is not a JWT (expected three dot-separated base64url parts)", source)
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
 		return oidcClaims{}, notJWT
@@ -148,11 +205,11 @@ func parseOIDCClaims(tok string) (oidcClaims, error) {
 	}
 	var header map[string]any
 	if json.Unmarshal(decoded[0], &header) != nil {
-		return oidcClaims{}, credErrorf("%s is not a JWT: its header is not a JSON object", EnvOIDCToken)
+		return oidcClaims{}, credErrorf("%s is not a JWT: its header is not a JSON object", source)
 	}
 	var claims oidcClaims
 	if json.Unmarshal(decoded[1], &claims) != nil {
-		return oidcClaims{}, credErrorf("%s is not a JWT: its payload is not a JSON object with string owner_id/project_id and numeric exp claims", EnvOIDCToken)
+		return oidcClaims{}, credErrorf("%s is not a JWT: its payload is not a JSON object with string owner_id/project_id and numeric exp claims", source)
 	}
 	return claims, nil
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -33,6 +35,26 @@ func TestConfigFromEnv(t *testing.T) {
 	badPayload := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." +
 		base64.RawURLEncoding.EncodeToString([]byte(`not json SECRETPAYLOAD`)) + ".c2ln"
 	const access = "vca_ACCESS_SECRET_123"
+	later := ctJWT(t, map[string]any{"owner_id": "team_oidc", "project_id": "prj_oidc", "exp": exp + 3600})
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	fileGood := write("good.env", "# Created by Vercel CLI\nVERCEL_ENV=\"development\"\nVERCEL_OIDC_TOKEN=\""+good+"\"\n")
+	fileLater := write("later.env", "export VERCEL_OIDC_TOKEN='"+later+"'\n")
+	fileOther := write("other.env", "OTHER=SECRET_OTHER\n")
+	fileExpired := write("expired.env", "VERCEL_OIDC_TOKEN="+expired+"\n")
+	home := filepath.Join(dir, "home")
+	if err := os.MkdirAll(filepath.Join(home, ".local", "share", "com.vercel.cli"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".local", "share", "com.vercel.cli", "auth.json"), []byte(`{"token":"SECRET_LOGIN"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	cases := []struct {
 		name    string
@@ -81,17 +103,17 @@ func TestConfigFromEnv(t *testing.T) {
 		{
 			name: "oidc",
 			env:  map[string]string{"VERCEL_OIDC_TOKEN": good},
-			want: Config{Token: good, TeamID: "team_oidc", ProjectID: "prj_oidc"},
+			want: Config{Token: good, TokenSource: "VERCEL_OIDC_TOKEN", TeamID: "team_oidc", ProjectID: "prj_oidc"},
 		},
 		{
 			name: "oidc with overrides and an API URL",
 			env:  map[string]string{"VERCEL_OIDC_TOKEN": good, "VERCEL_TEAM_ID": "team_x", "VERCEL_PROJECT_ID": "prj_x", "SANDKIT_VERCEL_API_URL": "http://127.0.0.1:8080/api"},
-			want: Config{Token: good, TeamID: "team_x", ProjectID: "prj_x", BaseURL: "http://127.0.0.1:8080/api"},
+			want: Config{Token: good, TokenSource: "VERCEL_OIDC_TOKEN", TeamID: "team_x", ProjectID: "prj_x", BaseURL: "http://127.0.0.1:8080/api"},
 		},
 		{
 			name: "oidc without owner_id but VERCEL_TEAM_ID set",
 			env:  map[string]string{"VERCEL_OIDC_TOKEN": noOwner, "VERCEL_TEAM_ID": "team_x"},
-			want: Config{Token: noOwner, TeamID: "team_x", ProjectID: "prj_oidc"},
+			want: Config{Token: noOwner, TokenSource: "VERCEL_OIDC_TOKEN", TeamID: "team_x", ProjectID: "prj_oidc"},
 		},
 		{
 			name:    "oidc without owner_id",
@@ -107,7 +129,7 @@ func TestConfigFromEnv(t *testing.T) {
 		{
 			name:    "oidc expired",
 			env:     map[string]string{"VERCEL_OIDC_TOKEN": expired},
-			wantErr: "VERCEL_OIDC_TOKEN expired at 2026-11-20T08:59:00Z: run `vercel env pull` again",
+			wantErr: "the OIDC token from VERCEL_OIDC_TOKEN expired at 2026-11-20T08:59:00Z and could not be renewed (no token file is configured and there is no Vercel CLI login). To go on: run `vercel env pull`",
 			secrets: []string{expired, strings.Split(expired, ".")[1], strings.Split(expired, ".")[2]},
 		},
 		{
@@ -150,6 +172,52 @@ func TestConfigFromEnv(t *testing.T) {
 			env:     map[string]string{"VERCEL_OIDC_TOKEN": good + "\x00"},
 			wantErr: "contains whitespace or control characters",
 			secrets: []string{good},
+		},
+		{
+			name: "oidc from a token file",
+			env:  map[string]string{"SANDKIT_VERCEL_OIDC_TOKEN_FILE": fileGood},
+			want: Config{Token: good, TokenSource: fileGood, OIDCTokenFile: fileGood, TeamID: "team_oidc", ProjectID: "prj_oidc"},
+		},
+		{
+			name: "oidc from a token file expiring later than the variable's",
+			env:  map[string]string{"SANDKIT_VERCEL_OIDC_TOKEN_FILE": fileLater, "VERCEL_OIDC_TOKEN": good},
+			want: Config{Token: later, TokenSource: fileLater, OIDCTokenFile: fileLater, TeamID: "team_oidc", ProjectID: "prj_oidc"},
+		},
+		{
+			name: "oidc from the variable expiring later than the file's",
+			env:  map[string]string{"SANDKIT_VERCEL_OIDC_TOKEN_FILE": fileGood, "VERCEL_OIDC_TOKEN": later},
+			want: Config{Token: later, TokenSource: "VERCEL_OIDC_TOKEN", OIDCTokenFile: fileGood, TeamID: "team_oidc", ProjectID: "prj_oidc"},
+		},
+		{
+			name: "oidc variable with an unreadable token file",
+			env:  map[string]string{"SANDKIT_VERCEL_OIDC_TOKEN_FILE": dir + "/missing", "VERCEL_OIDC_TOKEN": good},
+			want: Config{Token: good, TokenSource: "VERCEL_OIDC_TOKEN", OIDCTokenFile: dir + "/missing", TeamID: "team_oidc", ProjectID: "prj_oidc"},
+		},
+		{
+			name:    "oidc token file alone, missing",
+			env:     map[string]string{"SANDKIT_VERCEL_OIDC_TOKEN_FILE": dir + "/missing"},
+			wantErr: "SANDKIT_VERCEL_OIDC_TOKEN_FILE: the token file cannot be read: open " + dir + "/missing: no such file or directory",
+		},
+		{
+			name:    "oidc token file without the variable's line",
+			env:     map[string]string{"SANDKIT_VERCEL_OIDC_TOKEN_FILE": fileOther},
+			wantErr: "holds no VERCEL_OIDC_TOKEN=… line",
+			secrets: []string{"SECRET_OTHER"},
+		},
+		{
+			name: "oidc expired with a token file to renew it",
+			env:  map[string]string{"VERCEL_OIDC_TOKEN": expired, "SANDKIT_VERCEL_OIDC_TOKEN_FILE": fileExpired},
+			want: Config{Token: expired, TokenSource: "VERCEL_OIDC_TOKEN", OIDCTokenFile: fileExpired, TeamID: "team_oidc", ProjectID: "prj_oidc"},
+		},
+		{
+			name: "oidc expired with a CLI login to renew it",
+			env:  map[string]string{"VERCEL_OIDC_TOKEN": expired, "HOME": home, "SANDKIT_VERCEL_OIDC_REFRESH_URL": "http://127.0.0.1:9/"},
+			want: Config{Token: expired, TokenSource: "VERCEL_OIDC_TOKEN", CLIDataDir: home + "/.local/share", OIDCRefreshURL: "http://127.0.0.1:9/", TeamID: "team_oidc", ProjectID: "prj_oidc"},
+		},
+		{
+			name:    "oidc expired, CLI data dir without a login",
+			env:     map[string]string{"VERCEL_OIDC_TOKEN": expired, "XDG_DATA_HOME": dir},
+			wantErr: "no token file is configured and there is no Vercel CLI login at " + dir + "/com.vercel.cli/auth.json",
 		},
 		{
 			name:    "bad API URL",

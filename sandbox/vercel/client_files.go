@@ -31,7 +31,7 @@ type FileToWrite struct {
 }
 
 // WriteFiles creates or replaces files: POST fs/write with content-type application/gzip,
-// header x-cwd: cwd (omitted when cwd is ""), and as body a gzip-compressed tar (ustar, or pax
+// header x-cwd: cwd (always sent, as the SDK does; "" sends "/", the SDK's own choice), and as body a gzip-compressed tar (ustar, or pax
 // for a name ustar cannot hold) with one regular-file entry per file, named by its path
 // relative to cwd. No directory entries are sent; the server creates parent directories. The
 // archive is built in memory, so the call is retried like any idempotent one. A path that is
@@ -45,6 +45,9 @@ func (c *Client) WriteFiles(ctx context.Context, sessionID, cwd string, files []
 	body, err := writeFilesArchive(files, time.Now())
 	if err != nil {
 		return fmt.Errorf("vercel: %s: %w", op, err)
+	}
+	if cwd == "" {
+		cwd = "/"
 	}
 	return c.doJSON(ctx, &apiCall{
 		op: op, method: http.MethodPost, path: apiSessionPath(sessionID) + "/fs/write",
@@ -128,18 +131,18 @@ func (c *Client) ReadFile(ctx context.Context, sessionID, path, cwd string) (io.
 	return resp.Body, nil
 }
 
-// fsBody is the body of fs/read and fs/mkdir.
+// fsBody is the body of fs/read and fs/mkdir, as the SDK sends it.
 type fsBody struct {
-	Path      string `json:"path"`
-	Cwd       string `json:"cwd,omitempty"`
-	Recursive bool   `json:"recursive,omitempty"`
+	Path string `json:"path"`
+	Cwd  string `json:"cwd,omitempty"`
 }
 
-// Mkdir creates a directory: POST fs/mkdir {"path", "cwd"?, "recursive"?} (cwd omitted when "",
-// recursive sent only when true, like mkdir -p). Without recursive, the parent must exist.
-func (c *Client) Mkdir(ctx context.Context, sessionID, path, cwd string, recursive bool) error {
+// Mkdir creates a directory: POST fs/mkdir {"path", "cwd"?} (cwd omitted when ""), as the SDK
+// sends it. The parent must exist (the SDK's recursive mkdir runs `mkdir -p` instead; the REST
+// reference's "recursive" flag is not relied on).
+func (c *Client) Mkdir(ctx context.Context, sessionID, path, cwd string) error {
 	return c.doJSON(ctx, &apiCall{
 		op: "mkdir", method: http.MethodPost, path: apiSessionPath(sessionID) + "/fs/mkdir",
-		body: marshalBody(fsBody{Path: path, Cwd: cwd, Recursive: recursive}), idempotent: true,
+		body: marshalBody(fsBody{Path: path, Cwd: cwd}), idempotent: true,
 	}, nil)
 }

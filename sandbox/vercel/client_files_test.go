@@ -184,14 +184,14 @@ func TestClientMkdir(t *testing.T) {
 	s := ctNewServer(t)
 	s.handle("POST", ctFsPath+"mkdir", func(w http.ResponseWriter, _ *http.Request, _ []byte) { ctJSON(w, 200, map[string]any{}) })
 	c, _ := ctClient(t, s, nil)
-	if err := c.Mkdir(context.Background(), ctSession, "a/b", "/vercel/sandbox", true); err != nil {
+	if err := c.Mkdir(context.Background(), ctSession, "a/b", "/vercel/sandbox"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Mkdir(context.Background(), ctSession, "/tmp/x", "", false); err != nil {
+	if err := c.Mkdir(context.Background(), ctSession, "/tmp/x", ""); err != nil {
 		t.Fatal(err)
 	}
 	r := s.requests("POST", "")
-	if string(r[0].Body) != `{"path":"a/b","cwd":"/vercel/sandbox","recursive":true}` || string(r[1].Body) != `{"path":"/tmp/x"}` {
+	if string(r[0].Body) != `{"path":"a/b","cwd":"/vercel/sandbox"}` || string(r[1].Body) != `{"path":"/tmp/x"}` {
 		t.Errorf("bodies %s %s", r[0].Body, r[1].Body)
 	}
 }

@@ -95,7 +95,46 @@ func (c *Client) requestURL(call *apiCall) string {
 // once makes one attempt. sent reports whether the request may have reached the server (its
 // headers were written); a response means it did. A returned response has its own context,
 // released when its body is closed.
-func (c *Client) once(ctx context.Context, call *apiCall) (resp *http.Response, sent bool, err error) {
+//
+// The token is the credentials' current one (an OIDC token is renewed first when it nears its
+// exp). A 401 or 403 of an OIDC token is sent once more with a renewed token when there is one
+// (the refused request did nothing); when there is none, the refusal is returned as err (an
+// *APIError), or, when the token has expired, a *TokenExpiredError wrapping it. Callers return
+// such credentials errors as they are (isCredentials), like an expired token that could not be
+// renewed before sending.
+func (c *Client) once(ctx context.Context, call *apiCall) (*http.Response, bool, error) {
+	tok, err := c.creds.current(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	resp, sent, err := c.attempt(ctx, call, tok)
+	if err != nil || !c.creds.oidc || resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
+		return resp, sent, err
+	}
+	refusal := apiErrorFromResponse(call.op, resp)
+	fresh, err := c.creds.renew(ctx, tok, refusal)
+	if err != nil {
+		return nil, true, err
+	}
+	if fresh == "" {
+		return nil, true, refusal
+	}
+	c.log.Debug("vercel: the API refused the OIDC token; sending again with a renewed one", "op", call.op, "status", refusal.Status)
+	return c.attempt(ctx, call, fresh)
+}
+
+// isCredentials reports whether err, returned by once, is a credentials failure that retries
+// cannot help: an expired token, or the API's refusal of an OIDC token (401, 403).
+func isCredentials(err error) bool {
+	if errors.Is(err, ErrCredentials) {
+		return true
+	}
+	var ae *APIError
+	return errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden)
+}
+
+// attempt sends call once with the bearer token tok.
+func (c *Client) attempt(ctx context.Context, call *apiCall, tok string) (resp *http.Response, sent bool, err error) {
 	var wrote atomic.Bool
 	rctx, cancel := context.WithCancelCause(ctx)
 	rctx = httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{
@@ -114,7 +153,7 @@ func (c *Client) once(ctx context.Context, call *apiCall) (resp *http.Response, 
 	if ct == "" {
 		ct = contentTypeJSON
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", ct)
 	req.Header.Set("User-Agent", c.userAgent)
 	if call.cwd != "" {
@@ -155,6 +194,9 @@ func (c *Client) send(ctx context.Context, call *apiCall) (*http.Response, error
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("vercel: %s: %w", call.op, ctx.Err())
+			}
+			if isCredentials(err) {
+				return nil, err
 			}
 			last = &transportError{op: call.op, err: err}
 			retry = call.idempotent || !sent

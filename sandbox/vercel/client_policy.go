@@ -2,13 +2,18 @@ package vercel
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"strings"
+	"sync"
 
 	"github.com/sandkit/sandkit-mcp/sandbox"
 )
 
 // NetworkPolicy is the egress policy sent on create and to a session's network-policy endpoint.
-// How it is serialized depends on Config.PolicyShape:
+// How it is serialized depends on the shape in force (Config.PolicyShape; PolicyAuto starts
+// with V2):
 //
 //	Mode "allow-all" / "deny-all", both shapes: {"mode":"allow-all"}
 //	Mode "custom", PolicyLegacy:
@@ -101,7 +106,7 @@ func encodeNetworkPolicy(shape PolicyShape, p NetworkPolicy) (json.RawMessage, e
 			return nil, fmt.Errorf("vercel: network policy: an injection rule has no domain: %w", sandbox.ErrInvalid)
 		}
 	}
-	if shape != PolicyV2 {
+	if shape == PolicyLegacy {
 		lp := legacyPolicy{
 			Mode:           "custom",
 			AllowedDomains: p.AllowedDomains,
@@ -152,4 +157,101 @@ func encodeNetworkPolicy(shape PolicyShape, p NetworkPolicy) (json.RawMessage, e
 	}
 	vp.Allow = record
 	return marshalBody(vp), nil
+}
+
+// policyShapes holds the network-policy shape a client sends: a forced one, or, under
+// PolicyAuto, V2 until the API refuses it and the legacy shape is accepted (or back again).
+type policyShapes struct {
+	forced bool
+	mu     sync.Mutex
+	cur    PolicyShape // PolicyV2 or PolicyLegacy
+}
+
+func newPolicyShapes(s PolicyShape) *policyShapes {
+	if s == PolicyLegacy || s == PolicyV2 {
+		return &policyShapes{forced: true, cur: s}
+	}
+	return &policyShapes{cur: PolicyV2}
+}
+
+func (ps *policyShapes) current() PolicyShape {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.cur
+}
+
+func (ps *policyShapes) set(s PolicyShape) {
+	ps.mu.Lock()
+	ps.cur = s
+	ps.mu.Unlock()
+}
+
+func otherShape(s PolicyShape) PolicyShape {
+	if s == PolicyLegacy {
+		return PolicyV2
+	}
+	return PolicyLegacy
+}
+
+// shapeProperties are the top-level properties only one request shape has: a validator that does
+// not know that shape names one of them as an "additional property".
+var shapeProperties = map[PolicyShape][]string{
+	PolicyV2:     {"allow", "subnets"},
+	PolicyLegacy: {"allowedDomains", "allowedCIDRs", "deniedCIDRs", "injectionRules", "forwardRules"},
+}
+
+// refusesShape reports whether err is a 400 whose message names a property only the given shape
+// has, as in "`networkPolicy` should NOT have additional property `allow`" (production's words,
+// with backticks or quotes).
+func refusesShape(err error, shape PolicyShape) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
+		return false
+	}
+	msg := ae.Message
+	if !strings.Contains(msg, "additional propert") {
+		return false
+	}
+	for _, prop := range shapeProperties[shape] {
+		for _, q := range []string{"`", "'", "\""} {
+			if strings.Contains(msg, q+prop+q) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// withPolicy runs send with p encoded in the shape in force. When p is custom (where the shapes
+// differ), the shape is not forced, and the API answers a 400 naming the shape sent, it runs
+// send once more with the other shape; if that call succeeds, that shape is used first from then
+// on. p nil runs send with a nil policy.
+func (c *Client) withPolicy(p *NetworkPolicy, send func(policy json.RawMessage) error) error {
+	if p == nil {
+		return send(nil)
+	}
+	shape := c.shapes.current()
+	body, err := encodeNetworkPolicy(shape, *p)
+	if err != nil {
+		return err
+	}
+	err = send(body)
+	if p.Mode != "custom" || c.shapes.forced || !refusesShape(err, shape) {
+		return err
+	}
+	other := otherShape(shape)
+	c.log.Info("vercel: the API refused the network-policy shape sent; trying the other one",
+		"refused", shape.String(), "trying", other.String(), "api", c.base)
+	body, err2 := encodeNetworkPolicy(other, *p)
+	if err2 != nil {
+		return err2
+	}
+	err2 = send(body)
+	switch {
+	case err2 == nil:
+		c.shapes.set(other)
+	case refusesShape(err2, other):
+		return fmt.Errorf("%w (the %s shape was refused too: %v); set the provider's policy shape explicitly", err2, shape, err)
+	}
+	return err2
 }

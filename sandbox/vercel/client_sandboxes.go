@@ -65,7 +65,9 @@ type createResources struct {
 
 // Create makes a named sandbox and returns it with its running first session.
 //
-// It sends POST /v3/sandboxes (POST /v2/sandboxes when req.Runtime is used) with the project in
+// The network policy goes in the shape in force (see PolicyShape: under PolicyAuto a 400 naming
+// the shape is sent once more in the other shape; nothing was created by the refused call). It
+// sends POST /v3/sandboxes (POST /v2/sandboxes when req.Runtime is used) with the project in
 // the body. A 429 (within MaxRetryAfter) and failures before the request was sent are retried.
 // After a 5xx, or a connection that failed once the request was sent, the POST is NOT sent
 // again blindly: Create asks GET /v2/sandboxes/{name}; if the sandbox exists it was created and
@@ -100,15 +102,19 @@ func (c *Client) Create(ctx context.Context, req CreateRequest) (SandboxAndSessi
 	if req.VCPUs > 0 {
 		body.Resources = &createResources{VCPUs: req.VCPUs}
 	}
-	if req.NetworkPolicy != nil {
-		pol, err := encodeNetworkPolicy(c.shape, *req.NetworkPolicy)
-		if err != nil {
-			return SandboxAndSession{}, err
-		}
+	var out SandboxAndSession
+	err := c.withPolicy(req.NetworkPolicy, func(pol json.RawMessage) error {
 		body.NetworkPolicy = pol
-	}
-	call := &apiCall{op: op, method: http.MethodPost, path: path, body: marshalBody(body)}
+		var err error
+		out, err = c.create(ctx, req.Name, &apiCall{op: op, method: http.MethodPost, path: path, body: marshalBody(body)})
+		return err
+	})
+	return out, err
+}
 
+// create sends a create call with Create's recovery from lost answers.
+func (c *Client) create(ctx context.Context, name string, call *apiCall) (SandboxAndSession, error) {
+	op := call.op
 	for attempt := 0; ; attempt++ {
 		var last error
 		delay, ambiguous := time.Duration(0), false
@@ -117,6 +123,9 @@ func (c *Client) Create(ctx context.Context, req CreateRequest) (SandboxAndSessi
 		case err != nil:
 			if ctx.Err() != nil {
 				return SandboxAndSession{}, fmt.Errorf("vercel: %s: %w", op, ctx.Err())
+			}
+			if isCredentials(err) {
+				return SandboxAndSession{}, err
 			}
 			last = &transportError{op: op, err: err}
 			ambiguous = sent
@@ -144,14 +153,14 @@ func (c *Client) Create(ctx context.Context, req CreateRequest) (SandboxAndSessi
 			}
 		}
 		if ambiguous {
-			got, gerr := c.GetSandbox(ctx, req.Name)
+			got, gerr := c.GetSandbox(ctx, name)
 			if gerr == nil {
-				c.log.Debug("vercel: create answered badly but the sandbox exists", "name", req.Name, "error", last.Error())
+				c.log.Debug("vercel: create answered badly but the sandbox exists", "name", name, "error", last.Error())
 				return c.awaitRunning(ctx, got)
 			}
 			var ae *APIError
 			if !errors.As(gerr, &ae) || ae.Status != http.StatusNotFound {
-				return SandboxAndSession{}, fmt.Errorf("%w; whether sandbox %q was created is unknown: %w", last, req.Name, gerr)
+				return SandboxAndSession{}, fmt.Errorf("%w; whether sandbox %q was created is unknown: %w", last, name, gerr)
 			}
 		}
 		if attempt >= c.retries {
@@ -210,16 +219,14 @@ func (c *Client) DeleteSandbox(ctx context.Context, name string) error {
 }
 
 // ListSandboxes lists the project's named sandboxes, following the pagination cursors to the
-// end. tag is one "key:value" filter ("" for none); status ("running", "stopping",
-// "stopped"; "" for any) filters on the current session's status.
+// end. tag is one "key:value" filter ("" for none), sent as ?tags= like the SDK does; status
+// ("running", "stopping", "stopped"; "" for any) filters on the current session's status here,
+// not in the query: the SDK sends no status parameter (the REST reference's, valid only with
+// sortBy=createdAt, is not relied on).
 func (c *Client) ListSandboxes(ctx context.Context, tag, status string) ([]NamedSandbox, error) {
 	query := [][2]string{{"project", c.project}}
 	if tag != "" {
 		query = append(query, [2]string{"tags", tag})
-	}
-	if status != "" {
-		// The API accepts status only when sorting by createdAt.
-		query = append(query, [2]string{"sortBy", "createdAt"}, [2]string{"status", status})
 	}
 	var all []NamedSandbox
 	err := c.paginate(ctx, "list sandboxes", "/v2/sandboxes", query, func(raw []byte) (wirePagination, error) {
@@ -228,7 +235,11 @@ func (c *Client) ListSandboxes(ctx context.Context, tag, status string) ([]Named
 			Pagination wirePagination `json:"pagination"`
 		}
 		err := json.Unmarshal(raw, &page)
-		all = append(all, page.Sandboxes...)
+		for _, sb := range page.Sandboxes {
+			if status == "" || sb.Status == status {
+				all = append(all, sb)
+			}
+		}
 		return page.Pagination, err
 	})
 	return all, err
@@ -304,18 +315,17 @@ func (c *Client) ExtendTimeout(ctx context.Context, id string, d time.Duration) 
 }
 
 // SetNetworkPolicy replaces the running session's egress policy: POST network-policy with the
-// policy itself as the body, in the Config.PolicyShape. A full replacement is idempotent, so it
-// is retried.
+// policy itself as the body, in the shape in force (Config.PolicyShape; under PolicyAuto a 400
+// naming the shape is retried once in the other). A full replacement is idempotent, so it is
+// retried.
 func (c *Client) SetNetworkPolicy(ctx context.Context, id string, p NetworkPolicy) (Session, error) {
-	body, err := encodeNetworkPolicy(c.shape, p)
-	if err != nil {
-		return Session{}, err
-	}
 	var out sessionAnswer
-	err = c.doJSON(ctx, &apiCall{
-		op: "set network policy", method: http.MethodPost, path: apiSessionPath(id) + "/network-policy",
-		body: body, idempotent: true,
-	}, &out)
+	err := c.withPolicy(&p, func(body json.RawMessage) error {
+		return c.doJSON(ctx, &apiCall{
+			op: "set network policy", method: http.MethodPost, path: apiSessionPath(id) + "/network-policy",
+			body: body, idempotent: true,
+		}, &out)
+	})
 	return out.Session, err
 }
 

@@ -259,7 +259,7 @@ func TestClientHeadersAndQueryOnEveryEndpoint(t *testing.T) {
 		{"GetSandbox", func() error { _, err := c.GetSandbox(ctx, "box-1"); return err }, "GET", sb, "&projectId=prj_1", "application/json"},
 		{"DeleteSandbox", func() error { return c.DeleteSandbox(ctx, "box-1") }, "DELETE", sb, "&projectId=prj_1", "application/json"},
 		{"ListSandboxes", func() error { _, err := c.ListSandboxes(ctx, "env:ci", "running"); return err }, "GET", "/api/v2/sandboxes",
-			"&project=prj_1&tags=env%3Aci&sortBy=createdAt&status=running", "application/json"},
+			"&project=prj_1&tags=env%3Aci", "application/json"},
 		{"ListSnapshots", func() error { _, err := c.ListSnapshots(ctx, "box-1"); return err }, "GET", "/api/v2/sandboxes/snapshots", "&project=prj_1&name=box-1", "application/json"},
 		{"GetSnapshot", func() error { _, err := c.GetSnapshot(ctx, "snap_1"); return err }, "GET", "/api/v2/sandboxes/snapshots/snap_1", "", "application/json"},
 		{"DeleteSnapshot", func() error { _, err := c.DeleteSnapshot(ctx, "snap_1"); return err }, "DELETE", "/api/v2/sandboxes/snapshots/snap_1", "", "application/json"},
@@ -286,7 +286,7 @@ func TestClientHeadersAndQueryOnEveryEndpoint(t *testing.T) {
 			}
 			return err
 		}, "POST", sess + "/fs/read", "", "application/json"},
-		{"Mkdir", func() error { return c.Mkdir(ctx, ctSession, "d", "", false) }, "POST", sess + "/fs/mkdir", "", "application/json"},
+		{"Mkdir", func() error { return c.Mkdir(ctx, ctSession, "d", "") }, "POST", sess + "/fs/mkdir", "", "application/json"},
 	}
 	for _, tc := range calls {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,8 +8,10 @@
 // stop sessions, extend their timeout, set their network policy, snapshot them (which stops the
 // VM), get/list/delete snapshots, run commands attached (one NDJSON stream) or detached, wait for
 // them and follow their logs with reconnects, kill them, and write/read/mkdir files. Credentials
-// come from VERCEL_OIDC_TOKEN, or VERCEL_ACCESS_TOKEN with VERCEL_TEAM_ID and VERCEL_PROJECT_ID
-// (ConfigFromEnv). Idempotent calls are retried on 429 (honouring Retry-After), 5xx and network
+// come from VERCEL_OIDC_TOKEN (or the token file SANDKIT_VERCEL_OIDC_TOKEN_FILE names), or
+// VERCEL_ACCESS_TOKEN with VERCEL_TEAM_ID and VERCEL_PROJECT_ID (ConfigFromEnv); an OIDC token
+// is renewed past its exp from the token file or with the Vercel CLI's login, as @vercel/oidc
+// does (client_token.go), and one nothing renews fails with a TokenExpiredError. Idempotent calls are retried on 429 (honouring Retry-After), 5xx and network
 // errors; a command, a create, a snapshot or an extension is never sent twice: a lost answer is
 // recovered by looking (the sandbox by its name, the command's output by its id, the snapshot by
 // its session) instead.
@@ -42,9 +44,11 @@
 //     Options.MaxLifetime (45 min on Hobby, 24 h on Pro).
 //   - Policies compile to Vercel's network policy: allow-all, deny-all, or an allow-list of
 //     domains with header injection (credential brokering at Vercel's egress proxy; the secret
-//     travels to Vercel's API, never into the VM). Config.PolicyShape picks the legacy
-//     (mode:"custom", injectionRules) or the V2 (allow: {domain: [transform]}) request shape.
-//     A Vercel wildcard stands for one label; headers Vercel cannot set are refused.
+//     travels to Vercel's API, never into the VM). The V2 request shape (allow: {domain:
+//     [transform]}), which the newest SDK sends, goes first; a 400 naming it is retried once in
+//     the legacy shape (mode:"custom", injectionRules), which the client then keeps using;
+//     Config.PolicyShape forces either. A Vercel wildcard stands for one label; headers Vercel
+//     cannot set are refused.
 //
 // # Testing
 //

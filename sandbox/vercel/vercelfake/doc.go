@@ -26,7 +26,8 @@
 // Register the fake's cleanup after StopLiveAtCleanup so it runs first. Tests can inject
 // faults (Inject: 429 with Retry-After, 5xx before or after the real operation, connections cut
 // before an answer or after N NDJSON lines), count requests (Requests: "exactly one command
-// was posted"), expire a snapshot (ExpireSnapshot) and look at sessions and snapshots
+// was posted"; RequestLog shows their query and headers), refuse one network-policy shape
+// (RejectPolicyShape, as production once refused the V2 one), expire a snapshot (ExpireSnapshot) and look at sessions and snapshots
 // (Sessions, Snapshots). SnapshotDelay makes snapshots last long enough to observe the 422
 // sandbox_snapshotting window; MaxTimeout sets the plan maximum (400 sandbox_timeout_invalid).
 //
@@ -47,7 +48,11 @@
 // {"stream":"error","data":{"code":"sandbox_stopped",...}} line. Request bodies are validated
 // strictly, like the API's validator ("should NOT have additional property"), except the SDK's
 // private "__" parameters on create and fork, which are ignored; an empty body with
-// content-type application/json is accepted.
+// content-type application/json is accepted. Besides Options.Token (an access token) the
+// Sandbox endpoints accept OIDC tokens the fake issued (IssueOIDCToken: a JWT with owner_id,
+// project_id and exp) until their exp by the fake's clock (Options.Clock), and the fake serves
+// the endpoint @vercel/oidc renews them with, POST /v1/projects/{project}/token (bearer: the
+// CLI login's token, Options.CLIToken; answered {token}).
 //
 // # Where it is deliberately simpler than the real service
 //
@@ -121,6 +126,10 @@
 //     the session as it is. A session still starting answers 422 "sandbox_pending".
 //   - Timeouts above the plan maximum on create answer 400 sandbox_timeout_invalid too.
 //   - Snapshot expirations (and snapshotExpiration) must be 0 or at least one day.
+//   - OIDC tokens are signed HS256 with a key of the fake's own (Vercel's are RS256). An OIDC
+//     token past its exp is 403 forbidden with invalidToken ("the OIDC token has expired"); the
+//     token endpoint refuses an OIDC token as its bearer (403) and takes the project by id or
+//     name (404 otherwise), scoped by ?teamId= like every request.
 //   - Auth: a missing or wrong token is 403 forbidden (with missingToken/invalidToken, as
 //     Vercel's API does elsewhere); a wrong team 403 forbidden naming it; a project that is
 //     neither Options.ProjectID nor ProjectName 404 "Project not found".

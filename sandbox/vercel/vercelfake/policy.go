@@ -660,3 +660,37 @@ func (p *netPolicy) backendPolicy() (policies.Policy, error) {
 	}
 	return pol, nil
 }
+
+// refusePolicyShape answers the 400 of Options.RejectPolicyShape when raw is a policy of the
+// refused shape: production's words for the V2 shape on create ("`networkPolicy` should NOT have
+// additional property `allow`"), and the same words for the first legacy-only property of a
+// refused legacy policy. allow-all and deny-all, the same in both shapes, always pass.
+func (s *Server) refusePolicyShape(raw json.RawMessage, where string) error {
+	if s.opts.RejectPolicyShape == "" {
+		return nil
+	}
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(raw, &probe) != nil {
+		return nil // parsePolicy reports it
+	}
+	var props []string
+	switch s.opts.RejectPolicyShape {
+	case "v2":
+		props = []string{"allow", "subnets"}
+	case "legacy":
+		if string(probe["mode"]) != `"custom"` {
+			return nil
+		}
+		props = []string{"allowedDomains", "allowedCIDRs", "deniedCIDRs", "injectionRules", "forwardRules"}
+	}
+	for _, prop := range props {
+		if _, ok := probe[prop]; !ok {
+			continue
+		}
+		if where == "" {
+			return badRequest("should NOT have additional property `%s`", prop)
+		}
+		return badRequest("`%s` should NOT have additional property `%s`", where, prop)
+	}
+	return nil
+}

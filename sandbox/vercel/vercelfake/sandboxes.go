@@ -237,6 +237,9 @@ func (s *Server) applyConfig(sb *namedSandbox, req *createRequest, v3 bool) erro
 		sb.persistent = *req.Persistent
 	}
 	if len(bytes.TrimSpace(req.NetworkPolicy)) > 0 && string(bytes.TrimSpace(req.NetworkPolicy)) != "null" {
+		if err := s.refusePolicyShape(req.NetworkPolicy, "networkPolicy"); err != nil {
+			return err
+		}
 		p, err := parsePolicy(req.NetworkPolicy, "networkPolicy")
 		if err != nil {
 			return err

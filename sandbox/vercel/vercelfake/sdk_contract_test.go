@@ -15,7 +15,8 @@ import (
 // package-lock.json in testdata/sdk-contract) against the fake: contract.mjs creates a sandbox,
 // runs attached and detached commands, writes, reads and makes files, updates the network
 // policy, snapshots, creates from the snapshot, extends the timeout, resumes and stops — with
-// the SDK's own validators checking every response. It needs node and npm, and the npm registry
+// the SDK's own validators checking every response — and has @vercel/oidc renew an OIDC token
+// near its exp at the fake's token endpoint with a CLI login. It needs node and npm, and the npm registry
 // (or npm's cache): their absence is a failure, not a skip.
 func TestSDKContract(t *testing.T) {
 	for _, tool := range []string{"node", "npm"} {
@@ -44,7 +45,14 @@ func TestSDKContract(t *testing.T) {
 	}
 	t.Logf("npm ci: %v", time.Since(began).Round(time.Millisecond))
 
-	a := newAPI(t, Options{})
+	a := newAPI(t, Options{CLIToken: testCLIToken})
+	data := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(data, "com.vercel.cli"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "com.vercel.cli", "auth.json"), []byte(`{"token":"`+testCLIToken+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// The SDK's retry path against the fake's 429: its first create is refused once and retried
 	// after Retry-After.
 	a.fake.Inject(Fault{Method: "POST", Path: `^/v3/sandboxes$`, Status: 429, RetryAfter: time.Second})
@@ -52,6 +60,7 @@ func TestSDKContract(t *testing.T) {
 	node.Dir = dir
 	node.Env = append(withoutVercelEnv(os.Environ()),
 		"FAKE_URL="+a.url, "FAKE_TOKEN="+testToken, "FAKE_TEAM="+testTeam, "FAKE_PROJECT="+testProject,
+		"FAKE_OIDC_TOKEN="+a.fake.IssueOIDCToken(2*time.Minute), "XDG_DATA_HOME="+data,
 		"VERCEL_SANDBOX_TELEMETRY_DISABLED=1", "VERCEL_TELEMETRY_DISABLED=1")
 	var out bytes.Buffer
 	node.Stdout, node.Stderr = &out, &out
@@ -64,8 +73,23 @@ func TestSDKContract(t *testing.T) {
 	if !strings.Contains(out.String(), "contract: all") {
 		t.Fatal("contract.mjs exited 0 without reporting that every step passed")
 	}
-	if n := a.fake.Requests("POST", `^/v3/sandboxes$`); n != 3 {
-		t.Errorf("%d create requests, want 3 (two creates, one retried after the injected 429)", n)
+	if n := a.fake.Requests("POST", `^/v3/sandboxes$`); n != 4 {
+		t.Errorf("%d create requests, want 4 (three creates, one retried after the injected 429)", n)
+	}
+	// The SDK's uploads, which the Go client's follow (TestUploadHeaders): x-cwd "/", gzip.
+	writes := a.fake.RequestLog("POST", `^/v2/sandboxes/sessions/[^/]+/fs/write$`)
+	if len(writes) == 0 {
+		t.Error("the SDK contract made no fs/write request")
+	}
+	for _, r := range writes {
+		if r.Header.Get("X-Cwd") != "/" || r.Header.Get("Content-Type") != "application/gzip" {
+			t.Errorf("the SDK's fs/write had x-cwd %q, content-type %q", r.Header.Get("X-Cwd"), r.Header.Get("Content-Type"))
+		}
+	}
+	// @vercel/oidc's renewal, as the fake saw it: once, the CLI login's token, no body.
+	if reqs := a.fake.RequestLog("POST", `^/v1/projects/[^/]+/token$`); len(reqs) != 1 || reqs[0].Query.Get("source") != "vercel-oidc-refresh" ||
+		reqs[0].Query.Get("teamId") != testTeam {
+		t.Errorf("token requests %+v; want one with source=vercel-oidc-refresh and teamId=%s", reqs, testTeam)
 	}
 	// The SDK's snapshot stopped the session; nothing may be left running.
 	for _, s := range a.fake.Sessions() {

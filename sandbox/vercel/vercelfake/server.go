@@ -2,10 +2,12 @@ package vercelfake
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -46,6 +48,19 @@ type Options struct {
 	// SnapshotDelay is an artificial duration added to every snapshot (manual or automatic),
 	// during which the session is "snapshotting" and its operations answer 422.
 	SnapshotDelay time.Duration
+	// RejectPolicyShape makes the fake refuse one network-policy request shape with a 400 naming
+	// its property, as production once refused the V2 shape (reference §4.7, "`networkPolicy`
+	// should NOT have additional property `allow`"), on create, fork, PATCH and the session's
+	// network-policy: "v2" or "legacy" ("" accepts both, like the documented API).
+	RejectPolicyShape string
+	// CLIToken is a Vercel CLI login's token (the one in its auth.json), accepted besides Token
+	// by the OIDC token endpoint, POST /v1/projects/{project}/token (see IssueOIDCToken). ""
+	// accepts only Token there.
+	CLIToken string
+	// OIDCTokenTTL is the lifetime of the OIDC tokens the fake issues (zero: DefaultOIDCTokenTTL).
+	OIDCTokenTTL time.Duration
+	// Clock is the fake's clock for the expiry of OIDC tokens; nil means time.Now.
+	Clock func() time.Time
 	// Logger receives the fake's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -61,6 +76,8 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines (command pollers, timers' stops)
 
+	oidcKey []byte // signs the OIDC tokens the fake issues
+
 	mu        sync.Mutex
 	closed    bool
 	sandboxes map[string]*namedSandbox // by name
@@ -70,7 +87,11 @@ type Server struct {
 	requests  []requestRecord
 }
 
-type requestRecord struct{ method, path string }
+type requestRecord struct {
+	method, path string
+	query        url.Values
+	header       http.Header // without Authorization
+}
 
 // New returns a fake API server running its sessions on opts.Backend.
 func New(opts Options) (*Server, error) {
@@ -86,6 +107,12 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxTimeout <= 0 {
 		opts.MaxTimeout = DefaultMaxTimeout
 	}
+	if opts.OIDCTokenTTL <= 0 {
+		opts.OIDCTokenTTL = DefaultOIDCTokenTTL
+	}
+	if opts.RejectPolicyShape != "" && opts.RejectPolicyShape != "v2" && opts.RejectPolicyShape != "legacy" {
+		return nil, fmt.Errorf("vercelfake: Options.RejectPolicyShape %q: want \"v2\", \"legacy\" or \"\"", opts.RejectPolicyShape)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -100,7 +127,9 @@ func New(opts Options) (*Server, error) {
 		sandboxes: map[string]*namedSandbox{},
 		sessions:  map[string]*session{},
 		snapshots: map[string]*snapshot{},
+		oidcKey:   make([]byte, 32),
 	}
+	_, _ = rand.Read(s.oidcKey)
 	s.mux = s.routes()
 	return s, nil
 }
@@ -139,6 +168,8 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /v2/sandboxes/snapshots", s.handleListSnapshots)
 	m.HandleFunc("GET /v2/sandboxes/snapshots/{id}", s.handleGetSnapshot)
 	m.HandleFunc("DELETE /v2/sandboxes/snapshots/{id}", s.handleDeleteSnapshot)
+	// The OIDC token endpoint (oidc.go), on api.vercel.com in production.
+	m.HandleFunc("POST /v1/projects/{project}/token", s.handleOIDCToken)
 	return m
 }
 
@@ -155,7 +186,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	closed := s.closed
-	s.requests = append(s.requests, requestRecord{r.Method, p})
+	hdr := r.Header.Clone()
+	hdr.Del("Authorization")
+	s.requests = append(s.requests, requestRecord{method: r.Method, path: p, query: r.URL.Query(), header: hdr})
 	f := s.takeFaultLocked(r.Method, p)
 	s.mu.Unlock()
 	if f != nil && f.Status == 0 && !f.Cut {
@@ -169,9 +202,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.answerFault(w, r, f)
 		return
 	}
-	if err := s.authorize(r); err != nil {
-		writeError(w, err)
-		return
+	if !isTokenEndpoint(p) {
+		if err := s.authorize(r); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		writeError(w, notFound("The requested endpoint %s %s does not exist.", r.Method, p))
@@ -184,7 +219,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serveWithFault(w, r, s.mux, f)
 }
 
-// authorize checks the bearer token and the team scope.
+// authorize checks the bearer token (Options.Token, or an OIDC token the fake issued that has not
+// expired) and the team scope.
 func (s *Server) authorize(r *http.Request) error {
 	auth := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(auth, "Bearer ")
@@ -192,10 +228,26 @@ func (s *Server) authorize(r *http.Request) error {
 		return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
 			Message: "The request is missing an authentication token", Extra: map[string]any{"missingToken": true}}
 	}
-	if !ok || token != s.opts.Token {
-		return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
-			Message: "Not authorized", Extra: map[string]any{"invalidToken": true}}
+	invalid := &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+		Message: "Not authorized", Extra: map[string]any{"invalidToken": true}}
+	switch {
+	case !ok:
+		return invalid
+	case token == s.opts.Token:
+	default:
+		issued, err := s.checkOIDCToken(token)
+		if !issued {
+			return invalid
+		}
+		if err != nil {
+			return err
+		}
 	}
+	return s.checkTeam(r)
+}
+
+// checkTeam checks the request's team scope (?teamId=, or ?slug=) against Options.TeamID.
+func (s *Server) checkTeam(r *http.Request) error {
 	if s.opts.TeamID == "" {
 		return nil
 	}
@@ -281,6 +333,30 @@ func (s *Server) Requests(method, pathRegexp string) int {
 		}
 	}
 	return n
+}
+
+// Request is a request the fake received, for tests: the path without "/api", the query, and
+// the headers except Authorization.
+type Request struct {
+	Method string
+	Path   string
+	Query  url.Values
+	Header http.Header
+}
+
+// RequestLog returns the requests received so far that Requests(method, pathRegexp) counts,
+// oldest first.
+func (s *Server) RequestLog(method, pathRegexp string) []Request {
+	re := regexp.MustCompile(pathRegexp)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Request
+	for _, rr := range s.requests {
+		if (method == "" || strings.EqualFold(method, rr.method)) && re.MatchString(rr.path) {
+			out = append(out, Request{Method: rr.method, Path: rr.path, Query: rr.query, Header: rr.header})
+		}
+	}
+	return out
 }
 
 // SessionInfo describes a session for tests.

@@ -234,6 +234,10 @@ func (s *Server) handleNetworkPolicy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if err := s.refusePolicyShape(raw, ""); err != nil {
+		writeError(w, err)
+		return
+	}
 	p, err := parsePolicy(raw, "")
 	if err != nil {
 		writeError(w, err)

@@ -4,8 +4,14 @@
 // on and prints one line; any failure exits non-zero. The SDK's zod validators check every
 // response, so a missing required field fails here too.
 //
-// Environment: FAKE_URL (e.g. http://127.0.0.1:12345), FAKE_TOKEN, FAKE_TEAM, FAKE_PROJECT.
+// Environment: FAKE_URL (e.g. http://127.0.0.1:12345), FAKE_TOKEN, FAKE_TEAM, FAKE_PROJECT;
+// FAKE_OIDC_TOKEN, an OIDC token of the fake that expires within the SDK's 5-minute margin, and
+// XDG_DATA_HOME holding a Vercel CLI login (com.vercel.cli/auth.json) the fake's token endpoint
+// accepts: the last step has @vercel/oidc renew the token there (its requests to
+// https://api.vercel.com go to the fake through the global fetch).
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
 import { Sandbox, Snapshot } from "@vercel/sandbox";
 
 const { FAKE_URL, FAKE_TOKEN, FAKE_TEAM, FAKE_PROJECT } = process.env;
@@ -17,7 +23,19 @@ for (const [k, v] of Object.entries({ FAKE_URL, FAKE_TOKEN, FAKE_TEAM, FAKE_PROJ
 }
 
 const SDK_BASE = "https://vercel.com/api";
+const OIDC_BASE = "https://api.vercel.com";
 const seen = [];
+const realFetch = globalThis.fetch;
+// @vercel/oidc calls the global fetch with https://api.vercel.com URLs: those go to the fake too.
+globalThis.fetch = async (input, init) => {
+  const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+  if (url.startsWith(OIDC_BASE + "/")) {
+    const target = FAKE_URL + url.slice(OIDC_BASE.length);
+    seen.push(`${init?.method ?? "GET"} ${new URL(target).pathname} (api.vercel.com)`);
+    return realFetch(target, init);
+  }
+  return realFetch(input, init);
+};
 // The SDK's seam: every request goes through this fetch. The init (headers, body, the SDK's
 // undici dispatcher, the abort signal) is passed on untouched.
 async function fakeFetch(input, init) {
@@ -27,7 +45,7 @@ async function fakeFetch(input, init) {
   }
   const target = FAKE_URL + "/api" + url.slice(SDK_BASE.length);
   seen.push(`${init?.method ?? "GET"} ${new URL(target).pathname}`);
-  return fetch(target, init);
+  return realFetch(target, init);
 }
 
 const creds = { token: FAKE_TOKEN, teamId: FAKE_TEAM, projectId: FAKE_PROJECT, fetch: fakeFetch };
@@ -176,6 +194,21 @@ await step("stop()", async () => {
   assert.equal(restored.status, "stopped");
   const s2 = await sandbox.stop();
   assert.equal(s2.status, "stopped");
+});
+
+await step("an OIDC token near its exp is renewed by @vercel/oidc with the CLI login, at the fake's token endpoint", async () => {
+  const { FAKE_OIDC_TOKEN, XDG_DATA_HOME } = process.env;
+  assert.ok(FAKE_OIDC_TOKEN && XDG_DATA_HOME, "FAKE_OIDC_TOKEN and XDG_DATA_HOME are required");
+  process.env.VERCEL_OIDC_TOKEN = FAKE_OIDC_TOKEN; // where getVercelOidcToken reads it
+  const oidc = await Sandbox.create({ token: FAKE_OIDC_TOKEN, teamId: FAKE_TEAM, projectId: FAKE_PROJECT, fetch: fakeFetch, persistent: false });
+  const renewal = `POST /v1/projects/${FAKE_PROJECT}/token (api.vercel.com)`;
+  assert.ok(seen.includes(renewal), "no token renewal was seen");
+  assert.notEqual(process.env.VERCEL_OIDC_TOKEN, FAKE_OIDC_TOKEN, "the token was not replaced");
+  const cached = JSON.parse(fs.readFileSync(path.join(XDG_DATA_HOME, "com.vercel.token", `${FAKE_PROJECT}.json`), "utf8"));
+  assert.equal(cached.token, process.env.VERCEL_OIDC_TOKEN);
+  const r = await oidc.runCommand("echo", ["renewed"]);
+  assert.equal(await r.stdout(), "renewed\n");
+  await oidc.stop();
 });
 
 console.log(`contract: all ${stepNo} steps passed in ${Date.now() - started} ms (${seen.length} requests)`);
