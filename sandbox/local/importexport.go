@@ -9,6 +9,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -50,25 +52,61 @@ func (p *Provider) Import(ctx context.Context, src sandbox.ImportSource) (sandbo
 		}
 	}
 	im := &importer{p: p, root: filepath.Join(tmp, "workspace"), dirs: map[string]bool{".": true}}
-	var bytes, done int64
+	// Directories and symlinks are made here, in order; regular files are copied by up to
+	// importWorkers goroutines (their directory made first), since creating and filling files is
+	// most of an import's time and file systems create files in parallel.
+	var bytes, done atomic.Int64
+	var failed atomic.Pointer[error]
+	sem := make(chan struct{}, importWorkers)
+	var wg sync.WaitGroup
+	fail := func(e sandbox.ImportEntry, err error) {
+		err = fmt.Errorf("import %s: %w", e.Path, err)
+		failed.CompareAndSwap(nil, &err)
+	}
 	last := time.Now()
 	for _, e := range src.Entries {
 		if err := ctx.Err(); err != nil {
+			wg.Wait()
 			return sandbox.SnapshotInfo{}, err
 		}
-		n, err := im.place(e, src.Open)
-		if err != nil {
-			return sandbox.SnapshotInfo{}, fmt.Errorf("import %s: %w", e.Path, err)
+		if failed.Load() != nil {
+			break
 		}
-		bytes += n
-		done++
+		if !e.Mode.IsRegular() {
+			if _, err := im.place(e, src.Open); err != nil {
+				fail(e, err)
+				break
+			}
+			done.Add(1)
+			continue
+		}
+		if err := im.dir(path.Dir(e.Path)); err != nil {
+			fail(e, err)
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			n, err := im.copyIn(e, src.Open)
+			if err != nil {
+				fail(e, err)
+				return
+			}
+			bytes.Add(n)
+			done.Add(1)
+		}()
 		if src.Progress != nil && time.Since(last) > 200*time.Millisecond {
-			src.Progress(bytes, done)
+			src.Progress(bytes.Load(), done.Load())
 			last = time.Now()
 		}
 	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		return sandbox.SnapshotInfo{}, *err
+	}
 	if src.Progress != nil {
-		src.Progress(bytes, done)
+		src.Progress(bytes.Load(), done.Load())
 	}
 	if err := im.finish(); err != nil {
 		return sandbox.SnapshotInfo{}, fmt.Errorf("import: %w", err)
@@ -173,35 +211,47 @@ func (im *importer) place(e sandbox.ImportEntry, open func(string) (*os.File, er
 		}
 		return 0, os.Lchown(full, im.p.uid, im.p.gid)
 	case e.Mode.IsRegular():
-		in, err := open(e.Path)
-		if err != nil {
-			return 0, err
-		}
-		defer in.Close()
-		out, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, perm)
-		if err != nil {
-			return 0, err
-		}
-		n, err := copyFile(out, in)
-		if err == nil {
-			err = out.Chown(im.p.uid, im.p.gid)
-		}
-		if err == nil {
-			err = out.Chmod(perm) // the umask applied at create
-		}
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			if fi, serr := in.Stat(); serr == nil {
-				_ = os.Chtimes(full, fi.ModTime(), fi.ModTime())
-			}
-		}
-		return n, err
+		return im.copyIn(e, open)
 	default:
 		return 0, fmt.Errorf("%w: not a file, a directory or a symlink", sandbox.ErrInvalid)
 	}
 }
+
+// copyIn copies the regular file of e into its place, whose directory exists; it is safe to call
+// from several goroutines. It returns the bytes copied.
+func (im *importer) copyIn(e sandbox.ImportEntry, open func(string) (*os.File, error)) (int64, error) {
+	full := filepath.Join(im.root, filepath.FromSlash(e.Path))
+	perm := e.Mode.Perm()
+	in, err := open(e.Path)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, perm)
+	if err != nil {
+		return 0, err
+	}
+	n, err := copyFile(out, in)
+	if err == nil {
+		err = out.Chown(im.p.uid, im.p.gid)
+	}
+	if err == nil {
+		err = out.Chmod(perm) // the umask applied at create
+	}
+	if err == nil {
+		if fi, serr := in.Stat(); serr == nil {
+			tv := unix.NsecToTimeval(fi.ModTime().UnixNano())
+			_ = unix.Futimes(int(out.Fd()), []unix.Timeval{tv, tv})
+		}
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// importWorkers is how many files an import copies at once.
+const importWorkers = 4
 
 // copyFile clones in into out where the file system shares extents, else copies it (io.Copy
 // between files uses copy_file_range).
