@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/lmittmann/tint"
-	"golang.org/x/sys/unix"
 )
 
 // config holds the flags shared by every subcommand.
@@ -126,11 +125,6 @@ func newLogger(level string) (*slog.Logger, error) {
 		return slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: lv})), nil
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), nil
-}
-
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
 
 // parseSize reads a byte size such as "512M", "2G", "1048576" or "0".
