@@ -32,10 +32,10 @@ type config struct {
 }
 
 // parseConfig parses the flags every subcommand shares, plus those extra registers (a
-// subcommand's own flags).
+// subcommand's own flags). name is the subcommand ("" for the stdio door).
 func parseConfig(name string, args []string, extra ...func(*flag.FlagSet)) (config, *flag.FlagSet, error) {
 	var c config
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs := flag.NewFlagSet("sandkit-mcp "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.dataDir, "data-dir", "", "state directory")
 	fs.StringVar(&c.bwrap, "bwrap", "", "bubblewrap binary")
@@ -48,8 +48,13 @@ func parseConfig(name string, args []string, extra ...func(*flag.FlagSet)) (conf
 	for _, f := range extra {
 		f(fs)
 	}
+	// Errors name the subcommand (none for the stdio door); main adds "sandkit-mcp: ".
+	where, help := "", "sandkit-mcp --help"
+	if name != "" {
+		where, help = name+": ", "sandkit-mcp "+name+" --help"
+	}
 	if err := fs.Parse(args); err != nil {
-		return c, fs, usageError{fmt.Errorf("%s: %v (see sandkit-mcp help)", name, err)}
+		return c, fs, usageError{fmt.Errorf("%s%v (see %s)", where, err, help)}
 	}
 	var err error
 	c.memoryFlag = mem
@@ -60,7 +65,7 @@ func parseConfig(name string, args []string, extra ...func(*flag.FlagSet)) (conf
 		return c, fs, usageError{fmt.Errorf("--pids-limit must be 0 (none) or more")}
 	}
 	if fs.NArg() > 0 {
-		return c, fs, usageError{fmt.Errorf("%s: unexpected argument %q (see sandkit-mcp help)", name, fs.Arg(0))}
+		return c, fs, usageError{fmt.Errorf("%sunexpected argument %q (see %s)", where, fs.Arg(0), help)}
 	}
 	if c.provider == "" {
 		c.provider = os.Getenv("SANDKIT_PROVIDER")
