@@ -299,7 +299,7 @@ func (e *Engine) exportPatch(ctx context.Context, hp hostPath, w store.Workspace
 		return ExportReport{}, fmt.Errorf("export: %w", werr)
 	}
 	// Never replace a file made meanwhile.
-	err = unix.Renameat2(int(parent.Fd()), tmpName, int(parent.Fd()), base, unix.RENAME_NOREPLACE)
+	err = renameNoReplace(int(parent.Fd()), tmpName, base)
 	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
 		if err = unix.Linkat(int(parent.Fd()), tmpName, int(parent.Fd()), base, 0); err == nil {
 			_ = unix.Unlinkat(int(parent.Fd()), tmpName, 0)

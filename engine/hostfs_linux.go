@@ -28,3 +28,9 @@ func openBeneath(dir *os.File, rel string, flags int, mode uint32) (*os.File, er
 		return nil, &os.PathError{Op: "open", Path: rel, Err: err}
 	}
 }
+
+// renameNoReplace renames from to to within the directory dirfd, failing with EEXIST when to
+// exists (renameat2 RENAME_NOREPLACE; EINVAL or ENOSYS where the file system or kernel lacks it).
+func renameNoReplace(dirfd int, from, to string) error {
+	return unix.Renameat2(dirfd, from, dirfd, to, unix.RENAME_NOREPLACE)
+}

@@ -10,7 +10,7 @@ need_go() {
     if [ -x /usr/local/go/bin/go ]; then
       export PATH="/usr/local/go/bin:$PATH"
     else
-      echo "Go is missing: install Go >= 1.25 from https://go.dev/dl/ and re-run." >&2
+      echo "Go is missing: install Go >= 1.26.8 (the go line of go.mod) from https://go.dev/dl/ and re-run." >&2
       exit 1
     fi
   fi

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/lmittmann/tint"
-	"golang.org/x/sys/unix"
 )
 
 // config holds the flags shared by every subcommand.
@@ -33,10 +32,10 @@ type config struct {
 }
 
 // parseConfig parses the flags every subcommand shares, plus those extra registers (a
-// subcommand's own flags).
+// subcommand's own flags). name is the subcommand ("" for the stdio door).
 func parseConfig(name string, args []string, extra ...func(*flag.FlagSet)) (config, *flag.FlagSet, error) {
 	var c config
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs := flag.NewFlagSet("sandkit-mcp "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.dataDir, "data-dir", "", "state directory")
 	fs.StringVar(&c.bwrap, "bwrap", "", "bubblewrap binary")
@@ -49,8 +48,13 @@ func parseConfig(name string, args []string, extra ...func(*flag.FlagSet)) (conf
 	for _, f := range extra {
 		f(fs)
 	}
+	// Errors name the subcommand (none for the stdio door); main adds "sandkit-mcp: ".
+	where, help := "", "sandkit-mcp --help"
+	if name != "" {
+		where, help = name+": ", "sandkit-mcp "+name+" --help"
+	}
 	if err := fs.Parse(args); err != nil {
-		return c, fs, usageError{fmt.Errorf("%s: %v (see sandkit-mcp help)", name, err)}
+		return c, fs, usageError{fmt.Errorf("%s%v (see %s)", where, err, help)}
 	}
 	var err error
 	c.memoryFlag = mem
@@ -61,7 +65,7 @@ func parseConfig(name string, args []string, extra ...func(*flag.FlagSet)) (conf
 		return c, fs, usageError{fmt.Errorf("--pids-limit must be 0 (none) or more")}
 	}
 	if fs.NArg() > 0 {
-		return c, fs, usageError{fmt.Errorf("%s: unexpected argument %q (see sandkit-mcp help)", name, fs.Arg(0))}
+		return c, fs, usageError{fmt.Errorf("%sunexpected argument %q (see %s)", where, fs.Arg(0), help)}
 	}
 	if c.provider == "" {
 		c.provider = os.Getenv("SANDKIT_PROVIDER")
@@ -126,11 +130,6 @@ func newLogger(level string) (*slog.Logger, error) {
 		return slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: lv})), nil
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), nil
-}
-
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
 
 // parseSize reads a byte size such as "512M", "2G", "1048576" or "0".

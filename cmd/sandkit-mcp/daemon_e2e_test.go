@@ -124,8 +124,14 @@ func (s *syncBuffer) String() string {
 // pidfile names it). It is stopped (SIGTERM) when the test ends.
 func startServe(t testing.TB, dir string, env []string, args ...string) *served {
 	t.Helper()
+	return startServeOf(t, binary(t), dir, env, args...)
+}
+
+// startServeOf is startServe with another build of the binary.
+func startServeOf(t testing.TB, bin, dir string, env []string, args ...string) *served {
+	t.Helper()
 	s := &served{stderr: &syncBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(binary(t), append([]string{"serve", "--data-dir", dir, "--log-level", "warn"}, args...)...)
+	s.cmd = exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--log-level", "warn"}, args...)...)
 	s.cmd.Stderr = s.stderr
 	s.cmd.Env = append(os.Environ(), env...)
 	if err := s.cmd.Start(); err != nil {

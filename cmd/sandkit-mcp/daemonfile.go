@@ -2,11 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -72,30 +69,12 @@ func (i daemonInfo) alive() bool {
 	return ok && st.state != "Z" && st.state != "X" && (i.StartTicks == 0 || st.startTicks == i.StartTicks)
 }
 
+// procState is what procStat (procstat_*.go) tells of a process.
 type procState struct {
-	state      string
+	state string // "Z" or "X": a zombie or dead
+	// startTicks is the process's start time as the system counts it (Linux: clock ticks
+	// since boot), compared with the pidfile's to tell a reused pid; 0 when unknown.
 	startTicks uint64
-}
-
-// procStat reads a process's state and start time (clock ticks since boot) from /proc.
-func procStat(pid int) (procState, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procState{}, false
-	}
-	// The command name (field 2) may hold spaces and parentheses: fields start after the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return procState{}, false
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); starttime is field 22, i.e. f[19].
-	if len(f) < 20 {
-		return procState{}, false
-	}
-	ticks, _ := strconv.ParseUint(f[19], 10, 64)
-	return procState{state: f[0], startTicks: ticks}, true
 }
 
 // runningDaemon returns the daemon serving dataDir: its pidfile names a live process, or its

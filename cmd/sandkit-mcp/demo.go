@@ -47,6 +47,12 @@ func demo(ctx context.Context, args []string) error {
 	if cfg.bwrap != "" {
 		srvArgs = append(srvArgs, "--bwrap", cfg.bwrap)
 	}
+	if cfg.provider != "" {
+		srvArgs = append(srvArgs, "--provider", cfg.provider)
+	}
+	if cfg.configFile != "" {
+		srvArgs = append(srvArgs, "--config", cfg.configFile)
+	}
 	cmd := exec.Command(self, srvArgs...)
 	cmd.Stderr = os.Stderr
 	d := &demoRun{out: os.Stdout}
@@ -121,7 +127,23 @@ func demo(ctx context.Context, args []string) error {
 	if err := d.liveStory(ctx); err != nil {
 		return err
 	}
-	d.say("\ndemo finished: every step above went through MCP to real bubblewrap sandboxes, with a commit after each change.")
+	if !explicit && os.Getenv("SANDKIT_DATA_DIR") == "" {
+		// The data dir goes at the end; its workspaces' snapshots must not outlive it (on Vercel
+		// they would stay in the project, billed, with nothing left that knows them).
+		for _, ws := range []string{"demo-fork", "demo", "demo-site"} {
+			if _, err := d.call(ctx, "delete the throw-away workspace "+ws+" (its snapshots go with it)", "delete_workspace", map[string]any{"workspace": ws}); err != nil {
+				return err
+			}
+			if d.failed {
+				return fmt.Errorf("delete_workspace %s: %s", ws, d.failText)
+			}
+		}
+	}
+	sandboxes := "bubblewrap sandboxes on this machine"
+	if oc, err := loadOperatorConfig(cfg); err == nil && providerName(cfg, oc) == "vercel" {
+		sandboxes = "Vercel sandboxes"
+	}
+	d.say("\ndemo finished: every step above went through MCP to real %s, with a commit after each change.", sandboxes)
 	if explicit || os.Getenv("SANDKIT_DATA_DIR") != "" {
 		d.say("the daemon for %s keeps serving other doors; it exits after %v with nothing to do, or now with `sandkit-mcp stop --data-dir %s`",
 			cfg.dataDir, doorIdleExit, cfg.dataDir)

@@ -32,8 +32,10 @@ func (d *demoRun) liveStory(ctx context.Context) error {
 	}{
 		{"write a page into the session (no commit yet)", "write_files", map[string]any{"session_id": sid,
 			"files": []map[string]any{{"path": "index.html", "content": "<h1>hello from a sandkit session</h1>\n"}}}},
+		// 0.0.0.0: a Vercel sandbox's port is reached from outside the VM; locally the sandbox's
+		// network is its loopback anyway.
 		{"start a web server in the background", "session_exec", map[string]any{"session_id": sid, "command": "python3",
-			"args": []string{"-m", "http.server", "8000", "--bind", "127.0.0.1"}, "background": true}},
+			"args": []string{"-m", "http.server", "8000", "--bind", "0.0.0.0"}, "background": true}},
 	}
 	for _, st := range steps {
 		if _, err := d.call(ctx, st.title, st.tool, st.args); err != nil {
@@ -52,13 +54,19 @@ func (d *demoRun) liveStory(ctx context.Context) error {
 	if d.failed {
 		return fmt.Errorf("session_url: %s", d.failText)
 	}
-	if out["listening"] != true {
+	// listening is absent when the provider serves the port itself (Vercel) and cannot tell:
+	// then the page is asked for until the server answers.
+	if out["listening"] == false {
 		return fmt.Errorf("session_url: the server did not listen: %v", out["note"])
 	}
 	url, _ := out["url"].(string)
 	d.n++
 	d.say("\n%d. fetch the page through the preview URL (what a browser would do)\n   GET %s", d.n, url)
 	code, body, err := fetchPreview(ctx, url)
+	for deadline := time.Now().Add(30 * time.Second); out["listening"] == nil && (err != nil || code != http.StatusOK) && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		code, body, err = fetchPreview(ctx, url)
+	}
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", url, err)
 	}

@@ -32,7 +32,7 @@ const (
 // at the daemon, hence its own lease holder. Logs go to stderr, never stdout.
 func stdioDoor(ctx context.Context, args []string) error {
 	var rootFlags stringList
-	cfg, _, err := parseConfig("sandkit-mcp", args, func(fs *flag.FlagSet) { hostRootFlag(fs, &rootFlags) })
+	cfg, _, err := parseConfig("", args, func(fs *flag.FlagSet) { hostRootFlag(fs, &rootFlags) })
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@
 //	sandkit-mcp demo [flags]       drive a real MCP client through the whole story and print it
 //	sandkit-mcp bootstrap [flags]  build the operator's setup templates now (no daemon may run)
 //	sandkit-mcp ls | log WS | runs WS | show RUN | diff WS [FROM [TO]]   for the humans: tables (or --json)
-//	sandkit-mcp version            print the version
+//	sandkit-mcp version            print which build this is (version.go)
 //
 // Flags (every subcommand): --data-dir DIR (or SANDKIT_DATA_DIR; default
 // $XDG_DATA_HOME/sandkit, i.e. ~/.local/share/sandkit), --config FILE (the operator config;
@@ -24,13 +24,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -41,49 +40,80 @@ func run(args []string) int {
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
-	switch cmd {
-	case "", "stdio":
-		err = stdioDoor(ctx, args)
-	case "serve":
-		err = serve(ctx, args)
-	case "stop":
-		err = stopCmd(ctx, args)
-	case "doctor":
-		err = doctor(ctx, args)
-	case "demo":
-		err = demo(ctx, args)
-	case "bootstrap":
-		err = bootstrapCmd(ctx, args)
-	case "ls", "log", "runs", "show", "diff", "export":
-		err = human(ctx, cmd, args, os.Stdout)
-	case "version":
-		fmt.Println("sandkit-mcp", version)
-	case "help", "-h", "--help":
-		usage()
-	default:
+	do, ok := command(cmd)
+	if !ok {
 		fmt.Fprintf(os.Stderr, "sandkit-mcp: unknown command %q\n\n", cmd)
-		usage()
+		usage(os.Stderr)
 		return 2
 	}
-	if err != nil {
+	if cmd == "help" || slices.ContainsFunc(args, isHelpFlag) {
+		usage(os.Stdout)
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := do(ctx, args); err != nil {
+		// Messages never start with "sandkit-mcp:" themselves: it is added here, once.
+		fmt.Fprintf(os.Stderr, "sandkit-mcp: %v\n", err)
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(os.Stderr, "sandkit-mcp: %v\n", err)
 			return 2
 		}
-		fmt.Fprintf(os.Stderr, "sandkit-mcp: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
+// command returns what runs subcommand name ("" is the stdio door) and whether there is one.
+func command(name string) (func(context.Context, []string) error, bool) {
+	switch name {
+	case "", "stdio":
+		return stdioDoor, true
+	case "serve":
+		return serve, true
+	case "stop":
+		return stopCmd, true
+	case "doctor":
+		return doctor, true
+	case "demo":
+		return demo, true
+	case "bootstrap":
+		return bootstrapCmd, true
+	case "version":
+		return versionCmd, true
+	case "help":
+		return nil, true
+	}
+	if _, ok := humanCommands[name]; ok {
+		return func(ctx context.Context, args []string) error { return human(ctx, name, args, os.Stdout) }, true
+	}
+	return nil, false
+}
+
+// isHelpFlag reports whether arg asks for the usage, as the flag package reads it: -h, -help,
+// --h or --help, on any subcommand (a flag's value that is literally one of them asks too).
+func isHelpFlag(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--h", "--help":
+		return true
+	}
+	return false
+}
+
+// versionCmd prints which build this is (version.go).
+func versionCmd(_ context.Context, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("version takes no arguments (see sandkit-mcp --help)")}
+	}
+	fmt.Println("sandkit-mcp", version)
+	return nil
+}
+
 type usageError struct{ error }
 
-func usage() {
-	fmt.Fprint(os.Stderr, `sandkit-mcp: durable sandboxed workspaces for AI agents, over MCP.
+// usage writes the help text to w: stdout when asked for, stderr after a mistake.
+func usage(w io.Writer) {
+	fmt.Fprint(w, `sandkit-mcp: durable sandboxed workspaces for AI agents, over MCP.
 
 Usage:
   sandkit-mcp [flags]          the stdio door: register this with your agent. It connects to the
@@ -103,7 +133,8 @@ Usage:
   sandkit-mcp diff WS [FROM [TO]] [--json]  what changed between two commits (default: the head's)
   sandkit-mcp export WS DIR [--git-branch NAME] [--json]  write the head's files into DIR (new or
                                empty), or a branch of the repository DIR it was imported from
-  sandkit-mcp version          print the version
+  sandkit-mcp version          print which build this is (module version, git revision)
+  sandkit-mcp help             this text, on stdout (so does --help or -h, after any subcommand too)
 
 Flags (every subcommand):
   --data-dir DIR      state directory (env SANDKIT_DATA_DIR; default ~/.local/share/sandkit)

@@ -29,6 +29,20 @@ func providerName(cfg config, oc operatorConfig) string {
 	return "local"
 }
 
+// providerHere refuses, before a daemon is started, a provider this system cannot run at all
+// (the local provider off Linux): the door then says what to do itself instead of quoting the
+// log of a daemon that could not start. A config that does not load is left to the daemon,
+// which names the field.
+func providerHere(cfg config) error {
+	if local.Usable() == nil {
+		return nil
+	}
+	if oc, err := loadOperatorConfig(cfg); err != nil || providerName(cfg, oc) != "local" {
+		return nil
+	}
+	return local.Usable()
+}
+
 // openProvider makes the provider cfg and the operator config ask for.
 func openProvider(cfg config, oc operatorConfig, logger *slog.Logger) (sandbox.Provider, error) {
 	if providerName(cfg, oc) == "vercel" {

@@ -53,6 +53,9 @@ func connectDaemon(ctx context.Context, cfg config, log *slog.Logger) (*net.Unix
 	if c, err := dialUnix(sock, 2*time.Second); err == nil {
 		return c, nil
 	}
+	if err := providerHere(cfg); err != nil {
+		return nil, err
+	}
 	return startDaemon(ctx, cfg, log)
 }
 

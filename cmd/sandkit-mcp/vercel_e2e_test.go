@@ -138,3 +138,25 @@ func TestVercelDoctor(t *testing.T) {
 	}
 	noSecret("with a CLI login", out)
 }
+
+// TestVercelDemo: `demo --provider vercel` tells the door it spawns which provider to use, runs
+// the whole story there, and leaves no snapshot behind its throw-away data dir.
+func TestVercelDemo(t *testing.T) {
+	fe := vercelfaketest.StartForTest(t, "", vercelfake.Options{})
+	cmd := exec.Command(binary(t), "demo", "--provider", "vercel")
+	cmd.Env = vercelEnv(fe.URL)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--provider vercel") || !strings.Contains(string(out), "200 <h1>hello from a sandkit session</h1>") ||
+		!strings.Contains(string(out), "demo finished: every step above went through MCP to real Vercel sandboxes") {
+		t.Fatalf("demo --provider vercel: %v\n%s", err, out)
+	}
+	snaps := fe.Fake.Snapshots()
+	if len(snaps) == 0 {
+		t.Errorf("the demo made no snapshot at the Vercel fake:\n%s", out)
+	}
+	for _, s := range snaps {
+		if s.Status == "created" {
+			t.Errorf("snapshot %s outlived the demo's throw-away data dir", s.ID)
+		}
+	}
+}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package local
 
 import (
@@ -18,15 +20,13 @@ import (
 // The in-sandbox agent (package agent) comes in two forms:
 //
 //   - the static binary cmd/sandkit-agent, embedded here from agentbin/ when it was built there
-//     (go generate ./sandbox/local). The provider writes it once into its directory as
+//     (go generate ./sandbox/local: generate.go). The provider writes it once into its directory as
 //     agent-<sha256 prefix> (content-addressed, mode 0555) and the helper bind-mounts it at
 //     /.sb/agent. This is the default: about 3 MB on disk, a few MiB of memory per sandbox.
 //   - the provider's own executable, bind-mounted the same way and switched to the agent role
 //     by SANDKIT_LOCAL_REEXEC (reexec.go) — the fallback when nothing usable is embedded (a
 //     build without go generate, a binary for another architecture, a stale protocol). It
 //     works the same, with more memory per sandbox; Diagnose reports which one is used.
-
-//go:generate env CGO_ENABLED=0 go build -trimpath "-ldflags=-s -w" -o agentbin/sandkit-agent github.com/sandkit/sandkit-mcp/cmd/sandkit-agent
 
 //go:embed agentbin
 var agentFiles embed.FS
@@ -38,15 +38,6 @@ const (
 	agentStatic = "static"
 	agentReexec = "re-exec"
 )
-
-// agentChoice is how a provider was told to pick its agent (unexported fields of Options, for
-// tests): the zero value picks the embedded binary when it is usable.
-type agentChoice struct {
-	// binary replaces the embedded agent binary.
-	binary []byte
-	// reexec forces the re-exec fallback.
-	reexec bool
-}
 
 // agentBinary is the agent a provider runs in its sandboxes.
 type agentBinary struct {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package local
 
 import (
@@ -17,18 +19,6 @@ import (
 	"github.com/sandkit/sandkit-mcp/sandbox"
 	"github.com/sandkit/sandkit-mcp/sandbox/local/agent"
 )
-
-// Check is one line of the doctor report.
-type Check struct {
-	// Name says what was checked ("bwrap", "user namespaces", ...).
-	Name string
-	// OK is true when the check passed.
-	OK bool
-	// Detail says what was found.
-	Detail string
-	// Fix says what to do when the check failed (empty when OK).
-	Fix string
-}
 
 // Diagnose checks whether this host can run local sandboxes, with bwrapPath ("" = look up
 // "bwrap" in PATH): bwrap present and its version, unprivileged user namespaces, overlayfs

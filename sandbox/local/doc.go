@@ -4,6 +4,9 @@
 // package, which re-executes its own binary to mount the overlays (helper.go), and the
 // in-sandbox agent (package agent), embedded as a small static binary (agentbin.go).
 //
+// It builds on every system, but only Linux runs it: everything else is in files built for Linux
+// only; elsewhere (local_other.go) Usable, New and Diagnose say so and what to use instead.
+//
 // # Isolation
 //
 // Each sandbox has new user, PID, network, IPC, UTS and (where possible) cgroup namespaces. It

@@ -48,15 +48,12 @@ func Main(args []string) error {
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
+	if errNotHere != nil {
+		return errNotHere
+	}
 	syscall.Umask(0o022)
 	setRlimits()
-	// Sandboxed processes run as our user: without this they could ptrace us or take our
-	// descriptors (pidfd_getfd). Commands we start are dumpable again after their execve.
-	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	if os.Getpid() != 1 {
-		// Not the namespace's init (started without --as-pid-1): orphans still come to us.
-		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-	}
+	protectSelf()
 	lf := os.NewFile(uintptr(*listenFd), "listener")
 	if lf == nil {
 		return fmt.Errorf("no listening socket on fd %d", *listenFd)
@@ -67,7 +64,7 @@ func Main(args []string) error {
 		return fmt.Errorf("listening socket on fd %d: %w", *listenFd, err)
 	}
 	// Nothing bwrap or the helper left open may leak into commands.
-	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	closeInherited()
 
 	// PID 1 gets only the signals it handles. Handle the termination signals (and drop them)
 	// instead of ignoring them: ignored dispositions would be inherited by every command.
