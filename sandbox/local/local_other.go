@@ -50,6 +50,9 @@ func (*Provider) Diff(context.Context, sandbox.SnapshotRef, sandbox.SnapshotRef)
 func (*Provider) Import(context.Context, sandbox.ImportSource) (sandbox.SnapshotInfo, error) {
 	return sandbox.SnapshotInfo{}, errNotLinux
 }
+func (*Provider) Tree(context.Context, sandbox.SnapshotRef) (sandbox.Tree, error) {
+	return nil, errNotLinux
+}
 func (*Provider) Reconnect(context.Context, string) (sandbox.Sandbox, error) { return nil, errNotLinux }
 func (*Provider) Sandboxes(context.Context) ([]string, error)                { return nil, errNotLinux }
 func (*Provider) Close() error                                               { return nil }
