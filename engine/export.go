@@ -376,7 +376,7 @@ func (x *exporter) file(p, host string, en sandbox.TreeEntry) error {
 	x.rep.Bytes += n
 	if x.progress != nil && time.Since(x.last) > time.Second {
 		x.last = time.Now()
-		x.progress(fmt.Sprintf("exported %d files, %s", x.rep.Files, humanBytes(x.rep.Bytes)))
+		x.progress(fmt.Sprintf("exported %d files, %s", x.rep.Files, HumanBytes(x.rep.Bytes)))
 	}
 	return nil
 }

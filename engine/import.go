@@ -83,7 +83,7 @@ type ImportReport struct {
 
 // message is the import commit's message.
 func (r ImportReport) message() string {
-	s := fmt.Sprintf("import: %s (%d files, %s)", r.HostDir, r.Files, humanBytes(r.Bytes))
+	s := fmt.Sprintf("import: %s (%d files, %s)", r.HostDir, r.Files, HumanBytes(r.Bytes))
 	if r.Git {
 		head := r.GitHead
 		if len(head) > 12 {
@@ -100,7 +100,8 @@ func (r ImportReport) message() string {
 	return s
 }
 
-func humanBytes(n int64) string {
+// HumanBytes renders a byte count for people ("512 bytes", "1.5 MiB").
+func HumanBytes(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
@@ -203,7 +204,7 @@ func (e *Engine) importHostDir(ctx context.Context, dir string, withGit bool, pr
 				return
 			}
 			last = time.Now()
-			progress(fmt.Sprintf("importing %s: %d of %d entries, %s of %s", hp.show(), n, len(l.entries), humanBytes(b), humanBytes(total)))
+			progress(fmt.Sprintf("importing %s: %d of %d entries, %s of %s", hp.show(), n, len(l.entries), HumanBytes(b), HumanBytes(total)))
 		}
 	}
 	info, err := e.prov.Import(ctx, is)
@@ -283,7 +284,7 @@ func (l *importLister) addAt(dir *os.File, p string) error {
 		l.rep.Bytes += st.Size
 		if l.rep.Bytes > l.lim.Bytes {
 			return errorf(ErrInvalid, "from_host_dir: %s holds more than %s of files (the import limit); import a smaller directory, or add what is not needed to .gitignore",
-				l.rep.HostDir, humanBytes(l.lim.Bytes)).with(ErrorFields{Argument: "from_host_dir", Limit: ptr(l.lim.Bytes), Path: l.rep.HostDir})
+				l.rep.HostDir, HumanBytes(l.lim.Bytes)).with(ErrorFields{Argument: "from_host_dir", Limit: ptr(l.lim.Bytes), Path: l.rep.HostDir})
 		}
 	case mode.IsDir():
 		l.rep.Dirs++

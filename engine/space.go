@@ -51,7 +51,7 @@ func (e *Engine) checkSpace(doing string) error {
 		return nil
 	}
 	return errorf(ErrStorage, "%s refused: the server's data directory %s has %s free, below its reserve of %s; nothing was changed. Tell the user: free disk space there (delete_workspace removes workspaces no longer needed), or lower the server's --disk-reserve",
-		doing, e.space.dir, humanBytes(free), humanBytes(e.space.reserve))
+		doing, e.space.dir, HumanBytes(free), HumanBytes(e.space.reserve))
 }
 
 // spaceShort reports the free space and whether it is below the reserve (false when the reserve
@@ -100,7 +100,7 @@ func (e *Engine) watchSpace() {
 			continue
 		}
 		reason := fmt.Sprintf("the server's data directory %s fell to %s free, below its reserve of %s, so the run was stopped before the disk filled; free disk space there, then run it again",
-			e.space.dir, humanBytes(free), humanBytes(e.space.reserve))
+			e.space.dir, HumanBytes(free), HumanBytes(e.space.reserve))
 		for _, ar := range runs {
 			e.log.Warn("run stopped: disk reserve reached", "run", ar.id, "free", free, "reserve", e.space.reserve)
 			e.cancelRun(ar, reason)

@@ -23,6 +23,10 @@ type config struct {
 	pidsLimit   int64
 	// memoryFlag is --memory-limit as given, passed on to a daemon the stdio door starts.
 	memoryFlag string
+	// diskReserve (bytes) is the free space under the data dir below which runs are refused
+	// and stopped (engine.Options.DiskReserve); 0 = off. reserveFlag is --disk-reserve as given.
+	diskReserve int64
+	reserveFlag string
 	// configFile is --config as an absolute path ("" when not given: then
 	// <data-dir>/config.json is read if it exists; see opconfig.go).
 	configFile string
@@ -43,7 +47,9 @@ func parseConfig(name string, args []string, extra ...func(*flag.FlagSet)) (conf
 	fs.StringVar(&c.configFile, "config", "", "operator config file (JSON)")
 	fs.StringVar(&c.provider, "provider", "", "sandbox provider: local or vercel")
 	var mem string
-	fs.StringVar(&mem, "memory-limit", "0", "memory limit per sandbox")
+	fs.StringVar(&mem, "memory-limit", "auto", "memory limit per sandbox")
+	var reserve string
+	fs.StringVar(&reserve, "disk-reserve", "1G", "free space kept under the data dir")
 	fs.Int64Var(&c.pidsLimit, "pids-limit", 4096, "process limit per sandbox")
 	for _, f := range extra {
 		f(fs)
@@ -57,9 +63,14 @@ func parseConfig(name string, args []string, extra ...func(*flag.FlagSet)) (conf
 		return c, fs, usageError{fmt.Errorf("%s%v (see %s)", where, err, help)}
 	}
 	var err error
-	c.memoryFlag = mem
-	if c.memoryLimit, err = parseSize(mem); err != nil {
-		return c, fs, usageError{fmt.Errorf("--memory-limit %q: %v (use e.g. 2G, 512M or 0 for none)", mem, err)}
+	c.memoryFlag, c.reserveFlag = mem, reserve
+	if mem == "auto" {
+		c.memoryLimit = defaultMemoryLimit()
+	} else if c.memoryLimit, err = parseSize(mem); err != nil {
+		return c, fs, usageError{fmt.Errorf("--memory-limit %q: %v (use e.g. 2G, 512M, auto, or 0 for none)", mem, err)}
+	}
+	if c.diskReserve, err = parseSize(reserve); err != nil {
+		return c, fs, usageError{fmt.Errorf("--disk-reserve %q: %v (use e.g. 1G, 500M, or 0 for none)", reserve, err)}
 	}
 	if c.pidsLimit < 0 {
 		return c, fs, usageError{fmt.Errorf("--pids-limit must be 0 (none) or more")}
@@ -150,4 +161,18 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("not a size")
 	}
 	return n * mult, nil
+}
+
+// maxDefaultMemory caps the default memory limit of a sandbox.
+const maxDefaultMemory = 8 << 30
+
+// defaultMemoryLimit is --memory-limit auto: half the machine's memory, at most 8 GiB, so that
+// one sandbox cannot make the kernel kill the daemon or the user's programs; 0 (none) where the
+// machine's memory cannot be read.
+func defaultMemoryLimit() int64 {
+	total := totalMemory()
+	if total <= 0 {
+		return 0
+	}
+	return min(total/2, maxDefaultMemory)
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/sandbox/local"
 	"github.com/sandkit/sandkit-mcp/store"
 )
@@ -28,7 +29,7 @@ func doctor(ctx context.Context, args []string) error {
 		checks = append(checks, local.Check{Name: "provider", OK: true, Detail: "local (bubblewrap on this machine)"})
 		checks = append(checks, local.Diagnose(cfg.bwrap)...)
 	}
-	checks = append(checks, dataDirCheck(cfg.dataDir), configCheck(cfg), daemonCheck(cfg.dataDir))
+	checks = append(checks, dataDirCheck(cfg.dataDir), spaceCheck(cfg), configCheck(cfg), daemonCheck(cfg.dataDir))
 	failed := 0
 	for _, c := range checks {
 		mark := "ok  "
@@ -72,6 +73,34 @@ func dataDirCheck(dir string) local.Check {
 		st.Close()
 		c.OK = true
 		c.Detail = dir + " is writable and its state file opens"
+	}
+	return c
+}
+
+// spaceCheck reports the free space under the data dir against --disk-reserve, and the memory
+// limit sandboxes get.
+func spaceCheck(cfg config) local.Check {
+	c := local.Check{Name: "disk and memory"}
+	mem := "no memory limit per sandbox (--memory-limit 0)"
+	if cfg.memoryLimit > 0 {
+		mem = fmt.Sprintf("memory limit per sandbox %s (--memory-limit %s)", engine.HumanBytes(cfg.memoryLimit), cfg.memoryFlag)
+	}
+	free, err := engine.FreeSpaceOf(cfg.dataDir)()
+	switch {
+	case err != nil:
+		c.Detail = fmt.Sprintf("cannot read the free space under %s: %v; %s", cfg.dataDir, err, mem)
+		c.Fix = "check that the data dir exists and is readable"
+	case cfg.diskReserve > 0 && free < cfg.diskReserve:
+		c.Detail = fmt.Sprintf("%s free under %s, below the reserve of %s: runs, writes, imports and new sessions are refused; %s",
+			engine.HumanBytes(free), cfg.dataDir, engine.HumanBytes(cfg.diskReserve), mem)
+		c.Fix = "free disk space there (sandkit-mcp ls, then delete workspaces you no longer need), or lower --disk-reserve"
+	default:
+		c.OK = true
+		reserve := "no disk reserve (--disk-reserve 0)"
+		if cfg.diskReserve > 0 {
+			reserve = "reserve " + engine.HumanBytes(cfg.diskReserve)
+		}
+		c.Detail = fmt.Sprintf("%s free under %s (%s); %s", engine.HumanBytes(free), cfg.dataDir, reserve, mem)
 	}
 	return c
 }

@@ -147,7 +147,10 @@ Flags (every subcommand):
                       VERCEL_PROJECT_ID. One data dir serves one provider
   --bwrap PATH        bubblewrap binary (default: bwrap from PATH)
   --log-level LEVEL   debug, info, warn or error (default info)
-  --memory-limit SIZE memory limit per sandbox, e.g. 2G (default 0: none; needs cgroups)
+  --memory-limit SIZE memory limit per sandbox, e.g. 2G; auto (the default) is half the machine's
+                      memory, at most 8G; 0: none. Needs cgroups
+  --disk-reserve SIZE free space kept under the data dir (default 1G; 0: none): below it runs,
+                      writes, imports and new sessions are refused and running runs stopped
   --pids-limit N      process limit per sandbox (default 4096; 0: none; needs cgroups)
   A daemon started by the stdio door gets that door's --provider, --bwrap, --log-level and limits
   (and its environment, where the Vercel credentials are).

@@ -114,6 +114,7 @@ func openRuntime(ctx context.Context, cfg config, opts runtimeOptions, logger *s
 	eng, err := engine.Open(ctx, engine.Options{
 		Store: st, Provider: prov, Logger: logger, Previews: opts.previews,
 		DefaultPolicy: oc.defaultPolicy, MaxPolicy: oc.maxPolicy, Templates: oc.templates,
+		FreeSpace: engine.FreeSpaceOf(cfg.dataDir), DiskReserve: cfg.diskReserve, DataDir: cfg.dataDir,
 	})
 	if err != nil {
 		prov.Close()

@@ -98,8 +98,11 @@ func daemonArgs(cfg config) []string {
 	if cfg.bwrap != "" {
 		args = append(args, "--bwrap", cfg.bwrap)
 	}
-	if cfg.memoryFlag != "" && cfg.memoryFlag != "0" {
+	if cfg.memoryFlag != "" {
 		args = append(args, "--memory-limit", cfg.memoryFlag)
+	}
+	if cfg.reserveFlag != "" {
+		args = append(args, "--disk-reserve", cfg.reserveFlag)
 	}
 	if cfg.configFile != "" {
 		args = append(args, "--config", cfg.configFile)
