@@ -42,6 +42,15 @@ func (t *Tx) WorkspaceByName(name string) (Workspace, error) {
 	return w, nil
 }
 
+// CountWorkspaces counts the workspaces without decoding them.
+func (t *Tx) CountWorkspaces() (int, error) {
+	b, err := t.bucket(bucketWorkspaces)
+	if err != nil {
+		return 0, err
+	}
+	return b.Stats().KeyN, nil
+}
+
 // Workspaces returns every workspace, sorted by name. One damaged record fails the whole listing.
 func (t *Tx) Workspaces() ([]Workspace, error) {
 	b, err := t.bucket(bucketWorkspaces)

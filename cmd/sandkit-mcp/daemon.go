@@ -13,6 +13,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/tools"
 )
 
 // The daemon is the one process that owns a data dir: its engine, provider and store, behind
@@ -77,7 +78,7 @@ func runDaemon(ctx context.Context, cfg config, f serveFlags, log *slog.Logger) 
 	}
 	d.rt = rt
 	resolver.eng = rt.engine
-	d.state = &daemonState{started: time.Now(), conns: d.conns, calls: d.calls, store: rt.store, setups: rt.engine.SetupsInFlight}
+	d.state = &daemonState{started: time.Now(), conns: d.conns, calls: d.calls, status: rt.engine.Status}
 	tpls, err := rt.engine.Templates(ctx)
 	if err != nil {
 		d.rt.Close()
@@ -85,7 +86,7 @@ func runDaemon(ctx context.Context, cfg config, f serveFlags, log *slog.Logger) 
 	}
 	// Roots for every connection: serve's --host-root and the config's host_roots.
 	roots := append(append([]string{}, f.hostRoots...), rt.opcfg.hostRoots...)
-	d.mcp = newMCPServer(rt.engine, serverInstructions(rt.opcfg, tpls), d.calls, d.conns, roots, log)
+	d.mcp = newMCPServer(rt.engine, tools.Instructions(tools.ServerFacts{DefaultPolicy: rt.opcfg.defaultPolicy, MaxPolicy: rt.opcfg.maxPolicy, Templates: tpls}), d.calls, d.conns, roots, log)
 	d.unix = newUnixDoor(d.mcp, socketPath(cfg.dataDir), log.With("door", "unix"))
 
 	if err := d.listen(); err != nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandkit/sandkit-mcp/tools"
+
 	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox/vercel"
 )
@@ -154,7 +156,7 @@ func TestServerInstructions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := serverInstructions(oc, nil)
+	s := tools.Instructions(tools.ServerFacts{DefaultPolicy: oc.defaultPolicy, MaxPolicy: oc.maxPolicy})
 	for _, w := range []string{"allow:npm", "operator's limit", "github", "no setup templates"} {
 		if !strings.Contains(s, w) {
 			t.Errorf("instructions do not mention %q:\n%s", w, s)

@@ -6,55 +6,21 @@ import (
 	"os"
 	"time"
 
-	"github.com/sandkit/sandkit-mcp/store"
+	"github.com/sandkit/sandkit-mcp/engine"
 )
 
 // daemonState is what the daemon knows about its own load: the connections of every door, the
-// tool calls in flight, and the engine's pending work as recorded in the store.
+// tool calls in flight, and the engine's pending work (engine.Status).
 type daemonState struct {
 	started time.Time
 	conns   *connCounter
 	calls   *callTracker
-	store   *store.Store
-	// setups counts the template setups in flight (engine.SetupsInFlight); nil: none.
-	setups func() int
+	// status is the engine's (*engine.Engine).Status.
+	status func() (engine.Status, error)
 }
 
-// engineWork counts what keeps the engine busy without any client: runs queued or running (a
-// background run_command), open sessions (their previews and expiry need the daemon), and template
-// setups still running for a caller that stopped waiting.
-type engineWork struct {
-	Workspaces     int `json:"workspaces"`
-	ActiveRuns     int `json:"active_runs"`
-	OpenSessions   int `json:"open_sessions"`
-	SetupsInFlight int `json:"setups_in_flight"`
-}
-
-func (d *daemonState) work() (engineWork, error) {
-	var w engineWork
-	err := d.store.View(func(tx *store.Tx) error {
-		ws, err := tx.Workspaces()
-		if err != nil {
-			return err
-		}
-		w.Workspaces = len(ws)
-		runs, err := tx.Runs(func(r store.Run) bool { return !r.Done() })
-		if err != nil {
-			return err
-		}
-		w.ActiveRuns = len(runs)
-		ses, err := tx.Sessions(func(s store.Session) bool { return s.Open() })
-		if err != nil {
-			return err
-		}
-		w.OpenSessions = len(ses)
-		return nil
-	})
-	if d.setups != nil {
-		w.SetupsInFlight = d.setups()
-	}
-	return w, err
-}
+// engineStatus is engine.Status embedded in healthReport (whose own Status is a word).
+type engineStatus = engine.Status
 
 // healthReport is the body of GET /healthz.
 type healthReport struct {
@@ -65,7 +31,7 @@ type healthReport struct {
 	UptimeSeconds int64          `json:"uptime_s"`
 	Connections   map[string]int `json:"connections"`
 	InFlightCalls int64          `json:"in_flight_calls"`
-	engineWork
+	engineStatus
 	Error string `json:"error,omitempty"`
 }
 
@@ -76,8 +42,8 @@ func (d *daemonState) health() healthReport {
 		StartedAt: d.started.UTC(), UptimeSeconds: int64(time.Since(d.started).Seconds()),
 		Connections: conns, InFlightCalls: d.calls.count(),
 	}
-	w, err := d.work()
-	r.engineWork = w
+	w, err := d.status()
+	r.engineStatus = w
 	if err != nil {
 		r.Status, r.Error = "degraded", err.Error()
 	}
@@ -105,7 +71,7 @@ func (d *daemonState) idle() (bool, time.Time) {
 	if _, n := d.conns.snapshot(); n > 0 || d.calls.count() > 0 {
 		return false, time.Time{}
 	}
-	w, err := d.work()
+	w, err := d.status()
 	if err != nil || w.ActiveRuns > 0 || w.OpenSessions > 0 || w.SetupsInFlight > 0 {
 		return false, time.Time{}
 	}
