@@ -84,29 +84,47 @@ func (e *Engine) SessionLogs(ctx context.Context, h Holder, sessionID, processID
 	if err := CheckWait(wait); err != nil {
 		return ProcessStatus{}, err
 	}
-	if err := checkProcessID(processID); err != nil {
-		return ProcessStatus{}, err
-	}
-	ls, _, err := e.holding(h, sessionID)
+	ls, fg, err := e.sessionProcess(h, sessionID, processID)
 	if err != nil {
 		return ProcessStatus{}, err
 	}
-	if hasPrefix(processID, fgPrefix) {
-		p := ls.fgProc(processID)
-		if p == nil {
-			return ProcessStatus{}, noProcess(sessionID, processID)
-		}
-		return fgLogs(ctx, p, since, wait), nil
+	if fg != nil {
+		return fgLogs(ctx, fg, since, wait), nil
 	}
 	st, err := ls.sb.Process(ctx, processID, since, wait)
 	if err != nil {
-		if errors.Is(err, sandbox.ErrNotFound) {
-			return ProcessStatus{}, noProcess(sessionID, processID)
-		}
-		return ProcessStatus{}, e.sessionErr(ls, err)
+		return ProcessStatus{}, e.processErr(ls, sessionID, processID, err)
 	}
 	shellView(&st)
 	return st, nil
+}
+
+// sessionProcess checks a process id and that h holds the session; fg is set for a foreground
+// command that outlived its yield (session_fg.go), nil for a background process of the sandbox.
+func (e *Engine) sessionProcess(h Holder, sessionID, processID string) (*liveSession, *fgProc, error) {
+	if err := checkProcessID(processID); err != nil {
+		return nil, nil, err
+	}
+	ls, _, err := e.holding(h, sessionID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !hasPrefix(processID, fgPrefix) {
+		return ls, nil, nil
+	}
+	fg := ls.fgProc(processID)
+	if fg == nil {
+		return nil, nil, noProcess(sessionID, processID)
+	}
+	return ls, fg, nil
+}
+
+// processErr maps the sandbox's error about a background process.
+func (e *Engine) processErr(ls *liveSession, sessionID, processID string, err error) error {
+	if errors.Is(err, sandbox.ErrNotFound) {
+		return noProcess(sessionID, processID)
+	}
+	return e.sessionErr(ls, err)
 }
 
 // shellView shows a process that runs a shell command line (sh -lc <line>, see shellArgv) as
@@ -123,25 +141,15 @@ func (e *Engine) SessionKill(ctx context.Context, h Holder, sessionID, processID
 	if err := ValidSignal(sig); err != nil {
 		return ProcessStatus{}, err
 	}
-	if err := checkProcessID(processID); err != nil {
-		return ProcessStatus{}, err
-	}
-	ls, _, err := e.holding(h, sessionID)
+	ls, fg, err := e.sessionProcess(h, sessionID, processID)
 	if err != nil {
 		return ProcessStatus{}, err
 	}
-	if hasPrefix(processID, fgPrefix) {
-		p := ls.fgProc(processID)
-		if p == nil {
-			return ProcessStatus{}, noProcess(sessionID, processID)
-		}
-		return fgKill(ctx, sessionID, p, sig)
+	if fg != nil {
+		return fgKill(ctx, sessionID, fg, sig)
 	}
 	if err := ls.sb.Signal(ctx, processID, sig); err != nil {
-		if errors.Is(err, sandbox.ErrNotFound) {
-			return ProcessStatus{}, noProcess(sessionID, processID)
-		}
-		return ProcessStatus{}, e.sessionErr(ls, err)
+		return ProcessStatus{}, e.processErr(ls, sessionID, processID, err)
 	}
 	// Give the process a moment to act on the signal, so the status says whether it ended.
 	st, err := ls.sb.Process(ctx, processID, 0, 0)
