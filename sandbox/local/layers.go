@@ -249,17 +249,37 @@ func (s *store) commit(parent []string, upper string, st sandbox.Changes, maxLay
 		fresh = append(fresh, id)
 		chain = []string{id}
 	}
-	// Layer content must be on disk before a snapshot file points at it.
-	if err := syncFS(s.layers); err != nil {
-		return fail(err)
-	}
+	// Layer content must be on disk before a snapshot file points at it. A squash syncs the
+	// whole file system, then writes the snapshot file. Otherwise the new layer's files and
+	// directories, its name in layers/ and the snapshot file's content are synced together (one
+	// wait, as the file system merges the fsyncs), then the snapshot file is renamed into place
+	// and its directory synced (a second wait): a crash in between leaves a temporary snapshot
+	// file and a layer that nothing names, which the next start collects.
 	ref := sandbox.SnapshotRef(newID())
 	sf := snapshotFile{Layers: chain, Created: time.Now().UTC(), ChangedFiles: st.Files, ChangedBytes: st.Bytes}
 	if chain == nil {
 		sf.Layers = []string{}
 	}
-	if err := s.writeSnapshot(ref, sf); err != nil {
-		return fail(err)
+	if len(fresh) > 1 {
+		if err := syncFS(s.layers); err != nil {
+			return fail(err)
+		}
+		if err := s.writeSnapshot(ref, sf); err != nil {
+			return fail(err)
+		}
+	} else {
+		tmp, err := s.snapshotTemp(ref, sf)
+		if err != nil {
+			return fail(err)
+		}
+		if err := syncLayer(filepath.Join(s.layers, id), s.layers, tmp); err != nil {
+			_ = os.Remove(tmp)
+			return fail(err)
+		}
+		if err := s.publishSnapshot(ref, tmp); err != nil {
+			_ = os.Remove(tmp)
+			return fail(err)
+		}
 	}
 	s.mu.Lock()
 	s.index[ref] = chain
@@ -277,28 +297,46 @@ func (s *store) commit(parent []string, upper string, st sandbox.Changes, maxLay
 
 // writeSnapshot writes a snapshot file durably: temp file, fsync, rename, fsync the directory.
 func (s *store) writeSnapshot(ref sandbox.SnapshotRef, sf snapshotFile) error {
+	tmp, err := s.snapshotTemp(ref, sf)
+	if err != nil {
+		return err
+	}
+	if err := syncAll([]string{tmp}); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := s.publishSnapshot(ref, tmp); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// snapshotTemp writes a snapshot file under its temporary name, not synced.
+func (s *store) snapshotTemp(ref sandbox.SnapshotRef, sf snapshotFile) (string, error) {
 	b, err := json.MarshalIndent(sf, "", "  ")
 	if err != nil {
-		return err
+		return "", err
 	}
-	final := filepath.Join(s.snaps, string(ref)+".json")
-	tmp := final + ".tmp"
+	tmp := filepath.Join(s.snaps, string(ref)+".json.tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if err != nil {
+		_ = os.Remove(tmp)
+		return "", err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, final); err != nil {
+	return tmp, nil
+}
+
+// publishSnapshot renames a synced temporary snapshot file into place and syncs its directory.
+func (s *store) publishSnapshot(ref sandbox.SnapshotRef, tmp string) error {
+	if err := os.Rename(tmp, filepath.Join(s.snaps, string(ref)+".json")); err != nil {
 		return err
 	}
 	return syncDir(s.snaps)
@@ -398,6 +436,81 @@ func syncDir(dir string) error {
 	}
 	defer f.Close()
 	return f.Sync()
+}
+
+// syncEntriesMax is the most entries a layer syncs one by one; a larger one syncs the file
+// system instead (syncfs), which costs one wait however many files changed.
+var syncEntriesMax = 2000 // a variable for the benchmarks, which compare it with 0 (always syncfs)
+
+// syncLayer makes the layer directory dir (just renamed into parent) durable, with the files
+// also names (synced in the same batch): every regular file and directory in dir is fsynced, and
+// so is parent, which holds its name. Symlinks, whiteouts and xattrs are metadata of the
+// directories and inodes synced. A layer of more than syncEntriesMax entries syncs the whole
+// file system instead: one fsync per file of a 30,000-file install would cost more than one
+// syncfs. Unlike syncfs, this does not wait for what other programs wrote to the same file
+// system (a build that dirtied gigabytes of page cache).
+func syncLayer(dir, parent string, also ...string) error {
+	var paths []string
+	tooMany := errors.New("too many entries")
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if t := d.Type(); t.IsDir() || t.IsRegular() {
+			paths = append(paths, p)
+		}
+		if len(paths) > syncEntriesMax {
+			return tooMany
+		}
+		return nil
+	})
+	if errors.Is(err, tooMany) {
+		if err := syncFS(parent); err != nil {
+			return err
+		}
+		return syncAll(also)
+	}
+	if err != nil {
+		return err
+	}
+	// In any order (nothing names the layer until its snapshot file is in place), all at once:
+	// the file system merges concurrent fsyncs into one journal commit.
+	return syncAll(append(append(paths, parent), also...))
+}
+
+// syncFiles is how many fsyncs syncAll runs at once.
+const syncFiles = 8
+
+// syncAll fsyncs every path (regular files and directories, not followed through symlinks).
+func syncAll(paths []string) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	sem := make(chan struct{}, syncFiles)
+	for _, p := range paths {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err == nil {
+				err = f.Sync()
+				f.Close()
+			}
+			if err != nil {
+				select {
+				case errs <- fmt.Errorf("sync %s: %w", p, err):
+				default:
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
 }
 
 func syncFS(dir string) error {
