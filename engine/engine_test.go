@@ -160,8 +160,8 @@ func TestWorkspaceLifecycle(t *testing.T) {
 	if _, err := v.e.GetWorkspace(ctx, "nope"); !errors.Is(err, engine.ErrNotFound) || !strings.Contains(err.Error(), "list_workspaces") {
 		t.Fatalf("unknown workspace: %v", err)
 	}
-	all, _ := v.e.ListWorkspaces(ctx, "")
-	lab, _ := v.e.ListWorkspaces(ctx, "team=x")
+	all, _, _ := v.e.ListWorkspaces(ctx, engine.ListWorkspacesRequest{})
+	lab, _, _ := v.e.ListWorkspaces(ctx, engine.ListWorkspacesRequest{Label: "team=x"})
 	if len(all) != 2 || len(lab) != 1 || lab[0].Name != "beta" {
 		t.Fatalf("list: all=%d labelled=%d", len(all), len(lab))
 	}

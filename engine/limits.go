@@ -62,6 +62,10 @@ const (
 	// DefaultListRuns is list_runs' page size when no limit is given; MaxListRuns its largest.
 	DefaultListRuns = 20
 	MaxListRuns     = 200
+	// DefaultListWorkspaces is list_workspaces' page size when no limit is given;
+	// MaxListWorkspaces its largest.
+	DefaultListWorkspaces = 100
+	MaxListWorkspaces     = 1000
 	// listRunsScan bounds how many runs one list_runs call examines when it filters by status,
 	// so a call over a long history answers in bounded time (it then returns a cursor).
 	listRunsScan = 10 * MaxListRuns
@@ -164,12 +168,20 @@ func CheckOffset(arg string, off int64) error {
 
 // CheckListLimit checks list_runs' limit and returns the one that applies: 0 means
 // DefaultListRuns; otherwise 1 to MaxListRuns.
-func CheckListLimit(n int) (int, error) {
+func CheckListLimit(n int) (int, error) { return checkLimit(n, DefaultListRuns, MaxListRuns) }
+
+// CheckListWorkspacesLimit checks list_workspaces' limit the same way, with
+// DefaultListWorkspaces and MaxListWorkspaces.
+func CheckListWorkspacesLimit(n int) (int, error) {
+	return checkLimit(n, DefaultListWorkspaces, MaxListWorkspaces)
+}
+
+func checkLimit(n, def, most int) (int, error) {
 	switch {
 	case n == 0:
-		return DefaultListRuns, nil
-	case n < 0 || n > MaxListRuns:
-		return 0, badArg("limit", ptr(int64(MaxListRuns)), ptr(int64(n)), "limit %d is out of range: give 1 to %d, or omit it for %d", n, MaxListRuns, DefaultListRuns)
+		return def, nil
+	case n < 0 || n > most:
+		return 0, badArg("limit", ptr(int64(most)), ptr(int64(n)), "limit %d is out of range: give 1 to %d, or omit it for %d", n, most, def)
 	}
 	return n, nil
 }

@@ -91,10 +91,10 @@ func TestUpdateWorkspace(t *testing.T) {
 	if !maps.Equal(w.Labels, map[string]string{"env": "prod"}) {
 		t.Fatalf("labels: %v", w.Labels)
 	}
-	if l, _ := v.e.ListWorkspaces(ctx, "env=prod"); len(l) != 1 || l[0].ID != a.ID {
+	if l, _, _ := v.e.ListWorkspaces(ctx, engine.ListWorkspacesRequest{Label: "env=prod"}); len(l) != 1 || l[0].ID != a.ID {
 		t.Fatalf("list by the new label: %+v", l)
 	}
-	if l, _ := v.e.ListWorkspaces(ctx, "team"); len(l) != 0 {
+	if l, _, _ := v.e.ListWorkspaces(ctx, engine.ListWorkspacesRequest{Label: "team"}); len(l) != 0 {
 		t.Fatalf("the old label still lists: %+v", l)
 	}
 	_, err = update(engine.UpdateWorkspaceRequest{Workspace: "gamma", Labels: &map[string]string{"a=b": "c"}})

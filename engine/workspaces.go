@@ -2,11 +2,11 @@ package engine
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -240,30 +240,69 @@ func (e *Engine) UpdateWorkspace(ctx context.Context, req UpdateWorkspaceRequest
 	return e.view(out), nil
 }
 
-// ListWorkspaces lists workspaces sorted by name, optionally filtered by a label: "key" matches
-// workspaces that have the label, "key=value" those whose label has that value.
-func (e *Engine) ListWorkspaces(ctx context.Context, label string) ([]Workspace, error) {
-	var all []store.Workspace
+// ListWorkspacesRequest holds list_workspaces' arguments.
+type ListWorkspacesRequest struct {
+	// Label keeps workspaces with that label: "key" (any value) or "key=value"; "" keeps all.
+	Label string
+	// Limit is the page size: 0 means DefaultListWorkspaces, at most MaxListWorkspaces.
+	Limit int
+	// Cursor continues a listing: the next cursor a previous call returned; "" starts with the
+	// first name.
+	Cursor string
+}
+
+// ListWorkspaces lists workspaces sorted by name, a page at a time; next is the cursor of the
+// following page, "" when there is none. A page costs what it returns, whatever the number of
+// workspaces: names and labels are read through the store's indexes. A cursor stays valid while
+// workspaces come and go: the next page goes on after the last name returned.
+func (e *Engine) ListWorkspaces(ctx context.Context, req ListWorkspacesRequest) (ws []Workspace, next string, err error) {
+	limit, err := CheckListWorkspacesLimit(req.Limit)
+	if err != nil {
+		return nil, "", err
+	}
+	after := ""
+	if req.Cursor != "" {
+		if after, err = decodeWorkspaceCursor(req.Cursor); err != nil {
+			return nil, "", err
+		}
+	}
+	var f store.LabelFilter
+	if req.Label != "" {
+		f.Key, f.Value, f.HasValue = strings.Cut(req.Label, "=")
+	}
+	var page []store.Workspace
+	var more bool
 	if err := e.st.View(func(tx *store.Tx) error {
 		var err error
-		all, err = tx.Workspaces()
+		page, more, err = tx.WorkspacePage(after, limit, f)
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("list workspaces: %w", err)
+		return nil, "", fmt.Errorf("list workspaces: %w", err)
 	}
-	key, val, hasVal := strings.Cut(label, "=")
-	out := []Workspace{}
-	for _, w := range all {
-		if label != "" {
-			v, ok := w.Labels[key]
-			if !ok || (hasVal && v != val) {
-				continue
-			}
-		}
+	out := make([]Workspace, 0, len(page))
+	for _, w := range page {
 		out = append(out, e.view(w))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	if more {
+		next = encodeWorkspaceCursor(page[len(page)-1].Name)
+	}
+	return out, next, nil
+}
+
+// A workspace cursor is opaque to agents: base64url of "w1 <name>".
+const workspaceCursorVersion = "w1 "
+
+func encodeWorkspaceCursor(name string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(workspaceCursorVersion + name))
+}
+
+func decodeWorkspaceCursor(c string) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	name, ok := strings.CutPrefix(string(raw), workspaceCursorVersion)
+	if err != nil || !ok || name == "" {
+		return "", badArg("cursor", nil, nil, "cursor %q is not one list_workspaces returned; omit it to start from the first workspace", c)
+	}
+	return name, nil
 }
 
 // GetWorkspace finds a workspace by id or name.

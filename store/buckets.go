@@ -8,11 +8,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The file layout (schema version 4). Every record is JSON; every index value is an id as bytes.
+// The file layout (schema version 5). Every record is JSON; every index value is an id as bytes.
 //
 //	schema                          "version" → decimal schema version
 //	workspaces                      workspace id → Workspace
 //	workspace_names                 workspace name → workspace id
+//	workspace_labels                label index entry → workspace id (labels.go; since version 5)
 //	commits                         commit id → Commit
 //	workspace_commits/<workspace>   commit id → "" (the commits of one workspace)
 //	runs                            run id → Run
@@ -35,6 +36,7 @@ const (
 	keySchemaVersion       = "version"
 	bucketWorkspaces       = "workspaces"
 	bucketWorkspaceNames   = "workspace_names"
+	bucketWorkspaceLabels  = "workspace_labels"
 	bucketCommits          = "commits"
 	bucketWorkspaceCommits = "workspace_commits"
 	bucketRuns             = "runs"
@@ -50,7 +52,7 @@ const (
 // dataBuckets are the top-level buckets of the current schema version besides the schema bucket.
 func dataBuckets() []string {
 	return []string{
-		bucketWorkspaces, bucketWorkspaceNames,
+		bucketWorkspaces, bucketWorkspaceNames, bucketWorkspaceLabels,
 		bucketCommits, bucketWorkspaceCommits,
 		bucketRuns, bucketWorkspaceRuns, bucketRunOrder, bucketIdempotency, bucketRunOutputs,
 		bucketMeta, bucketSessions, bucketTemplates,

@@ -14,9 +14,9 @@ import (
 // changes in a way an older binary would misread.
 //
 // Version 1 was the first layout; version 2 adds the sessions bucket; version 3 adds the
-// templates bucket; version 4 adds the per-workspace run order index (buckets.go describes the
-// current layout).
-const SchemaVersion = 4
+// templates bucket; version 4 adds the per-workspace run order index; version 5 adds the label
+// index (buckets.go describes the current layout).
+const SchemaVersion = 5
 
 // A migration rewrites a file from one schema version to the next. It runs inside the opening
 // transaction, with raw bbolt access, and must not commit or roll back itself.
@@ -39,6 +39,7 @@ func builtinSchema() *schema {
 			1: addSessions,
 			2: addTemplates,
 			3: addRunOrder,
+			4: addLabelIndex,
 		},
 		buckets: dataBuckets(),
 	}

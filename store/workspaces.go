@@ -97,6 +97,9 @@ func (t *Tx) CreateWorkspace(w Workspace) error {
 	if err := put(b, bucketWorkspaces, w.ID, w); err != nil {
 		return err
 	}
+	if err := t.indexLabels(nil, &w); err != nil {
+		return err
+	}
 	return putRaw(names, bucketWorkspaceNames, w.Name, []byte(w.ID))
 }
 
@@ -137,6 +140,9 @@ func (t *Tx) PutWorkspace(w Workspace) (Workspace, error) {
 	if err := put(b, bucketWorkspaces, w.ID, w); err != nil {
 		return Workspace{}, err
 	}
+	if err := t.indexLabels(&cur, &w); err != nil {
+		return Workspace{}, err
+	}
 	return w, nil
 }
 
@@ -162,7 +168,13 @@ func (t *Tx) DeleteWorkspace(id string) error {
 		if string(names.Get([]byte(w.Name))) == id {
 			stale = append(stale, w.Name)
 		}
+		if err := t.indexLabels(&w, nil); err != nil {
+			return err
+		}
 	} else {
+		if err := t.unindexID(id); err != nil {
+			return err
+		}
 		_ = names.ForEach(func(k, v []byte) error {
 			if string(v) == id {
 				stale = append(stale, string(k))

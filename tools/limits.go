@@ -36,6 +36,8 @@ func newLimits(o Options) *limits {
 		"{yield_max_ms}", ms(engine.MaxYield),
 		"{list_runs_default}", n(engine.DefaultListRuns),
 		"{list_runs_max}", n(engine.MaxListRuns),
+		"{list_workspaces_default}", n(engine.DefaultListWorkspaces),
+		"{list_workspaces_max}", n(engine.MaxListWorkspaces),
 		"{shell_rule}", engine.ShellRule,
 		"{run_head}", size(o.RunHeadBytes),
 		"{run_tail}", size(o.RunTailBytes),

@@ -15,7 +15,7 @@ import (
 // update_workspace, open_session's exposed_ports and session_url's wait_ms (issue 10).
 var toolArguments = map[string][]string{
 	"create_workspace":  append([]string{"name", "exposed_ports", "labels", "template", "from_host_dir", "with_git"}, policyArguments...),
-	"list_workspaces":   {"label"},
+	"list_workspaces":   {"label", "limit", "cursor"},
 	"get_workspace":     {"workspace"},
 	"update_workspace":  {"workspace", "name", "labels", "exposed_ports"},
 	"delete_workspace":  {"workspace"},

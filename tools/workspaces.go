@@ -172,12 +172,15 @@ func (t *toolset) createWorkspace() server.ServerTool {
 }
 
 type listWorkspacesArgs struct {
-	Label string `json:"label,omitempty" jsonschema_description:"Only workspaces with this label: \"key\" or \"key=value\"."`
+	Label  string `json:"label,omitempty" jsonschema_description:"Only workspaces with this label: \"key\" or \"key=value\"."`
+	Limit  int    `json:"limit,omitempty" jsonschema_description:"At most this many: default {list_workspaces_default}, at most {list_workspaces_max}."`
+	Cursor string `json:"cursor,omitempty" jsonschema_description:"A previous result's next_cursor, for the next page."`
 }
 
 // workspaceList is list_workspaces' result.
 type workspaceList struct {
 	Workspaces []workspaceView `json:"workspaces" jsonschema:"required"`
+	NextCursor string          `json:"next_cursor,omitempty"`
 	Steps
 	label string
 }
@@ -195,6 +198,9 @@ func (l workspaceList) text() string {
 			b.WriteString("\n- " + w.line())
 		}
 	}
+	if l.NextCursor != "" {
+		fmt.Fprintf(&b, "\nmore follow: list_workspaces with cursor %q", l.NextCursor)
+	}
 	return b.String()
 }
 
@@ -205,15 +211,25 @@ func (t *toolset) listWorkspaces() server.ServerTool {
 		description: "List the workspaces on this server (they outlive conversations), sorted by name, optionally by label.",
 		hints:       hints{readOnly: true, idempotent: true},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *listWorkspacesArgs) (workspaceList, error) {
-			ws, err := t.eng.ListWorkspaces(ctx, a.Label)
+			ws, next, err := t.eng.ListWorkspaces(ctx, engine.ListWorkspacesRequest{Label: a.Label, Limit: a.Limit, Cursor: a.Cursor})
 			if err != nil {
 				return workspaceList{}, err
 			}
-			l := workspaceList{Workspaces: make([]workspaceView, 0, len(ws)), label: a.Label}
+			l := workspaceList{Workspaces: make([]workspaceView, 0, len(ws)), NextCursor: next, label: a.Label}
 			for _, w := range ws {
 				l.Workspaces = append(l.Workspaces, newWorkspaceView(ctx, w))
 			}
-			if len(ws) == 0 {
+			if next != "" {
+				args := map[string]any{"cursor": next}
+				if a.Label != "" {
+					args["label"] = a.Label
+				}
+				if a.Limit != 0 {
+					args["limit"] = a.Limit
+				}
+				l.then("list_workspaces", "the next page", args)
+			}
+			if len(ws) == 0 && a.Cursor == "" {
 				l.then("create_workspace", "make one", nil)
 			}
 			return l, nil

@@ -46,7 +46,7 @@ type humanCommand struct {
 
 var humanCommands = map[string]humanCommand{
 	"ls": {usage: "ls", tool: "list_workspaces",
-		toolArgs: func([]string) map[string]any { return map[string]any{} },
+		toolArgs: func([]string) map[string]any { return map[string]any{"limit": 1000} },
 		table:    workspacesTable},
 	"log": {usage: "log WS", args: []string{"WS"}, tool: "workspace_history",
 		toolArgs: func(p []string) map[string]any { return map[string]any{"workspace": p[0], "limit": 1000} },
@@ -264,6 +264,9 @@ func workspacesTable(w io.Writer, out map[string]any) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", field(x, "name"), field(x, "workspace_id"), field(x, "head"), ses, when(field(x, "updated_at")))
 	}
 	tw.Flush()
+	if field(out, "next_cursor") != "" {
+		fmt.Fprintf(w, "(the first %d workspaces by name; more follow)\n", len(ws))
+	}
 }
 
 func historyTable(w io.Writer, out map[string]any) {
