@@ -2,6 +2,7 @@ package local_test
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
@@ -91,6 +92,17 @@ func (h *harness) MakeProvider(ctx context.Context, t *testing.T) sandbox.Provid
 	return h.open(t, t.TempDir())
 }
 
+// MakeEgressProvider implements sandboxtest.EgressHarness: the egress proxy resolves the names
+// to the test servers and may dial exactly their addresses.
+func (h *harness) MakeEgressProvider(ctx context.Context, t *testing.T, upstreams map[string]netip.AddrPort) sandbox.Provider {
+	eg := local.EgressOptions{Resolve: map[string][]netip.Addr{}}
+	for name, ap := range upstreams {
+		eg.Resolve[name] = []netip.Addr{ap.Addr()}
+		eg.AllowAddrs = append(eg.AllowAddrs, ap)
+	}
+	return h.openWith(t, local.Options{Dir: t.TempDir(), Egress: eg})
+}
+
 func (h *harness) RestartProvider(ctx context.Context, t *testing.T, closed sandbox.Provider) sandbox.Provider {
 	h.mu.Lock()
 	dir, ok := h.dirs[closed]
@@ -103,7 +115,15 @@ func (h *harness) RestartProvider(ctx context.Context, t *testing.T, closed sand
 
 func (h *harness) open(t *testing.T, dir string) sandbox.Provider {
 	t.Helper()
-	p, err := local.New(local.Options{Dir: dir, Bwrap: h.bwrap})
+	return h.openWith(t, local.Options{Dir: dir})
+}
+
+// openWith opens a provider with opts and the harness's bwrap.
+func (h *harness) openWith(t *testing.T, opts local.Options) sandbox.Provider {
+	t.Helper()
+	opts.Bwrap = h.bwrap
+	dir := opts.Dir
+	p, err := local.New(opts)
 	if err != nil {
 		bw := h.bwrap
 		if bw == "" {
