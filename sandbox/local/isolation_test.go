@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -161,5 +162,74 @@ func TestDiagnose(t *testing.T) {
 	bad := Diagnose("/nonexistent/bwrap")
 	if bad[0].OK || !strings.Contains(bad[0].Fix, "apt-get install -y bubblewrap") {
 		t.Errorf("missing bwrap: %+v", bad[0])
+	}
+}
+
+// TestMountinfoHidesHostPaths: the sandbox's /proc/self/mountinfo names no host path of the
+// provider: not its data directory (as given or with symlinks resolved), not the ids of the
+// layers under /workspace and the home, not the sandbox's own directory. What it may show is
+// what the sandbox sees anyway (/usr, a mount root "/" or the agent's file name) and
+// /proc/self/fd/N, the descriptors the mounts were made with. With $SANDKIT_TEST_BWRAP_NEW the
+// same holds for that bwrap.
+func TestMountinfoHidesHostPaths(t *testing.T) {
+	bwraps := []string{""}
+	if nb := os.Getenv("SANDKIT_TEST_BWRAP_NEW"); nb != "" {
+		bwraps = append(bwraps, nb)
+	}
+	for _, bw := range bwraps {
+		name := "bwrap from PATH"
+		if bw != "" {
+			name = bw
+		}
+		t.Run(name, func(t *testing.T) {
+			p := newTestProvider(t, Options{Bwrap: bw})
+			first := startSandbox(t, p, sandbox.StartOptions{})
+			shOK(t, first, "echo a > a; echo h > ~/h")
+			ref := snapshot(t, first).Ref
+			second := startSandbox(t, p, sandbox.StartOptions{Snapshot: ref})
+			shOK(t, second, "echo b > b")
+			ref = snapshot(t, second).Ref
+			sb := startSandbox(t, p, sandbox.StartOptions{Snapshot: ref})
+			if got := shOK(t, sb, "cat a b ~/h"); got != "a\nb\nh" {
+				t.Fatalf("the chain's files: %q", got)
+			}
+			mountinfo := shOK(t, sb, "cat /proc/self/mountinfo")
+
+			secrets := []string{p.opts.Dir, sb.(*localSandbox).dir, filepath.Base(sb.(*localSandbox).dir), "../"}
+			if real, err := filepath.EvalSymlinks(p.opts.Dir); err == nil {
+				secrets = append(secrets, real)
+			}
+			layers, err := os.ReadDir(p.store.layers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids int
+			for _, l := range layers {
+				if l.IsDir() {
+					secrets = append(secrets, l.Name())
+					ids++
+				}
+			}
+			if ids < 2 {
+				t.Fatalf("%d layers in %s, want the chain's two", ids, p.store.layers)
+			}
+			for _, s := range secrets {
+				if strings.Contains(mountinfo, s) {
+					t.Errorf("the sandbox's /proc/self/mountinfo shows %q:\n%s", s, mountinfo)
+				}
+			}
+			// The mounts are still there, and say nothing but descriptors.
+			for _, target := range []string{" /workspace ", " " + p.opts.HomeDir + " ", " /etc ", " " + agentPath + " "} {
+				var line string
+				for _, l := range strings.Split(mountinfo, "\n") {
+					if strings.Contains(l, target) {
+						line = l
+					}
+				}
+				if !strings.Contains(line, " - overlay overlay ") || !strings.Contains(line, "lowerdir=/proc/self/fd/") {
+					t.Errorf("mount at%s: %q, want an overlay mounted by descriptor", target, line)
+				}
+			}
+		})
 	}
 }
