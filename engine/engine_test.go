@@ -120,6 +120,7 @@ func head(t *testing.T, v *env, ws string) string {
 }
 
 func TestWorkspaceLifecycle(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	a := v.mkws(t, "alpha")
@@ -170,6 +171,7 @@ func TestWorkspaceLifecycle(t *testing.T) {
 }
 
 func TestDurableRuns(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	w := v.mkws(t, "w")
@@ -236,6 +238,7 @@ func TestDurableRuns(t *testing.T) {
 }
 
 func TestRunsInArrivalOrder(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")
@@ -281,6 +284,7 @@ func TestRunsInArrivalOrder(t *testing.T) {
 }
 
 func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")
@@ -373,6 +377,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestFiles(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")
@@ -432,6 +437,7 @@ func TestFiles(t *testing.T) {
 }
 
 func TestRestoreAndFork(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")
@@ -484,6 +490,7 @@ func TestRestoreAndFork(t *testing.T) {
 // TestCrashDuringRun kills a server process (SIGKILL) while a command runs, then restarts on the
 // same data dir: the run reads lost, head is unchanged, and the next run works.
 func TestCrashDuringRun(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	v := open(t, dir)
 	w := v.mkws(t, "w")

@@ -41,6 +41,7 @@ func fieldsOf(err error) engine.ErrorFields {
 }
 
 func TestShellCommandLines(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	v.mkws(t, "w")
 	// Without args: a shell line, in cwd, with pipes, && and cd.
@@ -98,6 +99,7 @@ func TestShellCommandLines(t *testing.T) {
 }
 
 func TestCommandChecks(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	v.mkws(t, "w")
 	ctx := ctxT(t)
@@ -336,6 +338,7 @@ func TestGetRunOffsets(t *testing.T) {
 }
 
 func TestListRuns(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	v.mkws(t, "w")
 	v.mkws(t, "other")

@@ -15,6 +15,7 @@ import (
 )
 
 func TestIsolation(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
 		t.Fatal("these tests need /usr/bin/python3 on the host: apt-get install -y python3")
 	}
@@ -92,6 +93,7 @@ func TestIsolation(t *testing.T) {
 }
 
 func TestHostUIDIsUnprivileged(t *testing.T) {
+	t.Parallel()
 	p := newTestProvider(t, Options{})
 	sb := startSandbox(t, p, sandbox.StartOptions{})
 	shOK(t, sb, "echo x > mine; sleep 0.2 & true")
@@ -109,6 +111,7 @@ func TestHostUIDIsUnprivileged(t *testing.T) {
 // TestPolicyNoDirectNetwork: egress policies are enforced (by the proxy; see egress_test.go),
 // so no warnings; and whatever the policy, the sandbox itself still has only loopback.
 func TestPolicyNoDirectNetwork(t *testing.T) {
+	t.Parallel()
 	p := newTestProvider(t, Options{})
 	if !p.Capabilities().Egress {
 		t.Fatal("Capabilities().Egress = false; the local provider enforces egress policies")
@@ -125,6 +128,7 @@ func TestPolicyNoDirectNetwork(t *testing.T) {
 }
 
 func TestMissingBwrap(t *testing.T) {
+	t.Parallel()
 	_, err := New(Options{Dir: t.TempDir(), Bwrap: "/nonexistent/bwrap"})
 	if !errors.Is(err, sandbox.ErrUnavailable) || !strings.Contains(err.Error(), "apt-get install -y bubblewrap") {
 		t.Fatalf("err = %v", err)
@@ -132,6 +136,7 @@ func TestMissingBwrap(t *testing.T) {
 }
 
 func TestDirInUse(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	newTestProvider(t, Options{Dir: dir})
 	_, err := New(Options{Dir: dir})
@@ -141,6 +146,7 @@ func TestDirInUse(t *testing.T) {
 }
 
 func TestDiagnose(t *testing.T) {
+	t.Parallel()
 	requireBwrap(t)
 	checks := Diagnose("")
 	names := map[string]bool{}
@@ -172,6 +178,7 @@ func TestDiagnose(t *testing.T) {
 // /proc/self/fd/N, the descriptors the mounts were made with. With $SANDKIT_TEST_BWRAP_NEW the
 // same holds for that bwrap.
 func TestMountinfoHidesHostPaths(t *testing.T) {
+	t.Parallel()
 	bwraps := []string{""}
 	if nb := os.Getenv("SANDKIT_TEST_BWRAP_NEW"); nb != "" {
 		bwraps = append(bwraps, nb)
