@@ -20,8 +20,10 @@ import (
 //  1. makes every mount private, so nothing it mounts propagates to the host;
 //  2. mounts a small tmpfs "stage" over a world-traversable directory (/run) and, inside it,
 //     the workspace and home overlays (always with userxattr, the format bwrap >= 0.10 --overlay
-//     would also produce), a bind of the sandbox /etc and one of the agent (the static agent
-//     binary, or its own executable; see agentbin.go);
+//     would also produce), the sandbox /etc and the agent (the static agent binary, or its own
+//     executable; see agentbin.go), each through a read-only overlay of its host directory and
+//     every host directory named by descriptor, so that no host path shows in the sandbox's
+//     /proc/self/mountinfo (pathFds);
 //  3. joins the sandbox's cgroups (root only);
 //  4. when the provider is root, drops to the unprivileged sandbox host uid/gid, so bwrap and
 //     everything in the sandbox run as that uid and never as host root;
@@ -169,6 +171,9 @@ func helperMain() error {
 	if err := os.WriteFile(agent, nil, 0o755); err != nil {
 		return err
 	}
+	// The directory of an executable found elsewhere (the re-exec agent) may be on a filesystem
+	// overlayfs does not take as a layer: then a plain bind, whose root shows the executable's
+	// host path.
 	agentView := filepath.Join(spec.Stage, "a")
 	if err := roOverlay(agentDir, emptyDir, agentView); err == nil {
 		if err := unix.Mount(filepath.Join(agentView, filepath.Base(agentSrc)), agent, "", unix.MS_BIND, ""); err != nil {
@@ -179,9 +184,6 @@ func helperMain() error {
 			return fmt.Errorf("unmount %s: %w", agentView, err)
 		}
 	} else if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", exeFd), agent, "", unix.MS_BIND, ""); err != nil {
-		// The directory of an executable found elsewhere (the re-exec agent) may be on a
-		// filesystem overlayfs does not take as a layer: then a plain bind, whose root shows
-		// the executable's host path.
 		return fmt.Errorf("bind the agent executable: %w", err)
 	}
 	fds.close()
