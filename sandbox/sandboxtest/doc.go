@@ -57,9 +57,11 @@
 //
 // Commands run inside the sandbox use sh and coreutils (cat, ls, head, dd, sleep, printf, seq,
 // sha256sum, stat, readlink, truncate, mkfifo, ...), which any Linux sandbox has, and python3:
-// PortRelay serves HTTP with `python3 -m http.server` and runs a small TCP echo server, so a
-// provider must offer python3 (and a loopback interface) in its sandboxes to pass the suite; the
-// scenario fails saying so when python3 is missing.
+// PortRelay serves HTTP with `python3 -m http.server` and runs a small TCP echo server, and
+// EgressPolicies probes the network with python3's socket and urllib (which honour the proxy
+// variables of the sandbox's environment, as programs do), so a provider must offer python3 (and
+// a loopback interface) in its sandboxes to pass the suite; the scenarios fail saying so when
+// python3 is missing.
 //
 // Scenarios run in parallel (bounded by -parallel) on separate providers; one scenario measures
 // the process heap while a command writes 64 MiB, so it runs before the others start, and the
