@@ -24,6 +24,7 @@ import (
 // TLS server (on loopback, mapped to a name and allowed for this test) with the key injected by
 // the egress proxy; the command never sees the key, and the state file never holds it.
 func TestPerRunLiteralCredential(t *testing.T) {
+	t.Parallel()
 	const secret = "sk-literal-per-run-7f3a9c"
 	var mu sync.Mutex
 	var seen []string

@@ -57,6 +57,7 @@ func fileOf(d engine.Diff, path string) engine.DiffFile {
 // binary files named; a deleted directory as its files; paths narrow it; from and to default to
 // the head and its parent and are checked; old commits stay readable.
 func TestWorkspaceDiff(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "d")
@@ -168,6 +169,7 @@ func TestWorkspaceDiff(t *testing.T) {
 // TestWorkspaceDiffBounds: a file's diff is cut at MaxDiffFileBytes and the whole text stays
 // within MaxDiffBytes; what is left out is flagged and named.
 func TestWorkspaceDiffBounds(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	v.mkws(t, "b")
 	v.sh(t, "b", `seq 1 20000 > big.txt; for i in $(seq 1 40); do seq 1 300 > f$i.txt; done`)
@@ -196,6 +198,7 @@ func TestWorkspaceDiffBounds(t *testing.T) {
 
 // TestWorkspaceDiffManyChanges: beyond the paths Provider.Diff lists, paths still find a change.
 func TestWorkspaceDiffManyChanges(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	v.mkws(t, "m")
 	v.sh(t, "m", `mkdir a z; for i in $(seq 100 250); do echo $i > a/$i; done; echo target > z/target.txt`)

@@ -10,6 +10,7 @@ import (
 // EditContextLines before and after, shortens a long replacement in its middle and long lines at
 // their end, and places a deletion (no new text) at the line that follows it.
 func TestEditContext(t *testing.T) {
+	t.Parallel()
 	var lines []string
 	for i := 1; i <= 40; i++ {
 		lines = append(lines, fmt.Sprintf("l%d", i))
@@ -43,6 +44,7 @@ func TestEditContext(t *testing.T) {
 
 // TestEditLineList: ambiguous matches are named by their first lines, "and more" past the bound.
 func TestEditLineList(t *testing.T) {
+	t.Parallel()
 	if got := lineList("x\ny x\nx\n", "x"); got != "lines 1, 2, 3" {
 		t.Errorf("three matches: %q", got)
 	}

@@ -41,6 +41,7 @@ const appPy = "import sys\n\n\ndef main():\n    return 1\n\n\nif __name__ == \"_
 // replaces every occurrence; every refused edit (absent, ambiguous with its count and lines,
 // binary, missing, a directory, no change, too large, a bad path) leaves head where it was.
 func TestEditFileDurable(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")
@@ -177,6 +178,7 @@ func TestEditFileDurable(t *testing.T) {
 // the session); the holder edits the live files at once without a commit, another connection
 // cannot; commit_session saves the edit.
 func TestEditFileSession(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")

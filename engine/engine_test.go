@@ -127,6 +127,7 @@ func head(t *testing.T, v *env, ws string) string {
 }
 
 func TestWorkspaceLifecycle(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	a := v.mkws(t, "alpha")
@@ -177,6 +178,7 @@ func TestWorkspaceLifecycle(t *testing.T) {
 }
 
 func TestDurableRuns(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	w := v.mkws(t, "w")
@@ -243,6 +245,7 @@ func TestDurableRuns(t *testing.T) {
 }
 
 func TestRunsInArrivalOrder(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")
@@ -288,6 +291,7 @@ func TestRunsInArrivalOrder(t *testing.T) {
 }
 
 func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")
@@ -380,6 +384,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestFiles(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")
@@ -439,6 +444,7 @@ func TestFiles(t *testing.T) {
 }
 
 func TestRestoreAndFork(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")
@@ -491,6 +497,7 @@ func TestRestoreAndFork(t *testing.T) {
 // TestCrashDuringRun kills a server process (SIGKILL) while a command runs, then restarts on the
 // same data dir: the run reads lost, head is unchanged, and the next run works.
 func TestCrashDuringRun(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	v := open(t, dir)
 	w := v.mkws(t, "w")

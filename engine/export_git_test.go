@@ -66,6 +66,7 @@ func gitFails(repo string, args ...string) bool {
 // or checked-out branch, a workspace not imported from git and another repository are refused;
 // a subdirectory import goes under its subdirectory.
 func TestExportGitBranch(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	root := ownerRoot(t)
 	repo := filepath.Join(root, "proj")
@@ -217,6 +218,7 @@ func TestExportGitBranch(t *testing.T) {
 // repository's `git apply --check` accepts (also for a subdirectory import); an existing file is
 // never overwritten.
 func TestExportPatch(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	root := ownerRoot(t)
 	repo := filepath.Join(root, "proj")

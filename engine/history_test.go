@@ -64,6 +64,7 @@ func (v *env) commit(t *testing.T, id string) engine.Commit {
 // provider that cannot tell (Vercel) everything commits as before and says the changes are
 // unknown.
 func TestHonestHistory(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	knows := v.pv.Capabilities().Changes
@@ -194,6 +195,7 @@ func TestHonestHistory(t *testing.T) {
 // TestOldCommitsReadUnknown: a commit recorded before commits recorded their changes (its record
 // has changed_files but no changes_known) reads as "changes unknown" through History.
 func TestOldCommitsReadUnknown(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	w := v.mkws(t, "w")
 	old := store.Commit{

@@ -100,6 +100,7 @@ func chownTree(t *testing.T, dir string, uid, gid int) {
 // records the HEAD and that the tree was dirty; git is trusted for the call only (the repo
 // belongs to another user and no safe.directory is configured).
 func TestImportGitWorkTree(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	root := ownerRoot(t)
 	repo := filepath.Join(root, "proj")
@@ -164,6 +165,7 @@ func TestImportGitWorkTree(t *testing.T) {
 // symlinks as links (one pointing out of the root is not followed), and skips sockets, FIFOs and
 // names that are not UTF-8, listing them.
 func TestImportPlainDirSkipsSpecialFiles(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	root := t.TempDir()
 	src := filepath.Join(root, "plain")
@@ -209,6 +211,7 @@ func TestImportPlainDirSkipsSpecialFiles(t *testing.T) {
 // TestImportLimits: more entries or bytes than the limits fail with the limit named, and no
 // workspace is made.
 func TestImportLimits(t *testing.T) {
+	t.Parallel()
 	v := hostEnv(t, engine.ImportLimits{Files: 3, Bytes: 10})
 	root := t.TempDir()
 	writeTree(t, filepath.Join(root, "many"), map[string]string{"1": "", "2": "", "3": "", "4": ""})
@@ -233,6 +236,7 @@ func TestImportLimits(t *testing.T) {
 // elsewhere, and symlinks out of the root are refused for import and export; without roots both
 // say how an operator enables them.
 func TestHostPathEscapes(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	root := t.TempDir()
 	outside := t.TempDir()
@@ -278,6 +282,7 @@ func TestHostPathEscapes(t *testing.T) {
 // target's parent; a non-empty target is refused, an empty one filled; an older commit exports
 // its own state; nothing is left half-written.
 func TestExportRoundTrip(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	root := t.TempDir()
 	src := filepath.Join(root, "src")
@@ -367,6 +372,7 @@ func TestExportRoundTrip(t *testing.T) {
 // size is unchanged but whose time is) never runs as root; a repository its owner cannot reach
 // is refused with what to do, not imported as a plain directory with its ignored files.
 func TestImportGitRunsAsOwner(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("this test needs root (CI runs as root)")
@@ -443,6 +449,7 @@ func TestImportGitRunsAsOwner(t *testing.T) {
 // connection named it is reported as missing for import and every export format, and nothing is
 // made in its place.
 func TestHostDirBadInput(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	root := t.TempDir()
 	v.mkws(t, "target")

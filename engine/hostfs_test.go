@@ -10,6 +10,7 @@ import (
 // TestOpenBeneath: both ways of opening beneath a root refuse ".." and symlinks out of it; the
 // kernel's (openat2) follows links that stay inside, the portable walk refuses every link.
 func TestOpenBeneath(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	outside := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "in", "sub"), 0o755); err != nil {

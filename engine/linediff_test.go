@@ -57,6 +57,7 @@ func lcs(a, b []string) int {
 }
 
 func TestEditScriptIsShortest(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	words := []string{"a\n", "b\n", "c\n", "d\n"}
 	gen := func(n int) []string {
@@ -87,6 +88,7 @@ func TestEditScriptIsShortest(t *testing.T) {
 // TestEditScriptBeyondTheCap: two middles further apart than maxDiffEdits still get a correct
 // script (the plain replacement), quickly.
 func TestEditScriptBeyondTheCap(t *testing.T) {
+	t.Parallel()
 	var a, b []string
 	for i := range 3000 {
 		a = append(a, "same\n", "a"+strings.Repeat("x", i%7)+"\n")
@@ -97,6 +99,7 @@ func TestEditScriptBeyondTheCap(t *testing.T) {
 }
 
 func TestUnified(t *testing.T) {
+	t.Parallel()
 	lines := func(n int, change map[int]string) string {
 		var sb strings.Builder
 		for i := 1; i <= n; i++ {

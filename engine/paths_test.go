@@ -44,6 +44,7 @@ func wantList(t *testing.T, what string, ents []engine.FileEntry, err error, wan
 // write_files, read_file and list_files at the workspace head; entries of the home come back as
 // ~/..., which read_file takes back; paths that leave both roots are refused naming the argument.
 func TestHomePathsDurable(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")
@@ -145,6 +146,7 @@ func TestHomePathsDurable(t *testing.T) {
 // missing, a directory without recursive, escaping, a root, written and deleted — changes nothing
 // and head stays.
 func TestWriteFilesDeletes(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")
@@ -225,6 +227,7 @@ mkdir -p ~/.cache; echo c > ~/.cache/c; ln -s /etc etclink; ln -s keep.txt link`
 // ~/ paths, deletes apply at once without a commit, a bad path among good ones changes no file,
 // and commit_session keeps both the home files and the deletes.
 func TestSessionFilesHomeAndDeletes(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")

@@ -115,6 +115,7 @@ func github(cred *policies.Credential) policies.Policy {
 }
 
 func TestPolicyDurableCheck(t *testing.T) {
+	t.Parallel()
 	v := newCEnv(t, nil)
 	ctx := ctxT(t)
 	literal := github(&policies.Credential{Value: "ghp_literal"})
@@ -162,6 +163,7 @@ func (v *cenv) mkws(t *testing.T, name string) engine.Workspace {
 }
 
 func TestPolicyOperatorLimit(t *testing.T) {
+	t.Parallel()
 	limit := policies.Policy{Mode: policies.Allow, Domains: []string{"*.example.com"}, Services: []policies.Service{{ID: "npm"}}}
 	v := newCEnv(t, func(o *engine.Options) { o.MaxPolicy = &limit })
 	ctx := ctxT(t)
@@ -205,6 +207,7 @@ func TestPolicyOperatorLimit(t *testing.T) {
 // TestPolicyLimitNarrowed: a workspace whose stored default the operator's (new) limit no longer
 // admits says so, and its runs are refused until set_policy narrows it.
 func TestPolicyLimitNarrowed(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	v, err := openWith(t, dir, nil)
 	if err != nil {
@@ -250,6 +253,7 @@ func (v *cenv) shRun(t *testing.T, ws, script string) engine.RunResult {
 // TestPolicySecretsNeverStored: literal secrets of per-run and per-session overrides are applied
 // but never written to the state file, not even in passing.
 func TestPolicySecretsNeverStored(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	v, err := openWith(t, dir, nil)
 	if err != nil {
@@ -301,6 +305,7 @@ func TestPolicySecretsNeverStored(t *testing.T) {
 }
 
 func TestPolicyCredentialNames(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{}
 	v := newCEnv(t, func(o *engine.Options) {
 		o.Getenv = func(name string) (string, bool) { s, ok := env[name]; return s, ok }
@@ -337,6 +342,7 @@ func TestPolicyCredentialNames(t *testing.T) {
 // session holds the workspace; the holder may, and its live sandbox follows, unless the session
 // has its own policy.
 func TestSetPolicyLease(t *testing.T) {
+	t.Parallel()
 	v := newCEnv(t, nil)
 	ctx := ctxT(t)
 	a, b := engine.Holder{Conn: "a", Client: "agent-a"}, engine.Holder{Conn: "b", Client: "agent-b"}

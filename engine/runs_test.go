@@ -42,6 +42,7 @@ func fieldsOf(err error) engine.ErrorFields {
 }
 
 func TestShellCommandLines(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	v.mkws(t, "w")
 	// Without args: a shell line, in cwd, with pipes, && and cd.
@@ -99,6 +100,7 @@ func TestShellCommandLines(t *testing.T) {
 }
 
 func TestCommandChecks(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	v.mkws(t, "w")
 	ctx := ctxT(t)
@@ -337,6 +339,7 @@ func TestGetRunOffsets(t *testing.T) {
 }
 
 func TestListRuns(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	v.mkws(t, "w")
 	v.mkws(t, "other")

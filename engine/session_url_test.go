@@ -192,6 +192,7 @@ func TestSessionURLNotListening(t *testing.T) {
 // session only; session_url serves them, others are refused, and the next session has the
 // workspace's alone.
 func TestSessionExposedPorts(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	if _, err := v.e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "ports", ExposedPorts: []int{8773}}); err != nil {
@@ -276,6 +277,7 @@ func (r *recordingPreviews) Close(tok string) {
 // one preview per port; every preview opened is closed when its session ends (a commit, a
 // discard); an Open that fails is session_url's error, and is not remembered.
 func TestPreviewServerLifetime(t *testing.T) {
+	t.Parallel()
 	skipVercel(t, "the Vercel provider serves ports itself: no PreviewServer is involved")
 	rec := &recordingPreviews{}
 	dir := t.TempDir()

@@ -55,6 +55,7 @@ func wantErr(t *testing.T, what string, err, target error, words ...string) {
 }
 
 func TestSessionLease(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")
@@ -125,6 +126,7 @@ func TestSessionLease(t *testing.T) {
 }
 
 func TestSessionDiscardAndExpire(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	v.mkws(t, "w")
@@ -179,6 +181,7 @@ func TestSessionDiscardAndExpire(t *testing.T) {
 }
 
 func TestSessionProcessesAndURL(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
 	if err != nil {
@@ -285,6 +288,7 @@ func TestSessionProcessesAndURL(t *testing.T) {
 // TestSessionSurvivesRestart closes the engine and the provider with a session open (its sandbox
 // keeps running) and opens them again: the session is re-adopted, detached, and works.
 func TestSessionSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	v := open(t, dir)
 	if _, err := v.e.CreateWorkspace(ctxT(t), engine.CreateWorkspaceRequest{Name: "w", ExposedPorts: []int{8785}}); err != nil {
@@ -352,6 +356,7 @@ func (v *env) sh2(ctx context.Context, ws string) (engine.RunResult, error) {
 }
 
 func TestOpenSessionRace(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	v.mkws(t, "w")
 	var wg sync.WaitGroup

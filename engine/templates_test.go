@@ -61,6 +61,7 @@ func (v *cenv) setupCommit(t *testing.T, ws string) engine.Commit {
 }
 
 func TestTemplateSharedSetup(t *testing.T) {
+	t.Parallel()
 	v := newCEnv(t, withTemplates(map[string]engine.Template{"node": tpl("echo ready")}))
 	ctx := ctxT(t)
 	var lines []string
@@ -130,6 +131,7 @@ func TestTemplateSharedSetup(t *testing.T) {
 // TestTemplateChangedDefinition: a changed definition builds a new snapshot; the old one is
 // deleted once no commit references it.
 func TestTemplateChangedDefinition(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	v1 := map[string]engine.Template{"node": tpl("echo v1")}
 	v, err := openWith(t, dir, withTemplates(v1))
@@ -186,6 +188,7 @@ func TestTemplateChangedDefinition(t *testing.T) {
 // TestTemplateFailingSetup: a failing setup saves nothing, leaves no sandbox behind, says why,
 // and runs again next time.
 func TestTemplateFailingSetup(t *testing.T) {
+	t.Parallel()
 	timeout := tpl("sleep 30")
 	timeout.Timeout = time.Second
 	v := newCEnv(t, withTemplates(map[string]engine.Template{
@@ -224,6 +227,7 @@ func TestTemplateFailingSetup(t *testing.T) {
 }
 
 func TestTemplateConcurrentCreates(t *testing.T) {
+	t.Parallel()
 	v := newCEnv(t, withTemplates(map[string]engine.Template{"node": tpl("sleep 1")}))
 	ctx := ctxT(t)
 	const n = 4
@@ -256,6 +260,7 @@ func TestTemplateConcurrentCreates(t *testing.T) {
 
 // TestTemplateCallerGivesUp: a caller that stops waiting does not stop the build.
 func TestTemplateCallerGivesUp(t *testing.T) {
+	t.Parallel()
 	v := newCEnv(t, withTemplates(map[string]engine.Template{"node": tpl("sleep 1")}))
 	ctx, cancel := context.WithTimeout(ctxT(t), 200*time.Millisecond)
 	defer cancel()
@@ -268,6 +273,7 @@ func TestTemplateCallerGivesUp(t *testing.T) {
 }
 
 func TestTemplateBootstrap(t *testing.T) {
+	t.Parallel()
 	v := newCEnv(t, withTemplates(map[string]engine.Template{"node": tpl("true"), "py": tpl("echo py")}))
 	ctx := ctxT(t)
 	st, err := v.e.Bootstrap(ctx, nil, false)
@@ -302,6 +308,7 @@ func TestTemplateBootstrap(t *testing.T) {
 // TestTemplateStaleSnapshot: a template snapshot deleted behind the engine's back is rebuilt,
 // both when a create finds it gone and at start-up.
 func TestTemplateStaleSnapshot(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tpls := withTemplates(map[string]engine.Template{"node": tpl("true")})
 	v, err := openWith(t, dir, tpls)
@@ -346,6 +353,7 @@ func TestTemplateStaleSnapshot(t *testing.T) {
 }
 
 func TestTemplateDefinitions(t *testing.T) {
+	t.Parallel()
 	for name, tc := range map[string]struct {
 		name string
 		t    engine.Template

@@ -13,6 +13,7 @@ import (
 // ports, each as one compare-and-swap that changes all it was given or nothing; while a session
 // holds the workspace, name and labels still change (by anyone), exposed ports do not.
 func TestUpdateWorkspace(t *testing.T) {
+	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
 	a, err := v.e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "alpha", Labels: map[string]string{"team": "a"}, ExposedPorts: []int{8780}})

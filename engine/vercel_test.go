@@ -111,6 +111,7 @@ func TestVercelSessionURL(t *testing.T) {
 // command fails saying so and commits nothing; the history is intact, and restoring an older
 // commit whose snapshot still exists makes the workspace usable again.
 func TestVercelSnapshotExpiry(t *testing.T) {
+	t.Parallel()
 	e, fe := openVercel(t, t.TempDir(), engine.Options{})
 	ctx := ctxT(t)
 	if _, err := e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "w"}); err != nil {

@@ -8,6 +8,7 @@ import (
 // TestWindow cuts windows of kept output (head "abcd", a dropped middle, tail "wxyz") from every
 // offset: each is exact, and reading on from Next covers the stream with nothing twice.
 func TestWindow(t *testing.T) {
+	t.Parallel()
 	gap := Output{Head: []byte("abcd"), Tail: []byte("wxyz"), Omitted: 10, Total: 18}
 	whole := Output{Head: []byte("abcd"), Tail: []byte("ef"), Total: 6}
 	cases := []struct {

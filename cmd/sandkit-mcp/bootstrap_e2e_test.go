@@ -39,6 +39,7 @@ func sandkit(t *testing.T, args ...string) (string, bool) {
 }
 
 func TestBootstrapCommand(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	conf := writeConfig(t, templatesConfig)
 
@@ -96,6 +97,7 @@ func doorWithConfig(t *testing.T, dir, conf string) *exec.Cmd {
 }
 
 func TestBootstrapFailures(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	failing := writeConfig(t, `{"templates": {"broken": {"command": "sh", "args": ["-c", "echo no such package >&2; exit 3"], "policy": {"mode": "deny-all"}}}}`)
 	out, ok := sandkit(t, "bootstrap", "--data-dir", dir, "--config", failing, "--log-level", "warn")

@@ -29,6 +29,7 @@ func cli(t *testing.T, dir string, args ...string) (string, string, int) {
 // TestHumanCLI: ls, log, runs and show on the data dir the agents use, with no daemon running
 // (the command starts it, as the stdio door does) and with one serving an agent.
 func TestHumanCLI(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	if out, errs, code := cli(t, dir, "ls"); code != 0 || strings.TrimSpace(out) != "no workspaces" {
 		t.Fatalf("ls with no daemon running: exit %d, %q %q", code, out, errs)

@@ -184,6 +184,7 @@ func (s *served) exited() bool {
 }
 
 func TestTwoDoorsStartedAtOnceShareOneDaemon(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	var wg sync.WaitGroup
 	clients := make([]*client, 2)
@@ -253,6 +254,7 @@ func TestSecondServeFailsAtOnce(t *testing.T) {
 }
 
 func TestDoorWhoseDaemonDiesSaysSo(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	var stderr syncBuffer
 	cmd := doorCommand(t, dir)
@@ -310,6 +312,7 @@ func TestStopWithoutDaemon(t *testing.T) {
 }
 
 func TestLongDataDirPath(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(dataDir(t), strings.Repeat("a-long-directory-name/", 6))
 	t.Cleanup(func() { stopDaemonOf(t, dir) })
 	if len(filepath.Join(dir, "sandkit.sock")) <= 108 {

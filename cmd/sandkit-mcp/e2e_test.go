@@ -273,6 +273,7 @@ func (c *client) fails(tool string, args map[string]any, want string) {
 }
 
 func TestStdioStory(t *testing.T) {
+	t.Parallel()
 	c := connect(t, dataDir(t))
 	tl, err := c.cs.ListTools(context.Background(), nil)
 	if err != nil {

@@ -27,6 +27,7 @@ func gitE2E(t *testing.T, dir string, args ...string) {
 // import, and the result exports as files; a second door of the same daemon without that root is
 // refused, also when its client sends a door hello of its own.
 func TestHostRootsEndToEnd(t *testing.T) {
+	t.Parallel()
 	dd := dataDir(t)
 	root := t.TempDir()
 	repo := filepath.Join(root, "proj")
@@ -170,6 +171,7 @@ func TestHostRootsEndToEnd(t *testing.T) {
 // TestServeHostRoots: `serve --host-root` and the config's host_roots apply to every connection:
 // a plain door imports from either; a path under neither is refused.
 func TestServeHostRoots(t *testing.T) {
+	t.Parallel()
 	dd := dataDir(t)
 	flagRoot, cfgRoot := t.TempDir(), t.TempDir()
 	for _, r := range []string{flagRoot, cfgRoot} {

@@ -73,6 +73,7 @@ func connections(t testing.TB, addr, token, kind string) int {
 }
 
 func TestHTTPDoor(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	s := startServe(t, dir, nil, "--http", "127.0.0.1:0")
 	addr := s.info.HTTP
@@ -152,6 +153,7 @@ func TestHTTPDoor(t *testing.T) {
 }
 
 func TestHTTPAllowedOrigin(t *testing.T) {
+	t.Parallel()
 	s := startServe(t, dataDir(t), nil, "--http", "127.0.0.1:0", "--allowed-origin", "https://app.example.com")
 	for origin, want := range map[string]int{"https://app.example.com": 200, "https://APP.example.com/": 200, "https://other.example.com": 403} {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+s.info.HTTP+"/healthz", nil)
@@ -168,6 +170,7 @@ func TestHTTPAllowedOrigin(t *testing.T) {
 }
 
 func TestHTTPBearerToken(t *testing.T) {
+	t.Parallel()
 	const token = "s3cret-token-for-tests"
 	s := startServe(t, dataDir(t), []string{"SANDKIT_TOKEN=" + token}, "--http", "127.0.0.1:0")
 	addr := s.info.HTTP
@@ -197,6 +200,7 @@ func TestHTTPBearerToken(t *testing.T) {
 }
 
 func TestServeRefusesNonLoopbackHTTPWithoutToken(t *testing.T) {
+	t.Parallel()
 	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		out, err := exec.CommandContext(ctx, binary(t), "serve", "--data-dir", t.TempDir(), "--http", addr).CombinedOutput()

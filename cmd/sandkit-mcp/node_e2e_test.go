@@ -188,6 +188,7 @@ func inspectorCall(t *testing.T, tools, home, data string, declared map[string]b
 // every inputSchema and outputSchema; any finding fails the test and is printed), then calls
 // tools with it, one connection per call, and checks the results.
 func TestInspectorCLI(t *testing.T) {
+	t.Parallel()
 	tools := nodeTools(t)
 	data := dataDir(t)
 	home := t.TempDir()
@@ -280,6 +281,7 @@ type sdkLine struct {
 // protocol error, a call whose isError is not the expected one, and an error result without
 // structuredContent from a tool that declares an outputSchema (the SDK lets those through).
 func TestTypeScriptSDK(t *testing.T) {
+	t.Parallel()
 	tools := nodeTools(t)
 	data := dataDir(t)
 	work := t.TempDir()

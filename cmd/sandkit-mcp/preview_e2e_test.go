@@ -70,6 +70,7 @@ func tool(t *testing.T, name string) string {
 }
 
 func TestPreviewTransport(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	s := startServe(t, dir, nil, "--http", "127.0.0.1:0")
 	c := connectHTTP(t, s.info.HTTP, "agent", "")

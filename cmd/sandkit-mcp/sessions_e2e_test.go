@@ -126,6 +126,7 @@ func previewGone(t testing.TB, url string) {
 }
 
 func TestSessionStoryTwoStdioDoors(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	a := connectVia(t, "agent-A", &mcp.CommandTransport{Command: doorCommand(t, dir)})
 	b := connectVia(t, "agent-B", &mcp.CommandTransport{Command: doorCommand(t, dir)})
@@ -133,11 +134,13 @@ func TestSessionStoryTwoStdioDoors(t *testing.T) {
 }
 
 func TestSessionStoryStreamableHTTP(t *testing.T) {
+	t.Parallel()
 	s := startServe(t, dataDir(t), nil, "--http", "127.0.0.1:0")
 	sessionStory(t, connectHTTP(t, s.info.HTTP, "agent-A", ""), connectHTTP(t, s.info.HTTP, "agent-B", ""), "agent-A")
 }
 
 func TestSessionStorySSE(t *testing.T) {
+	t.Parallel()
 	s := startServe(t, dataDir(t), nil, "--http", "127.0.0.1:0")
 	sessionStory(t, connectSSE(t, s.info.HTTP, "agent-A", ""), connectSSE(t, s.info.HTTP, "agent-B", ""), "agent-A")
 }
@@ -162,6 +165,7 @@ func killDaemon(t testing.TB, dir string) {
 }
 
 func TestLiveSessionSurvivesDaemonRestart(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	a := connectVia(t, "agent-A", &mcp.CommandTransport{Command: doorCommand(t, dir)})
 	a.ok("create_workspace", map[string]any{"name": "live", "exposed_ports": []any{8000}})
@@ -193,6 +197,7 @@ func TestLiveSessionSurvivesDaemonRestart(t *testing.T) {
 }
 
 func TestOpenSessionRace(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	a := connectVia(t, "racer-A", &mcp.CommandTransport{Command: doorCommand(t, dir)})
 	b := connectVia(t, "racer-B", &mcp.CommandTransport{Command: doorCommand(t, dir)})
@@ -281,6 +286,7 @@ func (r *rawUnixConn) read() string {
 }
 
 func TestDisconnectRightAfterOpenSessionDetaches(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	s := startServe(t, dir, nil, "--http", "127.0.0.1:0")
 	// gone waits until the daemon has finished with every connection but B's.
@@ -326,6 +332,7 @@ func TestDisconnectRightAfterOpenSessionDetaches(t *testing.T) {
 }
 
 func TestKillDaemonDuringCommit(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	content := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB, so the commit has work to do
 	for i, delay := range []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 150 * time.Millisecond} {
@@ -388,6 +395,7 @@ func TestKillDaemonDuringCommit(t *testing.T) {
 }
 
 func TestSessionURLErrors(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	a := connect(t, dir)
 	a.ok("create_workspace", map[string]any{"name": "ports", "exposed_ports": []any{8000}})
@@ -475,6 +483,7 @@ func fetchVia(t testing.TB, addr, url string) (int, string) {
 }
 
 func TestPublicURLPreviews(t *testing.T) {
+	t.Parallel()
 	for _, base := range []string{"https://sandkit.example.test/base", "https://*.preview.example.test"} {
 		t.Run(base, func(t *testing.T) {
 			dir := dataDir(t)

@@ -26,6 +26,7 @@ func vercelEnv(url string) []string {
 // MCP client: the daemon (started by the door, with the door's environment) talks HTTP to the
 // Vercel fake; every durable command is a Vercel sandbox and a snapshot.
 func TestVercelProviderStory(t *testing.T) {
+	t.Parallel()
 	fe := vercelfaketest.StartForTest(t, "", vercelfake.Options{})
 	dir := dataDir(t)
 	door := exec.Command(binary(t), "--data-dir", dir, "--provider", "vercel", "--log-level", "warn")
@@ -65,6 +66,7 @@ func TestVercelProviderStory(t *testing.T) {
 // TestVercelDoctor: doctor names missing credentials without showing values, and says when the
 // API refuses them or accepts them.
 func TestVercelDoctor(t *testing.T) {
+	t.Parallel()
 	fe := vercelfaketest.StartForTest(t, "", vercelfake.Options{})
 	dir := t.TempDir()
 	doctor := func(env []string) (string, error) {

@@ -14,7 +14,11 @@
 // roots, dynamic linker cache, time zone, alternatives, language runtimes' config; passwd,
 // group, hosts, hostname and nsswitch.conf are generated), fresh /proc, /dev, /tmp and /dev/shm,
 // and its durable state: /workspace and the home directory (/home/sandbox, or Options.HomeDir).
-// Nothing else of the host is visible: no host home, no host sockets, no /run, no /var. The
+// Nothing else of the host is visible: no host home, no host sockets, no /run, no /var, and no
+// host path in /proc/self/mountinfo or /proc/1/cmdline: the helper mounts the overlays, /etc
+// and the agent by descriptor (/proc/self/fd/N; /etc and the agent through read-only
+// overlays, as a bind mount's root shows its host path) and bwrap reads its options from a
+// descriptor (--args). The
 // network namespace has only loopback; the only way out is the egress proxy (below), which
 // enforces the sandbox's policy (Capabilities.Egress is true).
 //

@@ -428,6 +428,7 @@ func wantRefused(t *testing.T, c client, url, out, host string, extra ...string)
 }
 
 func TestEgressDenyAll(t *testing.T) {
+	t.Parallel()
 	requireClients(t)
 	f := newEgressFixture(t)
 	p := f.provider(t, "")
@@ -508,6 +509,7 @@ func TestEgressDenyAll(t *testing.T) {
 }
 
 func TestEgressAllowList(t *testing.T) {
+	t.Parallel()
 	requireClients(t)
 	f := newEgressFixture(t)
 	p := f.provider(t, "")
@@ -594,6 +596,7 @@ func brokerPolicy() policies.Policy {
 }
 
 func TestEgressBrokering(t *testing.T) {
+	t.Parallel()
 	requireClients(t)
 	f := newEgressFixture(t)
 	dir := t.TempDir()
@@ -731,6 +734,7 @@ print("eof" if s.recv(100) == b"" else "data")
 // neither an absolute-URI http:// request nor a CONNECT tunnel that speaks plain HTTP reaches
 // it, so it never sees the header; hosts without header rules still get plain HTTP.
 func TestEgressCredentialsOnlyInTLS(t *testing.T) {
+	t.Parallel()
 	requireClients(t)
 	f := newEgressFixture(t)
 	p := f.provider(t, "")
@@ -799,6 +803,7 @@ func TestEgressCredentialsOnlyInTLS(t *testing.T) {
 }
 
 func TestEgressSetPolicy(t *testing.T) {
+	t.Parallel()
 	requireClients(t)
 	f := newEgressFixture(t)
 	p := f.provider(t, "")
@@ -851,6 +856,7 @@ func TestEgressSetPolicy(t *testing.T) {
 // the new provider compiles the stored policy again with its environment and takes over the
 // forwarder. A service whose credential was a literal is denied afterwards, with a warning.
 func TestEgressReconnect(t *testing.T) {
+	t.Parallel()
 	requireClients(t)
 	f := newEgressFixture(t)
 	dir := t.TempDir()
@@ -915,6 +921,7 @@ func TestEgressReconnect(t *testing.T) {
 
 // TestEgressUnit covers the address guard and the CA without sandboxes.
 func TestEgressUnit(t *testing.T) {
+	t.Parallel()
 	g := newAddrGuard(EgressOptions{
 		AllowAddrs:    []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:8080")},
 		AllowPrefixes: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},

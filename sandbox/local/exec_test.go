@@ -16,6 +16,7 @@ import (
 )
 
 func TestExec(t *testing.T) {
+	t.Parallel()
 	p := newTestProvider(t, Options{})
 	sb := startSandbox(t, p, sandbox.StartOptions{Env: map[string]string{"FROM_START": "s", "OVERRIDE": "start"}})
 	ctx := context.Background()

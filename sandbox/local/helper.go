@@ -22,8 +22,10 @@ import (
 //  1. makes every mount private, so nothing it mounts propagates to the host;
 //  2. mounts a small tmpfs "stage" over a world-traversable directory (/run) and, inside it,
 //     the workspace and home overlays (always with userxattr, the format bwrap >= 0.10 --overlay
-//     would also produce), a bind of the sandbox /etc and one of the agent (the static agent
-//     binary, or its own executable; see agentbin.go);
+//     would also produce), the sandbox /etc and the agent (the static agent binary, or its own
+//     executable; see agentbin.go), each through a read-only overlay of its host directory and
+//     every host directory named by descriptor, so that no host path shows in the sandbox's
+//     /proc/self/mountinfo (pathFds);
 //  3. joins the sandbox's cgroups (root only);
 //  4. when the provider is root, drops to the unprivileged sandbox host uid/gid, so bwrap and
 //     everything in the sandbox run as that uid and never as host root;
@@ -40,8 +42,9 @@ import (
 
 // helperSpec is what the provider tells the helper, as JSON on fd 3.
 type helperSpec struct {
-	// LayersDir becomes the working directory; overlay paths are relative to it so the mount
-	// data stays short (it is limited to one page) and survives the stage mount hiding them.
+	// LayersDir becomes the working directory; overlay paths are relative to it. The helper
+	// opens them and mounts by descriptor (pathFds), so the mount data shows no host path and
+	// stays short (it is limited to one page).
 	LayersDir string `json:"layers_dir"`
 	// Stage is the existing directory the staging tmpfs is mounted on.
 	Stage    string        `json:"stage"`
@@ -116,14 +119,33 @@ func helperMain() error {
 			return err
 		}
 	}
+	// Every directory a mount takes from the host is named by descriptor (/proc/self/fd/N), so
+	// the sandbox's /proc/self/mountinfo shows no host path.
 	exeFd, err := unix.Open(agentSrc, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open the agent executable %s: %w", agentSrc, err)
 	}
+	var fds pathFds
+	defer fds.close()
+	fds = append(fds, exeFd)
+	agentDir, err := fds.open(filepath.Dir(agentSrc))
+	if err != nil {
+		return fmt.Errorf("open the agent executable's directory: %w", err)
+	}
+	etcDir, err := fds.open(spec.Etc)
+	if err != nil {
+		return fmt.Errorf("open the sandbox /etc: %w", err)
+	}
+	overlays := make([]overlaySpec, len(spec.Overlays))
+	for i, o := range spec.Overlays {
+		if overlays[i], err = fds.overlay(o); err != nil {
+			return fmt.Errorf("open the layers of %s: %w", o.Target, err)
+		}
+	}
 	if err := unix.Mount("tmpfs", spec.Stage, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=16m"); err != nil {
 		return fmt.Errorf("mount staging tmpfs on %s: %w", spec.Stage, err)
 	}
-	for _, o := range spec.Overlays {
+	for _, o := range overlays {
 		target := filepath.Join(spec.Stage, o.Target)
 		if err := os.Mkdir(target, 0o755); err != nil {
 			return err
@@ -132,23 +154,44 @@ func helperMain() error {
 			return fmt.Errorf("mount overlay for %s (%d layers): %w", o.Target, len(o.Lower), err)
 		}
 	}
+	// /etc and the agent come from host directories through read-only overlays (an empty
+	// directory of the stage below the real one, as overlayfs wants two layers without an upper
+	// one): a bind mount's root would show in mountinfo as the host path within its filesystem.
+	empty := filepath.Join(spec.Stage, "e")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		return err
+	}
+	emptyDir, err := fds.open(empty)
+	if err != nil {
+		return err
+	}
 	etc := filepath.Join(spec.Stage, "etc")
-	if err := os.Mkdir(etc, 0o755); err != nil {
-		return err
-	}
-	if err := unix.Mount(spec.Etc, etc, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind the sandbox /etc: %w", err)
-	}
-	fdir := filepath.Join(spec.Stage, "f")
-	if err := os.Mkdir(fdir, 0o700); err != nil {
-		return err
+	if err := roOverlay(etcDir, emptyDir, etc); err != nil {
+		return fmt.Errorf("mount the sandbox /etc: %w", err)
 	}
 	agent := filepath.Join(spec.Stage, "agent")
 	if err := os.WriteFile(agent, nil, 0o755); err != nil {
 		return err
 	}
-	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", exeFd), agent, "", unix.MS_BIND, ""); err != nil {
+	// The directory of an executable found elsewhere (the re-exec agent) may be on a filesystem
+	// overlayfs does not take as a layer: then a plain bind, whose root shows the executable's
+	// host path.
+	agentView := filepath.Join(spec.Stage, "a")
+	if err := roOverlay(agentDir, emptyDir, agentView); err == nil {
+		if err := unix.Mount(filepath.Join(agentView, filepath.Base(agentSrc)), agent, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind the agent executable: %w", err)
+		}
+		// The bind keeps the overlay; the rest of the directory leaves the stage.
+		if err := unix.Unmount(agentView, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount %s: %w", agentView, err)
+		}
+	} else if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", exeFd), agent, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind the agent executable: %w", err)
+	}
+	fds.close()
+	fdir := filepath.Join(spec.Stage, "f")
+	if err := os.Mkdir(fdir, 0o700); err != nil {
+		return err
 	}
 	argsFd, err := stageFd(filepath.Join(fdir, "args"), []byte(strings.Join(spec.Args, "\x00")+"\x00"))
 	if err != nil {
@@ -192,6 +235,55 @@ func helperMain() error {
 		return fmt.Errorf("provider exited during start")
 	}
 	return syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", bw.Fd()), argv, []string{"PATH=/usr/bin:/bin"})
+}
+
+// pathFds are O_PATH descriptors of host directories, named in mount data as /proc/self/fd/N:
+// overlayfs shows its options in mountinfo as they were given, so a path there is a path the
+// sandbox reads. The names are also shorter than layer paths, which keeps long chains within
+// the one page of mount data.
+type pathFds []int
+
+// open opens dir and returns the name of its descriptor.
+func (f *pathFds) open(dir string) (string, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	*f = append(*f, fd)
+	return "/proc/self/fd/" + strconv.Itoa(fd), nil
+}
+
+// overlay returns o with every directory named by descriptor.
+func (f *pathFds) overlay(o overlaySpec) (overlaySpec, error) {
+	out := overlaySpec{Target: o.Target, Lower: make([]string, len(o.Lower))}
+	var err error
+	for i, l := range o.Lower {
+		if out.Lower[i], err = f.open(l); err != nil {
+			return out, err
+		}
+	}
+	if out.Upper, err = f.open(o.Upper); err != nil {
+		return out, err
+	}
+	out.Work, err = f.open(o.Work)
+	return out, err
+}
+
+// close closes the descriptors (the mounts made with them keep what they need).
+func (f *pathFds) close() {
+	for _, fd := range *f {
+		unix.Close(fd)
+	}
+	*f = nil
+}
+
+// roOverlay mounts a read-only overlay of dir (over the empty directory empty) on target, which
+// it creates.
+func roOverlay(dir, empty, target string) error {
+	if err := os.Mkdir(target, 0o755); err != nil {
+		return err
+	}
+	return unix.Mount("overlay", target, "overlay", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "lowerdir="+dir+":"+empty+",userxattr")
 }
 
 // stageFd writes data to a new file and returns a descriptor for it that survives exec.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 )
 
 func TestIsolation(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
 		t.Fatal("these tests need /usr/bin/python3 on the host: apt-get install -y python3")
 	}
@@ -93,6 +95,7 @@ func TestIsolation(t *testing.T) {
 }
 
 func TestHostUIDIsUnprivileged(t *testing.T) {
+	t.Parallel()
 	p := newTestProvider(t, Options{})
 	sb := startSandbox(t, p, sandbox.StartOptions{})
 	shOK(t, sb, "echo x > mine; sleep 0.2 & true")
@@ -110,6 +113,7 @@ func TestHostUIDIsUnprivileged(t *testing.T) {
 // TestPolicyNoDirectNetwork: egress policies are enforced (by the proxy; see egress_test.go),
 // so no warnings; and whatever the policy, the sandbox itself still has only loopback.
 func TestPolicyNoDirectNetwork(t *testing.T) {
+	t.Parallel()
 	p := newTestProvider(t, Options{})
 	if !p.Capabilities().Egress {
 		t.Fatal("Capabilities().Egress = false; the local provider enforces egress policies")
@@ -126,6 +130,7 @@ func TestPolicyNoDirectNetwork(t *testing.T) {
 }
 
 func TestMissingBwrap(t *testing.T) {
+	t.Parallel()
 	_, err := New(Options{Dir: t.TempDir(), Bwrap: "/nonexistent/bwrap"})
 	if !errors.Is(err, sandbox.ErrUnavailable) || !strings.Contains(err.Error(), "apt-get install -y bubblewrap") {
 		t.Fatalf("err = %v", err)
@@ -133,6 +138,7 @@ func TestMissingBwrap(t *testing.T) {
 }
 
 func TestDirInUse(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	newTestProvider(t, Options{Dir: dir})
 	_, err := New(Options{Dir: dir})
@@ -142,6 +148,7 @@ func TestDirInUse(t *testing.T) {
 }
 
 func TestDiagnose(t *testing.T) {
+	t.Parallel()
 	requireBwrap(t)
 	checks := Diagnose("")
 	names := map[string]bool{}
@@ -163,5 +170,75 @@ func TestDiagnose(t *testing.T) {
 	bad := Diagnose("/nonexistent/bwrap")
 	if bad[0].OK || !strings.Contains(bad[0].Fix, "apt-get install -y bubblewrap") {
 		t.Errorf("missing bwrap: %+v", bad[0])
+	}
+}
+
+// TestMountinfoHidesHostPaths: the sandbox's /proc/self/mountinfo names no host path of the
+// provider: not its data directory (as given or with symlinks resolved), not the ids of the
+// layers under /workspace and the home, not the sandbox's own directory. What it may show is
+// what the sandbox sees anyway (/usr, a mount root "/" or the agent's file name) and
+// /proc/self/fd/N, the descriptors the mounts were made with. With $SANDKIT_TEST_BWRAP_NEW the
+// same holds for that bwrap.
+func TestMountinfoHidesHostPaths(t *testing.T) {
+	t.Parallel()
+	bwraps := []string{""}
+	if nb := os.Getenv("SANDKIT_TEST_BWRAP_NEW"); nb != "" {
+		bwraps = append(bwraps, nb)
+	}
+	for _, bw := range bwraps {
+		name := "bwrap from PATH"
+		if bw != "" {
+			name = bw
+		}
+		t.Run(name, func(t *testing.T) {
+			p := newTestProvider(t, Options{Bwrap: bw})
+			first := startSandbox(t, p, sandbox.StartOptions{})
+			shOK(t, first, "echo a > a; echo h > ~/h")
+			ref := snapshot(t, first).Ref
+			second := startSandbox(t, p, sandbox.StartOptions{Snapshot: ref})
+			shOK(t, second, "echo b > b")
+			ref = snapshot(t, second).Ref
+			sb := startSandbox(t, p, sandbox.StartOptions{Snapshot: ref})
+			if got := shOK(t, sb, "cat a b ~/h"); got != "a\nb\nh" {
+				t.Fatalf("the chain's files: %q", got)
+			}
+			mountinfo := shOK(t, sb, "cat /proc/self/mountinfo")
+
+			secrets := []string{p.opts.Dir, sb.(*localSandbox).dir, filepath.Base(sb.(*localSandbox).dir), "../"}
+			if real, err := filepath.EvalSymlinks(p.opts.Dir); err == nil {
+				secrets = append(secrets, real)
+			}
+			layers, err := os.ReadDir(p.store.layers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids int
+			for _, l := range layers {
+				if l.IsDir() {
+					secrets = append(secrets, l.Name())
+					ids++
+				}
+			}
+			if ids < 2 {
+				t.Fatalf("%d layers in %s, want the chain's two", ids, p.store.layers)
+			}
+			for _, s := range secrets {
+				if strings.Contains(mountinfo, s) {
+					t.Errorf("the sandbox's /proc/self/mountinfo shows %q:\n%s", s, mountinfo)
+				}
+			}
+			// The mounts are still there, and say nothing but descriptors.
+			for _, target := range []string{" /workspace ", " " + p.opts.HomeDir + " ", " /etc ", " " + agentPath + " "} {
+				var line string
+				for _, l := range strings.Split(mountinfo, "\n") {
+					if strings.Contains(l, target) {
+						line = l
+					}
+				}
+				if !strings.Contains(line, " - overlay overlay ") || !strings.Contains(line, "lowerdir=/proc/self/fd/") {
+					t.Errorf("mount at%s: %q, want an overlay mounted by descriptor", target, line)
+				}
+			}
+		})
 	}
 }

@@ -44,6 +44,7 @@ func layerDirs(t *testing.T, p *Provider) []string {
 // and deletes inside a kept directory, then checks the state after a snapshot and a restart —
 // and that the older snapshot still shows the old state.
 func TestWhiteoutsAndOpaqueDirsSurviveCommit(t *testing.T) {
+	t.Parallel()
 	p := newTestProvider(t, Options{})
 	sb := startSandbox(t, p, sandbox.StartOptions{})
 	shOK(t, sb, `set -e
@@ -100,6 +101,7 @@ rm a.txt; rm -rf d; mkdir d; echo new > d/z; mv mv-src mv-dst; rm keep/k; echo 2
 // again) ends without a snapshot or a layer; what a plain `true` leaves in the upper directory
 // (nothing) is no change, while a touch, a chmod and an empty new directory each are.
 func TestUnchangedMakesNoLayer(t *testing.T) {
+	t.Parallel()
 	p := newTestProvider(t, Options{})
 	sb := startSandbox(t, p, sandbox.StartOptions{})
 	shOK(t, sb, "echo a > a; mkdir d")
@@ -152,6 +154,7 @@ func TestUnchangedMakesNoLayer(t *testing.T) {
 // TestSquash commits 40 times, deleting and replacing files on the way, and checks that chains
 // never exceed MaxLayers and that the squashed state is exactly the expected one.
 func TestSquash(t *testing.T) {
+	t.Parallel()
 	p := newTestProvider(t, Options{MaxLayers: 8})
 	ref := sandbox.SnapshotRef("")
 	var refs []sandbox.SnapshotRef
@@ -205,6 +208,7 @@ chmod 700 dir%d`, i, i, i-2, i-2, i, i, i, i-3, i-3, i-3, i, i-3, i, i)
 }
 
 func TestGarbageCollection(t *testing.T) {
+	t.Parallel()
 	p := newTestProvider(t, Options{})
 	ctx := context.Background()
 	sb := startSandbox(t, p, sandbox.StartOptions{})
@@ -291,6 +295,7 @@ func TestGarbageCollection(t *testing.T) {
 // a half-written snapshot file and an orphan layer. A new provider on the directory removes
 // them and keeps the real snapshots.
 func TestRestartCleansLeftovers(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p1, err := New(Options{Dir: dir})
 	if err != nil {
@@ -338,6 +343,7 @@ func TestRestartCleansLeftovers(t *testing.T) {
 // TestDiffAcrossSquash: Diff is exact between any two snapshots of a history whose chains were
 // squashed on the way (a squashed chain shares no layer with its ancestors), in both directions.
 func TestDiffAcrossSquash(t *testing.T) {
+	t.Parallel()
 	p := newTestProvider(t, Options{MaxLayers: 4})
 	ctx := context.Background()
 	var refs []sandbox.SnapshotRef
@@ -389,6 +395,7 @@ func TestDiffAcrossSquash(t *testing.T) {
 // TestChangesInABigDirectory: a directory visit that looks up many names lists its layer
 // directories instead of probing each; the result is the same, for Snapshot and for Diff.
 func TestChangesInABigDirectory(t *testing.T) {
+	t.Parallel()
 	p := newTestProvider(t, Options{})
 	ctx := context.Background()
 	ref := sandbox.SnapshotRef("")

@@ -219,6 +219,7 @@ for p in ps:
 // overlays in a user namespace of its own and sandboxes run as that user. As root, the test
 // runs itself again in a copy of the test binary as an unprivileged uid.
 func TestUnprivilegedProvider(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() == 0 {
 		const uid = 1000000001
 		exe, err := os.Executable()

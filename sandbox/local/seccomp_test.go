@@ -17,6 +17,7 @@ import (
 )
 
 func TestSeccompProgramShape(t *testing.T) {
+	t.Parallel()
 	if !seccompSupported() {
 		t.Fatal("no seccomp filter for this architecture; the provider supports amd64 and arm64")
 	}
@@ -74,6 +75,7 @@ func runFilter(t *testing.T, prog []unix.SockFilter, call seccompCall) uint32 {
 // TestSeccompFilterDecisions runs the filter of every supported architecture (arm64's too,
 // which this machine cannot run) on the system calls it is about.
 func TestSeccompFilterDecisions(t *testing.T) {
+	t.Parallel()
 	type nrs struct{ socket, socketpair, read, connect uint32 }
 	numbers := map[string]nrs{
 		"amd64": {socket: 41, socketpair: 53, read: 0, connect: 42},
@@ -163,6 +165,7 @@ print("packet", try_(socket.AF_PACKET, socket.SOCK_RAW), try_(socket.AF_PACKET, 
 // AF_NETLINK sockets; AF_VSOCK (which reaches the hypervisor's services on a VM), AF_PACKET and
 // every other family fail with EPERM.
 func TestSeccompSocketFamilies(t *testing.T) {
+	t.Parallel()
 	requirePython(t)
 	p := newTestProvider(t, Options{})
 	sb := startSandbox(t, p, sandbox.StartOptions{})
@@ -321,6 +324,7 @@ dns.lookup("localhost", { all: true }, (err, addrs) => {
 // TestSeccompToolsStillWork: under the address-family allow-list the everyday tools still
 // resolve names, list interfaces, listen and connect on the sandbox's loopback.
 func TestSeccompToolsStillWork(t *testing.T) {
+	t.Parallel()
 	requirePython(t)
 	// The sandbox sees the host's /usr, so the tools must be there.
 	for _, tool := range []string{"curl", "wget", "git", "node"} {

@@ -549,6 +549,7 @@ socketserver.ThreadingTCPServer(("127.0.0.1", 18766), H).serve_forever()
 `
 
 func TestDialPort(t *testing.T) {
+	t.Parallel()
 	p := newTestProvider(t, Options{})
 	sb := startSandbox(t, p, sandbox.StartOptions{Detached: true})
 	ctx := context.Background()
@@ -744,6 +745,7 @@ func freshAgent(t testing.TB) []byte {
 // TestEmbeddedAgentIsCurrent: the agent embedded from agentbin/ must be what the agent source
 // builds to now; otherwise sandboxes would run an old agent.
 func TestEmbeddedAgentIsCurrent(t *testing.T) {
+	t.Parallel()
 	embedded, why := embeddedOnce()
 	fresh := freshAgent(t)
 	if embedded == nil {
@@ -848,6 +850,7 @@ func vmRSS(t testing.TB, pid int) float64 {
 }
 
 func TestAgentCheck(t *testing.T) {
+	t.Parallel()
 	c := agentCheck(nil, "no agent binary was embedded at build time (run `go generate ./sandbox/local` before `go build`)")
 	if !c.OK || !strings.Contains(c.Detail, "falling back") || !strings.Contains(c.Detail, "go generate ./sandbox/local") {
 		t.Fatalf("fallback: %+v", c)
@@ -871,6 +874,7 @@ func TestAgentCheck(t *testing.T) {
 // TestLongDataDirectory: a data directory too deep for a socket path (108 bytes) still works,
 // also across a restart.
 func TestLongDataDirectory(t *testing.T) {
+	t.Parallel()
 	requireBwrap(t)
 	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 60), strings.Repeat("e", 60))
 	p1, err := New(Options{Dir: dir})

@@ -15,6 +15,15 @@
 // codes, output beyond MaxProcessLog, Signal to the whole process group) sharing the sandbox with
 // Exec, and DialPort relaying real HTTP and arbitrary bytes, half-close included.
 //
+// And egress policies (EgressPolicies): under policies.Deny() a sandbox reaches neither an HTTP
+// server the test runs on the host's 127.0.0.1 nor an outside address; under an allow-list the
+// named host works and any other host, the host's loopback and the outside are refused; SetPolicy
+// back to deny-all refuses the allowed host again. A provider without Capabilities.Egress must
+// show no network at all, and say so in Warnings. Nothing leaves the machine: the outside address
+// is TEST-NET-1 (192.0.2.1, which no network routes) and the host names are .test names, which
+// only a harness implementing EgressHarness maps (onto the test's servers); without it the
+// allowed host is not fetched at all, and only the refusals are checked.
+//
 // # Using the suite for a new provider
 //
 // Write a Harness whose MakeProvider returns a fresh provider over its own empty storage, and
@@ -37,7 +46,9 @@
 // The suite closes every provider it makes. A harness whose providers keep their snapshots in
 // storage that outlives the provider value (a directory, a remote account) should also implement
 // Restarter, which enables the scenarios checking that snapshots, and live sandboxes with their
-// background processes, survive a restart of the server (Restart, ReconnectAfterRestart).
+// background processes, survive a restart of the server (Restart, ReconnectAfterRestart). One
+// whose providers can be pointed at servers on the host (the local provider's EgressOptions)
+// should implement EgressHarness, so that EgressPolicies also checks that an allowed host works.
 //
 // A provider is done when the suite passes, not when it compiles. Run one scenario with
 // `go test -run 'Conformance/ForkIsolation'`.
@@ -46,9 +57,11 @@
 //
 // Commands run inside the sandbox use sh and coreutils (cat, ls, head, dd, sleep, printf, seq,
 // sha256sum, stat, readlink, truncate, mkfifo, ...), which any Linux sandbox has, and python3:
-// PortRelay serves HTTP with `python3 -m http.server` and runs a small TCP echo server, so a
-// provider must offer python3 (and a loopback interface) in its sandboxes to pass the suite; the
-// scenario fails saying so when python3 is missing.
+// PortRelay serves HTTP with `python3 -m http.server` and runs a small TCP echo server, and
+// EgressPolicies probes the network with python3's socket and urllib (which honour the proxy
+// variables of the sandbox's environment, as programs do), so a provider must offer python3 (and
+// a loopback interface) in its sandboxes to pass the suite; the scenarios fail saying so when
+// python3 is missing.
 //
 // Scenarios run in parallel (bounded by -parallel) on separate providers; one scenario measures
 // the process heap while a command writes 64 MiB, so it runs before the others start, and the

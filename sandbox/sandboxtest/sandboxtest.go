@@ -2,6 +2,7 @@ package sandboxtest
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 
 	"github.com/sandkit/sandkit-mcp/sandbox"
@@ -22,6 +23,18 @@ type Restarter interface {
 	// RestartProvider returns a new provider over the same storage as closed, a provider this
 	// harness made and the suite has already closed. The suite closes the new provider.
 	RestartProvider(ctx context.Context, t *testing.T, closed sandbox.Provider) sandbox.Provider
+}
+
+// EgressHarness is an optional interface a Harness implements when its providers can be pointed
+// at test servers on the host, as an operator points a provider at a registry mirror. When the
+// harness implements it, the EgressPolicies scenario checks that an allow-listed host is reached;
+// otherwise it checks only what must be refused.
+type EgressHarness interface {
+	// MakeEgressProvider returns a fresh provider, like MakeProvider, under which each host name
+	// in upstreams resolves to its address (a server the test runs on the host's 127.0.0.1) and
+	// that address may be dialled although the provider refuses loopback destinations by
+	// default. Policies still decide which names a sandbox may reach. The suite closes it.
+	MakeEgressProvider(ctx context.Context, t *testing.T, upstreams map[string]netip.AddrPort) sandbox.Provider
 }
 
 // RunConformanceTests runs every scenario of the suite against providers made by h. Each scenario
@@ -69,6 +82,8 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"Signals", s.testSignals},
 		{"ProcessesShareTheSandbox", s.testProcessesShareSandbox},
 		{"PortRelay", s.testPortRelay},
+		// Egress policies: deny-all, an allow-list, SetPolicy.
+		{"EgressPolicies", s.testEgressPolicies},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
