@@ -120,15 +120,8 @@ func TestHTTPDoor(t *testing.T) {
 		"https://[::1]":                 200,
 		"https://app.example.com:8443/": 403,
 	} {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/healthz", nil)
-		req.Header.Set("Origin", origin)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("Origin %s: status %d, want %d", origin, resp.StatusCode, want)
+		if got := healthzStatus(t, addr, origin); got != want {
+			t.Errorf("Origin %s: status %d, want %d", origin, got, want)
 		}
 	}
 	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
@@ -151,18 +144,24 @@ func TestHTTPDoor(t *testing.T) {
 	}
 }
 
+// healthzStatus is the status of GET /healthz at addr with the header Origin: origin.
+func healthzStatus(t *testing.T, addr, origin string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/healthz", nil)
+	req.Header.Set("Origin", origin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func TestHTTPAllowedOrigin(t *testing.T) {
 	s := startServe(t, dataDir(t), nil, "--http", "127.0.0.1:0", "--allowed-origin", "https://app.example.com")
 	for origin, want := range map[string]int{"https://app.example.com": 200, "https://APP.example.com/": 200, "https://other.example.com": 403} {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+s.info.HTTP+"/healthz", nil)
-		req.Header.Set("Origin", origin)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("Origin %s: status %d, want %d", origin, resp.StatusCode, want)
+		if got := healthzStatus(t, s.info.HTTP, origin); got != want {
+			t.Errorf("Origin %s: status %d, want %d", origin, got, want)
 		}
 	}
 }
