@@ -47,6 +47,12 @@ func makeProvider(t *testing.T, dir string) sandbox.Provider {
 	if testProvider() == "vercel" {
 		return vercelProvider(t, dir)
 	}
+	return localProvider(t, dir)
+}
+
+// localProvider is the local provider over dir, its live sandboxes stopped when the test ends.
+func localProvider(t *testing.T, dir string) *local.Provider {
+	t.Helper()
 	pv, err := local.New(local.Options{Dir: filepath.Join(dir, "local")})
 	if err != nil {
 		t.Fatalf("local provider: %v (install bubblewrap: apt-get install -y bubblewrap)", err)
@@ -60,12 +66,29 @@ func open(t *testing.T, dir string) *env { return openEnv(t, dir, nil) }
 // openEnv is open with options of the test's own (set sets them on the defaults).
 func openEnv(t *testing.T, dir string, set func(*engine.Options)) *env {
 	t.Helper()
-	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
+	v, err := openOver(t, dir, makeProvider(t, dir), func(o *engine.Options) {
+		o.Previews = engine.PreviewURLFunc(testPreviewURL)
+		if set != nil {
+			set(o)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pv := makeProvider(t, dir)
-	opts := engine.Options{Store: st, Provider: pv, Previews: engine.PreviewURLFunc(testPreviewURL)}
+	return v
+}
+
+// openOver opens an engine over a bbolt file in dir and the provider pv, with the options set
+// sets (Store and Provider are set here). When the engine does not open, it closes both and
+// returns the error.
+func openOver(t *testing.T, dir string, pv sandbox.Provider, set func(*engine.Options)) (*env, error) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
+	if err != nil {
+		pv.Close()
+		t.Fatal(err)
+	}
+	opts := engine.Options{Store: st, Provider: pv}
 	if set != nil {
 		set(&opts)
 	}
@@ -73,9 +96,9 @@ func openEnv(t *testing.T, dir string, set func(*engine.Options)) *env {
 	if err != nil {
 		pv.Close()
 		st.Close()
-		t.Fatal(err)
+		return nil, err
 	}
-	return &env{dir: dir, st: st, pv: pv, e: e}
+	return &env{dir: dir, st: st, pv: pv, e: e}, nil
 }
 
 func (v *env) close() {
