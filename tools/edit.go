@@ -88,12 +88,7 @@ func (t *toolset) editFile() server.ServerTool {
 			}
 			r := editView(ed)
 			r.WorkspaceID = ed.Commit.Workspace
-			if ed.Commit.ID == "" {
-				r.Unchanged = true
-			} else {
-				cv := newCommitView(ed.Commit, ed.Commit.ID, commitPaths)
-				r.Commit = &cv
-			}
+			r.Commit, r.Unchanged = madeCommit(ed.Commit, ed.Commit.ID)
 			r.then("run_command", "test the change", map[string]any{"workspace": a.Workspace})
 			return r, nil
 		},

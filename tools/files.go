@@ -100,12 +100,7 @@ func (t *toolset) writeFiles() server.ServerTool {
 				return writeResult{}, err
 			}
 			r := writeResult{WorkspaceID: c.Workspace, Files: len(files), Bytes: total, Deleted: len(a.Delete)}
-			if c.ID == "" {
-				r.Unchanged = true
-			} else {
-				cv := newCommitView(c, c.ID, commitPaths)
-				r.Commit = &cv
-			}
+			r.Commit, r.Unchanged = madeCommit(c, c.ID)
 			return r, nil
 		},
 	})

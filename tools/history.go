@@ -76,6 +76,16 @@ func newCommitView(c engine.Commit, head string, paths int) commitView {
 	return v
 }
 
+// madeCommit shows the commit a durable change made (head is the workspace's head after it), or
+// reports unchanged when it made none (an empty c).
+func madeCommit(c engine.Commit, head string) (commit *commitView, unchanged bool) {
+	if c.ID == "" {
+		return nil, true
+	}
+	cv := newCommitView(c, head, commitPaths)
+	return &cv, false
+}
+
 // changeText summarizes what a commit changed: "2 file(s) changed, 28 bytes: +a.txt ~b/c -d".
 func (c commitView) changeText() string {
 	switch {

@@ -386,12 +386,7 @@ func (t *toolset) restoreWorkspace() server.ServerTool {
 				return restoredWorkspace{}, err
 			}
 			r := restoredWorkspace{WorkspaceID: w.ID, Name: w.Name, Head: w.Head, source: a.CommitID}
-			if c.ID == "" {
-				r.Unchanged = true
-			} else {
-				cv := newCommitView(c, w.Head, commitPaths)
-				r.Commit = &cv
-			}
+			r.Commit, r.Unchanged = madeCommit(c, w.Head)
 			return r, nil
 		},
 	})
