@@ -124,16 +124,8 @@ func TestHTTPDoor(t *testing.T) {
 			t.Errorf("Origin %s: status %d, want %d", origin, got, want)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
-	req.Header.Set("Origin", "http://evil.example.com")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 403 {
-		t.Fatalf("POST /mcp from a foreign origin: %d, want 403", resp.StatusCode)
+	if code := statusFrom(t, "http://"+addr+"/mcp", "http://evil.example.com", `{"jsonrpc":"2.0","id":1,"method":"ping"}`); code != 403 {
+		t.Fatalf("POST /mcp from a foreign origin: %d, want 403", code)
 	}
 
 	// Graceful stop with HTTP and SSE clients connected.
@@ -147,8 +139,23 @@ func TestHTTPDoor(t *testing.T) {
 // healthzStatus is the status of GET /healthz at addr with the header Origin: origin.
 func healthzStatus(t *testing.T, addr, origin string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/healthz", nil)
+	return statusFrom(t, "http://"+addr+"/healthz", origin, "")
+}
+
+// statusFrom is the status of a request to url from a page of origin: a POST of the JSON-RPC
+// message body when it is set, else a GET.
+func statusFrom(t *testing.T, url, origin, body string) int {
+	t.Helper()
+	method, rd := http.MethodGet, io.Reader(nil)
+	if body != "" {
+		method, rd = http.MethodPost, strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, url, rd)
 	req.Header.Set("Origin", origin)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
