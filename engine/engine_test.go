@@ -120,9 +120,10 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func (v *env) mkws(t *testing.T, name string) engine.Workspace {
+// mkws creates a workspace, exposing ports.
+func (v *env) mkws(t *testing.T, name string, ports ...int) engine.Workspace {
 	t.Helper()
-	w, err := v.e.CreateWorkspace(ctxT(t), engine.CreateWorkspaceRequest{Name: name})
+	w, err := v.e.CreateWorkspace(ctxT(t), engine.CreateWorkspaceRequest{Name: name, ExposedPorts: ports})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,13 +141,28 @@ func (v *env) sh(t *testing.T, ws, script string) engine.RunResult {
 
 func stdout(r engine.RunResult) string { return string(r.Stdout.Head) + string(r.Stdout.Tail) }
 
+// wantNoFile fails the test unless the head of workspace w has no file path (what says which
+// file, and why).
+func (v *env) wantNoFile(t *testing.T, ctx context.Context, path, what string) {
+	t.Helper()
+	if _, err := v.e.ReadFile(ctx, "w", path, 0, 0); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("%s: %v, want ErrNotFound", what, err)
+	}
+}
+
 func head(t *testing.T, v *env, ws string) string {
+	t.Helper()
+	return v.getws(t, ws).Head
+}
+
+// getws is the workspace ws (an id or a name).
+func (v *env) getws(t *testing.T, ws string) engine.Workspace {
 	t.Helper()
 	w, err := v.e.GetWorkspace(ctxT(t), ws)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w.Head
+	return w
 }
 
 func TestWorkspaceLifecycle(t *testing.T) {
@@ -397,9 +413,7 @@ func TestCancel(t *testing.T) {
 	if head(t, v, "w") != before {
 		t.Fatal("cancelled runs moved head")
 	}
-	if _, err := v.e.ReadFile(ctx2, "w", "c.txt", 0, 0); !errors.Is(err, engine.ErrNotFound) {
-		t.Fatalf("a cancelled run's file must not be committed: %v", err)
-	}
+	v.wantNoFile(t, ctx2, "c.txt", "a cancelled run's file must not be committed")
 }
 
 func TestFiles(t *testing.T) {
@@ -446,9 +460,7 @@ func TestFiles(t *testing.T) {
 			t.Errorf("write %q: %v, want ErrInvalid", p, err)
 		}
 	}
-	if _, err := v.e.ReadFile(ctx, "w", "missing.txt", 0, 0); !errors.Is(err, engine.ErrNotFound) {
-		t.Errorf("missing file: %v", err)
-	}
+	v.wantNoFile(t, ctx, "missing.txt", "missing file")
 	big := make([]byte, engine.MaxFileSize+1)
 	if _, err := v.e.WriteFiles(ctx, "w", engine.WriteRequest{Files: []engine.WriteFile{{Path: "big", Content: big}}}); !errors.Is(err, engine.ErrInvalid) {
 		t.Errorf("too large: %v", err)

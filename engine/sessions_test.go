@@ -134,9 +134,7 @@ func TestSessionDiscardAndExpire(t *testing.T) {
 	if head(t, v, "w") != base {
 		t.Fatal("discard moved head")
 	}
-	if _, err := v.e.ReadFile(ctx, "w", "g.txt", 0, 0); !errors.Is(err, engine.ErrNotFound) {
-		t.Fatalf("discarded change visible: %v", err)
-	}
+	v.wantNoFile(t, ctx, "g.txt", "discarded change visible")
 	// Expiry drops the changes, keeps head, frees the workspace.
 	s2 := v.open(t, alice, "w", time.Second)
 	v.sexec(t, alice, s2.ID, "echo gone > g.txt")
@@ -283,9 +281,7 @@ func TestSessionProcessesAndURL(t *testing.T) {
 func TestSessionSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	v := open(t, dir)
-	if _, err := v.e.CreateWorkspace(ctxT(t), engine.CreateWorkspaceRequest{Name: "w", ExposedPorts: []int{8785}}); err != nil {
-		t.Fatal(err)
-	}
+	v.mkws(t, "w", 8785)
 	s := v.open(t, alice, "w", time.Minute)
 	v.sexec(t, alice, s.ID, "echo kept > k.txt")
 	bg, err := v.e.SessionExec(ctxT(t), alice, engine.SessionExecRequest{SessionID: s.ID, Command: "sh", Args: []string{"-c", "echo started; sleep 300"}, Background: true})
