@@ -271,11 +271,9 @@ type commitSessionArgs struct {
 
 // committedSession is commit_session's result.
 type committedSession struct {
-	SessionID   string      `json:"session_id" jsonschema:"required"`
-	WorkspaceID string      `json:"workspace_id" jsonschema:"required"`
-	Commit      *commitView `json:"commit,omitempty"`
-	// Unchanged is set when the session changed nothing: no commit, the head stays.
-	Unchanged bool `json:"unchanged,omitempty"`
+	SessionID   string `json:"session_id" jsonschema:"required"`
+	WorkspaceID string `json:"workspace_id" jsonschema:"required"`
+	madeChange
 	Steps
 }
 
@@ -303,7 +301,7 @@ func (t *toolset) commitSession() server.ServerTool {
 				return committedSession{}, err
 			}
 			r := committedSession{SessionID: a.SessionID, WorkspaceID: c.Workspace}
-			r.Commit, r.Unchanged = madeCommit(c, c.ID)
+			r.madeChange = madeCommit(c, c.ID)
 			return r, nil
 		},
 	})

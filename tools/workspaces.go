@@ -352,12 +352,11 @@ type restoreWorkspaceArgs struct {
 
 // restoredWorkspace is restore_workspace's result.
 type restoredWorkspace struct {
-	WorkspaceID string      `json:"workspace_id" jsonschema:"required"`
-	Name        string      `json:"name" jsonschema:"required"`
-	Head        string      `json:"head" jsonschema:"required"`
-	Commit      *commitView `json:"commit,omitempty"`
-	// Unchanged is set when the head already had that state: no commit.
-	Unchanged bool `json:"unchanged,omitempty"`
+	WorkspaceID string `json:"workspace_id" jsonschema:"required"`
+	Name        string `json:"name" jsonschema:"required"`
+	Head        string `json:"head" jsonschema:"required"`
+	// The restore's commit, or unchanged when the head already had that state.
+	madeChange
 	Steps
 	source string
 }
@@ -386,7 +385,7 @@ func (t *toolset) restoreWorkspace() server.ServerTool {
 				return restoredWorkspace{}, err
 			}
 			r := restoredWorkspace{WorkspaceID: w.ID, Name: w.Name, Head: w.Head, source: a.CommitID}
-			r.Commit, r.Unchanged = madeCommit(c, w.Head)
+			r.madeChange = madeCommit(c, w.Head)
 			return r, nil
 		},
 	})
