@@ -47,6 +47,12 @@ func makeProvider(t *testing.T, dir string) sandbox.Provider {
 	if testProvider() == "vercel" {
 		return vercelProvider(t, dir)
 	}
+	return localProvider(t, dir)
+}
+
+// localProvider is the local provider over dir, its live sandboxes stopped when the test ends.
+func localProvider(t *testing.T, dir string) *local.Provider {
+	t.Helper()
 	pv, err := local.New(local.Options{Dir: filepath.Join(dir, "local")})
 	if err != nil {
 		t.Fatalf("local provider: %v (install bubblewrap: apt-get install -y bubblewrap)", err)
@@ -60,12 +66,29 @@ func open(t *testing.T, dir string) *env { return openEnv(t, dir, nil) }
 // openEnv is open with options of the test's own (set sets them on the defaults).
 func openEnv(t *testing.T, dir string, set func(*engine.Options)) *env {
 	t.Helper()
-	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
+	v, err := openOver(t, dir, makeProvider(t, dir), func(o *engine.Options) {
+		o.Previews = engine.PreviewURLFunc(testPreviewURL)
+		if set != nil {
+			set(o)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pv := makeProvider(t, dir)
-	opts := engine.Options{Store: st, Provider: pv, Previews: engine.PreviewURLFunc(testPreviewURL)}
+	return v
+}
+
+// openOver opens an engine over a bbolt file in dir and the provider pv, with the options set
+// sets (Store and Provider are set here). When the engine does not open, it closes both and
+// returns the error.
+func openOver(t *testing.T, dir string, pv sandbox.Provider, set func(*engine.Options)) (*env, error) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
+	if err != nil {
+		pv.Close()
+		t.Fatal(err)
+	}
+	opts := engine.Options{Store: st, Provider: pv}
 	if set != nil {
 		set(&opts)
 	}
@@ -73,9 +96,9 @@ func openEnv(t *testing.T, dir string, set func(*engine.Options)) *env {
 	if err != nil {
 		pv.Close()
 		st.Close()
-		t.Fatal(err)
+		return nil, err
 	}
-	return &env{dir: dir, st: st, pv: pv, e: e}
+	return &env{dir: dir, st: st, pv: pv, e: e}, nil
 }
 
 func (v *env) close() {
@@ -97,9 +120,10 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func (v *env) mkws(t *testing.T, name string) engine.Workspace {
+// mkws creates a workspace, exposing ports.
+func (v *env) mkws(t *testing.T, name string, ports ...int) engine.Workspace {
 	t.Helper()
-	w, err := v.e.CreateWorkspace(ctxT(t), engine.CreateWorkspaceRequest{Name: name})
+	w, err := v.e.CreateWorkspace(ctxT(t), engine.CreateWorkspaceRequest{Name: name, ExposedPorts: ports})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,13 +141,28 @@ func (v *env) sh(t *testing.T, ws, script string) engine.RunResult {
 
 func stdout(r engine.RunResult) string { return string(r.Stdout.Head) + string(r.Stdout.Tail) }
 
+// wantNoFile fails the test unless the head of workspace w has no file path (what says which
+// file, and why).
+func (v *env) wantNoFile(t *testing.T, ctx context.Context, path, what string) {
+	t.Helper()
+	if _, err := v.e.ReadFile(ctx, "w", path, 0, 0); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("%s: %v, want ErrNotFound", what, err)
+	}
+}
+
 func head(t *testing.T, v *env, ws string) string {
+	t.Helper()
+	return v.getws(t, ws).Head
+}
+
+// getws is the workspace ws (an id or a name).
+func (v *env) getws(t *testing.T, ws string) engine.Workspace {
 	t.Helper()
 	w, err := v.e.GetWorkspace(ctxT(t), ws)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w.Head
+	return w
 }
 
 func TestWorkspaceLifecycle(t *testing.T) {
@@ -378,9 +417,7 @@ func TestCancel(t *testing.T) {
 	if head(t, v, "w") != before {
 		t.Fatal("cancelled runs moved head")
 	}
-	if _, err := v.e.ReadFile(ctx2, "w", "c.txt", 0, 0); !errors.Is(err, engine.ErrNotFound) {
-		t.Fatalf("a cancelled run's file must not be committed: %v", err)
-	}
+	v.wantNoFile(t, ctx2, "c.txt", "a cancelled run's file must not be committed")
 }
 
 func TestFiles(t *testing.T) {
@@ -428,9 +465,7 @@ func TestFiles(t *testing.T) {
 			t.Errorf("write %q: %v, want ErrInvalid", p, err)
 		}
 	}
-	if _, err := v.e.ReadFile(ctx, "w", "missing.txt", 0, 0); !errors.Is(err, engine.ErrNotFound) {
-		t.Errorf("missing file: %v", err)
-	}
+	v.wantNoFile(t, ctx, "missing.txt", "missing file")
 	big := make([]byte, engine.MaxFileSize+1)
 	if _, err := v.e.WriteFiles(ctx, "w", engine.WriteRequest{Files: []engine.WriteFile{{Path: "big", Content: big}}}); !errors.Is(err, engine.ErrInvalid) {
 		t.Errorf("too large: %v", err)

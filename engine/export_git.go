@@ -509,20 +509,31 @@ func (g *gitPlumb) run(ctx context.Context, stdin []byte, env []string, args ...
 			cmd.Dir = g.dir
 		}
 	}
-	for _, kv := range os.Environ() {
-		// The server's own git variables must not point git elsewhere; its HOME and XDG
-		// configuration are not the repository owner's.
-		k, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(k, "GIT_") && k != "HOME" && !strings.HasPrefix(k, "XDG_") {
-			ev = append(ev, kv)
-		}
-	}
-	cmd.Env = append(append(ev, g.env...), env...)
-	if g.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred}
-	}
+	cmd.Env = append(append(append(ev, gitEnviron()...), g.env...), env...)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	return gitOutput(cmd, g.cred, args)
+}
+
+// gitEnviron is the server's environment for a git command, without what must not reach it: the
+// server's own git variables must not point git elsewhere; its HOME and XDG configuration are
+// not the repository owner's.
+func gitEnviron() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "GIT_") && k != "HOME" && !strings.HasPrefix(k, "XDG_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// gitOutput runs the git command cmd (its arguments args, for the error) as cred (nil: the
+// server itself) and returns its output, or an error that carries what git wrote on stderr.
+func gitOutput(cmd *exec.Cmd, cred *syscall.Credential, args []string) ([]byte, error) {
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

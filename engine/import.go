@@ -391,24 +391,8 @@ func (g gitRepo) run(ctx context.Context, args ...string) ([]byte, error) {
 		home = "/nonexistent" // the owner has no home we know: no global configuration
 	}
 	env := []string{"GIT_OPTIONAL_LOCKS=0", "GIT_TERMINAL_PROMPT=0", "LC_ALL=C", "GIT_CEILING_DIRECTORIES=" + g.ceiling, "HOME=" + home}
-	for _, kv := range os.Environ() {
-		// The server's own git variables must not point git elsewhere; its HOME and XDG
-		// configuration are not the repository owner's.
-		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "GIT_") && k != "HOME" && !strings.HasPrefix(k, "XDG_") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = env
-	if g.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred}
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return out, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
+	cmd.Env = append(env, gitEnviron()...)
+	return gitOutput(cmd, g.cred, args)
 }
 
 // files lists the work tree's tracked and untracked-not-ignored files under dir; ok is false

@@ -218,9 +218,7 @@ mkdir -p ~/.cache; echo c > ~/.cache/c; ln -s /etc etclink; ln -s keep.txt link`
 	if err != nil || c.Message != "delete 1: keep.txt" {
 		t.Errorf("write_files with only a delete: %+v, %v; want a commit \"delete 1: keep.txt\"", c, err)
 	}
-	if _, err := v.e.ReadFile(ctx, "w", "keep.txt", 0, 0); !errors.Is(err, engine.ErrNotFound) {
-		t.Errorf("read_file of a deleted file: %v, want ErrNotFound", err)
-	}
+	v.wantNoFile(t, ctx, "keep.txt", "read_file of a deleted file")
 }
 
 // TestSessionFilesHomeAndDeletes: in a live session, write_files, read_file and list_files take
@@ -278,8 +276,6 @@ func TestSessionFilesHomeAndDeletes(t *testing.T) {
 		t.Errorf("home file after commit_session: %q, %v", fc.Data, err)
 	}
 	for _, gone := range []string{"~/notes/n.txt", "old.txt"} {
-		if _, err := v.e.ReadFile(ctx, "w", gone, 0, 0); !errors.Is(err, engine.ErrNotFound) {
-			t.Errorf("%s deleted in the session, after commit_session: %v, want ErrNotFound", gone, err)
-		}
+		v.wantNoFile(t, ctx, gone, gone+" deleted in the session, after commit_session")
 	}
 }

@@ -16,8 +16,6 @@ import (
 	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox"
 	"github.com/sandkit/sandkit-mcp/sandbox/local"
-	"github.com/sandkit/sandkit-mcp/sandbox/local/localtest"
-	"github.com/sandkit/sandkit-mcp/store"
 )
 
 // countingProvider is the real local provider, counting the setup sandboxes it starts (the
@@ -34,39 +32,21 @@ func (c *countingProvider) Start(ctx context.Context, opts sandbox.StartOptions)
 	return c.Provider.Start(ctx, opts)
 }
 
-// cenv is an engine over a real bbolt file and the real local provider (counted), opened with
-// the options set gives.
+// cenv is an env over the real local provider, counted (pv is env's provider as the
+// countingProvider it is), opened with the options set gives.
 type cenv struct {
-	dir string
-	st  *store.Store
-	pv  *countingProvider
-	e   *engine.Engine
+	*env
+	pv *countingProvider
 }
 
 func openWith(t *testing.T, dir string, set func(*engine.Options)) (*cenv, error) {
 	t.Helper()
-	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
+	pv := &countingProvider{Provider: localProvider(t, dir)}
+	v, err := openOver(t, dir, pv, set)
 	if err != nil {
-		t.Fatal(err)
-	}
-	lp, err := local.New(local.Options{Dir: filepath.Join(dir, "local")})
-	if err != nil {
-		st.Close()
-		t.Fatalf("local provider: %v (install bubblewrap: apt-get install -y bubblewrap)", err)
-	}
-	localtest.StopLiveAtCleanup(t, lp)
-	pv := &countingProvider{Provider: lp}
-	opts := engine.Options{Store: st, Provider: pv}
-	if set != nil {
-		set(&opts)
-	}
-	e, err := engine.Open(context.Background(), opts)
-	if err != nil {
-		lp.Close()
-		st.Close()
 		return nil, err
 	}
-	return &cenv{dir: dir, st: st, pv: pv, e: e}, nil
+	return &cenv{env: v, pv: pv}, nil
 }
 
 // newCEnv opens a fresh cenv that closes when the test ends.
@@ -78,12 +58,6 @@ func newCEnv(t *testing.T, set func(*engine.Options)) *cenv {
 	}
 	t.Cleanup(v.close)
 	return v
-}
-
-func (v *cenv) close() {
-	v.e.Close()
-	v.pv.Close()
-	v.st.Close()
 }
 
 func (v *cenv) snapshots(t *testing.T) []sandbox.SnapshotRef {
@@ -151,15 +125,6 @@ func TestPolicyDurableCheck(t *testing.T) {
 		_, err := v.e.SetPolicy(ctx, engine.Holder{}, w.Name, bad.p)
 		wantErr(t, "set_policy "+bad.want, err, engine.ErrPolicy, bad.want)
 	}
-}
-
-func (v *cenv) mkws(t *testing.T, name string) engine.Workspace {
-	t.Helper()
-	w, err := v.e.CreateWorkspace(ctxT(t), engine.CreateWorkspaceRequest{Name: name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return w
 }
 
 func TestPolicyOperatorLimit(t *testing.T) {
@@ -236,18 +201,9 @@ func TestPolicyLimitNarrowed(t *testing.T) {
 	if _, err := v.e.SetPolicy(ctx, engine.Holder{}, "w", deny); err != nil {
 		t.Fatal(err)
 	}
-	if r := v.shRun(t, "w", "true"); r.Run.Status != engine.RunExited {
+	if r := v.sh(t, "w", "true"); r.Run.Status != engine.RunExited {
 		t.Fatalf("run after set_policy: %+v", r.Run)
 	}
-}
-
-func (v *cenv) shRun(t *testing.T, ws, script string) engine.RunResult {
-	t.Helper()
-	r, err := v.e.RunCommand(ctxT(t), engine.RunCommandRequest{Workspace: ws, Command: "sh", Args: []string{"-c", script}})
-	if err != nil {
-		t.Fatalf("run %q: %v", script, err)
-	}
-	return r
 }
 
 // TestPolicySecretsNeverStored: literal secrets of per-run and per-session overrides are applied
@@ -353,7 +309,7 @@ func TestSetPolicyLease(t *testing.T) {
 	if err != nil || got.Policy.String() != "allow:npm" || got.Version <= w.Version {
 		t.Fatalf("set_policy without a session: %+v %v", got, err)
 	}
-	if r := v.shRun(t, w.Name, "true"); r.Run.Policy != "allow:npm" {
+	if r := v.sh(t, w.Name, "true"); r.Run.Policy != "allow:npm" {
 		t.Errorf("a run after set_policy records policy %q, want allow:npm", r.Run.Policy)
 	}
 

@@ -251,15 +251,22 @@ func collect(t *testing.T, v *env, id string, stderr bool) ([]byte, int64) {
 	return nil, 0
 }
 
+// background starts a shell command in ws as a background run.
+func (v *env) background(t *testing.T, ws, command string) engine.RunResult {
+	t.Helper()
+	r, err := v.e.RunCommand(ctxT(t), engine.RunCommandRequest{Workspace: ws, Command: command, Background: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func TestGetRunOffsets(t *testing.T) {
 	v := newEnv(t)
 	v.mkws(t, "w")
 	ctx := ctxT(t)
 	// Following: with an offset, a wait returns as soon as there is new output.
-	r, err := v.e.RunCommand(ctx, engine.RunCommandRequest{Workspace: "w", Command: "echo one; sleep 1; echo two; echo err >&2; sleep 1; echo three", Background: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := v.background(t, "w", "echo one; sleep 1; echo two; echo err >&2; sleep 1; echo three")
 	zero := int64(0)
 	start := time.Now()
 	g, err := v.e.GetRun(ctx, engine.GetRunRequest{ID: r.Run.ID, Wait: 30 * time.Second, StdoutOffset: &zero})
@@ -302,10 +309,7 @@ func TestGetRunOffsets(t *testing.T) {
 		fmt.Fprintf(&want, "%d\n", i)
 	}
 	// Read along while it is produced: a reader that keeps up gets every byte.
-	live, err := v.e.RunCommand(ctx, engine.RunCommandRequest{Workspace: "w", Command: "seq 1 50000; sleep 0.5; seq 50001 150000", Background: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	live := v.background(t, "w", "seq 1 50000; sleep 0.5; seq 50001 150000")
 	data, omitted := collect(t, v, live.Run.ID, false)
 	if int64(len(data))+omitted != int64(want.Len()) || (omitted == 0 && !bytes.Equal(data, want.Bytes())) {
 		t.Fatalf("read along: %d bytes + %d omitted, want %d exactly", len(data), omitted, want.Len())
@@ -368,7 +372,7 @@ func TestListRuns(t *testing.T) {
 	if err != nil || runIDs(page2) != made[1]+","+made[0] || next != "" {
 		t.Fatalf("page 2: %v next %q %v", runIDs(page2), next, err)
 	}
-	all, _, err := v.e.ListRuns(ctx, engine.ListRunsRequest{Workspace: v.mkwsID(t, "w")})
+	all, _, err := v.e.ListRuns(ctx, engine.ListRunsRequest{Workspace: v.getws(t, "w").ID})
 	if err != nil || len(all) != 5 || all[0].ID != newer {
 		t.Fatalf("by id, default limit: %v %v", runIDs(all), err)
 	}
@@ -402,15 +406,6 @@ func runIDs(runs []engine.Run) string {
 	return strings.Join(s, ",")
 }
 
-func (v *env) mkwsID(t *testing.T, name string) string {
-	t.Helper()
-	w, err := v.e.GetWorkspace(ctxT(t), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return w.ID
-}
-
 // TestCommitSurvivesMetadataChanges: a run commits although the workspace was renamed, relabelled,
 // given other ports and another default policy while it ran: the head move compares only the
 // head the run started from.
@@ -418,10 +413,7 @@ func TestCommitSurvivesMetadataChanges(t *testing.T) {
 	v := newEnv(t)
 	v.mkws(t, "w")
 	ctx := ctxT(t)
-	r, err := v.e.RunCommand(ctx, engine.RunCommandRequest{Workspace: "w", Command: "sleep 1; echo done > out.txt", Background: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := v.background(t, "w", "sleep 1; echo done > out.txt")
 	name, labels, ports := "renamed", map[string]string{"k": "v"}, []int{8080}
 	if _, err := v.e.UpdateWorkspace(ctx, engine.UpdateWorkspaceRequest{Workspace: "w", Name: &name, Labels: &labels, ExposedPorts: &ports}); err != nil {
 		t.Fatal(err)

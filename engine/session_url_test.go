@@ -84,9 +84,7 @@ func TestSessionURLWaitsForTheServer(t *testing.T) {
 	skipVercel(t, "the Vercel provider serves ports itself: session_url does not wait there (TestVercelSessionURL)")
 	v := newEnv(t)
 	ctx := ctxT(t)
-	if _, err := v.e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "site", ExposedPorts: []int{8771}}); err != nil {
-		t.Fatal(err)
-	}
+	v.mkws(t, "site", 8771)
 	s := v.open(t, alice, "site", 0)
 	if err := v.e.SessionWriteFiles(ctx, alice, s.ID, engine.WriteRequest{Files: []engine.WriteFile{{Path: "index.html", Content: []byte("<h1>served after a while</h1>")}}}); err != nil {
 		t.Fatal(err)
@@ -131,9 +129,7 @@ func TestSessionURLNotListening(t *testing.T) {
 	skipVercel(t, "the Vercel provider serves ports itself: listening is unknown there (TestVercelSessionURL)")
 	v := newEnv(t)
 	ctx := ctxT(t)
-	if _, err := v.e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "crash", ExposedPorts: []int{8772}}); err != nil {
-		t.Fatal(err)
-	}
+	v.mkws(t, "crash", 8772)
 	s := v.open(t, alice, "crash", 0)
 	start := func(cmd string) string {
 		t.Helper()
@@ -195,9 +191,7 @@ func TestSessionExposedPorts(t *testing.T) {
 	t.Parallel()
 	v := newEnv(t)
 	ctx := ctxT(t)
-	if _, err := v.e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "ports", ExposedPorts: []int{8773}}); err != nil {
-		t.Fatal(err)
-	}
+	v.mkws(t, "ports", 8773)
 	_, err := v.e.OpenSession(ctx, alice, engine.OpenSessionRequest{Workspace: "ports", ExposedPorts: []int{70000}})
 	wantErr(t, "open_session with a bad port", err, engine.ErrInvalid, "70000")
 	if ee, _ := engine.AsError(err); ee == nil || ee.Fields.Argument != "exposed_ports" {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,9 +13,6 @@ import (
 	"time"
 
 	"github.com/sandkit/sandkit-mcp/engine"
-	"github.com/sandkit/sandkit-mcp/sandbox/local"
-	"github.com/sandkit/sandkit-mcp/sandbox/local/localtest"
-	"github.com/sandkit/sandkit-mcp/store"
 )
 
 var (
@@ -140,9 +136,7 @@ func TestSessionDiscardAndExpire(t *testing.T) {
 	if head(t, v, "w") != base {
 		t.Fatal("discard moved head")
 	}
-	if _, err := v.e.ReadFile(ctx, "w", "g.txt", 0, 0); !errors.Is(err, engine.ErrNotFound) {
-		t.Fatalf("discarded change visible: %v", err)
-	}
+	v.wantNoFile(t, ctx, "g.txt", "discarded change visible")
 	// Expiry drops the changes, keeps head, frees the workspace.
 	s2 := v.open(t, alice, "w", time.Second)
 	v.sexec(t, alice, s2.ID, "echo gone > g.txt")
@@ -180,25 +174,10 @@ func TestSessionDiscardAndExpire(t *testing.T) {
 	}
 }
 
-func TestSessionProcessesAndURL(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	pv, err := local.New(local.Options{Dir: filepath.Join(dir, "local")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	localtest.StopLiveAtCleanup(t, pv)
-	defer pv.Close()
-	e, err := engine.Open(context.Background(), engine.Options{Store: st, Provider: pv, Previews: engine.PreviewURLFunc(testPreviewURL)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+// openWebSession opens alice's session on a new workspace "web" that exposes port 8765, with an
+// index.html holding html.
+func openWebSession(t *testing.T, e *engine.Engine, html string) engine.Session {
+	t.Helper()
 	ctx := ctxT(t)
 	if _, err := e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "web", ExposedPorts: []int{8765}}); err != nil {
 		t.Fatal(err)
@@ -207,10 +186,25 @@ func TestSessionProcessesAndURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.DiscardSession(context.Background(), alice, s.ID)
-	if err := e.SessionWriteFiles(ctx, alice, s.ID, engine.WriteRequest{Files: []engine.WriteFile{{Path: "index.html", Content: []byte("<h1>hello preview</h1>")}}}); err != nil {
+	if err := e.SessionWriteFiles(ctx, alice, s.ID, engine.WriteRequest{Files: []engine.WriteFile{{Path: "index.html", Content: []byte(html)}}}); err != nil {
+		e.DiscardSession(context.Background(), alice, s.ID)
 		t.Fatal(err)
 	}
+	return s
+}
+
+func TestSessionProcessesAndURL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	v, err := openOver(t, dir, localProvider(t, dir), func(o *engine.Options) { o.Previews = engine.PreviewURLFunc(testPreviewURL) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.close()
+	e := v.e
+	ctx := ctxT(t)
+	s := openWebSession(t, e, "<h1>hello preview</h1>")
+	defer e.DiscardSession(context.Background(), alice, s.ID)
 	_, err = e.SessionURL(ctx, alice, engine.SessionURLRequest{SessionID: s.ID, Port: 9999})
 	wantErr(t, "url of a port not exposed", err, engine.ErrInvalid, "9999", "exposed", "8765")
 	u, err := e.SessionURL(ctx, alice, engine.SessionURLRequest{SessionID: s.ID, Port: 8765, Wait: 300 * time.Millisecond})
@@ -291,9 +285,7 @@ func TestSessionSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	v := open(t, dir)
-	if _, err := v.e.CreateWorkspace(ctxT(t), engine.CreateWorkspaceRequest{Name: "w", ExposedPorts: []int{8785}}); err != nil {
-		t.Fatal(err)
-	}
+	v.mkws(t, "w", 8785)
 	s := v.open(t, alice, "w", time.Minute)
 	v.sexec(t, alice, s.ID, "echo kept > k.txt")
 	bg, err := v.e.SessionExec(ctxT(t), alice, engine.SessionExecRequest{SessionID: s.ID, Command: "sh", Args: []string{"-c", "echo started; sleep 300"}, Background: true})

@@ -144,10 +144,7 @@ func TestDiskReserve(t *testing.T) {
 	t.Cleanup(v.close)
 	v.mkws(t, "w")
 	ctx := ctxT(t)
-	bg, err := v.e.RunCommand(ctx, engine.RunCommandRequest{Workspace: "w", Command: "sleep 60", Background: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bg := v.background(t, "w", "sleep 60")
 	time.Sleep(300 * time.Millisecond)
 	filler := fill(t, dir, 16<<20)
 	g, err := v.e.GetRun(ctx, engine.GetRunRequest{ID: bg.Run.ID, Wait: 30 * time.Second})

@@ -95,7 +95,7 @@ func TestTemplateSharedSetup(t *testing.T) {
 	mu.Unlock()
 
 	// Workspaces go their own ways from there.
-	v.shRun(t, "a", "echo changed > deps/lib.txt")
+	v.sh(t, "a", "echo changed > deps/lib.txt")
 	if got := v.read(t, "b", "deps/lib.txt"); got != "lib\n" {
 		t.Errorf("b sees a's change: %q", got)
 	}

@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/sandkit/sandkit-mcp/sandbox/vercel"
 	"github.com/sandkit/sandkit-mcp/sandbox/vercel/vercelfake"
 	"github.com/sandkit/sandkit-mcp/sandbox/vercel/vercelfake/vercelfaketest"
-	"github.com/sandkit/sandkit-mcp/store"
 )
 
 // fakes holds the Vercel fake of each test directory, so a restarted engine talks to the same
@@ -50,42 +48,25 @@ func vercelProvider(t *testing.T, dir string) *vercel.Provider {
 
 // openVercel opens an engine over the Vercel provider and dir's fake, whatever
 // SANDKIT_TEST_PROVIDER says.
-func openVercel(t *testing.T, dir string, opts engine.Options) (*engine.Engine, *vercelfaketest.TestEnv) {
+func openVercel(t *testing.T, dir string) (*engine.Engine, *vercelfaketest.TestEnv) {
 	t.Helper()
-	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
+	v, err := openOver(t, dir, vercelProvider(t, dir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	pv := vercelProvider(t, dir)
-	t.Cleanup(func() { pv.Close() })
-	opts.Store, opts.Provider = st, pv
-	e, err := engine.Open(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	return e, vercelFake(t, dir)
+	t.Cleanup(v.close)
+	return v.e, vercelFake(t, dir)
 }
 
 // TestVercelSessionURL: on Vercel, session_url is the sandbox's own route, which serves what
 // listens on the port inside; ports Vercel cannot expose are refused at create_workspace.
 func TestVercelSessionURL(t *testing.T) {
-	e, _ := openVercel(t, t.TempDir(), engine.Options{})
+	e, _ := openVercel(t, t.TempDir())
 	ctx := ctxT(t)
 	_, err := e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "low", ExposedPorts: []int{80}})
 	wantErr(t, "a port below 1024 on Vercel", err, engine.ErrInvalid, "80", "1024", "vercel")
-	if _, err := e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "web", ExposedPorts: []int{8765}}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := e.OpenSession(ctx, alice, engine.OpenSessionRequest{Workspace: "web"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openWebSession(t, e, "<h1>hello vercel route</h1>")
 	defer e.DiscardSession(context.Background(), alice, s.ID)
-	if err := e.SessionWriteFiles(ctx, alice, s.ID, engine.WriteRequest{Files: []engine.WriteFile{{Path: "index.html", Content: []byte("<h1>hello vercel route</h1>")}}}); err != nil {
-		t.Fatal(err)
-	}
 	_, err = e.SessionURL(ctx, alice, engine.SessionURLRequest{SessionID: s.ID, Port: 9999})
 	wantErr(t, "url of a port not exposed", err, engine.ErrInvalid, "9999", "8765")
 	r, err := e.SessionExec(ctx, alice, engine.SessionExecRequest{SessionID: s.ID, Command: "python3", Args: []string{"-m", "http.server", "8765", "--bind", "0.0.0.0"}, Background: true})
@@ -112,7 +93,7 @@ func TestVercelSessionURL(t *testing.T) {
 // commit whose snapshot still exists makes the workspace usable again.
 func TestVercelSnapshotExpiry(t *testing.T) {
 	t.Parallel()
-	e, fe := openVercel(t, t.TempDir(), engine.Options{})
+	e, fe := openVercel(t, t.TempDir())
 	ctx := ctxT(t)
 	if _, err := e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "w"}); err != nil {
 		t.Fatal(err)

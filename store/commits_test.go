@@ -12,10 +12,7 @@ func TestCommitsImmutableAndListed(t *testing.T) {
 	first.ExitCode = &exit
 	first.RunID = "run_1"
 	mustUpdate(t, s, func(tx *Tx) error {
-		if err := tx.CreateWorkspace(ws("ws_a", "alpha")); err != nil {
-			return err
-		}
-		if err := tx.CreateWorkspace(ws("ws_b", "beta")); err != nil {
+		if err := createWorkspaces(tx, ws("ws_a", "alpha"), ws("ws_b", "beta")); err != nil {
 			return err
 		}
 		// Inserted out of time order; ids out of order too.
@@ -75,10 +72,7 @@ func TestCommitsImmutableAndListed(t *testing.T) {
 func TestHistory(t *testing.T) {
 	s := openStore(t)
 	mustUpdate(t, s, func(tx *Tx) error {
-		if err := tx.CreateWorkspace(ws("ws_a", "alpha")); err != nil {
-			return err
-		}
-		if err := tx.CreateWorkspace(ws("ws_f", "fork")); err != nil {
+		if err := createWorkspaces(tx, ws("ws_a", "alpha"), ws("ws_f", "fork")); err != nil {
 			return err
 		}
 		for _, c := range []Commit{
@@ -173,10 +167,8 @@ func TestSnapshotRefs(t *testing.T) {
 		return nil
 	})
 	mustUpdate(t, s, func(tx *Tx) error {
-		for _, w := range []Workspace{ws("ws_a", "alpha"), ws("ws_b", "beta")} {
-			if err := tx.CreateWorkspace(w); err != nil {
-				return err
-			}
+		if err := createWorkspaces(tx, ws("ws_a", "alpha"), ws("ws_b", "beta")); err != nil {
+			return err
 		}
 		for _, c := range []Commit{
 			commit("c_0", "ws_a", "", "", 0), // the empty first commit references no snapshot

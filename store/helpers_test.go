@@ -33,6 +33,16 @@ func openAt(t testing.TB, path string) *Store {
 	return s
 }
 
+// createWorkspaces creates the workspaces wss in tx, in order.
+func createWorkspaces(tx *Tx, wss ...Workspace) error {
+	for _, w := range wss {
+		if err := tx.CreateWorkspace(w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func mustUpdate(t testing.TB, s *Store, fn func(tx *Tx) error) {
 	t.Helper()
 	if err := s.Update(fn); err != nil {

@@ -82,22 +82,26 @@ func TestSchemaNewerIsRefused(t *testing.T) {
 	}
 }
 
-// TestMigrateVersion1 opens a file of schema version 1 (no sessions or templates bucket) with
-// this binary: it is migrated, step by step, to the current version and keeps its data.
-func TestMigrateVersion1(t *testing.T) {
-	path := newFile(t)
+// openAsVersion makes the file at path one of an older schema version, without the buckets drop
+// that later versions added, and opens it (migrating it), closing it when the test ends.
+func openAsVersion(t *testing.T, path, version string, drop ...string) *Store {
+	t.Helper()
 	damage(t, path, func(tx *bolt.Tx) error {
-		for _, b := range []string{bucketSessions, bucketTemplates} {
+		for _, b := range drop {
 			if err := tx.DeleteBucket([]byte(b)); err != nil {
 				return err
 			}
 		}
-		return tx.Bucket([]byte(bucketSchema)).Put([]byte(keySchemaVersion), []byte("1"))
+		return tx.Bucket([]byte(bucketSchema)).Put([]byte(keySchemaVersion), []byte(version))
 	})
-	s, err := Open(path, Options{})
-	if err != nil {
-		t.Fatalf("Open(version 1 file): %v", err)
-	}
+	return openAt(t, path)
+}
+
+// TestMigrateVersion1 opens a file of schema version 1 (no sessions or templates bucket) with
+// this binary: it is migrated, step by step, to the current version and keeps its data.
+func TestMigrateVersion1(t *testing.T) {
+	path := newFile(t)
+	s := openAsVersion(t, path, "1", bucketSessions, bucketTemplates)
 	mustView(t, s, func(tx *Tx) error {
 		if w, err := tx.Workspace("ws_a"); err != nil || w.Name == "" {
 			t.Errorf("workspace lost in migration: %+v %v", w, err)

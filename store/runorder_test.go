@@ -30,10 +30,8 @@ func page(t *testing.T, s *Store, wsID string, after *RunPosition, limit, maxSca
 func TestRunsPageNewestFirst(t *testing.T) {
 	s := openStore(t)
 	mustUpdate(t, s, func(tx *Tx) error {
-		for _, w := range []Workspace{ws("ws_a", "alpha"), ws("ws_b", "beta")} {
-			if err := tx.CreateWorkspace(w); err != nil {
-				return err
-			}
+		if err := createWorkspaces(tx, ws("ws_a", "alpha"), ws("ws_b", "beta")); err != nil {
+			return err
 		}
 		// Stored out of order; run_c and run_d share a creation instant (ordered by id).
 		for _, r := range []Run{run("run_b", "ws_a", "", 2), run("run_a", "ws_a", "", 1), run("run_d", "ws_a", "", 3),
@@ -151,17 +149,9 @@ func TestMigrateVersion3(t *testing.T) {
 		return tx.PutRun(run("run_b0", "ws_b", "", 7))
 	})
 	_ = s.Close()
-	damage(t, path, func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket([]byte(bucketRunOrder)); err != nil {
-			return err
-		}
-		// A damaged record does not stop the migration.
-		if err := tx.Bucket([]byte(bucketRuns)).Put([]byte("run_bad"), []byte("{not json")); err != nil {
-			return err
-		}
-		return tx.Bucket([]byte(bucketSchema)).Put([]byte(keySchemaVersion), []byte("3"))
-	})
-	s = openAt(t, path)
+	// A damaged record does not stop the migration.
+	damage(t, path, rawPut(bucketRuns, "run_bad", []byte("{not json")))
+	s = openAsVersion(t, path, "3", bucketRunOrder)
 	got, next := page(t, s, "ws_a", nil, 3, 0, nil)
 	if want := []string{"run_a4", "run_a3", "run_a2"}; !reflect.DeepEqual(got, want) || next == nil {
 		t.Fatalf("after migration, page 1 = %v (next %v), want %v", got, next, want)

@@ -9,10 +9,8 @@ import (
 func TestRunsPutGetList(t *testing.T) {
 	s := openStore(t)
 	mustUpdate(t, s, func(tx *Tx) error {
-		for _, w := range []Workspace{ws("ws_a", "alpha"), ws("ws_b", "beta")} {
-			if err := tx.CreateWorkspace(w); err != nil {
-				return err
-			}
+		if err := createWorkspaces(tx, ws("ws_a", "alpha"), ws("ws_b", "beta")); err != nil {
+			return err
 		}
 		for _, r := range []Run{run("run_3", "ws_a", "", 3), run("run_1", "ws_b", "", 1),
 			run("run_2", "ws_a", "", 2), run("run_0", "ws_a", "", 2)} {
@@ -112,10 +110,8 @@ func TestIdempotencyIndex(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := openStore(t)
 			mustUpdate(t, s, func(tx *Tx) error {
-				for _, w := range []Workspace{ws("ws_a", "alpha"), ws("ws_b", "beta"), ws("ws_c", "gamma")} {
-					if err := tx.CreateWorkspace(w); err != nil {
-						return err
-					}
+				if err := createWorkspaces(tx, ws("ws_a", "alpha"), ws("ws_b", "beta"), ws("ws_c", "gamma")); err != nil {
+					return err
 				}
 				if err := tx.PutRun(run("run_1", "ws_a", "k1", 1)); err != nil {
 					return err

@@ -4,8 +4,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 func tplSnap(provider, fp, snap string) TemplateSnapshot {
@@ -113,16 +111,7 @@ func TestMigrateVersion2(t *testing.T) {
 		return tx.PutSession(Session{ID: "ses_1", Workspace: "ws_a", State: SessionAttached, Policy: "deny-all"})
 	})
 	_ = s.Close()
-	damage(t, path, func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket([]byte(bucketTemplates)); err != nil {
-			return err
-		}
-		return tx.Bucket([]byte(bucketSchema)).Put([]byte(keySchemaVersion), []byte("2"))
-	})
-	s, err := Open(path, Options{})
-	if err != nil {
-		t.Fatalf("Open(version 2 file): %v", err)
-	}
+	s = openAsVersion(t, path, "2", bucketTemplates)
 	mustView(t, s, func(tx *Tx) error {
 		if w, err := tx.Workspace("ws_a"); err != nil || w.Name != "alpha" {
 			t.Errorf("workspace lost in migration: %+v %v", w, err)

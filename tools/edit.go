@@ -32,10 +32,8 @@ type editResult struct {
 	// it, each "<number>\t<line>".
 	Line    int    `json:"line"`
 	Context string `json:"context"`
-	// Commit is the durable edit's commit; Unchanged is set when the provider saw no change (no
-	// commit, the head stays).
-	Commit    *commitView `json:"commit,omitempty"`
-	Unchanged bool        `json:"unchanged,omitempty"`
+	// The durable edit's commit, or unchanged when the provider saw no change.
+	madeChange
 	Steps
 }
 
@@ -88,12 +86,7 @@ func (t *toolset) editFile() server.ServerTool {
 			}
 			r := editView(ed)
 			r.WorkspaceID = ed.Commit.Workspace
-			if ed.Commit.ID == "" {
-				r.Unchanged = true
-			} else {
-				cv := newCommitView(ed.Commit, ed.Commit.ID, commitPaths)
-				r.Commit = &cv
-			}
+			r.madeChange = madeCommit(ed.Commit, ed.Commit.ID)
 			r.then("run_command", "test the change", map[string]any{"workspace": a.Workspace})
 			return r, nil
 		},

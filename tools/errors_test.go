@@ -2,7 +2,6 @@ package tools
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -96,21 +95,7 @@ func resultText(t *testing.T, res *mcp.CallToolResult) string {
 // callTool invokes a registered tool's handler with the given JSON arguments.
 func callTool(t *testing.T, tools []server.ServerTool, name, args string) *mcp.CallToolResult {
 	t.Helper()
-	for _, st := range tools {
-		if st.Tool.Name != name {
-			continue
-		}
-		var req mcp.CallToolRequest
-		req.Params.Name = name
-		req.Params.RawArguments = json.RawMessage(args)
-		res, err := st.Handler(context.Background(), req)
-		if err != nil {
-			t.Fatalf("%s returned a Go error (a protocol error for the client): %v", name, err)
-		}
-		return res
-	}
-	t.Fatalf("no tool %s", name)
-	return nil
+	return callToolCtx(t, context.Background(), tools, name, args)
 }
 
 // TestArgumentErrors checks that bad arguments are isError results with a message that names the
@@ -164,18 +149,29 @@ func TestArgumentErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		res := callTool(t, tools, tc.tool, tc.args)
-		if !res.IsError {
-			t.Errorf("%s %s: not an error result", tc.tool, tc.args)
+		_, ok := wantErrorResult(t, tc.tool+" "+tc.args, res, tc.want)
+		if !ok {
 			continue
-		}
-		text := resultText(t, res)
-		for _, w := range tc.want {
-			if !strings.Contains(text, w) {
-				t.Errorf("%s %s:\n got %q\nwant it to contain %q", tc.tool, tc.args, text, w)
-			}
 		}
 		checkArgumentField(t, tc.tool, res, tc.want[0])
 	}
+}
+
+// wantErrorResult checks that res, the result of the call what names, is an error result whose
+// text contains every string of want; it returns the text, and false when res is no error.
+func wantErrorResult(t *testing.T, what string, res *mcp.CallToolResult, want []string) (string, bool) {
+	t.Helper()
+	if !res.IsError {
+		t.Errorf("%s: not an error result", what)
+		return "", false
+	}
+	text := resultText(t, res)
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("%s:\n got %q\nwant it to contain %q", what, text, w)
+		}
+	}
+	return text, true
 }
 
 // checkArgumentField: a failure about an argument names it in the structured error too.

@@ -37,14 +37,12 @@ type writeFilesArgs struct {
 
 // writeResult is write_files' result.
 type writeResult struct {
-	WorkspaceID string      `json:"workspace_id,omitempty"`
-	SessionID   string      `json:"session_id,omitempty"`
-	Files       int         `json:"files" jsonschema:"required"`
-	Bytes       int64       `json:"bytes"`
-	Deleted     int         `json:"deleted,omitempty"`
-	Commit      *commitView `json:"commit,omitempty"`
-	// Unchanged is set when the write changed nothing: no commit, the head stays.
-	Unchanged bool `json:"unchanged,omitempty"`
+	WorkspaceID string `json:"workspace_id,omitempty"`
+	SessionID   string `json:"session_id,omitempty"`
+	Files       int    `json:"files" jsonschema:"required"`
+	Bytes       int64  `json:"bytes"`
+	Deleted     int    `json:"deleted,omitempty"`
+	madeChange
 	Steps
 }
 
@@ -100,12 +98,7 @@ func (t *toolset) writeFiles() server.ServerTool {
 				return writeResult{}, err
 			}
 			r := writeResult{WorkspaceID: c.Workspace, Files: len(files), Bytes: total, Deleted: len(a.Delete)}
-			if c.ID == "" {
-				r.Unchanged = true
-			} else {
-				cv := newCommitView(c, c.ID, commitPaths)
-				r.Commit = &cv
-			}
+			r.madeChange = madeCommit(c, c.ID)
 			return r, nil
 		},
 	})

@@ -76,6 +76,23 @@ func newCommitView(c engine.Commit, head string, paths int) commitView {
 	return v
 }
 
+// madeChange is what a durable change made, in the results of the tools that make one: its
+// commit, or Unchanged when it changed nothing (no commit, the head stays).
+type madeChange struct {
+	Commit    *commitView `json:"commit,omitempty"`
+	Unchanged bool        `json:"unchanged,omitempty"`
+}
+
+// madeCommit shows the commit a durable change made (head is the workspace's head after it), or
+// unchanged when it made none (an empty c).
+func madeCommit(c engine.Commit, head string) madeChange {
+	if c.ID == "" {
+		return madeChange{Unchanged: true}
+	}
+	cv := newCommitView(c, head, commitPaths)
+	return madeChange{Commit: &cv}
+}
+
 // changeText summarizes what a commit changed: "2 file(s) changed, 28 bytes: +a.txt ~b/c -d".
 func (c commitView) changeText() string {
 	switch {

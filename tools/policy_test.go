@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mark3labs/mcp-go/server"
-
 	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox/local"
@@ -21,9 +19,7 @@ import (
 // change; the compact grammar's own mistakes are caught by the tools layer, the rest by the
 // engine (policy errors).
 func TestPolicyArgumentErrors(t *testing.T) {
-	s := server.NewMCPServer("t", "0")
-	ctx := s.WithContext(context.Background(), newInfoSession("conn-1").withInfo("test", "1"))
-	tools := newToolset(s, newEngine(t, nil), Options{}).all()
+	ctx, tools := connectedTools(t)
 	pol := func(p string) string { return `{"workspace": "w", "policy": ` + p + `}` }
 	tests := []struct {
 		tool, args string
@@ -53,15 +49,9 @@ func TestPolicyArgumentErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		res := callToolCtx(t, ctx, tools, tc.tool, tc.args)
-		if !res.IsError {
-			t.Errorf("%s %s: not an error result", tc.tool, tc.args)
+		text, ok := wantErrorResult(t, tc.tool+" "+tc.args, res, tc.want)
+		if !ok {
 			continue
-		}
-		text := resultText(t, res)
-		for _, w := range tc.want {
-			if !strings.Contains(text, w) {
-				t.Errorf("%s %s:\n got %q\nwant it to contain %q", tc.tool, tc.args, text, w)
-			}
 		}
 		if f, ok := res.StructuredContent.(failure); !ok || (f.Error.Argument != "policy" && f.Error.Argument != "workspace" && !strings.Contains(text, "unknown argument")) {
 			t.Errorf("%s %s: structured error does not name the argument: %+v", tc.tool, tc.args, res.StructuredContent)

@@ -77,6 +77,22 @@ func (t *toolset) startProgress(ctx context.Context, req mcp.CallToolRequest) *p
 	return p
 }
 
+// startProgressIf is startProgress when on is set (a call that waits), else no reporter.
+func (t *toolset) startProgressIf(ctx context.Context, req mcp.CallToolRequest, on bool) *progressReporter {
+	if !on {
+		return nil
+	}
+	return t.startProgress(ctx, req)
+}
+
+// stdinBytes is a command's stdin argument as the engine takes it: none when it is empty.
+func stdinBytes(stdin string) []byte {
+	if stdin == "" {
+		return nil
+	}
+	return []byte(stdin)
+}
+
 // Line records the latest output line. It never blocks.
 func (p *progressReporter) Line(line string) {
 	if p == nil {

@@ -186,6 +186,34 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
+// wantFile reads a file with read_file's args and fails the test (what says which file) unless it
+// holds want.
+func (r *rig) wantFile(args map[string]any, want, what string) {
+	r.t.Helper()
+	f, _ := r.ok("read_file", args)
+	if str(f, "content") != want {
+		r.t.Errorf("%s: %v", what, f)
+	}
+}
+
+// progressOf is the progress notifications the client got for token tok.
+func (r *rig) progressOf(tok string) []*sdk.ProgressNotificationParams {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.progress[tok]
+}
+
+// progressOfRun calls a command tool (run_command, session_exec) with progress token tok, failing
+// the test unless the command exits 0, and returns the progress notifications it sent.
+func (r *rig) progressOfRun(t *testing.T, tool string, args map[string]any, tok string) []*sdk.ProgressNotificationParams {
+	t.Helper()
+	res, _, isErr := r.call(ctxT(t), tool, args, tok)
+	if isErr || num(res, "exit_code") != 0 {
+		t.Fatalf("%s with progress: %v", tool, res)
+	}
+	return r.progressOf(tok)
+}
+
 func (r *rig) ok(tool string, args map[string]any) (map[string]any, string) {
 	r.t.Helper()
 	out, text, isErr := r.call(ctxT(r.t), tool, args, nil)
@@ -367,14 +395,8 @@ func TestRoundTrip(t *testing.T) {
 	})
 
 	t.Run("progress carries output lines", func(t *testing.T) {
-		res, _, isErr := r.call(ctxT(t), "run_command", map[string]any{"workspace": "rt", "command": "sh",
+		got := r.progressOfRun(t, "run_command", map[string]any{"workspace": "rt", "command": "sh",
 			"args": []any{"-c", "for i in 1 2 3 4 5 6; do echo step $i; sleep 0.3; done"}}, "tok-progress")
-		if isErr || num(res, "exit_code") != 0 {
-			t.Fatalf("run: %v", res)
-		}
-		r.mu.Lock()
-		got := r.progress["tok-progress"]
-		r.mu.Unlock()
 		if len(got) < 2 {
 			t.Fatalf("got %d progress notifications, want several", len(got))
 		}

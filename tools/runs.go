@@ -47,16 +47,9 @@ func (t *toolset) handleRunCommand(ctx context.Context, req mcp.CallToolRequest,
 	if err != nil {
 		return runView{}, err
 	}
-	var stdin []byte
-	if a.Stdin != "" {
-		stdin = []byte(a.Stdin)
-	}
-	var progress *progressReporter
-	if !a.Background {
-		progress = t.startProgress(ctx, req)
-	}
+	progress := t.startProgressIf(ctx, req, !a.Background)
 	res, err := t.eng.RunCommand(ctx, engine.RunCommandRequest{
-		Workspace: a.Workspace, Command: a.Command, Args: a.Args, Cwd: a.Cwd, Env: a.Env, Stdin: stdin,
+		Workspace: a.Workspace, Command: a.Command, Args: a.Args, Cwd: a.Cwd, Env: a.Env, Stdin: stdinBytes(a.Stdin),
 		Timeout: time.Duration(a.TimeoutMS) * time.Millisecond, Policy: pol,
 		Background: a.Background, IdempotencyKey: a.IdempotencyKey, Yield: time.Duration(a.YieldMS) * time.Millisecond,
 		Progress: progress.callback(),
@@ -91,10 +84,7 @@ func (t *toolset) getRun() server.ServerTool {
 			if strings.TrimSpace(a.RunID) == "" {
 				return runView{}, argError("run_id", "missing; give the run_id (run_…) that run_command returned")
 			}
-			var progress *progressReporter
-			if a.WaitMS > 0 {
-				progress = t.startProgress(ctx, req) // heartbeats while waiting
-			}
+			progress := t.startProgressIf(ctx, req, a.WaitMS > 0) // heartbeats while waiting
 			res, err := t.eng.GetRun(ctx, engine.GetRunRequest{ID: a.RunID, Wait: time.Duration(a.WaitMS) * time.Millisecond,
 				StdoutOffset: a.StdoutOffset, StderrOffset: a.StderrOffset})
 			progress.Stop()
@@ -405,15 +395,7 @@ func (v runView) text() string {
 	var b strings.Builder
 	switch v.Status {
 	case engine.RunExited:
-		code := 0
-		if v.ExitCode != nil {
-			code = *v.ExitCode
-		}
-		if v.TimedOut {
-			fmt.Fprintf(&b, "run %s timed out after %d ms and was killed (exit %d)", v.RunID, v.DurationMS, code)
-		} else {
-			fmt.Fprintf(&b, "run %s exited %d%s in %d ms", v.RunID, code, signalNote(code), v.DurationMS)
-		}
+		b.WriteString(exitLine("run "+v.RunID, exitCodeOf(v.ExitCode), v.TimedOut, v.DurationMS))
 		switch {
 		case v.CommitID != "" && v.ChangesUnknown:
 			fmt.Fprintf(&b, "; commit %s (the provider cannot tell what changed)", v.CommitID)

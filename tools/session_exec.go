@@ -60,6 +60,14 @@ const (
 	procExited  = "exited"
 )
 
+// procStatus is a process's status and, once it has exited, its exit code.
+func procStatus(st engine.ProcessStatus) (string, *int) {
+	if st.Running {
+		return procRunning, nil
+	}
+	return procExited, st.ExitCode
+}
+
 func (t *toolset) sessionExec() server.ServerTool {
 	return define(t, toolDef[sessionExecArgs, execView]{
 		name:  "session_exec",
@@ -74,23 +82,13 @@ func (t *toolset) sessionExec() server.ServerTool {
 }
 
 func (t *toolset) handleSessionExec(ctx context.Context, req mcp.CallToolRequest, a *sessionExecArgs) (execView, error) {
-	if err := sessionRef(a.SessionID); err != nil {
-		return execView{}, err
-	}
-	h, err := t.holder(ctx, "session_exec")
+	h, err := t.sessionHolder(ctx, "session_exec", a.SessionID)
 	if err != nil {
 		return execView{}, err
 	}
-	var stdin []byte
-	if a.Stdin != "" {
-		stdin = []byte(a.Stdin)
-	}
-	var progress *progressReporter
-	if !a.Background {
-		progress = t.startProgress(ctx, req)
-	}
+	progress := t.startProgressIf(ctx, req, !a.Background)
 	res, err := t.eng.SessionExec(ctx, h, engine.SessionExecRequest{
-		SessionID: a.SessionID, Command: a.Command, Args: a.Args, Cwd: a.Cwd, Env: a.Env, Stdin: stdin,
+		SessionID: a.SessionID, Command: a.Command, Args: a.Args, Cwd: a.Cwd, Env: a.Env, Stdin: stdinBytes(a.Stdin),
 		Timeout: time.Duration(a.TimeoutMS) * time.Millisecond, Background: a.Background,
 		Yield:    time.Duration(a.YieldMS) * time.Millisecond,
 		Progress: progress.callback(),
@@ -130,15 +128,7 @@ func (v execView) text() string {
 		fmt.Fprintf(&b, "started %s in session %s as background process %s", commandLine(v.Command, v.Args), v.SessionID, v.ProcessID)
 		return b.String()
 	}
-	code := 0
-	if v.ExitCode != nil {
-		code = *v.ExitCode
-	}
-	if v.TimedOut {
-		fmt.Fprintf(&b, "%s timed out after %d ms and was killed (exit %d)", commandLine(v.Command, v.Args), v.DurationMS, code)
-	} else {
-		fmt.Fprintf(&b, "%s exited %d%s in %d ms", commandLine(v.Command, v.Args), code, signalNote(code), v.DurationMS)
-	}
+	b.WriteString(exitLine(commandLine(v.Command, v.Args), exitCodeOf(v.ExitCode), v.TimedOut, v.DurationMS))
 	fmt.Fprintf(&b, " (session %s; not committed)", v.SessionID)
 	v.outputView.write(&b)
 	return b.String()
@@ -151,6 +141,23 @@ func commandLine(cmd string, args []string) string {
 		s = string(r[:79]) + "…"
 	}
 	return strconv.Quote(s)
+}
+
+// exitCodeOf is an exit code, 0 when there is none.
+func exitCodeOf(code *int) int {
+	if code == nil {
+		return 0
+	}
+	return *code
+}
+
+// exitLine says how a foreground command (what: the run or the command line) ended: its exit code
+// and duration, or that it timed out and was killed.
+func exitLine(what string, code int, timedOut bool, durationMS int64) string {
+	if timedOut {
+		return fmt.Sprintf("%s timed out after %d ms and was killed (exit %d)", what, durationMS, code)
+	}
+	return fmt.Sprintf("%s exited %d%s in %d ms", what, code, signalNote(code), durationMS)
 }
 
 // signalNote explains an exit code of 128+N: " (killed by SIGTERM)".
@@ -204,17 +211,14 @@ func (t *toolset) sessionLogs() server.ServerTool {
 			if err := sessionRef(a.SessionID); err != nil {
 				return logsView{}, err
 			}
-			if strings.TrimSpace(a.ProcessID) == "" {
-				return logsView{}, argError("process_id", "missing; give the process_id that session_exec with background=true returned")
+			if err := processRef(a.ProcessID); err != nil {
+				return logsView{}, err
 			}
 			h, err := t.holder(ctx, "session_logs")
 			if err != nil {
 				return logsView{}, err
 			}
-			var progress *progressReporter
-			if a.WaitMS > 0 {
-				progress = t.startProgress(ctx, req) // heartbeats while waiting
-			}
+			progress := t.startProgressIf(ctx, req, a.WaitMS > 0) // heartbeats while waiting
 			st, err := t.eng.SessionLogs(ctx, h, a.SessionID, a.ProcessID, a.Offset, time.Duration(a.WaitMS)*time.Millisecond)
 			progress.Stop()
 			if err != nil {
@@ -229,12 +233,10 @@ func (t *toolset) sessionLogs() server.ServerTool {
 // starts on a line (or at least a character) boundary; while the process runs, an incomplete
 // UTF-8 character at the end is held back for the next call (next_offset stays before it).
 func newLogsView(sessionID string, asked int64, st engine.ProcessStatus, tail int) logsView {
-	v := logsView{SessionID: sessionID, ProcessID: st.ID, Command: st.Command, Args: st.Args, Status: procExited, ExitCode: st.ExitCode}
+	v := logsView{SessionID: sessionID, ProcessID: st.ID, Command: st.Command, Args: st.Args}
+	v.Status, v.ExitCode = procStatus(st)
 	if v.ProcessID == "" {
 		v.ProcessID = "?"
-	}
-	if st.Running {
-		v.Status, v.ExitCode = procRunning, nil
 	}
 	if !st.Started.IsZero() {
 		s := st.Started
@@ -290,10 +292,7 @@ func (v logsView) text() string {
 	if v.Status == procRunning {
 		b.WriteString(" is running")
 	} else {
-		code := 0
-		if v.ExitCode != nil {
-			code = *v.ExitCode
-		}
+		code := exitCodeOf(v.ExitCode)
 		fmt.Fprintf(&b, " exited %d%s", code, signalNote(code))
 	}
 	n := v.NextOffset - v.OutputOffset
@@ -340,10 +339,7 @@ func (v killView) text() string {
 	if v.Status == procRunning {
 		return text + "; it is still running"
 	}
-	code := 0
-	if v.ExitCode != nil {
-		code = *v.ExitCode
-	}
+	code := exitCodeOf(v.ExitCode)
 	return text + fmt.Sprintf("; it has exited %d%s", code, signalNote(code))
 }
 
@@ -358,8 +354,8 @@ func (t *toolset) sessionKill() server.ServerTool {
 			if err := sessionRef(a.SessionID); err != nil {
 				return killView{}, err
 			}
-			if strings.TrimSpace(a.ProcessID) == "" {
-				return killView{}, argError("process_id", "missing; give the process_id that session_exec with background=true returned")
+			if err := processRef(a.ProcessID); err != nil {
+				return killView{}, err
 			}
 			sig, name, err := engine.ParseSignal(string(a.Signal))
 			if err != nil {
@@ -373,15 +369,23 @@ func (t *toolset) sessionKill() server.ServerTool {
 			if err != nil {
 				return killView{}, err
 			}
-			v := killView{SessionID: a.SessionID, ProcessID: a.ProcessID, Signal: name, Status: procExited, ExitCode: st.ExitCode}
+			v := killView{SessionID: a.SessionID, ProcessID: a.ProcessID, Signal: name}
+			v.Status, v.ExitCode = procStatus(st)
 			if st.Running {
-				v.Status, v.ExitCode = procRunning, nil
 				v.then("session_logs", "check whether it stops", map[string]any{"session_id": a.SessionID, "process_id": a.ProcessID, "wait_ms": 5000})
 				v.then("session_kill", "stop it at once", map[string]any{"session_id": a.SessionID, "process_id": a.ProcessID, "signal": "KILL"})
 			}
 			return v, nil
 		},
 	})
+}
+
+// processRef checks the process_id argument of session_logs and session_kill.
+func processRef(id string) error {
+	if strings.TrimSpace(id) == "" {
+		return argError("process_id", "missing; give the process_id that session_exec with background=true returned")
+	}
+	return nil
 }
 
 // signalArg is session_kill's signal: a name, or a number given as a string or a JSON number.

@@ -31,6 +31,11 @@ type sessionResult struct {
 	verb string
 }
 
+// newSessionResult is s as the tool that did verb to it returns it to h.
+func newSessionResult(s engine.Session, h engine.Holder, verb string) sessionResult {
+	return sessionResult{sessionView: newSessionView(s, h, time.Now()), verb: verb}
+}
+
 func (r sessionResult) text() string {
 	s := r.verb + " " + r.line()
 	if r.State == "discarded" && r.verb == "discarded" {
@@ -78,7 +83,7 @@ func (t *toolset) openSession() server.ServerTool {
 			if err != nil {
 				return sessionResult{}, err
 			}
-			return sessionResult{sessionView: newSessionView(s, h, time.Now()), verb: "opened"}.withSteps(), nil
+			return newSessionResult(s, h, "opened").withSteps(), nil
 		},
 	})
 }
@@ -102,7 +107,7 @@ func (t *toolset) attachSession() server.ServerTool {
 			if err != nil {
 				return sessionResult{}, err
 			}
-			return sessionResult{sessionView: newSessionView(s, h, time.Now()), verb: "attached"}.withSteps(), nil
+			return newSessionResult(s, h, "attached").withSteps(), nil
 		},
 	})
 }
@@ -147,10 +152,8 @@ type processTail struct {
 func newURLView(sessionID string, u engine.SessionURLResult) urlView {
 	v := urlView{SessionID: sessionID, Port: u.Port, URL: u.URL, Listening: u.Listening, WaitedMS: u.Waited.Milliseconds()}
 	for _, st := range u.Processes {
-		p := processTail{ProcessID: st.ID, Command: st.Command, Args: st.Args, Status: procExited, ExitCode: st.ExitCode, OutputOffset: st.Offset}
-		if st.Running {
-			p.Status, p.ExitCode = procRunning, nil
-		}
+		p := processTail{ProcessID: st.ID, Command: st.Command, Args: st.Args, OutputOffset: st.Offset}
+		p.Status, p.ExitCode = procStatus(st)
 		p.LastOutput, _ = validUTF8(st.Output)
 		v.Processes = append(v.Processes, p)
 	}
@@ -219,10 +222,7 @@ func (t *toolset) sessionURL() server.ServerTool {
 			"on vercel it is the sandbox's public URL (ports 1024-65535, listen on 0.0.0.0).",
 		hints: hints{readOnly: true, idempotent: true},
 		handle: func(ctx context.Context, req mcp.CallToolRequest, a *sessionURLArgs) (urlView, error) {
-			if err := sessionRef(a.SessionID); err != nil {
-				return urlView{}, err
-			}
-			h, err := t.holder(ctx, "session_url")
+			h, err := t.sessionHolder(ctx, "session_url", a.SessionID)
 			if err != nil {
 				return urlView{}, err
 			}
@@ -251,10 +251,7 @@ func (t *toolset) extendSession() server.ServerTool {
 		description: "Set a live session to expire timeout_ms from now (a smaller value shortens it); at expiry its uncommitted changes are dropped.",
 		hints:       hints{},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *extendSessionArgs) (sessionResult, error) {
-			if err := sessionRef(a.SessionID); err != nil {
-				return sessionResult{}, err
-			}
-			h, err := t.holder(ctx, "extend_session")
+			h, err := t.sessionHolder(ctx, "extend_session", a.SessionID)
 			if err != nil {
 				return sessionResult{}, err
 			}
@@ -262,7 +259,7 @@ func (t *toolset) extendSession() server.ServerTool {
 			if err != nil {
 				return sessionResult{}, err
 			}
-			return sessionResult{sessionView: newSessionView(s, h, time.Now()), verb: "extended"}, nil
+			return newSessionResult(s, h, "extended"), nil
 		},
 	})
 }
@@ -274,11 +271,9 @@ type commitSessionArgs struct {
 
 // committedSession is commit_session's result.
 type committedSession struct {
-	SessionID   string      `json:"session_id" jsonschema:"required"`
-	WorkspaceID string      `json:"workspace_id" jsonschema:"required"`
-	Commit      *commitView `json:"commit,omitempty"`
-	// Unchanged is set when the session changed nothing: no commit, the head stays.
-	Unchanged bool `json:"unchanged,omitempty"`
+	SessionID   string `json:"session_id" jsonschema:"required"`
+	WorkspaceID string `json:"workspace_id" jsonschema:"required"`
+	madeChange
 	Steps
 }
 
@@ -297,10 +292,7 @@ func (t *toolset) commitSession() server.ServerTool {
 			"its processes stop, /tmp is dropped, URLs stop working, the lease is released.",
 		hints: hints{},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *commitSessionArgs) (committedSession, error) {
-			if err := sessionRef(a.SessionID); err != nil {
-				return committedSession{}, err
-			}
-			h, err := t.holder(ctx, "commit_session")
+			h, err := t.sessionHolder(ctx, "commit_session", a.SessionID)
 			if err != nil {
 				return committedSession{}, err
 			}
@@ -309,12 +301,7 @@ func (t *toolset) commitSession() server.ServerTool {
 				return committedSession{}, err
 			}
 			r := committedSession{SessionID: a.SessionID, WorkspaceID: c.Workspace}
-			if c.ID == "" {
-				r.Unchanged = true
-			} else {
-				cv := newCommitView(c, c.ID, commitPaths)
-				r.Commit = &cv
-			}
+			r.madeChange = madeCommit(c, c.ID)
 			return r, nil
 		},
 	})
@@ -332,10 +319,7 @@ func (t *toolset) discardSession() server.ServerTool {
 			"when the session opened, the lease is released. Cannot be undone.",
 		hints: hints{destructive: true, idempotent: true},
 		handle: func(ctx context.Context, _ mcp.CallToolRequest, a *discardSessionArgs) (sessionResult, error) {
-			if err := sessionRef(a.SessionID); err != nil {
-				return sessionResult{}, err
-			}
-			h, err := t.holder(ctx, "discard_session")
+			h, err := t.sessionHolder(ctx, "discard_session", a.SessionID)
 			if err != nil {
 				return sessionResult{}, err
 			}
@@ -343,9 +327,18 @@ func (t *toolset) discardSession() server.ServerTool {
 			if err != nil {
 				return sessionResult{}, err
 			}
-			return sessionResult{sessionView: newSessionView(s, h, time.Now()), verb: "discarded"}, nil
+			return newSessionResult(s, h, "discarded"), nil
 		},
 	})
+}
+
+// sessionHolder checks the session_id argument of a session tool and derives the caller's holder
+// identity (holder).
+func (t *toolset) sessionHolder(ctx context.Context, tool, sessionID string) (engine.Holder, error) {
+	if err := sessionRef(sessionID); err != nil {
+		return engine.Holder{}, err
+	}
+	return t.holder(ctx, tool)
 }
 
 // sessionRef checks the session_id argument every session tool takes.

@@ -122,10 +122,7 @@ func TestSessionRoundTrip(t *testing.T) {
 		r.fails("restore_workspace", map[string]any{"workspace": "live", "commit_id": head0}, "leased")
 		r.fails("open_session", map[string]any{"workspace": "live"}, sid)
 		// The committed head stays readable.
-		f, _ := r.ok("read_file", map[string]any{"workspace": "live", "path": "base.txt"})
-		if str(f, "content") != "committed before\n" {
-			t.Errorf("read_file of the head while leased: %v", f)
-		}
+		r.wantFile(map[string]any{"workspace": "live", "path": "base.txt"}, "committed before\n", "read_file of the head while leased")
 		// Attaching to a session you hold returns it.
 		a, _ := r.ok("attach_session", map[string]any{"workspace": "live"})
 		if str(a, "session_id") != sid || a["held_by_you"] != true {
@@ -148,14 +145,8 @@ func TestSessionRoundTrip(t *testing.T) {
 		if str(x, "stdout") != "scratch\n" {
 			t.Errorf("/tmp did not survive between session_exec calls: %v", x)
 		}
-		res, _, isErr := r.call(ctxT(t), "session_exec", map[string]any{"session_id": sid, "command": "sh",
+		got := r.progressOfRun(t, "session_exec", map[string]any{"session_id": sid, "command": "sh",
 			"args": []any{"-c", "for i in 1 2 3 4; do echo step $i; sleep 0.3; done"}}, "tok-session")
-		if isErr || num(res, "exit_code") != 0 {
-			t.Fatalf("session_exec with progress: %v", res)
-		}
-		r.mu.Lock()
-		got := r.progress["tok-session"]
-		r.mu.Unlock()
 		if len(got) < 2 || got[len(got)-1].Message != "step 4" {
 			t.Errorf("progress notifications %d, last %+v; want several, ending with \"step 4\"", len(got), got[len(got)-1])
 		}
@@ -169,10 +160,7 @@ func TestSessionRoundTrip(t *testing.T) {
 		if num(wr, "files") != 1 || wr["commit"] != nil || !strings.Contains(text, "not committed") {
 			t.Errorf("write_files into a session: %v / %s", wr, text)
 		}
-		f, _ := r.ok("read_file", map[string]any{"session_id": sid, "path": "made.txt"})
-		if str(f, "content") != "data\n" {
-			t.Errorf("read_file from the session: %v", f)
-		}
+		r.wantFile(map[string]any{"session_id": sid, "path": "made.txt"}, "data\n", "read_file from the session")
 		l, _ := r.ok("list_files", map[string]any{"session_id": sid, "depth": 2})
 		var paths []string
 		for _, e := range l["entries"].([]any) {
@@ -304,10 +292,7 @@ func TestSessionRoundTrip(t *testing.T) {
 		if str(g, "head") != cid || g["session"] != nil {
 			t.Errorf("after commit: head %s (want %s), session %v (want none)", str(g, "head"), cid, g["session"])
 		}
-		f, _ := r.ok("read_file", map[string]any{"workspace": "live", "path": "app/index.html"})
-		if str(f, "content") != "hello from the session\n" {
-			t.Errorf("the committed head lacks the session's file: %v", f)
-		}
+		r.wantFile(map[string]any{"workspace": "live", "path": "app/index.html"}, "hello from the session\n", "the committed head lacks the session's file")
 		h, _ := r.ok("workspace_history", map[string]any{"workspace": "live", "limit": 1})
 		top := h["commits"].([]any)[0].(map[string]any)
 		if str(top, "kind") != "session" || str(top, "message") != "add the app" || str(top, "parent") != head0 {
@@ -428,11 +413,8 @@ func TestSessionURLRoundTrip(t *testing.T) {
 	if code, body := httpGet(t, str(u, "url")+"index.html"); code != http.StatusOK || body != "late but here\n" {
 		t.Fatalf("GET through the URL: %d %q", code, body)
 	}
-	r.mu.Lock()
-	got := r.progress["tok-url"]
-	r.mu.Unlock()
 	var msgs []string
-	for _, n := range got {
+	for _, n := range r.progressOf("tok-url") {
 		msgs = append(msgs, n.Message)
 	}
 	if !strings.Contains(strings.Join(msgs, "\n"), "nothing listens on port 8790 yet") {

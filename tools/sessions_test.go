@@ -23,9 +23,7 @@ import (
 // give; the engine checks every rule and limit before it looks for the session (ses_1 does not
 // exist).
 func TestSessionArgumentErrors(t *testing.T) {
-	s := server.NewMCPServer("t", "0")
-	ctx := s.WithContext(context.Background(), newInfoSession("conn-1").withInfo("test", "1"))
-	tools := newToolset(s, newEngine(t, nil), Options{}).all()
+	ctx, tools := connectedTools(t)
 	tests := []struct {
 		tool, args string
 		want       []string
@@ -89,15 +87,9 @@ func TestSessionArgumentErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		res := callToolCtx(t, ctx, tools, tc.tool, tc.args)
-		if !res.IsError {
-			t.Errorf("%s %s: not an error result", tc.tool, tc.args)
+		_, ok := wantErrorResult(t, tc.tool+" "+tc.args, res, tc.want)
+		if !ok {
 			continue
-		}
-		text := resultText(t, res)
-		for _, w := range tc.want {
-			if !strings.Contains(text, w) {
-				t.Errorf("%s %s:\n got %q\nwant it to contain %q", tc.tool, tc.args, text, w)
-			}
 		}
 		checkArgumentField(t, tc.tool, res, tc.want[0])
 	}
@@ -138,6 +130,15 @@ func TestSessionToolsNeedAConnection(t *testing.T) {
 			}
 		}
 	}
+}
+
+// connectedTools are the tools over a real engine, and a ctx of a client connection (conn-1) that
+// said who it is, to call them in.
+func connectedTools(t *testing.T) (context.Context, []server.ServerTool) {
+	t.Helper()
+	s := server.NewMCPServer("t", "0")
+	ctx := s.WithContext(context.Background(), newInfoSession("conn-1").withInfo("test", "1"))
+	return ctx, newToolset(s, newEngine(t, nil), Options{}).all()
 }
 
 // callToolCtx is callTool with a given ctx.

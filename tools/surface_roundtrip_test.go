@@ -30,10 +30,7 @@ func TestAgentSurfaceRoundTrip(t *testing.T) {
 		if num(res, "exit_code") != 127 || res["shell"] == true {
 			t.Errorf("a command with args [] must run as a program (not found here): %v", res)
 		}
-		x, _ := r.ok("read_file", map[string]any{"workspace": "s", "path": "calc/x.py"})
-		if str(x, "content") != "x = 1\n" {
-			t.Errorf("the shell line's file: %v", x)
-		}
+		r.wantFile(map[string]any{"workspace": "s", "path": "calc/x.py"}, "x = 1\n", "the shell line's file")
 	})
 
 	t.Run("honest history", func(t *testing.T) {
@@ -96,10 +93,7 @@ func TestAgentSurfaceRoundTrip(t *testing.T) {
 		if str(g, "status") != "exited" || !strings.HasPrefix(str(g, "commit_id"), "c_") || strings.Contains(str(g, "stdout"), "started") {
 			t.Fatalf("after the yield: %v", g)
 		}
-		f, _ := r.ok("read_file", map[string]any{"workspace": "s", "path": "late.txt"})
-		if str(f, "content") != "done\n" {
-			t.Errorf("the yielded run's file: %v", f)
-		}
+		r.wantFile(map[string]any{"workspace": "s", "path": "late.txt"}, "done\n", "the yielded run's file")
 	})
 
 	t.Run("a foreground session command outliving yield_ms goes on", func(t *testing.T) {

@@ -368,12 +368,11 @@ type restoreWorkspaceArgs struct {
 
 // restoredWorkspace is restore_workspace's result.
 type restoredWorkspace struct {
-	WorkspaceID string      `json:"workspace_id" jsonschema:"required"`
-	Name        string      `json:"name" jsonschema:"required"`
-	Head        string      `json:"head" jsonschema:"required"`
-	Commit      *commitView `json:"commit,omitempty"`
-	// Unchanged is set when the head already had that state: no commit.
-	Unchanged bool `json:"unchanged,omitempty"`
+	WorkspaceID string `json:"workspace_id" jsonschema:"required"`
+	Name        string `json:"name" jsonschema:"required"`
+	Head        string `json:"head" jsonschema:"required"`
+	// The restore's commit, or unchanged when the head already had that state.
+	madeChange
 	Steps
 	source string
 }
@@ -402,12 +401,7 @@ func (t *toolset) restoreWorkspace() server.ServerTool {
 				return restoredWorkspace{}, err
 			}
 			r := restoredWorkspace{WorkspaceID: w.ID, Name: w.Name, Head: w.Head, source: a.CommitID}
-			if c.ID == "" {
-				r.Unchanged = true
-			} else {
-				cv := newCommitView(c, w.Head, commitPaths)
-				r.Commit = &cv
-			}
+			r.madeChange = madeCommit(c, w.Head)
 			return r, nil
 		},
 	})

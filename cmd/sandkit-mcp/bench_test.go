@@ -30,11 +30,7 @@ import (
 //	go test ./cmd/sandkit-mcp/ -run '^$' -bench RunCommandTrue -benchtime 100x
 func BenchmarkRunCommandTrue(b *testing.B) {
 	ctx := context.Background()
-	prov, err := local.New(local.Options{Dir: filepath.Join(b.TempDir(), "bare")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer prov.Close()
+	prov := bareProvider(b)
 	c := connect(b, dataDir(b))
 	c.ok("create_workspace", map[string]any{"name": "bench"})
 	// The program true, run directly (args present), and the same as a shell line (sh -lc true),
@@ -76,20 +72,13 @@ func BenchmarkRunCommandTrue(b *testing.B) {
 		}
 		bw += time.Since(t)
 		t = time.Now()
-		res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: "run_command", Arguments: args})
-		if err != nil || res.IsError {
-			b.Fatalf("run_command: %v %+v", err, res)
-		}
+		mustCall(ctx, b, c, "run_command", args)
 		sk += time.Since(t)
 		t = time.Now()
-		res, err = c.cs.CallTool(ctx, &mcp.CallToolParams{Name: "run_command", Arguments: shellArgs})
-		if err != nil || res.IsError {
-			b.Fatalf("run_command as a shell line: %v %+v", err, res)
-		}
+		mustCall(ctx, b, c, "run_command", shellArgs)
 		sks += time.Since(t)
 	}
-	n := float64(b.N)
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
+	ms := func(d time.Duration) float64 { return msPerOp(b, d) }
 	b.ReportMetric(ms(sh), "sh-ms/op")
 	b.ReportMetric(ms(bb), "bwrap-bind-ms/op")
 	b.ReportMetric(ms(bw), "bwrap-ms/op")
@@ -99,6 +88,32 @@ func BenchmarkRunCommandTrue(b *testing.B) {
 	b.ReportMetric(ms(sks), "sandkit-shell-ms/op")
 	b.ReportMetric(float64(sks)/float64(bb), "sandkit-shell/bwrap-bind")
 	b.ReportMetric(0, "ns/op")
+}
+
+// bareProvider is a local provider for raw sandbox starts (RunBare), closed when the benchmark
+// ends.
+func bareProvider(b *testing.B) *local.Provider {
+	prov, err := local.New(local.Options{Dir: filepath.Join(b.TempDir(), "bare")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { prov.Close() })
+	return prov
+}
+
+// mustCall calls a tool through the MCP client, failing the benchmark when the call or the tool
+// fails.
+func mustCall(ctx context.Context, b *testing.B, c *client, tool string, args map[string]any) *mcp.CallToolResult {
+	res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil || res.IsError {
+		b.Fatalf("%s %v: %v %+v", tool, args, err, res)
+	}
+	return res
+}
+
+// msPerOp is a duration summed over the benchmark's loop, in milliseconds per iteration.
+func msPerOp(b *testing.B, d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000 / float64(b.N)
 }
 
 // benchSession opens a session on a fresh workspace, skipping the benchmark when the provider
@@ -134,15 +149,11 @@ func BenchmarkSessionExecTrue(b *testing.B) {
 		}
 		plain += time.Since(t)
 		t = time.Now()
-		res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: "session_exec", Arguments: args})
-		if err != nil || res.IsError {
-			b.Fatalf("session_exec: %v %+v", err, res)
-		}
+		mustCall(ctx, b, c, "session_exec", args)
 		sk += time.Since(t)
 	}
 	c.ok("discard_session", map[string]any{"session_id": sid})
-	n := float64(b.N)
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
+	ms := func(d time.Duration) float64 { return msPerOp(b, d) }
 	b.ReportMetric(ms(plain), "exec-ms/op")
 	b.ReportMetric(ms(sk), "session_exec-ms/op")
 	b.ReportMetric(float64(sk)/float64(plain), "session_exec/exec")
@@ -157,21 +168,13 @@ func BenchmarkSessionExecTrue(b *testing.B) {
 //	go test ./cmd/sandkit-mcp/ -run '^$' -bench SessionOpenCommit -benchtime 30x
 func BenchmarkSessionOpenCommit(b *testing.B) {
 	ctx := context.Background()
-	prov, err := local.New(local.Options{Dir: filepath.Join(b.TempDir(), "bare")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer prov.Close()
+	prov := bareProvider(b)
 	c := connect(b, dataDir(b))
 	sid := benchSession(b, c, "bench-open")
 	c.ok("discard_session", map[string]any{"session_id": sid})
 	_ = prov.RunBare(ctx, "/usr/bin/true")
 	call := func(tool string, args map[string]any) map[string]any {
-		res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
-		if err != nil || res.IsError {
-			b.Fatalf("%s: %v %+v", tool, err, res)
-		}
-		out, _, _ := decode(res)
+		out, _, _ := decode(mustCall(ctx, b, c, tool, args))
 		return out
 	}
 	var bare, open, commit time.Duration
@@ -190,8 +193,7 @@ func BenchmarkSessionOpenCommit(b *testing.B) {
 		call("commit_session", map[string]any{"session_id": sid})
 		commit += time.Since(t)
 	}
-	n := float64(b.N)
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
+	ms := func(d time.Duration) float64 { return msPerOp(b, d) }
 	b.ReportMetric(ms(bare), "bwrap-ms/op")
 	b.ReportMetric(ms(open), "open-ready-ms/op")
 	b.ReportMetric(ms(commit), "commit-ms/op")

@@ -169,6 +169,13 @@ func human(ctx context.Context, name string, args []string, stdout io.Writer) er
 	return nil
 }
 
+// doorArgs are the arguments of a stdio door this binary starts for cfg's data dir and sandbox
+// settings (the CLI's and the demo's).
+func doorArgs(cfg config) []string {
+	return appendSetFlags([]string{"--data-dir", cfg.dataDir, "--log-level", "warn"},
+		"--bwrap", cfg.bwrap, "--provider", cfg.provider, "--config", cfg.configFile)
+}
+
 // connectDoor starts this binary as the stdio door of cfg's data dir (which starts the daemon
 // when none runs) and connects an MCP client to it.
 func connectDoor(ctx context.Context, cfg config, client string, roots []string) (*mcp.ClientSession, error) {
@@ -176,16 +183,7 @@ func connectDoor(ctx context.Context, cfg config, client string, roots []string)
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"--data-dir", cfg.dataDir, "--log-level", "warn"}
-	if cfg.bwrap != "" {
-		args = append(args, "--bwrap", cfg.bwrap)
-	}
-	if cfg.provider != "" {
-		args = append(args, "--provider", cfg.provider)
-	}
-	if cfg.configFile != "" {
-		args = append(args, "--config", cfg.configFile)
-	}
+	args := doorArgs(cfg)
 	for _, r := range roots {
 		args = append(args, "--host-root", r)
 	}
@@ -248,31 +246,44 @@ func when(s string) string {
 	return t.Local().Format("2006-01-02 15:04:05")
 }
 
-func workspacesTable(w io.Writer, out map[string]any) {
-	ws := items(out, "workspaces")
-	if len(ws) == 0 {
-		fmt.Fprintln(w, "no workspaces")
-		return
-	}
+// newTable starts a table on w under a tab-separated header.
+func newTable(w io.Writer, header string) *tabwriter.Writer {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tID\tHEAD\tSESSION\tUPDATED")
-	for _, x := range ws {
+	fmt.Fprintln(tw, header)
+	return tw
+}
+
+// writeTable writes rows as a table under a tab-separated header, row giving a row's
+// tab-separated cells; no rows is the line none instead. It reports whether there were rows.
+func writeTable(w io.Writer, rows []map[string]any, none, header string, row func(map[string]any) string) bool {
+	if len(rows) == 0 {
+		fmt.Fprintln(w, none)
+		return false
+	}
+	tw := newTable(w, header)
+	for _, x := range rows {
+		fmt.Fprintln(tw, row(x))
+	}
+	tw.Flush()
+	return true
+}
+
+func workspacesTable(w io.Writer, out map[string]any) {
+	writeTable(w, items(out, "workspaces"), "no workspaces", "NAME\tID\tHEAD\tSESSION\tUPDATED", func(x map[string]any) string {
 		ses := ""
 		if s, ok := x["session"].(map[string]any); ok {
 			ses = field(s, "session_id") + " (" + field(s, "state") + ", " + field(s, "holder") + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", field(x, "name"), field(x, "workspace_id"), field(x, "head"), ses, when(field(x, "updated_at")))
-	}
-	tw.Flush()
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", field(x, "name"), field(x, "workspace_id"), field(x, "head"), ses, when(field(x, "updated_at")))
+	})
 	if field(out, "next_cursor") != "" {
-		fmt.Fprintf(w, "(the first %d workspaces by name; more follow)\n", len(ws))
+		fmt.Fprintf(w, "(the first %d workspaces by name; more follow)\n", len(items(out, "workspaces")))
 	}
 }
 
 func historyTable(w io.Writer, out map[string]any) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "workspace %s (%s), head %s\n", field(out, "name"), field(out, "workspace_id"), field(out, "head"))
-	fmt.Fprintln(tw, "COMMIT\tWHEN\tKIND\tCHANGED\tMESSAGE")
+	fmt.Fprintf(w, "workspace %s (%s), head %s\n", field(out, "name"), field(out, "workspace_id"), field(out, "head"))
+	tw := newTable(w, "COMMIT\tWHEN\tKIND\tCHANGED\tMESSAGE")
 	for _, c := range items(out, "commits") {
 		changed := "?"
 		if c["changes_known"] == true {
@@ -288,14 +299,7 @@ func historyTable(w io.Writer, out map[string]any) {
 }
 
 func runsTable(w io.Writer, out map[string]any) {
-	runs := items(out, "runs")
-	if len(runs) == 0 {
-		fmt.Fprintln(w, "no runs")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTARTED\tSTATUS\tEXIT\tCOMMIT\tCOMMAND")
-	for _, r := range runs {
+	had := writeTable(w, items(out, "runs"), "no runs", "RUN\tSTARTED\tSTATUS\tEXIT\tCOMMIT\tCOMMAND", func(r map[string]any) string {
 		commit := field(r, "commit_id")
 		if r["unchanged"] == true {
 			commit = "(no change)"
@@ -306,10 +310,9 @@ func runsTable(w io.Writer, out map[string]any) {
 				line += " " + fmt.Sprint(a)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", field(r, "run_id"), when(field(r, "created_at")), field(r, "status"), field(r, "exit_code"), commit, line)
-	}
-	tw.Flush()
-	if next := field(out, "next_cursor"); next != "" {
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", field(r, "run_id"), when(field(r, "created_at")), field(r, "status"), field(r, "exit_code"), commit, line)
+	})
+	if next := field(out, "next_cursor"); had && next != "" {
 		fmt.Fprintln(w, "(older runs exist)")
 	}
 }

@@ -43,16 +43,7 @@ func demo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srvArgs := []string{"--data-dir", cfg.dataDir, "--log-level", "warn"}
-	if cfg.bwrap != "" {
-		srvArgs = append(srvArgs, "--bwrap", cfg.bwrap)
-	}
-	if cfg.provider != "" {
-		srvArgs = append(srvArgs, "--provider", cfg.provider)
-	}
-	if cfg.configFile != "" {
-		srvArgs = append(srvArgs, "--config", cfg.configFile)
-	}
+	srvArgs := doorArgs(cfg)
 	cmd := exec.Command(self, srvArgs...)
 	cmd.Stderr = os.Stderr
 	d := &demoRun{out: os.Stdout}

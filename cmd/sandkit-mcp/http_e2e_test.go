@@ -121,27 +121,12 @@ func TestHTTPDoor(t *testing.T) {
 		"https://[::1]":                 200,
 		"https://app.example.com:8443/": 403,
 	} {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/healthz", nil)
-		req.Header.Set("Origin", origin)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("Origin %s: status %d, want %d", origin, resp.StatusCode, want)
+		if got := healthzStatus(t, addr, origin); got != want {
+			t.Errorf("Origin %s: status %d, want %d", origin, got, want)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
-	req.Header.Set("Origin", "http://evil.example.com")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 403 {
-		t.Fatalf("POST /mcp from a foreign origin: %d, want 403", resp.StatusCode)
+	if code := statusFrom(t, "http://"+addr+"/mcp", "http://evil.example.com", `{"jsonrpc":"2.0","id":1,"method":"ping"}`); code != 403 {
+		t.Fatalf("POST /mcp from a foreign origin: %d, want 403", code)
 	}
 
 	// Graceful stop with HTTP and SSE clients connected.
@@ -152,19 +137,40 @@ func TestHTTPDoor(t *testing.T) {
 	}
 }
 
+// healthzStatus is the status of GET /healthz at addr with the header Origin: origin.
+func healthzStatus(t *testing.T, addr, origin string) int {
+	t.Helper()
+	return statusFrom(t, "http://"+addr+"/healthz", origin, "")
+}
+
+// statusFrom is the status of a request to url from a page of origin: a POST of the JSON-RPC
+// message body when it is set, else a GET.
+func statusFrom(t *testing.T, url, origin, body string) int {
+	t.Helper()
+	method, rd := http.MethodGet, io.Reader(nil)
+	if body != "" {
+		method, rd = http.MethodPost, strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Origin", origin)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func TestHTTPAllowedOrigin(t *testing.T) {
 	t.Parallel()
 	s := startServe(t, dataDir(t), nil, "--http", "127.0.0.1:0", "--allowed-origin", "https://app.example.com")
 	for origin, want := range map[string]int{"https://app.example.com": 200, "https://APP.example.com/": 200, "https://other.example.com": 403} {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+s.info.HTTP+"/healthz", nil)
-		req.Header.Set("Origin", origin)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("Origin %s: status %d, want %d", origin, resp.StatusCode, want)
+		if got := healthzStatus(t, s.info.HTTP, origin); got != want {
+			t.Errorf("Origin %s: status %d, want %d", origin, got, want)
 		}
 	}
 }

@@ -149,16 +149,7 @@ func TestPreviewTransport(t *testing.T) {
 	// A preview page's origin cannot drive the HTTP door; other loopback origins still can.
 	origin := "http://" + u.Host
 	door := func(origin string) int {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+s.info.HTTP+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"page","version":"1"}}}`))
-		req.Header.Set("Origin", origin)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return statusFrom(t, "http://"+s.info.HTTP+"/mcp", origin, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"page","version":"1"}}}`)
 	}
 	for _, o := range []string{origin, "http://localhost:" + u.Port()} {
 		if code := door(o); code != http.StatusForbidden {

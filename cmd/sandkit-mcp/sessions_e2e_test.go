@@ -32,7 +32,13 @@ var previewClient = &http.Client{
 
 func fetch(t testing.TB, url string) (int, string) {
 	t.Helper()
-	resp, err := previewClient.Get(url)
+	return getWith(t, previewClient, url)
+}
+
+// getWith GETs url with the client cl and returns the status and the body.
+func getWith(t testing.TB, cl *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := cl.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -473,13 +479,7 @@ func fetchVia(t testing.TB, addr, url string) (int, string) {
 			return (&net.Dialer{}).DialContext(ctx, network, addr)
 		},
 	}}
-	resp, err := cl.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return getWith(t, cl, url)
 }
 
 func TestPublicURLPreviews(t *testing.T) {

@@ -95,20 +95,17 @@ func lockStart(ctx context.Context, dataDir string) (func(), error) {
 func daemonArgs(cfg config) []string {
 	args := []string{"serve", "--data-dir", cfg.dataDir, "--idle-exit", doorIdleExit.String(),
 		"--log-level", cfg.logLevel, "--pids-limit", strconv.FormatInt(cfg.pidsLimit, 10)}
-	if cfg.bwrap != "" {
-		args = append(args, "--bwrap", cfg.bwrap)
-	}
-	if cfg.memoryFlag != "" {
-		args = append(args, "--memory-limit", cfg.memoryFlag)
-	}
-	if cfg.reserveFlag != "" {
-		args = append(args, "--disk-reserve", cfg.reserveFlag)
-	}
-	if cfg.configFile != "" {
-		args = append(args, "--config", cfg.configFile)
-	}
-	if cfg.provider != "" {
-		args = append(args, "--provider", cfg.provider)
+	return appendSetFlags(args, "--bwrap", cfg.bwrap, "--memory-limit", cfg.memoryFlag,
+		"--disk-reserve", cfg.reserveFlag, "--config", cfg.configFile, "--provider", cfg.provider)
+}
+
+// appendSetFlags appends to args each flag of flagValues (pairs of a flag and its value) whose
+// value is set, in order.
+func appendSetFlags(args []string, flagValues ...string) []string {
+	for i := 0; i+1 < len(flagValues); i += 2 {
+		if flagValues[i+1] != "" {
+			args = append(args, flagValues[i], flagValues[i+1])
+		}
 	}
 	return args
 }

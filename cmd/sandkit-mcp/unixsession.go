@@ -1,7 +1,6 @@
 package main
 
 import (
-	"sync"
 	"sync/atomic"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -21,9 +20,8 @@ type connSession struct {
 	// message is handled, never changed.
 	hostRoots []string
 
-	mu         sync.Mutex
-	clientInfo mcp.Implementation
-	clientCaps mcp.ClientCapabilities
+	clientInfo atomic.Pointer[mcp.Implementation]
+	clientCaps atomic.Pointer[mcp.ClientCapabilities]
 }
 
 // HostRoots implements tools.SessionWithHostRoots.
@@ -64,26 +62,21 @@ func (s *connSession) GetLogLevel() mcp.LoggingLevel {
 	return mcp.LoggingLevelError
 }
 
-func (s *connSession) GetClientInfo() mcp.Implementation {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.clientInfo
-}
+func (s *connSession) GetClientInfo() mcp.Implementation { return loadOrZero(&s.clientInfo) }
 
-func (s *connSession) SetClientInfo(info mcp.Implementation) {
-	s.mu.Lock()
-	s.clientInfo = info
-	s.mu.Unlock()
-}
+func (s *connSession) SetClientInfo(info mcp.Implementation) { s.clientInfo.Store(&info) }
 
 func (s *connSession) GetClientCapabilities() mcp.ClientCapabilities {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.clientCaps
+	return loadOrZero(&s.clientCaps)
 }
 
-func (s *connSession) SetClientCapabilities(caps mcp.ClientCapabilities) {
-	s.mu.Lock()
-	s.clientCaps = caps
-	s.mu.Unlock()
+func (s *connSession) SetClientCapabilities(caps mcp.ClientCapabilities) { s.clientCaps.Store(&caps) }
+
+// loadOrZero is the value p points to, or T's zero value before anything was stored.
+func loadOrZero[T any](p *atomic.Pointer[T]) T {
+	if v := p.Load(); v != nil {
+		return *v
+	}
+	var zero T
+	return zero
 }
