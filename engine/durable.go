@@ -48,10 +48,11 @@ type move struct {
 	also func(tx *store.Tx) error
 }
 
-// record applies m in one transaction. When it fails, the new snapshot (which nothing references)
-// is deleted and head is where it was.
+// record applies m in one transaction (a group commit: records of runs ending at the same time
+// share one fsync, store.Group). When it fails, the new snapshot (which nothing references) is
+// deleted and head is where it was.
 func (e *Engine) record(m move) error {
-	err := e.st.Update(func(tx *store.Tx) error {
+	err := e.st.Group(func(tx *store.Tx) error {
 		w, err := tx.Workspace(m.ws)
 		if err != nil {
 			return err

@@ -120,7 +120,7 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 
 	// Record the run, or find the one already recorded under the idempotency key, atomically.
 	var prior *store.Run
-	err = e.st.Update(func(tx *store.Tx) error {
+	err = e.st.Group(func(tx *store.Tx) error {
 		if req.IdempotencyKey != "" {
 			r, err := tx.RunByIdempotencyKey(w.ID, req.IdempotencyKey)
 			if err == nil {
@@ -199,7 +199,7 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 	started := time.Now().UTC()
 	var w store.Workspace
 	var base store.Commit
-	err := e.st.Update(func(tx *store.Tx) error {
+	err := e.st.Group(func(tx *store.Tx) error {
 		var err error
 		if w, err = tx.Workspace(ar.ws); err != nil {
 			return err
@@ -393,7 +393,7 @@ func (e *Engine) finish(ar *activeRun, mutate func(r *store.Run)) {
 		final = r
 		return tx.PutRun(r)
 	}
-	err := e.st.Update(func(tx *store.Tx) error {
+	err := e.st.Group(func(tx *store.Tx) error {
 		if err := end(tx, ""); err != nil {
 			return err
 		}
@@ -402,7 +402,7 @@ func (e *Engine) finish(ar *activeRun, mutate func(r *store.Run)) {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		e.log.Error("could not record the end of a run with its output; recording it without", "run", ar.id, "err", err)
 		note := fmt.Sprintf("; its output could not be stored (%v)", err)
-		err2 := e.st.Update(func(tx *store.Tx) error { return end(tx, note) })
+		err2 := e.st.Group(func(tx *store.Tx) error { return end(tx, note) })
 		if err2 != nil && !errors.Is(err2, store.ErrNotFound) {
 			e.log.Error("could not record the end of a run; it reads lost after the next start", "run", ar.id, "err", err2)
 			final.Error += fmt.Sprintf("; the server could not record this run's end (%v), so after its next start the run reads lost", err2)

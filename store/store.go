@@ -79,8 +79,9 @@ type Options struct {
 // Store is an open state file. It is safe for concurrent use: Views run in parallel, Updates one
 // at a time. Do not call Update or View from inside another Update or View (bbolt would deadlock).
 type Store struct {
-	db   *bolt.DB
-	path string
+	db     *bolt.DB
+	path   string
+	groups groups
 }
 
 // Open opens the state file at path, creating it (and its directory) if needed, and brings its
