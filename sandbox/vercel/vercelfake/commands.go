@@ -40,7 +40,7 @@ type logChunk struct {
 	Data   string `json:"data"`
 }
 
-// command is one command of a session. Guarded by Server.mu.
+// command is one command of a session. Guarded by sessionState.mu.
 type command struct {
 	id        string
 	name      string
@@ -186,13 +186,13 @@ type logWriter struct {
 // Write waits while the log is full and its oldest output has not reached the client that ran
 // the command (backpressure, as a real stream has, instead of losing output).
 func (w logWriter) Write(p []byte) (int, error) {
-	w.s.mu.Lock()
+	w.s.sessions.mu.Lock()
 	for w.c.fullLocked() {
 		if w.c.advanced == nil {
 			w.c.advanced = make(chan struct{})
 		}
 		advanced, done := w.c.advanced, w.c.execDone
-		w.s.mu.Unlock()
+		w.s.sessions.mu.Unlock()
 		select {
 		case <-advanced:
 		case <-done:
@@ -200,10 +200,10 @@ func (w logWriter) Write(p []byte) (int, error) {
 		case <-w.s.ctx.Done():
 			return 0, errServerClosed
 		}
-		w.s.mu.Lock()
+		w.s.sessions.mu.Lock()
 	}
 	w.c.appendLocked(w.stream, p)
-	w.s.mu.Unlock()
+	w.s.sessions.mu.Unlock()
 	return len(p), nil
 }
 
@@ -257,14 +257,14 @@ func (s *Server) handleRunCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	exec := sandbox.ExecRequest{Command: *req.Command, Args: req.Args, Cwd: s.backendPath(cwd), Env: req.Env}
 
-	s.mu.Lock()
+	s.sessions.mu.Lock()
 	if err := stateError(ss); err != nil {
-		s.mu.Unlock()
+		s.sessions.mu.Unlock()
 		writeError(w, err)
 		return
 	}
 	backend := ss.backend
-	s.mu.Unlock()
+	s.sessions.mu.Unlock()
 
 	if req.Wait {
 		s.startAttached(ss, c, backend, exec, timeout)
@@ -273,18 +273,18 @@ func (s *Server) handleRunCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !req.Wait {
-		s.mu.Lock()
+		s.sessions.mu.Lock()
 		out := map[string]any{"command": c.view()}
-		s.mu.Unlock()
+		s.sessions.mu.Unlock()
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
 
 	// Attached: NDJSON of the command line, the log lines (with logs:true) and the final line.
 	nd := newNDJSON(w)
-	s.mu.Lock()
+	s.sessions.mu.Lock()
 	first := map[string]any{"command": c.view()}
-	s.mu.Unlock()
+	s.sessions.mu.Unlock()
 	first["command"] = withRunning(first["command"].(wireCommand))
 	if nd.line(first) != nil {
 		return
@@ -302,9 +302,9 @@ func (s *Server) handleRunCommand(w http.ResponseWriter, r *http.Request) {
 			_ = nd.line(streamError("sandbox_stream_closed", "Sandbox stream was closed and is not accepting commands."))
 		}
 	case finished:
-		s.mu.Lock()
+		s.sessions.mu.Lock()
 		last := map[string]any{"command": c.view()}
-		s.mu.Unlock()
+		s.sessions.mu.Unlock()
 		_ = nd.line(last)
 	default:
 		_ = nd.line(streamError(codeStopped, "The Sandbox has stopped execution and is no longer available."))
@@ -336,18 +336,18 @@ func (s *Server) startAttached(ss *session, c *command, backend sandbox.Sandbox,
 	req.Timeout = timeout
 	req.Stdout = logWriter{s, c, "stdout"}
 	req.Stderr = logWriter{s, c, "stderr"}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.sessions.mu.Lock()
+	defer s.sessions.mu.Unlock()
 	c.cancel = cancel
 	c.execDone = ctx.Done()
 	c.pins = map[int]int{requesterPin: 0} // the request's own stream must not miss output
 	ss.registerLocked(c)
 	started := time.Now()
-	ok := s.goLocked(func() {
+	ok := s.life.goUnlessClosed(func() {
 		defer cancel()
 		res, err := backend.Exec(ctx, req)
-		s.mu.Lock()
-		defer s.mu.Unlock()
+		s.sessions.mu.Lock()
+		defer s.sessions.mu.Unlock()
 		switch {
 		case err == nil && res.TimedOut:
 			c.timedOut = true
@@ -384,23 +384,23 @@ func (s *Server) startDetached(ctx context.Context, ss *session, c *command, bac
 		}
 		return s.backendError(ss, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.sessions.mu.Lock()
+	defer s.sessions.mu.Unlock()
 	c.procID = pid
 	ss.registerLocked(c)
 	if timeout > 0 {
 		c.timer = time.AfterFunc(timeout, func() {
-			s.mu.Lock()
+			s.sessions.mu.Lock()
 			if c.exitCode != nil {
-				s.mu.Unlock()
+				s.sessions.mu.Unlock()
 				return
 			}
 			c.timedOut = true
-			s.mu.Unlock()
+			s.sessions.mu.Unlock()
 			_ = backend.Signal(s.ctx, pid, syscall.SIGKILL)
 		})
 	}
-	s.goLocked(func() { s.pollProcess(ss, c, backend, pid) })
+	s.life.goUnlessClosed(func() { s.pollProcess(ss, c, backend, pid) })
 	return nil
 }
 
@@ -431,9 +431,9 @@ func (s *Server) pollProcess(ss *session, c *command, backend sandbox.Sandbox, p
 			if s.ctx.Err() != nil {
 				return
 			}
-			s.mu.Lock()
+			s.sessions.mu.Lock()
 			ended := ss.status != statusRunning
-			s.mu.Unlock()
+			s.sessions.mu.Unlock()
 			if ended || errors.Is(err, sandbox.ErrEnded) {
 				return // the session ended: readers get 410 / sandbox_stopped
 			}
@@ -447,14 +447,14 @@ func (s *Server) pollProcess(ss *session, c *command, backend sandbox.Sandbox, p
 				}
 				continue
 			}
-			s.mu.Lock()
+			s.sessions.mu.Lock()
 			c.appendLocked("stderr", []byte(fmt.Sprintf("vercelfake: lost the command's process: %v\n", err)))
 			c.finishLocked(1, ms(time.Now())-c.startedAt)
-			s.mu.Unlock()
+			s.sessions.mu.Unlock()
 			return
 		}
 		failures = 0
-		s.mu.Lock()
+		s.sessions.mu.Lock()
 		c.appendLocked("stdout", st.Output)
 		// Finished once the process has exited and its output is read to the end (one answer
 		// may carry only part of what is left).
@@ -471,10 +471,10 @@ func (s *Server) pollProcess(ss *session, c *command, backend sandbox.Sandbox, p
 				dur = st.Ended.Sub(st.Started).Milliseconds()
 			}
 			c.finishLocked(exit, dur)
-			s.mu.Unlock()
+			s.sessions.mu.Unlock()
 			return
 		}
-		s.mu.Unlock()
+		s.sessions.mu.Unlock()
 		since += int64(len(data))
 	}
 }
@@ -498,14 +498,14 @@ const (
 func (s *Server) follow(ctx context.Context, ss *session, c *command, pin int, emit func(logChunk) error) (bool, error) {
 	if pin != noPin {
 		defer func() {
-			s.mu.Lock()
+			s.sessions.mu.Lock()
 			c.movePinLocked(pin, -1)
-			s.mu.Unlock()
+			s.sessions.mu.Unlock()
 		}()
 	}
 	next := 0
 	for {
-		s.mu.Lock()
+		s.sessions.mu.Lock()
 		next = max(next, c.base)
 		chunks := append([]logChunk(nil), c.chunks[next-c.base:]...)
 		first := next
@@ -513,7 +513,7 @@ func (s *Server) follow(ctx context.Context, ss *session, c *command, pin int, e
 		finished := c.exitCode != nil
 		changed := c.changed
 		done := ss.done
-		s.mu.Unlock()
+		s.sessions.mu.Unlock()
 		for i, ch := range chunks {
 			if err := emit(ch); err != nil {
 				return false, err
@@ -521,9 +521,9 @@ func (s *Server) follow(ctx context.Context, ss *session, c *command, pin int, e
 			if pin != noPin {
 				// Delivered: the writer may drop it now (and make room for more).
 				chunks[i] = logChunk{}
-				s.mu.Lock()
+				s.sessions.mu.Lock()
 				c.movePinLocked(pin, first+i+1)
-				s.mu.Unlock()
+				s.sessions.mu.Unlock()
 			}
 		}
 		if len(chunks) > 0 {
@@ -536,11 +536,11 @@ func (s *Server) follow(ctx context.Context, ss *session, c *command, pin int, e
 		case <-changed:
 		case <-done:
 			// The session ended: send what is left; the command may have finished with it.
-			s.mu.Lock()
+			s.sessions.mu.Lock()
 			next = max(next, c.base)
 			chunks := append([]logChunk(nil), c.chunks[next-c.base:]...)
 			finished := c.exitCode != nil
-			s.mu.Unlock()
+			s.sessions.mu.Unlock()
 			for _, ch := range chunks {
 				if err := emit(ch); err != nil {
 					return false, err
@@ -562,9 +562,9 @@ func (s *Server) commandFor(r *http.Request) (*session, *command, error) {
 		return nil, nil, err
 	}
 	id := r.PathValue("cid")
-	s.mu.Lock()
+	s.sessions.mu.Lock()
 	c := ss.commands[id]
-	s.mu.Unlock()
+	s.sessions.mu.Unlock()
 	if c == nil {
 		return nil, nil, notFound("Command %s not found in sandbox session %s.", id, ss.id)
 	}
@@ -577,12 +577,12 @@ func (s *Server) handleListCommands(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.mu.Lock()
+	s.sessions.mu.Lock()
 	list := make([]wireCommand, 0, len(ss.order))
 	for i := len(ss.order) - 1; i >= 0; i-- {
 		list = append(list, ss.order[i].view())
 	}
-	s.mu.Unlock()
+	s.sessions.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"commands": list})
 }
 
@@ -610,9 +610,9 @@ func (s *Server) handleGetCommand(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("`wait` should be true or false"))
 		return
 	}
-	s.mu.Lock()
+	s.sessions.mu.Lock()
 	out := map[string]any{"command": c.view()}
-	s.mu.Unlock()
+	s.sessions.mu.Unlock()
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -658,14 +658,14 @@ func (s *Server) handleKill(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("`signal` should be a signal number between 1 and 64"))
 		return
 	}
-	s.mu.Lock()
+	s.sessions.mu.Lock()
 	running := c.exitCode == nil
 	cancel, pid := c.cancel, c.procID
 	if running && cancel != nil && !nonTerminating[sig] && c.killSignal == 0 {
 		c.killSignal = sig
 	}
 	backend := ss.backend
-	s.mu.Unlock()
+	s.sessions.mu.Unlock()
 	if running {
 		switch {
 		case pid != "":
@@ -677,9 +677,9 @@ func (s *Server) handleKill(w http.ResponseWriter, r *http.Request) {
 			cancel()
 		}
 	}
-	s.mu.Lock()
+	s.sessions.mu.Lock()
 	out := map[string]any{"command": c.view()}
-	s.mu.Unlock()
+	s.sessions.mu.Unlock()
 	writeJSON(w, http.StatusOK, out)
 }
 
