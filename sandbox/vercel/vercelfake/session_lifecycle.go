@@ -32,8 +32,8 @@ func (s *Server) startSession(ctx context.Context, sb *namedSandbox, source *sna
 		id: newSessionID(), sb: sb, projectID: sb.projectID, status: statusPending, region: sb.region,
 		vcpus: sb.vcpus, runtime: sb.runtime, timeout: sb.timeout, policy: sb.policy,
 		requestedAt: now, createdAt: now, updatedAt: now,
-		ports: append([]int(nil), sb.ports...), subdomains: map[int]string{}, listeners: map[int]*routeListener{},
-		commands: map[string]*command{}, done: make(chan struct{}),
+		ports: append([]int(nil), sb.ports...), subdomains: map[int]string{},
+		listeners: map[int]*routeListener{}, commands: map[string]*command{}, done: make(chan struct{}),
 	}
 	for _, p := range ss.ports {
 		ss.subdomains[p] = sb.subdomains[p]
