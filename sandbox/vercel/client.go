@@ -22,7 +22,7 @@ import (
 // appended to it; https://api.vercel.com serves the same paths.
 const DefaultBaseURL = "https://vercel.com/api"
 
-// Defaults applied by NewClient to zero Config fields.
+// Defaults applied by newClient to zero Config fields.
 const (
 	defaultRetries       = 2
 	defaultMinBackoff    = 400 * time.Millisecond
@@ -32,7 +32,7 @@ const (
 	defaultHeaderTimeout = 60 * time.Second
 )
 
-// PolicyShape selects how a custom NetworkPolicy is serialized in requests (allow-all and
+// PolicyShape selects how a custom network policy is serialized in requests (allow-all and
 // deny-all read the same in both). The API documents two request shapes; the newest SDK (3.5)
 // sends only the V2 one, and production has been seen rejecting it with a 400, so the default
 // tries both and a switch forces one.
@@ -104,7 +104,7 @@ type Config struct {
 	// UserAgent is sent as User-Agent; "" means
 	// "sandkit-mcp/<version> vercel-sandbox-go (Go/<version>; <os>/<arch>)".
 	UserAgent string
-	// PolicyShape selects how NetworkPolicy is serialized; the zero value is PolicyAuto.
+	// PolicyShape selects how a network policy is serialized; the zero value is PolicyAuto.
 	PolicyShape PolicyShape
 	// Retries is the number of extra attempts for retryable failures: 0 means the default, 2;
 	// a negative value means none.
@@ -123,7 +123,10 @@ type Config struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
-// Client talks to the Vercel Sandbox API. It is safe for concurrent use.
+// Client talks to the Vercel Sandbox API. It is safe for concurrent use. A Provider makes its
+// own (Provider.Client returns it); of its methods only those used outside this package are
+// exported (ListSandboxes and TokenStatus for doctor, GetSession for tests): the rest of the
+// wire API is the provider's.
 type Client struct {
 	base      string // without a trailing slash
 	creds     *credentials
@@ -140,14 +143,14 @@ type Client struct {
 	sleepFn       func(ctx context.Context, d time.Duration) error
 	// headerTimeout bounds the wait for response headers of short calls; 0 disables it.
 	headerTimeout time.Duration
-	// pollInterval is how often Create polls a session that is still pending.
+	// pollInterval is how often createSandbox polls a session that is still pending.
 	pollInterval time.Duration
 }
 
-// NewClient checks cfg and returns a Client. It fails when the token, team or project is empty
+// newClient checks cfg and returns a Client. It fails when the token, team or project is empty
 // (errors wrapping ErrCredentials, never showing the token) or when BaseURL is not an http(s)
 // URL.
-func NewClient(cfg Config) (*Client, error) {
+func newClient(cfg Config) (*Client, error) {
 	switch {
 	case cfg.Token == "":
 		return nil, &credentialsError{"vercel: no token configured"}

@@ -24,8 +24,8 @@ const cmdKillTimeout = 10 * time.Second
 // cmdSignalKill is SIGKILL's number.
 const cmdSignalKill = 9
 
-// CommandRequest is a command to run in a session.
-type CommandRequest struct {
+// commandRequest is a command to run in a session.
+type commandRequest struct {
 	// Command is the executable; Args follow it (sent as [] when empty).
 	Command string
 	Args    []string
@@ -51,7 +51,7 @@ type commandBody struct {
 	Timeout int64             `json:"timeout,omitempty"`
 }
 
-func newCommandBody(req CommandRequest, attached bool) []byte {
+func newCommandBody(req commandRequest, attached bool) []byte {
 	b := commandBody{
 		Command: req.Command,
 		Args:    req.Args,
@@ -75,14 +75,14 @@ func newCommandBody(req CommandRequest, attached bool) []byte {
 
 // commandAnswer is {command}.
 type commandAnswer struct {
-	Command Command `json:"command"`
+	Command command `json:"command"`
 }
 
 // ndjsonLine is one line of a command stream ({"command":...}) or a log stream
 // ({"stream":"stdout"|"stderr"|"error","data":...}). Data is a string on log lines and an
 // object on error lines; decoding it as any keeps the hot path (log lines) to one pass.
 type ndjsonLine struct {
-	Command *Command `json:"command"`
+	Command *command `json:"command"`
 	Stream  string   `json:"stream"`
 	Data    any      `json:"data"`
 }
@@ -158,7 +158,7 @@ func apiCommandPath(sessionID, cmdID string) string {
 	return apiSessionPath(sessionID) + "/cmd/" + url.PathEscape(cmdID)
 }
 
-// RunCommand runs a command and waits for it, streaming its output.
+// runCommand runs a command and waits for it, streaming its output.
 //
 // It sends POST cmd {command, args, env, sudo, cwd?, timeout?, wait:true, logs:true} and reads
 // the application/x-ndjson answer line by line: the first {"command":...} line (exitCode null),
@@ -168,16 +168,16 @@ func apiCommandPath(sessionID, cmdID string) string {
 //
 // The POST is never sent twice once it may have reached the server; a 429 and failures before
 // sending are retried. If the stream breaks after the first line (EOF without the final line,
-// a reset, a cut line), the rest of the output comes from FollowLogs, skipping the bytes already
-// delivered, and the exit code from WaitCommand: nothing is duplicated or lost. If it breaks
-// before the first line, the error wraps ErrStreamCut and says the command may or may not have
+// a reset, a cut line), the rest of the output comes from followLogs, skipping the bytes already
+// delivered, and the exit code from waitCommand: nothing is duplicated or lost. If it breaks
+// before the first line, the error wraps errStreamCut and says the command may or may not have
 // started. A {"stream":"error"} line is returned as an *APIError with Status 0.
 //
 // When ctx is cancelled while the command runs, or writing to stdout or stderr fails,
-// RunCommand kills the command (SIGKILL, best effort, with a fresh 10s context) and returns
+// runCommand kills the command (SIGKILL, best effort, with a fresh 10s context) and returns
 // ctx.Err() or the write error: it never returns leaving the command running unless it cannot
 // know the command's ID.
-func (c *Client) RunCommand(ctx context.Context, sessionID string, req CommandRequest, stdout, stderr io.Writer) (Command, error) {
+func (c *Client) runCommand(ctx context.Context, sessionID string, req commandRequest, stdout, stderr io.Writer) (command, error) {
 	const op = "run command"
 	stdout, stderr = writerOrDiscard(stdout), writerOrDiscard(stderr)
 	resp, err := c.send(ctx, &apiCall{
@@ -186,24 +186,24 @@ func (c *Client) RunCommand(ctx context.Context, sessionID string, req CommandRe
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return Command{}, ctx.Err()
+			return command{}, ctx.Err()
 		}
-		return Command{}, err
+		return command{}, err
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != contentTypeNDJSON {
 		// Not a stream: if it is a plain {command}, the command runs detached; follow it.
 		var ans commandAnswer
 		if err := c.decodeJSON(ctx, op, resp, &ans); err != nil || ans.Command.ID == "" {
 			if ctx.Err() != nil {
-				return Command{}, ctx.Err()
+				return command{}, ctx.Err()
 			}
-			return Command{}, fmt.Errorf("vercel: %s: the response has content-type %q, not %s; the command may or may not have started",
+			return command{}, fmt.Errorf("vercel: %s: the response has content-type %q, not %s; the command may or may not have started",
 				op, ct, contentTypeNDJSON)
 		}
 		return c.finishCommand(ctx, sessionID, ans.Command.ID, 0, 0, stdout, stderr)
 	}
 
-	var started, last, final *Command
+	var started, last, final *command
 	var delivered [2]int64
 	writers := [2]io.Writer{stdout, stderr}
 	rerr := readNDJSON(resp.Body, func(l ndjsonLine) error {
@@ -245,26 +245,26 @@ func (c *Client) RunCommand(ctx context.Context, sessionID string, req CommandRe
 		if started != nil {
 			c.killAfterCancel(ctx, sessionID, started.ID)
 		}
-		return Command{}, ctx.Err()
+		return command{}, ctx.Err()
 	}
 	var outErr *outputError
 	if errors.As(rerr, &outErr) {
 		if started != nil {
 			c.killAfterCancel(ctx, sessionID, started.ID)
 		}
-		return Command{}, fmt.Errorf("vercel: %s: %w", op, outErr)
+		return command{}, fmt.Errorf("vercel: %s: %w", op, outErr)
 	}
 	var apiErr *APIError
 	if errors.As(rerr, &apiErr) {
-		return Command{}, apiErr
+		return command{}, apiErr
 	}
 	cause := "it ended"
 	if rerr != nil {
 		cause = rerr.Error()
 	}
 	if started == nil {
-		return Command{}, fmt.Errorf("vercel: %s: the response stream broke before the command was acknowledged (%s), so it may or may not have started: %w",
-			op, cause, ErrStreamCut)
+		return command{}, fmt.Errorf("vercel: %s: the response stream broke before the command was acknowledged (%s), so it may or may not have started: %w",
+			op, cause, errStreamCut)
 	}
 	c.log.Debug("vercel: command stream broke; following its logs", "session", sessionID, "command", started.ID, "cause", cause)
 	return c.finishCommand(ctx, sessionID, started.ID, delivered[0], delivered[1], stdout, stderr)
@@ -272,31 +272,31 @@ func (c *Client) RunCommand(ctx context.Context, sessionID string, req CommandRe
 
 // finishCommand delivers the rest of a running command's output and waits for its exit code,
 // killing it when ctx ends or the output cannot be written.
-func (c *Client) finishCommand(ctx context.Context, sessionID, cmdID string, outN, errN int64, stdout, stderr io.Writer) (Command, error) {
-	_, _, err := c.FollowLogs(ctx, sessionID, cmdID, outN, errN, stdout, stderr)
-	var cmd Command
+func (c *Client) finishCommand(ctx context.Context, sessionID, cmdID string, outN, errN int64, stdout, stderr io.Writer) (command, error) {
+	_, _, err := c.followLogs(ctx, sessionID, cmdID, outN, errN, stdout, stderr)
+	var cmd command
 	if err == nil {
-		cmd, err = c.WaitCommand(ctx, sessionID, cmdID)
+		cmd, err = c.waitCommand(ctx, sessionID, cmdID)
 	}
 	if err == nil {
 		return cmd, nil
 	}
 	if ctx.Err() != nil {
 		c.killAfterCancel(ctx, sessionID, cmdID)
-		return Command{}, ctx.Err()
+		return command{}, ctx.Err()
 	}
 	var outErr *outputError
 	if errors.As(err, &outErr) {
 		c.killAfterCancel(ctx, sessionID, cmdID)
 	}
-	return Command{}, fmt.Errorf("vercel: run command: the stream broke and recovering command %s failed: %w", cmdID, err)
+	return command{}, fmt.Errorf("vercel: run command: the stream broke and recovering command %s failed: %w", cmdID, err)
 }
 
 // killAfterCancel sends SIGKILL to a command, best effort, with a fresh context.
 func (c *Client) killAfterCancel(ctx context.Context, sessionID, cmdID string) {
 	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmdKillTimeout)
 	defer cancel()
-	if _, err := c.KillCommand(kctx, sessionID, cmdID, cmdSignalKill); err != nil {
+	if _, err := c.killCommand(kctx, sessionID, cmdID, cmdSignalKill); err != nil {
 		c.log.Debug("vercel: killing an abandoned command failed", "session", sessionID, "command", cmdID, "error", err.Error())
 	}
 }
@@ -309,9 +309,9 @@ func logStreamIndex(stream string) int {
 	return 0
 }
 
-// StartCommand starts a command detached: POST cmd without wait answers {command} at once, with
-// a nil ExitCode. Like RunCommand it is never sent twice once it may have reached the server.
-func (c *Client) StartCommand(ctx context.Context, sessionID string, req CommandRequest) (Command, error) {
+// startCommand starts a command detached: POST cmd without wait answers {command} at once, with
+// a nil ExitCode. Like runCommand it is never sent twice once it may have reached the server.
+func (c *Client) startCommand(ctx context.Context, sessionID string, req commandRequest) (command, error) {
 	var out commandAnswer
 	err := c.doJSON(ctx, &apiCall{
 		op: "start command", method: http.MethodPost, path: apiSessionPath(sessionID) + "/cmd",
@@ -320,8 +320,8 @@ func (c *Client) StartCommand(ctx context.Context, sessionID string, req Command
 	return out.Command, err
 }
 
-// GetCommand returns a command's current state: GET cmd/{id}. ExitCode is nil while it runs.
-func (c *Client) GetCommand(ctx context.Context, sessionID, cmdID string) (Command, error) {
+// getCommand returns a command's current state: GET cmd/{id}. ExitCode is nil while it runs.
+func (c *Client) getCommand(ctx context.Context, sessionID, cmdID string) (command, error) {
 	var out commandAnswer
 	err := c.doJSON(ctx, &apiCall{
 		op: "get command", method: http.MethodGet, path: apiCommandPath(sessionID, cmdID), idempotent: true,
@@ -329,12 +329,12 @@ func (c *Client) GetCommand(ctx context.Context, sessionID, cmdID string) (Comma
 	return out.Command, err
 }
 
-// WaitCommand waits until a command has exited and returns it with its exit code: GET
+// waitCommand waits until a command has exited and returns it with its exit code: GET
 // cmd/{id}?wait=true, which the server holds open until then. When the connection is cut, the
 // answer is a 5xx or 429, or it comes back without an exit code, it asks again with backoff: it
 // never gives up on such failures while ctx lives. Other API errors (404, 410, ...) are
 // returned.
-func (c *Client) WaitCommand(ctx context.Context, sessionID, cmdID string) (Command, error) {
+func (c *Client) waitCommand(ctx context.Context, sessionID, cmdID string) (command, error) {
 	const op = "wait command"
 	for failures := 0; ; failures++ {
 		var out commandAnswer
@@ -346,29 +346,29 @@ func (c *Client) WaitCommand(ctx context.Context, sessionID, cmdID string) (Comm
 		case err == nil && out.Command.ExitCode != nil:
 			return out.Command, nil
 		case err != nil && ctx.Err() != nil:
-			return Command{}, ctx.Err()
+			return command{}, ctx.Err()
 		case err != nil && !c.transient(ctx, err):
-			return Command{}, err
+			return command{}, err
 		}
 		delay := c.loopDelay(failures, err)
 		c.log.Debug("vercel: waiting for a command again", "command", cmdID, "delay", delay, "error", fmt.Sprint(err))
 		if err := c.sleepFn(ctx, delay); err != nil {
-			return Command{}, err
+			return command{}, err
 		}
 	}
 }
 
-// FollowLogs streams a command's output (GET cmd/{id}/logs) to stdout and stderr (nil
+// followLogs streams a command's output (GET cmd/{id}/logs) to stdout and stderr (nil
 // discards) until the command has ended and its stream was read to the end. The stream replays
 // the output from the start, so the first skipOut stdout bytes and skipErr stderr bytes are not
 // written (they were delivered before).
 //
-// When the stream breaks, FollowLogs reconnects with backoff, again skipping everything already
-// delivered; a clean end of the stream counts as the end only if GetCommand shows an exit code,
+// When the stream breaks, followLogs reconnects with backoff, again skipping everything already
+// delivered; a clean end of the stream counts as the end only if getCommand shows an exit code,
 // otherwise it reconnects too. It gives up on ctx's end, on an API error that is not transient
 // (e.g. 410 once the session stopped), on a {"stream":"error"} line (*APIError, Status 0), and
 // on a failed write. It returns the bytes delivered per stream in total, skipped ones included.
-func (c *Client) FollowLogs(ctx context.Context, sessionID, cmdID string, skipOut, skipErr int64, stdout, stderr io.Writer) (outN, errN int64, err error) {
+func (c *Client) followLogs(ctx context.Context, sessionID, cmdID string, skipOut, skipErr int64, stdout, stderr io.Writer) (outN, errN int64, err error) {
 	const op = "follow logs"
 	delivered := [2]int64{max(skipOut, 0), max(skipErr, 0)}
 	writers := [2]io.Writer{writerOrDiscard(stdout), writerOrDiscard(stderr)}
@@ -380,7 +380,7 @@ func (c *Client) FollowLogs(ctx context.Context, sessionID, cmdID string, skipOu
 		case err != nil && !c.transient(ctx, err):
 			return delivered[0], delivered[1], err
 		case clean:
-			cmd, gerr := c.GetCommand(ctx, sessionID, cmdID)
+			cmd, gerr := c.getCommand(ctx, sessionID, cmdID)
 			switch {
 			case gerr == nil && cmd.ExitCode != nil:
 				return delivered[0], delivered[1], nil
@@ -454,19 +454,19 @@ func (c *Client) followOnce(ctx context.Context, op, sessionID, cmdID string, de
 	return progress, false, rerr
 }
 
-// errReadLogsMaxWait ends a ReadLogs request whose time is up.
+// errReadLogsMaxWait ends a readLogs request whose time is up.
 var errReadLogsMaxWait = errors.New("maximum wait reached")
 
-// ReadLogs reads a command's logs stream (GET cmd/{id}/logs) once, calling fn with each
+// readLogs reads a command's logs stream (GET cmd/{id}/logs) once, calling fn with each
 // stdout/stderr chunk as it arrives (stream is "stdout" or "stderr"; data is fn's to keep). It
 // returns when the stream ends, or when maxWait has passed since the call (it then closes the
 // request and returns ended false and a nil error); maxWait <= 0 means no limit but ctx. ended
-// reports that the stream ended cleanly and GetCommand confirms the command has exited. Used to
+// reports that the stream ended cleanly and getCommand confirms the command has exited. Used to
 // poll background processes: the stream replays from the start on every call.
 //
-// A stream that breaks early yields an error wrapping ErrStreamCut; a {"stream":"error"} line
+// A stream that breaks early yields an error wrapping errStreamCut; a {"stream":"error"} line
 // an *APIError with Status 0.
-func (c *Client) ReadLogs(ctx context.Context, sessionID, cmdID string, maxWait time.Duration, fn func(stream string, data []byte)) (ended bool, err error) {
+func (c *Client) readLogs(ctx context.Context, sessionID, cmdID string, maxWait time.Duration, fn func(stream string, data []byte)) (ended bool, err error) {
 	const op = "read logs"
 	rctx := ctx
 	if maxWait > 0 {
@@ -503,7 +503,7 @@ func (c *Client) ReadLogs(ctx context.Context, sessionID, cmdID string, maxWait 
 	})
 	switch {
 	case rerr == nil:
-		cmd, err := c.GetCommand(ctx, sessionID, cmdID)
+		cmd, err := c.getCommand(ctx, sessionID, cmdID)
 		if err != nil {
 			return false, err
 		}
@@ -515,15 +515,15 @@ func (c *Client) ReadLogs(ctx context.Context, sessionID, cmdID string, maxWait 
 	}
 	var brk *streamBreak
 	if errors.As(rerr, &brk) {
-		return false, &transportError{op: op, err: fmt.Errorf("%w: %v", ErrStreamCut, brk.err)}
+		return false, &transportError{op: op, err: fmt.Errorf("%w: %v", errStreamCut, brk.err)}
 	}
 	return false, rerr
 }
 
-// KillCommand sends a signal (POSIX number: 9 KILL, 15 TERM, ...) to a command: POST
+// killCommand sends a signal (POSIX number: 9 KILL, 15 TERM, ...) to a command: POST
 // cmd/{id}/kill {"signal": n}. Signalling again is harmless, so it is retried like an
 // idempotent call.
-func (c *Client) KillCommand(ctx context.Context, sessionID, cmdID string, signal int) (Command, error) {
+func (c *Client) killCommand(ctx context.Context, sessionID, cmdID string, signal int) (command, error) {
 	var out commandAnswer
 	err := c.doJSON(ctx, &apiCall{
 		op: "kill command", method: http.MethodPost, path: apiCommandPath(sessionID, cmdID) + "/kill",

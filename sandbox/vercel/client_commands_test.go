@@ -76,7 +76,7 @@ func TestClientRunCommandStreamsLineByLine(t *testing.T) {
 	var once sync.Once
 	stdout := &ctBuffer{onWrite: func(string) { once.Do(func() { close(firstSeen) }) }}
 	stderr := &ctBuffer{}
-	cmd, err := c.RunCommand(context.Background(), ctSession, CommandRequest{Command: "make"}, stdout, stderr)
+	cmd, err := c.runCommand(context.Background(), ctSession, commandRequest{Command: "make"}, stdout, stderr)
 	if err != nil {
 		t.Fatalf("RunCommand: %v", err)
 	}
@@ -102,15 +102,15 @@ func TestClientCommandBodies(t *testing.T) {
 	})
 	c, _ := ctClient(t, s, nil)
 	ctx := context.Background()
-	if _, err := c.RunCommand(ctx, ctSession, CommandRequest{Command: "ls"}, nil, nil); err != nil {
+	if _, err := c.runCommand(ctx, ctSession, commandRequest{Command: "ls"}, nil, nil); err != nil {
 		t.Fatalf("RunCommand: %v", err)
 	}
-	if _, err := c.RunCommand(ctx, ctSession, CommandRequest{
+	if _, err := c.runCommand(ctx, ctSession, commandRequest{
 		Command: "npm", Args: []string{"test"}, Cwd: "/vercel/sandbox/app", Env: map[string]string{"CI": "1"}, Sudo: true, Timeout: 90 * time.Second,
 	}, nil, nil); err != nil {
 		t.Fatalf("RunCommand: %v", err)
 	}
-	if _, err := c.StartCommand(ctx, ctSession, CommandRequest{Command: "server"}); err != nil {
+	if _, err := c.startCommand(ctx, ctSession, commandRequest{Command: "server"}); err != nil {
 		t.Fatalf("StartCommand: %v", err)
 	}
 	var got []string
@@ -172,7 +172,7 @@ func TestClientRunCommandRecoversFromACutStream(t *testing.T) {
 			s.handle("GET", ctCmd1Path, ctCommandAnswer(ctInt(3)))
 			c, _ := ctClient(t, s, nil)
 			var stdout, stderr ctBuffer
-			cmd, err := c.RunCommand(context.Background(), ctSession, CommandRequest{Command: "build"}, &stdout, &stderr)
+			cmd, err := c.runCommand(context.Background(), ctSession, commandRequest{Command: "build"}, &stdout, &stderr)
 			if err != nil {
 				t.Fatalf("RunCommand: %v", err)
 			}
@@ -209,7 +209,7 @@ func TestClientRunCommandCleanEndWithoutFinalLine(t *testing.T) {
 	s.handle("GET", ctCmd1Path, ctCommandAnswer(ctInt(0)))
 	c, _ := ctClient(t, s, nil)
 	var stdout ctBuffer
-	cmd, err := c.RunCommand(context.Background(), ctSession, CommandRequest{Command: "x"}, &stdout, nil)
+	cmd, err := c.runCommand(context.Background(), ctSession, commandRequest{Command: "x"}, &stdout, nil)
 	if err != nil || cmd.ExitCode == nil || *cmd.ExitCode != 0 {
 		t.Fatalf("RunCommand = %+v, %v", cmd, err)
 	}
@@ -230,7 +230,7 @@ func TestClientRunCommandTwoLineStream(t *testing.T) {
 	})
 	c, _ := ctClient(t, s, nil)
 	var stdout ctBuffer
-	cmd, err := c.RunCommand(context.Background(), ctSession, CommandRequest{Command: "x"}, &stdout, nil)
+	cmd, err := c.runCommand(context.Background(), ctSession, commandRequest{Command: "x"}, &stdout, nil)
 	if err != nil || cmd.ExitCode == nil || *cmd.ExitCode != 4 {
 		t.Fatalf("RunCommand = %+v, %v", cmd, err)
 	}
@@ -253,8 +253,8 @@ func TestClientRunCommandCutBeforeFirstLine(t *testing.T) {
 				}
 			})
 			c, _ := ctClient(t, s, nil)
-			_, err := c.RunCommand(context.Background(), ctSession, CommandRequest{Command: "x"}, nil, nil)
-			if !errors.Is(err, ErrStreamCut) {
+			_, err := c.runCommand(context.Background(), ctSession, commandRequest{Command: "x"}, nil, nil)
+			if !errors.Is(err, errStreamCut) {
 				t.Fatalf("err = %v, want ErrStreamCut", err)
 			}
 			if !strings.Contains(err.Error(), "may or may not have started") {
@@ -274,7 +274,7 @@ func TestClientRunCommandStreamErrorLine(t *testing.T) {
 			`{"stream":"error","data":{"code":"sandbox_stopped","message":"Sandbox has stopped"}}`)
 	})
 	c, _ := ctClient(t, s, nil)
-	_, err := c.RunCommand(context.Background(), ctSession, CommandRequest{Command: "x"}, nil, nil)
+	_, err := c.runCommand(context.Background(), ctSession, commandRequest{Command: "x"}, nil, nil)
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != 0 || ae.Code != "sandbox_stopped" || ae.Message != "Sandbox has stopped" || ae.Op != "run command" {
 		t.Fatalf("err = %#v", err)
@@ -296,7 +296,7 @@ func TestClientRunCommandAPIErrorBeforeStream(t *testing.T) {
 		ctErr(w, 410, "sandbox_stopped", "Sandbox has stopped")
 	})
 	c, _ := ctClient(t, s, nil)
-	_, err := c.RunCommand(context.Background(), ctSession, CommandRequest{Command: "x"}, nil, nil)
+	_, err := c.runCommand(context.Background(), ctSession, commandRequest{Command: "x"}, nil, nil)
 	if got := fmt.Sprint(err); got != "vercel: run command: 410 sandbox_stopped: Sandbox has stopped" || !errors.Is(err, sandbox.ErrEnded) {
 		t.Fatalf("err = %q", got)
 	}
@@ -333,7 +333,7 @@ func TestClientRunCommandCancelKills(t *testing.T) {
 					cancel()
 				}
 			}}
-			_, err := c.RunCommand(ctx, ctSession, CommandRequest{Command: "sleep", Args: []string{"600"}}, stdout, nil)
+			_, err := c.runCommand(ctx, ctSession, commandRequest{Command: "sleep", Args: []string{"600"}}, stdout, nil)
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("err = %v, want context.Canceled", err)
 			}
@@ -361,7 +361,7 @@ func TestClientRunCommandWriteErrorKills(t *testing.T) {
 	s.handle("POST", ctCmd1Path+"/kill", ctCommandAnswer(ctInt(137)))
 	c, _ := ctClient(t, s, nil)
 	boom := errors.New("disk full")
-	_, err := c.RunCommand(context.Background(), ctSession, CommandRequest{Command: "x"}, ctFailingWriter{boom}, nil)
+	_, err := c.runCommand(context.Background(), ctSession, commandRequest{Command: "x"}, ctFailingWriter{boom}, nil)
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want the write error", err)
 	}
@@ -381,7 +381,7 @@ func TestClientRunCommandJSONAnswerIsFollowed(t *testing.T) {
 	s.handle("GET", ctCmd1Path, ctCommandAnswer(ctInt(1)))
 	c, _ := ctClient(t, s, nil)
 	var stdout ctBuffer
-	cmd, err := c.RunCommand(context.Background(), ctSession, CommandRequest{Command: "x"}, &stdout, nil)
+	cmd, err := c.runCommand(context.Background(), ctSession, commandRequest{Command: "x"}, &stdout, nil)
 	if err != nil || *cmd.ExitCode != 1 || stdout.String() != "out" {
 		t.Fatalf("RunCommand = %+v, %v, stdout %q", cmd, err, stdout.String())
 	}
@@ -408,7 +408,7 @@ func TestClientWaitCommandReconnects(t *testing.T) {
 		}
 	})
 	c, sl := ctClient(t, s, nil)
-	cmd, err := c.WaitCommand(context.Background(), ctSession, "cmd_1")
+	cmd, err := c.waitCommand(context.Background(), ctSession, "cmd_1")
 	if err != nil {
 		t.Fatalf("WaitCommand: %v", err)
 	}
@@ -440,7 +440,7 @@ func TestClientWaitCommandHonoursRetryAfter(t *testing.T) {
 		ctCommandAnswer(ctInt(0))(w, r, b)
 	})
 	c, sl := ctClient(t, s, nil)
-	if _, err := c.WaitCommand(context.Background(), ctSession, "cmd_1"); err != nil {
+	if _, err := c.waitCommand(context.Background(), ctSession, "cmd_1"); err != nil {
 		t.Fatalf("WaitCommand: %v", err)
 	}
 	d := sl.all()
@@ -460,7 +460,7 @@ func TestClientWaitCommandReturnsAPIErrors(t *testing.T) {
 		ctErr(w, 410, "sandbox_stopped", "stopped")
 	})
 	c, _ := ctClient(t, s, nil)
-	if _, err := c.WaitCommand(context.Background(), ctSession, "cmd_1"); !errors.Is(err, sandbox.ErrEnded) {
+	if _, err := c.waitCommand(context.Background(), ctSession, "cmd_1"); !errors.Is(err, sandbox.ErrEnded) {
 		t.Fatalf("err = %v, want ErrEnded", err)
 	}
 	if n := s.count("", ""); n != 1 {
@@ -487,7 +487,7 @@ func TestClientFollowLogsSkipCounts(t *testing.T) {
 			s.handle("GET", ctCmd1Path, ctCommandAnswer(ctInt(0)))
 			c, _ := ctClient(t, s, nil)
 			var stdout, stderr ctBuffer
-			outN, errN, err := c.FollowLogs(context.Background(), ctSession, "cmd_1", tc.skipOut, tc.skipErr, &stdout, &stderr)
+			outN, errN, err := c.followLogs(context.Background(), ctSession, "cmd_1", tc.skipOut, tc.skipErr, &stdout, &stderr)
 			if err != nil {
 				t.Fatalf("FollowLogs: %v", err)
 			}
@@ -525,7 +525,7 @@ func TestClientFollowLogsReconnects(t *testing.T) {
 	})
 	c, _ := ctClient(t, s, nil)
 	var stdout, stderr ctBuffer
-	outN, errN, err := c.FollowLogs(context.Background(), ctSession, "cmd_1", 0, 0, &stdout, &stderr)
+	outN, errN, err := c.followLogs(context.Background(), ctSession, "cmd_1", 0, 0, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("FollowLogs: %v", err)
 	}
@@ -542,7 +542,7 @@ func TestClientFollowLogsStops(t *testing.T) {
 		s := ctNewServer(t)
 		s.handle("GET", ctCmd1Path+"/logs", func(w http.ResponseWriter, _ *http.Request, _ []byte) { ctErr(w, 410, "sandbox_stopped", "gone") })
 		c, _ := ctClient(t, s, nil)
-		if _, _, err := c.FollowLogs(context.Background(), ctSession, "cmd_1", 0, 0, nil, nil); !errors.Is(err, sandbox.ErrEnded) {
+		if _, _, err := c.followLogs(context.Background(), ctSession, "cmd_1", 0, 0, nil, nil); !errors.Is(err, sandbox.ErrEnded) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -553,7 +553,7 @@ func TestClientFollowLogsStops(t *testing.T) {
 			_, _ = io.WriteString(w, ctLog("stdout", "x")+"\n")
 		})
 		c, _ := ctClient(t, s, nil)
-		if _, _, err := c.FollowLogs(context.Background(), ctSession, "cmd_1", 0, 0, nil, nil); err == nil || !strings.Contains(err.Error(), "content-type") {
+		if _, _, err := c.followLogs(context.Background(), ctSession, "cmd_1", 0, 0, nil, nil); err == nil || !strings.Contains(err.Error(), "content-type") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -563,7 +563,7 @@ func TestClientFollowLogsStops(t *testing.T) {
 			ctStream(w)(`{"stream":"error","data":{"code":"sandbox_stream_closed","message":"closed"}}`)
 		})
 		c, _ := ctClient(t, s, nil)
-		_, _, err := c.FollowLogs(context.Background(), ctSession, "cmd_1", 0, 0, nil, nil)
+		_, _, err := c.followLogs(context.Background(), ctSession, "cmd_1", 0, 0, nil, nil)
 		var ae *APIError
 		if !errors.As(err, &ae) || ae.Code != "sandbox_stream_closed" || !errors.Is(err, sandbox.ErrEnded) {
 			t.Fatalf("err = %v", err)
@@ -581,7 +581,7 @@ func TestClientReadLogs(t *testing.T) {
 		c, _ := ctClient(t, s, nil)
 		var got []string
 		start := time.Now()
-		ended, err := c.ReadLogs(context.Background(), ctSession, "cmd_1", 100*time.Millisecond, func(stream string, data []byte) {
+		ended, err := c.readLogs(context.Background(), ctSession, "cmd_1", 100*time.Millisecond, func(stream string, data []byte) {
 			got = append(got, stream+":"+string(data))
 		})
 		if err != nil || ended {
@@ -603,7 +603,7 @@ func TestClientReadLogs(t *testing.T) {
 		s.handle("GET", ctCmd1Path, ctCommandAnswer(ctInt(0)))
 		c, _ := ctClient(t, s, nil)
 		var got []string
-		ended, err := c.ReadLogs(context.Background(), ctSession, "cmd_1", time.Minute, func(stream string, data []byte) {
+		ended, err := c.readLogs(context.Background(), ctSession, "cmd_1", time.Minute, func(stream string, data []byte) {
 			got = append(got, stream+":"+string(data))
 		})
 		if err != nil || !ended || !reflect.DeepEqual(got, []string{"stdout:done"}) {
@@ -617,8 +617,8 @@ func TestClientReadLogs(t *testing.T) {
 			ctCut()
 		})
 		c, _ := ctClient(t, s, nil)
-		ended, err := c.ReadLogs(context.Background(), ctSession, "cmd_1", time.Minute, func(string, []byte) {})
-		if ended || !errors.Is(err, ErrStreamCut) {
+		ended, err := c.readLogs(context.Background(), ctSession, "cmd_1", time.Minute, func(string, []byte) {})
+		if ended || !errors.Is(err, errStreamCut) {
 			t.Fatalf("ReadLogs = %v, %v", ended, err)
 		}
 	})
@@ -628,7 +628,7 @@ func TestClientKillCommand(t *testing.T) {
 	s := ctNewServer(t)
 	s.handle("POST", ctCmd1Path+"/kill", ctCommandAnswer(ctInt(143)))
 	c, _ := ctClient(t, s, nil)
-	cmd, err := c.KillCommand(context.Background(), ctSession, "cmd_1", 15)
+	cmd, err := c.killCommand(context.Background(), ctSession, "cmd_1", 15)
 	if err != nil || *cmd.ExitCode != 143 {
 		t.Fatalf("KillCommand = %+v, %v", cmd, err)
 	}

@@ -31,7 +31,7 @@ const (
 )
 
 // ErrCredentials is wrapped by every error about missing or malformed credentials, from
-// ConfigFromEnv and NewClient.
+// ConfigFromEnv and newClient.
 var ErrCredentials = errors.New("vercel credentials")
 
 // credentialsError is a credentials problem whose message is shown as is (it names the variable
@@ -56,7 +56,7 @@ func (e *credentialsError) Unwrap() error { return ErrCredentials }
 // SANDKIT_VERCEL_OIDC_REFRESH_URL, when set, becomes OIDCRefreshURL. The JWT's signature is
 // not verified, since the API does that; its exp claim is checked, so a token that has expired
 // with nothing to renew it (no token file, no CLI login) is reported before any request.
-// SANDKIT_VERCEL_API_URL, when set, becomes BaseURL. Other fields stay zero (NewClient's
+// SANDKIT_VERCEL_API_URL, when set, becomes BaseURL. Other fields stay zero (newClient's
 // defaults).
 //
 // Errors wrap ErrCredentials, name exactly which variable is missing or malformed and what to

@@ -236,7 +236,7 @@ func TestConfigFromEnv(t *testing.T) {
 				if !reflect.DeepEqual(cfg, tc.want) {
 					t.Errorf("config = %+v, want %+v", cfg, tc.want)
 				}
-				if _, err := NewClient(cfg); err != nil {
+				if _, err := newClient(cfg); err != nil {
 					t.Errorf("NewClient refuses the config: %v", err)
 				}
 				return

@@ -15,9 +15,9 @@ import (
 	"github.com/sandkit/sandkit-mcp/sandbox"
 )
 
-// ErrStreamCut is wrapped when an NDJSON stream broke (EOF or reset) before its final line and
+// errStreamCut is wrapped when an NDJSON stream broke (EOF or reset) before its final line and
 // the client could not recover the rest.
-var ErrStreamCut = errors.New("stream ended early")
+var errStreamCut = errors.New("stream ended early")
 
 // APIError is a non-2xx answer of the API, or an NDJSON {"stream":"error"} line (Status 0).
 type APIError struct {

@@ -37,7 +37,7 @@ func TestAPIErrorBodyVariants(t *testing.T) {
 				_, _ = io.WriteString(w, tc.body)
 			})
 			c, _ := ctClient(t, s, nil)
-			_, err := c.GetSnapshot(context.Background(), "snap_1")
+			_, err := c.getSnapshot(context.Background(), "snap_1")
 			var ae *APIError
 			if !errors.As(err, &ae) {
 				t.Fatalf("err = %v, want an *APIError", err)

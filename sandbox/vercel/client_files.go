@@ -19,9 +19,9 @@ import (
 
 // Files: fs/write (a gzip-compressed tar), fs/read (raw bytes), fs/mkdir.
 
-// FileToWrite is one file for WriteFiles.
-type FileToWrite struct {
-	// Path is relative to the cwd given to WriteFiles, with forward slashes and no leading "/",
+// fileToWrite is one file for writeFiles.
+type fileToWrite struct {
+	// Path is relative to the cwd given to writeFiles, with forward slashes and no leading "/",
 	// "." or ".." elements.
 	Path string
 	// Content is the file's complete content.
@@ -30,14 +30,14 @@ type FileToWrite struct {
 	Mode fs.FileMode
 }
 
-// WriteFiles creates or replaces files: POST fs/write with content-type application/gzip,
+// writeFiles creates or replaces files: POST fs/write with content-type application/gzip,
 // header x-cwd: cwd (always sent, as the SDK does; "" sends "/", the SDK's own choice), and as body a gzip-compressed tar (ustar, or pax
 // for a name ustar cannot hold) with one regular-file entry per file, named by its path
 // relative to cwd. No directory entries are sent; the server creates parent directories. The
 // archive is built in memory, so the call is retried like any idempotent one. A path that is
 // not a clean relative path fails with an error wrapping sandbox.ErrInvalid before anything is
 // sent; an empty list sends nothing.
-func (c *Client) WriteFiles(ctx context.Context, sessionID, cwd string, files []FileToWrite) error {
+func (c *Client) writeFiles(ctx context.Context, sessionID, cwd string, files []fileToWrite) error {
 	const op = "write files"
 	if len(files) == 0 {
 		return nil
@@ -56,7 +56,7 @@ func (c *Client) WriteFiles(ctx context.Context, sessionID, cwd string, files []
 }
 
 // writeFilesArchive builds the fs/write body.
-func writeFilesArchive(files []FileToWrite, now time.Time) ([]byte, error) {
+func writeFilesArchive(files []fileToWrite, now time.Time) ([]byte, error) {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
@@ -107,13 +107,13 @@ func checkArchivePath(p string) error {
 	return nil
 }
 
-// ReadFile opens a file for reading: POST fs/read {"path": path, "cwd": cwd} (cwd omitted when
+// readFile opens a file for reading: POST fs/read {"path": path, "cwd": cwd} (cwd omitted when
 // ""; a relative path resolves against it, or against the session's cwd). The caller must
 // close the returned body. A missing file is a 404 *APIError (errors.Is(err,
 // sandbox.ErrNotFound)). A 200 whose content-type is not application/octet-stream is an error,
 // since its body would be something else than the file. Failures before the body is returned
 // are retried.
-func (c *Client) ReadFile(ctx context.Context, sessionID, path, cwd string) (io.ReadCloser, error) {
+func (c *Client) readFile(ctx context.Context, sessionID, path, cwd string) (io.ReadCloser, error) {
 	const op = "read file"
 	resp, err := c.send(ctx, &apiCall{
 		op: op, method: http.MethodPost, path: apiSessionPath(sessionID) + "/fs/read",
@@ -137,10 +137,10 @@ type fsBody struct {
 	Cwd  string `json:"cwd,omitempty"`
 }
 
-// Mkdir creates a directory: POST fs/mkdir {"path", "cwd"?} (cwd omitted when ""), as the SDK
+// mkdir creates a directory: POST fs/mkdir {"path", "cwd"?} (cwd omitted when ""), as the SDK
 // sends it. The parent must exist (the SDK's recursive mkdir runs `mkdir -p` instead; the REST
 // reference's "recursive" flag is not relied on).
-func (c *Client) Mkdir(ctx context.Context, sessionID, path, cwd string) error {
+func (c *Client) mkdir(ctx context.Context, sessionID, path, cwd string) error {
 	return c.doJSON(ctx, &apiCall{
 		op: "mkdir", method: http.MethodPost, path: apiSessionPath(sessionID) + "/fs/mkdir",
 		body: marshalBody(fsBody{Path: path, Cwd: cwd}), idempotent: true,

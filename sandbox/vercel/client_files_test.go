@@ -24,13 +24,13 @@ func TestClientWriteFilesArchive(t *testing.T) {
 	s.handle("POST", ctFsPath+"write", func(w http.ResponseWriter, _ *http.Request, _ []byte) { ctJSON(w, 200, map[string]any{}) })
 	c, _ := ctClient(t, s, nil)
 	long := strings.Repeat("d/", 60) + "deep.txt" // longer than ustar's 100-byte name field
-	files := []FileToWrite{
+	files := []fileToWrite{
 		{Path: "hello.txt", Content: []byte("hello\n")},
 		{Path: "bin/run.sh", Content: []byte("#!/bin/sh\necho hi\n"), Mode: 0o755},
 		{Path: "empty", Content: nil, Mode: 0o600},
 		{Path: long, Content: []byte("x")},
 	}
-	if err := c.WriteFiles(context.Background(), ctSession, "/vercel/sandbox", files); err != nil {
+	if err := c.writeFiles(context.Background(), ctSession, "/vercel/sandbox", files); err != nil {
 		t.Fatalf("WriteFiles: %v", err)
 	}
 	reqs := s.requests("POST", ctFsPath+"write")
@@ -57,7 +57,7 @@ func TestClientWriteFilesArchive(t *testing.T) {
 		t.Errorf("the first block is not a ustar header of hello.txt: magic %q type %q name %q", raw[257:263], raw[156], raw[:9])
 	}
 	tr := tar.NewReader(bytes.NewReader(raw))
-	var got []FileToWrite
+	var got []fileToWrite
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -76,9 +76,9 @@ func TestClientWriteFilesArchive(t *testing.T) {
 		if err != nil {
 			t.Fatalf("tar: %v", err)
 		}
-		got = append(got, FileToWrite{Path: hdr.Name, Content: content, Mode: fs.FileMode(hdr.Mode)})
+		got = append(got, fileToWrite{Path: hdr.Name, Content: content, Mode: fs.FileMode(hdr.Mode)})
 	}
-	want := []FileToWrite{
+	want := []fileToWrite{
 		{Path: "hello.txt", Content: []byte("hello\n"), Mode: 0o644},
 		{Path: "bin/run.sh", Content: []byte("#!/bin/sh\necho hi\n"), Mode: 0o755},
 		{Path: "empty", Content: []byte{}, Mode: 0o600},
@@ -98,12 +98,12 @@ func TestClientWriteFilesRejectsBadPaths(t *testing.T) {
 	s := ctNewServer(t)
 	c, _ := ctClient(t, s, nil)
 	for _, p := range []string{"", "/etc/passwd", "../up", "a/../../b", "a//b", "./a", ".", "a/"} {
-		err := c.WriteFiles(context.Background(), ctSession, "/", []FileToWrite{{Path: "ok", Content: []byte("1")}, {Path: p}})
+		err := c.writeFiles(context.Background(), ctSession, "/", []fileToWrite{{Path: "ok", Content: []byte("1")}, {Path: p}})
 		if !errors.Is(err, sandbox.ErrInvalid) {
 			t.Errorf("path %q: err = %v, want ErrInvalid", p, err)
 		}
 	}
-	if err := c.WriteFiles(context.Background(), ctSession, "/", nil); err != nil {
+	if err := c.writeFiles(context.Background(), ctSession, "/", nil); err != nil {
 		t.Errorf("no files: %v", err)
 	}
 	if n := s.count("", ""); n != 0 {
@@ -122,7 +122,7 @@ func TestClientWriteFilesRetried(t *testing.T) {
 		ctJSON(w, 200, map[string]any{})
 	})
 	c, _ := ctClient(t, s, nil)
-	if err := c.WriteFiles(context.Background(), ctSession, "/", []FileToWrite{{Path: "a", Content: []byte("a")}}); err != nil {
+	if err := c.writeFiles(context.Background(), ctSession, "/", []fileToWrite{{Path: "a", Content: []byte("a")}}); err != nil {
 		t.Fatalf("WriteFiles: %v", err)
 	}
 	var bodies [][]byte
@@ -150,7 +150,7 @@ func TestClientReadFile(t *testing.T) {
 	c, _ := ctClient(t, s, nil)
 	ctx := context.Background()
 
-	rc, err := c.ReadFile(ctx, ctSession, "dist/out.txt", "/vercel/sandbox")
+	rc, err := c.readFile(ctx, ctSession, "dist/out.txt", "/vercel/sandbox")
 	if err != nil {
 		t.Fatalf("ReadFile: %v", err)
 	}
@@ -163,7 +163,7 @@ func TestClientReadFile(t *testing.T) {
 		t.Errorf("body = %s", body)
 	}
 
-	_, err = c.ReadFile(ctx, ctSession, "missing.txt", "")
+	_, err = c.readFile(ctx, ctSession, "missing.txt", "")
 	var ae *APIError
 	if !errors.Is(err, sandbox.ErrNotFound) || !errors.As(err, &ae) || ae.Status != 404 {
 		t.Errorf("missing file: err = %v, want a 404 unwrapping to ErrNotFound", err)
@@ -175,7 +175,7 @@ func TestClientReadFile(t *testing.T) {
 		t.Errorf("body = %s", body)
 	}
 
-	if _, err = c.ReadFile(ctx, ctSession, "json", ""); err == nil || !strings.Contains(err.Error(), "application/octet-stream") {
+	if _, err = c.readFile(ctx, ctSession, "json", ""); err == nil || !strings.Contains(err.Error(), "application/octet-stream") {
 		t.Errorf("JSON with a 200: err = %v, want a content-type error", err)
 	}
 }
@@ -184,10 +184,10 @@ func TestClientMkdir(t *testing.T) {
 	s := ctNewServer(t)
 	s.handle("POST", ctFsPath+"mkdir", func(w http.ResponseWriter, _ *http.Request, _ []byte) { ctJSON(w, 200, map[string]any{}) })
 	c, _ := ctClient(t, s, nil)
-	if err := c.Mkdir(context.Background(), ctSession, "a/b", "/vercel/sandbox"); err != nil {
+	if err := c.mkdir(context.Background(), ctSession, "a/b", "/vercel/sandbox"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Mkdir(context.Background(), ctSession, "/tmp/x", ""); err != nil {
+	if err := c.mkdir(context.Background(), ctSession, "/tmp/x", ""); err != nil {
 		t.Fatal(err)
 	}
 	r := s.requests("POST", "")

@@ -259,7 +259,7 @@ func (c *Client) backoff(n int) time.Duration {
 }
 
 // loopDelay is the pause before another round of a loop that does not give up on transient
-// failures (WaitCommand, FollowLogs): the backoff for the number of failures so far, or longer
+// failures (waitCommand, followLogs): the backoff for the number of failures so far, or longer
 // when the last failure was a 429 asking for more.
 func (c *Client) loopDelay(failures int, err error) time.Duration {
 	d := c.backoff(failures)

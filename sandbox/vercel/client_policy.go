@@ -11,7 +11,7 @@ import (
 	"github.com/sandkit/sandkit-mcp/sandbox"
 )
 
-// NetworkPolicy is the egress policy sent on create and to a session's network-policy endpoint.
+// networkPolicy is the egress policy sent on create and to a session's network-policy endpoint.
 // How it is serialized depends on the shape in force (Config.PolicyShape; PolicyAuto starts
 // with V2):
 //
@@ -28,7 +28,7 @@ import (
 // too (so it is reachable, as the legacy shape implies) whose single rule sets the headers of
 // all the rules for that domain, later rules winning. Header values are secrets: they are sent
 // to the API but never logged, and the API echoes only their names (PolicyResponse).
-type NetworkPolicy struct {
+type networkPolicy struct {
 	// Mode is "allow-all", "deny-all" or "custom".
 	Mode string
 	// AllowedDomains may use "*.example.com" wildcards.
@@ -37,11 +37,11 @@ type NetworkPolicy struct {
 	AllowedCIDRs []string
 	DeniedCIDRs  []string
 	// Injection adds headers to requests to a domain (credential brokering).
-	Injection []InjectionRule
+	Injection []injectionRule
 }
 
-// InjectionRule sets Headers on every request the sandbox makes to Domain.
-type InjectionRule struct {
+// injectionRule sets Headers on every request the sandbox makes to Domain.
+type injectionRule struct {
 	Domain  string
 	Headers map[string]string
 }
@@ -93,7 +93,7 @@ type v2Transform struct {
 
 // encodeNetworkPolicy serializes p in the given shape. An unknown mode, or an injection rule
 // without a domain, is an error wrapping sandbox.ErrInvalid.
-func encodeNetworkPolicy(shape PolicyShape, p NetworkPolicy) (json.RawMessage, error) {
+func encodeNetworkPolicy(shape PolicyShape, p networkPolicy) (json.RawMessage, error) {
 	switch p.Mode {
 	case "allow-all", "deny-all":
 		return marshalBody(map[string]string{"mode": p.Mode}), nil
@@ -226,7 +226,7 @@ func refusesShape(err error, shape PolicyShape) bool {
 // differ), the shape is not forced, and the API answers a 400 naming the shape sent, it runs
 // send once more with the other shape; if that call succeeds, that shape is used first from then
 // on. p nil runs send with a nil policy.
-func (c *Client) withPolicy(p *NetworkPolicy, send func(policy json.RawMessage) error) error {
+func (c *Client) withPolicy(p *networkPolicy, send func(policy json.RawMessage) error) error {
 	if p == nil {
 		return send(nil)
 	}

@@ -11,35 +11,35 @@ import (
 )
 
 func TestClientPolicyShapes(t *testing.T) {
-	custom := NetworkPolicy{
+	custom := networkPolicy{
 		Mode:           "custom",
 		AllowedDomains: []string{"github.com", "*.npmjs.org"},
 		AllowedCIDRs:   []string{"10.0.0.0/8"},
 		DeniedCIDRs:    []string{"10.1.0.0/16"},
 	}
 	withInjection := custom
-	withInjection.Injection = []InjectionRule{
+	withInjection.Injection = []injectionRule{
 		{Domain: "api.github.com", Headers: map[string]string{"authorization": "Bearer ghp_secret"}},
 		{Domain: "github.com", Headers: map[string]string{"x-one": "1"}},
 		{Domain: "github.com", Headers: map[string]string{"x-two": "2", "x-one": "later"}},
 	}
 	cases := []struct {
 		name   string
-		p      NetworkPolicy
+		p      networkPolicy
 		legacy string
 		v2     string
 	}{
-		{"allow-all", NetworkPolicy{Mode: "allow-all", AllowedDomains: []string{"ignored.com"}}, `{"mode":"allow-all"}`, `{"mode":"allow-all"}`},
-		{"deny-all", NetworkPolicy{Mode: "deny-all"}, `{"mode":"deny-all"}`, `{"mode":"deny-all"}`},
+		{"allow-all", networkPolicy{Mode: "allow-all", AllowedDomains: []string{"ignored.com"}}, `{"mode":"allow-all"}`, `{"mode":"allow-all"}`},
+		{"deny-all", networkPolicy{Mode: "deny-all"}, `{"mode":"deny-all"}`, `{"mode":"deny-all"}`},
 		{
 			"custom domains only",
-			NetworkPolicy{Mode: "custom", AllowedDomains: []string{"github.com"}},
+			networkPolicy{Mode: "custom", AllowedDomains: []string{"github.com"}},
 			`{"mode":"custom","allowedDomains":["github.com"]}`,
 			`{"allow":["github.com"]}`,
 		},
 		{
 			"custom nothing allowed",
-			NetworkPolicy{Mode: "custom"},
+			networkPolicy{Mode: "custom"},
 			`{"mode":"custom"}`,
 			`{"allow":[]}`,
 		},
@@ -51,7 +51,7 @@ func TestClientPolicyShapes(t *testing.T) {
 		},
 		{
 			"custom only denied subnets",
-			NetworkPolicy{Mode: "custom", AllowedDomains: []string{"a.com"}, DeniedCIDRs: []string{"10.0.0.0/8"}},
+			networkPolicy{Mode: "custom", AllowedDomains: []string{"a.com"}, DeniedCIDRs: []string{"10.0.0.0/8"}},
 			`{"mode":"custom","allowedDomains":["a.com"],"deniedCIDRs":["10.0.0.0/8"]}`,
 			`{"allow":["a.com"],"subnets":{"deny":["10.0.0.0/8"]}}`,
 		},
@@ -82,14 +82,14 @@ func TestClientPolicyShapes(t *testing.T) {
 					ctJSON(w, 200, ctSandboxJSON("box-1", "running"))
 				})
 				c, _ := ctClient(t, s, func(cfg *Config) { cfg.PolicyShape = shape })
-				if _, err := c.SetNetworkPolicy(context.Background(), ctSession, tc.p); err != nil {
+				if _, err := c.setNetworkPolicy(context.Background(), ctSession, tc.p); err != nil {
 					t.Fatalf("SetNetworkPolicy: %v", err)
 				}
 				if got := string(s.requests("POST", "/api/v2/sandboxes/sessions/"+ctSession+"/network-policy")[0].Body); got != want {
 					t.Errorf("network-policy body\n got %s\nwant %s", got, want)
 				}
 				p := tc.p
-				if _, err := c.Create(context.Background(), CreateRequest{Name: "box-1", NetworkPolicy: &p}); err != nil {
+				if _, err := c.createSandbox(context.Background(), createRequest{Name: "box-1", NetworkPolicy: &p}); err != nil {
 					t.Fatalf("Create: %v", err)
 				}
 				body := string(s.requests("POST", "/api/v3/sandboxes")[0].Body)
@@ -104,15 +104,15 @@ func TestClientPolicyShapes(t *testing.T) {
 func TestClientPolicyInvalid(t *testing.T) {
 	s := ctNewServer(t)
 	c, _ := ctClient(t, s, nil)
-	for _, p := range []NetworkPolicy{
+	for _, p := range []networkPolicy{
 		{Mode: ""},
 		{Mode: "default-allow"},
-		{Mode: "custom", Injection: []InjectionRule{{Headers: map[string]string{"a": "b"}}}},
+		{Mode: "custom", Injection: []injectionRule{{Headers: map[string]string{"a": "b"}}}},
 	} {
-		if _, err := c.SetNetworkPolicy(context.Background(), ctSession, p); !errors.Is(err, sandbox.ErrInvalid) {
+		if _, err := c.setNetworkPolicy(context.Background(), ctSession, p); !errors.Is(err, sandbox.ErrInvalid) {
 			t.Errorf("%+v: err = %v, want ErrInvalid", p, err)
 		}
-		if _, err := c.Create(context.Background(), CreateRequest{Name: "b", NetworkPolicy: &p}); !errors.Is(err, sandbox.ErrInvalid) {
+		if _, err := c.createSandbox(context.Background(), createRequest{Name: "b", NetworkPolicy: &p}); !errors.Is(err, sandbox.ErrInvalid) {
 			t.Errorf("create with %+v: err = %v, want ErrInvalid", p, err)
 		}
 	}

@@ -14,11 +14,11 @@ import (
 
 // Named sandboxes, sessions and snapshots.
 
-// CreateRequest describes a new named sandbox. Its first session is ephemeral: persistent:false
+// createRequest describes a new named sandbox. Its first session is ephemeral: persistent:false
 // is always sent, so stopping it never makes a (billed) automatic snapshot.
-type CreateRequest struct {
+type createRequest struct {
 	// Name is required: our own unique name, which lets a create whose answer was lost be
-	// looked up with a GET instead of being sent again (see Create).
+	// looked up with a GET instead of being sent again (see createSandbox).
 	Name string
 	// SnapshotID, when set, restores the session from that snapshot (source
 	// {"type":"snapshot","snapshotId":...}); Runtime is then not sent.
@@ -37,7 +37,7 @@ type CreateRequest struct {
 	Env  map[string]string
 	Tags map[string]string
 	// NetworkPolicy is the egress policy; nil leaves the API's default (allow-all).
-	NetworkPolicy *NetworkPolicy
+	NetworkPolicy *networkPolicy
 }
 
 type createBody struct {
@@ -63,21 +63,21 @@ type createResources struct {
 	VCPUs int `json:"vcpus"`
 }
 
-// Create makes a named sandbox and returns it with its running first session.
+// createSandbox makes a named sandbox and returns it with its running first session.
 //
 // The network policy goes in the shape in force (see PolicyShape: under PolicyAuto a 400 naming
 // the shape is sent once more in the other shape; nothing was created by the refused call). It
 // sends POST /v3/sandboxes (POST /v2/sandboxes when req.Runtime is used) with the project in
 // the body. A 429 (within MaxRetryAfter) and failures before the request was sent are retried.
 // After a 5xx, or a connection that failed once the request was sent, the POST is NOT sent
-// again blindly: Create asks GET /v2/sandboxes/{name}; if the sandbox exists it was created and
-// is returned, and only a 404 lets the POST be sent again (counting as an attempt). A session
-// still "pending" is polled every 250ms until it runs (bounded by ctx); one that ends in any
-// status other than "running" yields an error wrapping sandbox.ErrEnded.
-func (c *Client) Create(ctx context.Context, req CreateRequest) (SandboxAndSession, error) {
+// again blindly: createSandbox asks GET /v2/sandboxes/{name}; if the sandbox exists it was
+// created and is returned, and only a 404 lets the POST be sent again (counting as an
+// attempt). A session still "pending" is polled every 250ms until it runs (bounded by ctx); one
+// that ends in any status other than "running" yields an error wrapping sandbox.ErrEnded.
+func (c *Client) createSandbox(ctx context.Context, req createRequest) (sandboxAndSession, error) {
 	const op = "create sandbox"
 	if req.Name == "" {
-		return SandboxAndSession{}, fmt.Errorf("vercel: %s: a name is required: %w", op, sandbox.ErrInvalid)
+		return sandboxAndSession{}, fmt.Errorf("vercel: %s: a name is required: %w", op, sandbox.ErrInvalid)
 	}
 	body := createBody{
 		ProjectID:  c.project,
@@ -102,7 +102,7 @@ func (c *Client) Create(ctx context.Context, req CreateRequest) (SandboxAndSessi
 	if req.VCPUs > 0 {
 		body.Resources = &createResources{VCPUs: req.VCPUs}
 	}
-	var out SandboxAndSession
+	var out sandboxAndSession
 	err := c.withPolicy(req.NetworkPolicy, func(pol json.RawMessage) error {
 		body.NetworkPolicy = pol
 		var err error
@@ -112,8 +112,8 @@ func (c *Client) Create(ctx context.Context, req CreateRequest) (SandboxAndSessi
 	return out, err
 }
 
-// create sends a create call with Create's recovery from lost answers.
-func (c *Client) create(ctx context.Context, name string, call *apiCall) (SandboxAndSession, error) {
+// create sends a create call with createSandbox's recovery from lost answers.
+func (c *Client) create(ctx context.Context, name string, call *apiCall) (sandboxAndSession, error) {
 	op := call.op
 	for attempt := 0; ; attempt++ {
 		var last error
@@ -122,22 +122,22 @@ func (c *Client) create(ctx context.Context, name string, call *apiCall) (Sandbo
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
-				return SandboxAndSession{}, fmt.Errorf("vercel: %s: %w", op, ctx.Err())
+				return sandboxAndSession{}, fmt.Errorf("vercel: %s: %w", op, ctx.Err())
 			}
 			if isCredentials(err) {
-				return SandboxAndSession{}, err
+				return sandboxAndSession{}, err
 			}
 			last = &transportError{op: op, err: err}
 			ambiguous = sent
 		case resp.StatusCode >= 200 && resp.StatusCode <= 299:
-			var out SandboxAndSession
+			var out sandboxAndSession
 			err := c.decodeJSON(ctx, op, resp, &out)
 			if err == nil {
 				return c.awaitRunning(ctx, out)
 			}
 			var te *transportError
 			if !errors.As(err, &te) {
-				return SandboxAndSession{}, err
+				return sandboxAndSession{}, err
 			}
 			last, ambiguous = err, true // created, but the answer was cut
 		default:
@@ -149,40 +149,40 @@ func (c *Client) create(ctx context.Context, name string, call *apiCall) (Sandbo
 			case apiErr.Status >= 500:
 				ambiguous = true
 			default:
-				return SandboxAndSession{}, apiErr
+				return sandboxAndSession{}, apiErr
 			}
 		}
 		if ambiguous {
-			got, gerr := c.GetSandbox(ctx, name)
+			got, gerr := c.getSandbox(ctx, name)
 			if gerr == nil {
 				c.log.Debug("vercel: create answered badly but the sandbox exists", "name", name, "error", last.Error())
 				return c.awaitRunning(ctx, got)
 			}
 			var ae *APIError
 			if !errors.As(gerr, &ae) || ae.Status != http.StatusNotFound {
-				return SandboxAndSession{}, fmt.Errorf("%w; whether sandbox %q was created is unknown: %w", last, name, gerr)
+				return sandboxAndSession{}, fmt.Errorf("%w; whether sandbox %q was created is unknown: %w", last, name, gerr)
 			}
 		}
 		if attempt >= c.retries {
-			return SandboxAndSession{}, last
+			return sandboxAndSession{}, last
 		}
 		delay = max(delay, c.backoff(attempt))
 		c.log.Debug("vercel: retrying", "op", op, "attempt", attempt+1, "delay", delay, "error", last.Error())
 		if err := c.sleepFn(ctx, delay); err != nil {
-			return SandboxAndSession{}, fmt.Errorf("vercel: %s: %w (after %v)", op, err, last)
+			return sandboxAndSession{}, fmt.Errorf("vercel: %s: %w (after %v)", op, err, last)
 		}
 	}
 }
 
 // awaitRunning polls a pending session until it runs.
-func (c *Client) awaitRunning(ctx context.Context, out SandboxAndSession) (SandboxAndSession, error) {
+func (c *Client) awaitRunning(ctx context.Context, out sandboxAndSession) (sandboxAndSession, error) {
 	for out.Session.Status == "pending" {
 		if err := c.sleepFn(ctx, c.pollInterval); err != nil {
-			return SandboxAndSession{}, fmt.Errorf("vercel: create sandbox: waiting for session %s to start: %w", out.Session.ID, err)
+			return sandboxAndSession{}, fmt.Errorf("vercel: create sandbox: waiting for session %s to start: %w", out.Session.ID, err)
 		}
 		s, routes, err := c.GetSession(ctx, out.Session.ID)
 		if err != nil {
-			return SandboxAndSession{}, err
+			return sandboxAndSession{}, err
 		}
 		out.Session = s
 		if len(routes) > 0 {
@@ -190,17 +190,17 @@ func (c *Client) awaitRunning(ctx context.Context, out SandboxAndSession) (Sandb
 		}
 	}
 	if out.Session.Status != "running" {
-		return SandboxAndSession{}, fmt.Errorf("vercel: create sandbox: session %s of %q is %s, not running: %w",
+		return sandboxAndSession{}, fmt.Errorf("vercel: create sandbox: session %s of %q is %s, not running: %w",
 			out.Session.ID, out.Sandbox.Name, out.Session.Status, sandbox.ErrEnded)
 	}
 	return out, nil
 }
 
-// GetSandbox returns a named sandbox with its current session (even a stopped one) and routes:
+// getSandbox returns a named sandbox with its current session (even a stopped one) and routes:
 // GET /v2/sandboxes/{name}?projectId=. An unknown name is an *APIError unwrapping to
 // sandbox.ErrNotFound.
-func (c *Client) GetSandbox(ctx context.Context, name string) (SandboxAndSession, error) {
-	var out SandboxAndSession
+func (c *Client) getSandbox(ctx context.Context, name string) (sandboxAndSession, error) {
+	var out sandboxAndSession
 	err := c.doJSON(ctx, &apiCall{
 		op: "get sandbox", method: http.MethodGet, path: "/v2/sandboxes/" + url.PathEscape(name),
 		query: [][2]string{{"projectId", c.project}}, idempotent: true,
@@ -208,10 +208,10 @@ func (c *Client) GetSandbox(ctx context.Context, name string) (SandboxAndSession
 	return out, err
 }
 
-// DeleteSandbox stops a named sandbox's session and removes the name: DELETE
+// deleteSandbox stops a named sandbox's session and removes the name: DELETE
 // /v2/sandboxes/{name}?projectId=. A 404 is returned as an error (unwrapping to
 // sandbox.ErrNotFound), not swallowed.
-func (c *Client) DeleteSandbox(ctx context.Context, name string) error {
+func (c *Client) deleteSandbox(ctx context.Context, name string) error {
 	return c.doJSON(ctx, &apiCall{
 		op: "delete sandbox", method: http.MethodDelete, path: "/v2/sandboxes/" + url.PathEscape(name),
 		query: [][2]string{{"projectId", c.project}}, idempotent: true, long: true,
@@ -289,11 +289,11 @@ func (c *Client) GetSession(ctx context.Context, id string) (Session, []Route, e
 	return out.Session, out.Routes, err
 }
 
-// StopSession stops a session and returns it: POST /v2/sandboxes/sessions/{id}/stop, which
+// stopSession stops a session and returns it: POST /v2/sandboxes/sessions/{id}/stop, which
 // blocks until the VM has stopped. It is retried like any idempotent call. A session that has
 // already stopped may answer 410; that *APIError is returned (unwrapping to sandbox.ErrEnded)
 // and callers treat it as stopped.
-func (c *Client) StopSession(ctx context.Context, id string) (Session, error) {
+func (c *Client) stopSession(ctx context.Context, id string) (Session, error) {
 	var out sessionAnswer
 	err := c.doJSON(ctx, &apiCall{
 		op: "stop session", method: http.MethodPost, path: apiSessionPath(id) + "/stop", idempotent: true, long: true,
@@ -301,11 +301,11 @@ func (c *Client) StopSession(ctx context.Context, id string) (Session, error) {
 	return out.Session, err
 }
 
-// ExtendTimeout adds d to the session's timeout: POST extend-timeout {"duration": ms}. It is
+// extendTimeout adds d to the session's timeout: POST extend-timeout {"duration": ms}. It is
 // not retried after a 5xx or a failure once the request was sent (it could extend twice); 429
 // and failures before sending are retried. Going past the plan's maximum is a 400
 // (sandbox_timeout_invalid, unwrapping to sandbox.ErrInvalid).
-func (c *Client) ExtendTimeout(ctx context.Context, id string, d time.Duration) (Session, error) {
+func (c *Client) extendTimeout(ctx context.Context, id string, d time.Duration) (Session, error) {
 	var out sessionAnswer
 	err := c.doJSON(ctx, &apiCall{
 		op: "extend timeout", method: http.MethodPost, path: apiSessionPath(id) + "/extend-timeout",
@@ -314,11 +314,11 @@ func (c *Client) ExtendTimeout(ctx context.Context, id string, d time.Duration) 
 	return out.Session, err
 }
 
-// SetNetworkPolicy replaces the running session's egress policy: POST network-policy with the
+// setNetworkPolicy replaces the running session's egress policy: POST network-policy with the
 // policy itself as the body, in the shape in force (Config.PolicyShape; under PolicyAuto a 400
 // naming the shape is retried once in the other). A full replacement is idempotent, so it is
 // retried.
-func (c *Client) SetNetworkPolicy(ctx context.Context, id string, p NetworkPolicy) (Session, error) {
+func (c *Client) setNetworkPolicy(ctx context.Context, id string, p networkPolicy) (Session, error) {
 	var out sessionAnswer
 	err := c.withPolicy(&p, func(body json.RawMessage) error {
 		return c.doJSON(ctx, &apiCall{
@@ -329,17 +329,17 @@ func (c *Client) SetNetworkPolicy(ctx context.Context, id string, p NetworkPolic
 	return out.Session, err
 }
 
-// Snapshot saves the session's disk and stops the session: POST snapshot, which blocks until
+// snapshot saves the session's disk and stops the session: POST snapshot, which blocks until
 // the snapshot exists. expiration nil sends no body (the API's default expiration); otherwise
 // {"expiration": ms}, where 0 means never. Any 2xx is accepted. It is not retried after a 5xx
 // or a failure once the request was sent.
-func (c *Client) Snapshot(ctx context.Context, sessionID string, expiration *time.Duration) (Snapshot, Session, error) {
+func (c *Client) snapshot(ctx context.Context, sessionID string, expiration *time.Duration) (snapshot, Session, error) {
 	var body []byte
 	if expiration != nil {
 		body = marshalBody(map[string]int64{"expiration": expiration.Milliseconds()})
 	}
 	var out struct {
-		Snapshot Snapshot `json:"snapshot"`
+		Snapshot snapshot `json:"snapshot"`
 		Session  Session  `json:"session"`
 	}
 	err := c.doJSON(ctx, &apiCall{
@@ -351,11 +351,11 @@ func (c *Client) Snapshot(ctx context.Context, sessionID string, expiration *tim
 
 // snapshotAnswer is {snapshot}.
 type snapshotAnswer struct {
-	Snapshot Snapshot `json:"snapshot"`
+	Snapshot snapshot `json:"snapshot"`
 }
 
-// GetSnapshot returns a snapshot: GET /v2/sandboxes/snapshots/{id} (404 for an unknown one).
-func (c *Client) GetSnapshot(ctx context.Context, id string) (Snapshot, error) {
+// getSnapshot returns a snapshot: GET /v2/sandboxes/snapshots/{id} (404 for an unknown one).
+func (c *Client) getSnapshot(ctx context.Context, id string) (snapshot, error) {
 	var out snapshotAnswer
 	err := c.doJSON(ctx, &apiCall{
 		op: "get snapshot", method: http.MethodGet, path: "/v2/sandboxes/snapshots/" + url.PathEscape(id), idempotent: true,
@@ -363,9 +363,9 @@ func (c *Client) GetSnapshot(ctx context.Context, id string) (Snapshot, error) {
 	return out.Snapshot, err
 }
 
-// DeleteSnapshot deletes a snapshot and returns it (status "deleted"): DELETE
+// deleteSnapshot deletes a snapshot and returns it (status "deleted"): DELETE
 // /v2/sandboxes/snapshots/{id}.
-func (c *Client) DeleteSnapshot(ctx context.Context, id string) (Snapshot, error) {
+func (c *Client) deleteSnapshot(ctx context.Context, id string) (snapshot, error) {
 	var out snapshotAnswer
 	err := c.doJSON(ctx, &apiCall{
 		op: "delete snapshot", method: http.MethodDelete, path: "/v2/sandboxes/snapshots/" + url.PathEscape(id), idempotent: true,
@@ -373,17 +373,17 @@ func (c *Client) DeleteSnapshot(ctx context.Context, id string) (Snapshot, error
 	return out.Snapshot, err
 }
 
-// ListSnapshots lists the snapshots of one named sandbox, or of the whole project when
+// listSnapshots lists the snapshots of one named sandbox, or of the whole project when
 // sandboxName is "", following the pagination cursors to the end.
-func (c *Client) ListSnapshots(ctx context.Context, sandboxName string) ([]Snapshot, error) {
+func (c *Client) listSnapshots(ctx context.Context, sandboxName string) ([]snapshot, error) {
 	query := [][2]string{{"project", c.project}}
 	if sandboxName != "" {
 		query = append(query, [2]string{"name", sandboxName})
 	}
-	var all []Snapshot
+	var all []snapshot
 	err := c.paginate(ctx, "list snapshots", "/v2/sandboxes/snapshots", query, func(raw []byte) (wirePagination, error) {
 		var page struct {
-			Snapshots  []Snapshot     `json:"snapshots"`
+			Snapshots  []snapshot     `json:"snapshots"`
 			Pagination wirePagination `json:"pagination"`
 		}
 		err := json.Unmarshal(raw, &page)

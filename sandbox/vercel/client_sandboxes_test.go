@@ -17,21 +17,21 @@ import (
 func TestClientCreateBodies(t *testing.T) {
 	cases := []struct {
 		name     string
-		req      CreateRequest
+		req      createRequest
 		path     string
 		want     map[string]any // keys that must be present with these values
 		wantGone []string       // keys that must be absent
 	}{
 		{
 			name:     "fresh default image",
-			req:      CreateRequest{Name: "box-1"},
+			req:      createRequest{Name: "box-1"},
 			path:     "/api/v3/sandboxes",
 			want:     map[string]any{"projectId": ctProject, "name": "box-1", "ports": []any{}, "persistent": false},
 			wantGone: []string{"runtime", "source", "timeout", "resources", "networkPolicy", "env", "tags", "image"},
 		},
 		{
 			name: "legacy runtime",
-			req:  CreateRequest{Name: "box-2", Runtime: "node24", Ports: []int{3000, 8080}, Timeout: 10 * time.Minute, VCPUs: 4},
+			req:  createRequest{Name: "box-2", Runtime: "node24", Ports: []int{3000, 8080}, Timeout: 10 * time.Minute, VCPUs: 4},
 			path: "/api/v2/sandboxes",
 			want: map[string]any{
 				"runtime": "node24", "ports": []any{3000.0, 8080.0}, "timeout": 600000.0,
@@ -41,9 +41,9 @@ func TestClientCreateBodies(t *testing.T) {
 		},
 		{
 			name: "from a snapshot never sends the runtime",
-			req: CreateRequest{Name: "box-3", SnapshotID: "snap_9", Runtime: "node24",
+			req: createRequest{Name: "box-3", SnapshotID: "snap_9", Runtime: "node24",
 				Env: map[string]string{"A": "1"}, Tags: map[string]string{"owner": "sandkit"},
-				NetworkPolicy: &NetworkPolicy{Mode: "deny-all"}},
+				NetworkPolicy: &networkPolicy{Mode: "deny-all"}},
 			path: "/api/v3/sandboxes",
 			want: map[string]any{
 				"source":        map[string]any{"type": "snapshot", "snapshotId": "snap_9"},
@@ -63,7 +63,7 @@ func TestClientCreateBodies(t *testing.T) {
 				ctJSON(w, 200, ctSandboxJSON(tc.req.Name, "running"))
 			})
 			c, _ := ctClient(t, s, nil)
-			got, err := c.Create(context.Background(), tc.req)
+			got, err := c.createSandbox(context.Background(), tc.req)
 			if err != nil {
 				t.Fatalf("Create: %v", err)
 			}
@@ -92,7 +92,7 @@ func TestClientCreateBodies(t *testing.T) {
 func TestClientCreateRequiresName(t *testing.T) {
 	s := ctNewServer(t)
 	c, _ := ctClient(t, s, nil)
-	_, err := c.Create(context.Background(), CreateRequest{})
+	_, err := c.createSandbox(context.Background(), createRequest{})
 	if !errors.Is(err, sandbox.ErrInvalid) {
 		t.Fatalf("err = %v, want ErrInvalid", err)
 	}
@@ -109,7 +109,7 @@ func TestClientCreateRecovery(t *testing.T) {
 			ctJSON(w, 200, ctSandboxJSON("box-1", "running"))
 		})
 		c, _ := ctClient(t, s, nil)
-		got, err := c.Create(context.Background(), CreateRequest{Name: "box-1"})
+		got, err := c.createSandbox(context.Background(), createRequest{Name: "box-1"})
 		if err != nil {
 			t.Fatalf("Create: %v", err)
 		}
@@ -130,7 +130,7 @@ func TestClientCreateRecovery(t *testing.T) {
 			ctJSON(w, 200, ctSandboxJSON("box-1", "running"))
 		})
 		c, _ := ctClient(t, s, nil)
-		if _, err := c.Create(context.Background(), CreateRequest{Name: "box-1"}); err != nil {
+		if _, err := c.createSandbox(context.Background(), createRequest{Name: "box-1"}); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 		if n := s.count("POST", ""); n != 1 {
@@ -151,7 +151,7 @@ func TestClientCreateRecovery(t *testing.T) {
 			ctErr(w, 404, "not_found", "Named sandbox 'box-1' not found for this project.")
 		})
 		c, sl := ctClient(t, s, nil)
-		if _, err := c.Create(context.Background(), CreateRequest{Name: "box-1"}); err != nil {
+		if _, err := c.createSandbox(context.Background(), createRequest{Name: "box-1"}); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 		if posts.Load() != 2 || s.count("GET", "") != 1 || len(sl.all()) != 1 {
@@ -163,7 +163,7 @@ func TestClientCreateRecovery(t *testing.T) {
 		s.handle("POST", "/api/v3/sandboxes", func(w http.ResponseWriter, _ *http.Request, _ []byte) { ctErr(w, 500, "", "boom") })
 		s.handle("GET", "/api/v2/sandboxes/box-1", func(w http.ResponseWriter, _ *http.Request, _ []byte) { ctErr(w, 404, "not_found", "no") })
 		c, _ := ctClient(t, s, nil)
-		_, err := c.Create(context.Background(), CreateRequest{Name: "box-1"})
+		_, err := c.createSandbox(context.Background(), createRequest{Name: "box-1"})
 		var ae *APIError
 		if !errors.As(err, &ae) || ae.Status != 500 {
 			t.Fatalf("err = %v, want the 500", err)
@@ -177,7 +177,7 @@ func TestClientCreateRecovery(t *testing.T) {
 		s.handle("POST", "/api/v3/sandboxes", func(w http.ResponseWriter, _ *http.Request, _ []byte) { ctErr(w, 500, "", "boom") })
 		s.handle("GET", "/api/v2/sandboxes/box-1", func(w http.ResponseWriter, _ *http.Request, _ []byte) { ctErr(w, 403, "forbidden", "no") })
 		c, _ := ctClient(t, s, nil)
-		_, err := c.Create(context.Background(), CreateRequest{Name: "box-1"})
+		_, err := c.createSandbox(context.Background(), createRequest{Name: "box-1"})
 		if err == nil || !strings.Contains(err.Error(), "unknown") {
 			t.Fatalf("err = %v", err)
 		}
@@ -191,7 +191,7 @@ func TestClientCreateRecovery(t *testing.T) {
 			ctErr(w, 410, "snapshot_not_found", "Snapshot expired")
 		})
 		c, _ := ctClient(t, s, nil)
-		_, err := c.Create(context.Background(), CreateRequest{Name: "box-1", SnapshotID: "snap_x"})
+		_, err := c.createSandbox(context.Background(), createRequest{Name: "box-1", SnapshotID: "snap_x"})
 		if !errors.Is(err, sandbox.ErrNotFound) {
 			t.Fatalf("err = %v, want ErrNotFound", err)
 		}
@@ -215,7 +215,7 @@ func TestClientCreatePollsPendingSession(t *testing.T) {
 		ctJSON(w, 200, map[string]any{"session": ctSessionJSON(ctSession, status), "routes": []any{}})
 	})
 	c, sl := ctClient(t, s, nil)
-	got, err := c.Create(context.Background(), CreateRequest{Name: "box-1"})
+	got, err := c.createSandbox(context.Background(), createRequest{Name: "box-1"})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -233,7 +233,7 @@ func TestClientCreateFailedSessionIsAnError(t *testing.T) {
 		ctJSON(w, 200, ctSandboxJSON("box-1", "failed"))
 	})
 	c, _ := ctClient(t, s, nil)
-	if _, err := c.Create(context.Background(), CreateRequest{Name: "box-1"}); !errors.Is(err, sandbox.ErrEnded) {
+	if _, err := c.createSandbox(context.Background(), createRequest{Name: "box-1"}); !errors.Is(err, sandbox.ErrEnded) {
 		t.Fatalf("err = %v, want ErrEnded", err)
 	}
 }
@@ -288,7 +288,7 @@ func TestClientListPagination(t *testing.T) {
 		t.Errorf("queries = %q, want %q", queries, want)
 	}
 
-	snaps, err := c.ListSnapshots(context.Background(), "")
+	snaps, err := c.listSnapshots(context.Background(), "")
 	if err != nil {
 		t.Fatalf("ListSnapshots: %v", err)
 	}
@@ -337,7 +337,7 @@ func TestClientSnapshotBodies(t *testing.T) {
 				})
 			})
 			c, _ := ctClient(t, s, nil)
-			snap, sess, err := c.Snapshot(context.Background(), ctSession, tc.exp)
+			snap, sess, err := c.snapshot(context.Background(), ctSession, tc.exp)
 			if err != nil {
 				t.Fatalf("Snapshot: %v", err)
 			}
@@ -370,20 +370,20 @@ func TestClientSessionCalls(t *testing.T) {
 	c, _ := ctClient(t, s, nil)
 	ctx := context.Background()
 
-	_, err := c.StopSession(ctx, ctSession)
+	_, err := c.stopSession(ctx, ctSession)
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != 410 || !errors.Is(err, sandbox.ErrEnded) {
 		t.Errorf("StopSession of a stopped session: %v, want the 410", err)
 	}
-	if err := c.DeleteSandbox(ctx, "gone"); !errors.Is(err, sandbox.ErrNotFound) {
+	if err := c.deleteSandbox(ctx, "gone"); !errors.Is(err, sandbox.ErrNotFound) {
 		t.Errorf("DeleteSandbox of an unknown name: %v, want ErrNotFound", err)
 	}
-	got, err := c.ExtendTimeout(ctx, ctSession, 90*time.Second)
+	got, err := c.extendTimeout(ctx, ctSession, 90*time.Second)
 	if err != nil {
 		t.Fatalf("ExtendTimeout: %v", err)
 	}
-	if want := time.UnixMilli(2000 + 300000); !got.Deadline().Equal(want) || !got.Running() {
-		t.Errorf("deadline %v running %v", got.Deadline(), got.Running())
+	if want := time.UnixMilli(2000 + 300000); !got.deadline().Equal(want) || !got.running() {
+		t.Errorf("deadline %v running %v", got.deadline(), got.running())
 	}
 	if b := s.requests("POST", sess+"/extend-timeout")[0].Body; string(b) != `{"duration":90000}` {
 		t.Errorf("extend body = %s", b)
@@ -400,12 +400,12 @@ func TestSessionDeadline(t *testing.T) {
 		{Session{CreatedAt: 1000, StartedAt: &started, Timeout: 60000}, 65000},
 	}
 	for _, tc := range cases {
-		if got := tc.s.Deadline(); got.UnixMilli() != tc.want {
+		if got := tc.s.deadline(); got.UnixMilli() != tc.want {
 			t.Errorf("Deadline(%+v) = %d, want %d", tc.s, got.UnixMilli(), tc.want)
 		}
 	}
 	for status, want := range map[string]bool{"running": true, "pending": true, "stopping": false, "stopped": false, "snapshotting": false} {
-		if got := (Session{Status: status}).Running(); got != want {
+		if got := (Session{Status: status}).running(); got != want {
 			t.Errorf("Running(%s) = %v", status, got)
 		}
 	}
@@ -418,7 +418,7 @@ func TestWireObjectsDecode(t *testing.T) {
 	"createdAt":1,"updatedAt":2,"cwd":"/vercel/sandbox","sourceSnapshotId":"snap_1","sourceSandboxName":"b",
 	"networkPolicy":{"mode":"custom","allowedDomains":["github.com"],"injectionRules":[{"domain":"api.github.com","headerNames":["authorization"]}]}},
 	"routes":[{"url":"https://sb-x.vercel.run","subdomain":"sb-x","port":3000}]}`
-	var got SandboxAndSession
+	var got sandboxAndSession
 	if err := json.Unmarshal([]byte(raw), &got); err != nil {
 		t.Fatal(err)
 	}

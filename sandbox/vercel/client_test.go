@@ -123,7 +123,7 @@ func ctClient(t *testing.T, s *ctServer, mod func(*Config)) (*Client, *ctSleeps)
 	if mod != nil {
 		mod(&cfg)
 	}
-	c, err := NewClient(cfg)
+	c, err := newClient(cfg)
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}
@@ -255,38 +255,38 @@ func TestClientHeadersAndQueryOnEveryEndpoint(t *testing.T) {
 		wantQuery   string // after "teamId=team_1"
 		contentType string
 	}{
-		{"Create", func() error { _, err := c.Create(ctx, CreateRequest{Name: "box-1"}); return err }, "POST", "/api/v3/sandboxes", "", "application/json"},
-		{"GetSandbox", func() error { _, err := c.GetSandbox(ctx, "box-1"); return err }, "GET", sb, "&projectId=prj_1", "application/json"},
-		{"DeleteSandbox", func() error { return c.DeleteSandbox(ctx, "box-1") }, "DELETE", sb, "&projectId=prj_1", "application/json"},
+		{"Create", func() error { _, err := c.createSandbox(ctx, createRequest{Name: "box-1"}); return err }, "POST", "/api/v3/sandboxes", "", "application/json"},
+		{"GetSandbox", func() error { _, err := c.getSandbox(ctx, "box-1"); return err }, "GET", sb, "&projectId=prj_1", "application/json"},
+		{"DeleteSandbox", func() error { return c.deleteSandbox(ctx, "box-1") }, "DELETE", sb, "&projectId=prj_1", "application/json"},
 		{"ListSandboxes", func() error { _, err := c.ListSandboxes(ctx, "env:ci", "running"); return err }, "GET", "/api/v2/sandboxes",
 			"&project=prj_1&tags=env%3Aci", "application/json"},
-		{"ListSnapshots", func() error { _, err := c.ListSnapshots(ctx, "box-1"); return err }, "GET", "/api/v2/sandboxes/snapshots", "&project=prj_1&name=box-1", "application/json"},
-		{"GetSnapshot", func() error { _, err := c.GetSnapshot(ctx, "snap_1"); return err }, "GET", "/api/v2/sandboxes/snapshots/snap_1", "", "application/json"},
-		{"DeleteSnapshot", func() error { _, err := c.DeleteSnapshot(ctx, "snap_1"); return err }, "DELETE", "/api/v2/sandboxes/snapshots/snap_1", "", "application/json"},
+		{"ListSnapshots", func() error { _, err := c.listSnapshots(ctx, "box-1"); return err }, "GET", "/api/v2/sandboxes/snapshots", "&project=prj_1&name=box-1", "application/json"},
+		{"GetSnapshot", func() error { _, err := c.getSnapshot(ctx, "snap_1"); return err }, "GET", "/api/v2/sandboxes/snapshots/snap_1", "", "application/json"},
+		{"DeleteSnapshot", func() error { _, err := c.deleteSnapshot(ctx, "snap_1"); return err }, "DELETE", "/api/v2/sandboxes/snapshots/snap_1", "", "application/json"},
 		{"GetSession", func() error { _, _, err := c.GetSession(ctx, ctSession); return err }, "GET", sess, "", "application/json"},
-		{"StopSession", func() error { _, err := c.StopSession(ctx, ctSession); return err }, "POST", sess + "/stop", "", "application/json"},
-		{"ExtendTimeout", func() error { _, err := c.ExtendTimeout(ctx, ctSession, time.Minute); return err }, "POST", sess + "/extend-timeout", "", "application/json"},
+		{"StopSession", func() error { _, err := c.stopSession(ctx, ctSession); return err }, "POST", sess + "/stop", "", "application/json"},
+		{"ExtendTimeout", func() error { _, err := c.extendTimeout(ctx, ctSession, time.Minute); return err }, "POST", sess + "/extend-timeout", "", "application/json"},
 		{"SetNetworkPolicy", func() error {
-			_, err := c.SetNetworkPolicy(ctx, ctSession, NetworkPolicy{Mode: "deny-all"})
+			_, err := c.setNetworkPolicy(ctx, ctSession, networkPolicy{Mode: "deny-all"})
 			return err
 		}, "POST", sess + "/network-policy", "", "application/json"},
-		{"Snapshot", func() error { _, _, err := c.Snapshot(ctx, ctSession, nil); return err }, "POST", sess + "/snapshot", "", "application/json"},
-		{"StartCommand", func() error { _, err := c.StartCommand(ctx, ctSession, CommandRequest{Command: "true"}); return err }, "POST", sess + "/cmd", "", "application/json"},
-		{"GetCommand", func() error { _, err := c.GetCommand(ctx, ctSession, "cmd_1"); return err }, "GET", cmd, "", "application/json"},
-		{"WaitCommand", func() error { _, err := c.WaitCommand(ctx, ctSession, "cmd_1"); return err }, "GET", cmd, "&wait=true", "application/json"},
-		{"KillCommand", func() error { _, err := c.KillCommand(ctx, ctSession, "cmd_1", 15); return err }, "POST", cmd + "/kill", "", "application/json"},
-		{"FollowLogs", func() error { _, _, err := c.FollowLogs(ctx, ctSession, "cmd_1", 0, 0, nil, nil); return err }, "GET", cmd + "/logs", "", "application/json"},
+		{"Snapshot", func() error { _, _, err := c.snapshot(ctx, ctSession, nil); return err }, "POST", sess + "/snapshot", "", "application/json"},
+		{"StartCommand", func() error { _, err := c.startCommand(ctx, ctSession, commandRequest{Command: "true"}); return err }, "POST", sess + "/cmd", "", "application/json"},
+		{"GetCommand", func() error { _, err := c.getCommand(ctx, ctSession, "cmd_1"); return err }, "GET", cmd, "", "application/json"},
+		{"WaitCommand", func() error { _, err := c.waitCommand(ctx, ctSession, "cmd_1"); return err }, "GET", cmd, "&wait=true", "application/json"},
+		{"KillCommand", func() error { _, err := c.killCommand(ctx, ctSession, "cmd_1", 15); return err }, "POST", cmd + "/kill", "", "application/json"},
+		{"FollowLogs", func() error { _, _, err := c.followLogs(ctx, ctSession, "cmd_1", 0, 0, nil, nil); return err }, "GET", cmd + "/logs", "", "application/json"},
 		{"WriteFiles", func() error {
-			return c.WriteFiles(ctx, ctSession, "/vercel/sandbox", []FileToWrite{{Path: "a.txt", Content: []byte("a")}})
+			return c.writeFiles(ctx, ctSession, "/vercel/sandbox", []fileToWrite{{Path: "a.txt", Content: []byte("a")}})
 		}, "POST", sess + "/fs/write", "", "application/gzip"},
 		{"ReadFile", func() error {
-			rc, err := c.ReadFile(ctx, ctSession, "a.txt", "")
+			rc, err := c.readFile(ctx, ctSession, "a.txt", "")
 			if err == nil {
 				rc.Close()
 			}
 			return err
 		}, "POST", sess + "/fs/read", "", "application/json"},
-		{"Mkdir", func() error { return c.Mkdir(ctx, ctSession, "d", "") }, "POST", sess + "/fs/mkdir", "", "application/json"},
+		{"Mkdir", func() error { return c.mkdir(ctx, ctSession, "d", "") }, "POST", sess + "/fs/mkdir", "", "application/json"},
 	}
 	for _, tc := range calls {
 		t.Run(tc.name, func(t *testing.T) {
@@ -358,7 +358,7 @@ func TestClientRetry429AppliesToNonIdempotentCalls(t *testing.T) {
 		ctJSON(w, 200, map[string]any{"session": ctSessionJSON(ctSession, "running")})
 	})
 	c, sl := ctClient(t, s, nil)
-	if _, err := c.ExtendTimeout(context.Background(), ctSession, time.Minute); err != nil {
+	if _, err := c.extendTimeout(context.Background(), ctSession, time.Minute); err != nil {
 		t.Fatalf("ExtendTimeout: %v", err)
 	}
 	if d := sl.all(); len(d) != 1 || d[0] < time.Second {
@@ -376,7 +376,7 @@ func TestClientRetry429BeyondMaxRetryAfterReturnsAtOnce(t *testing.T) {
 		ctErr(w, 429, "rate_limited", "concurrency limit")
 	})
 	c, sl := ctClient(t, s, nil)
-	_, err := c.GetSandbox(context.Background(), "box-1")
+	_, err := c.getSandbox(context.Background(), "box-1")
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != 429 || ae.RetryAfter != 30*time.Second {
 		t.Fatalf("err = %v, want a 429 APIError with RetryAfter 30s", err)
@@ -404,7 +404,7 @@ func TestClientRetry5xx(t *testing.T) {
 			ctJSON(w, 200, map[string]any{"snapshot": map[string]any{"id": "snap_1", "status": "created"}})
 		})
 		c, sl := ctClient(t, s, nil)
-		snap, err := c.GetSnapshot(context.Background(), "snap_1")
+		snap, err := c.getSnapshot(context.Background(), "snap_1")
 		if err != nil || snap.ID != "snap_1" {
 			t.Fatalf("GetSnapshot = %+v, %v", snap, err)
 		}
@@ -423,7 +423,7 @@ func TestClientRetry5xx(t *testing.T) {
 			ctErr(w, 503, "", "unavailable")
 		})
 		c, _ := ctClient(t, s, nil)
-		_, err := c.GetSnapshot(context.Background(), "snap_1")
+		_, err := c.getSnapshot(context.Background(), "snap_1")
 		var ae *APIError
 		if !errors.As(err, &ae) || ae.Status != 503 || !errors.Is(err, sandbox.ErrUnavailable) {
 			t.Fatalf("err = %v, want the 503", err)
@@ -438,7 +438,7 @@ func TestClientRetry5xx(t *testing.T) {
 			ctErr(w, 500, "", "oops")
 		})
 		c, _ := ctClient(t, s, func(cfg *Config) { cfg.Retries = -1 })
-		if _, err := c.GetSnapshot(context.Background(), "snap_1"); err == nil {
+		if _, err := c.getSnapshot(context.Background(), "snap_1"); err == nil {
 			t.Fatal("no error")
 		}
 		if n := s.count("", ""); n != 1 {
@@ -472,19 +472,19 @@ func TestClientNonIdempotentCallsAreNotResentAfter5xx(t *testing.T) {
 		call func(*Client) error
 	}{
 		{"run command", sess + "/cmd", func(c *Client) error {
-			_, err := c.RunCommand(context.Background(), ctSession, CommandRequest{Command: "make"}, nil, nil)
+			_, err := c.runCommand(context.Background(), ctSession, commandRequest{Command: "make"}, nil, nil)
 			return err
 		}},
 		{"start command", sess + "/cmd", func(c *Client) error {
-			_, err := c.StartCommand(context.Background(), ctSession, CommandRequest{Command: "make"})
+			_, err := c.startCommand(context.Background(), ctSession, commandRequest{Command: "make"})
 			return err
 		}},
 		{"extend timeout", sess + "/extend-timeout", func(c *Client) error {
-			_, err := c.ExtendTimeout(context.Background(), ctSession, time.Minute)
+			_, err := c.extendTimeout(context.Background(), ctSession, time.Minute)
 			return err
 		}},
 		{"snapshot", sess + "/snapshot", func(c *Client) error {
-			_, _, err := c.Snapshot(context.Background(), ctSession, nil)
+			_, _, err := c.snapshot(context.Background(), ctSession, nil)
 			return err
 		}},
 	}
@@ -542,7 +542,7 @@ func TestClientNonIdempotentRetriedWhenNeverSent(t *testing.T) {
 	}}
 	t.Cleanup(tr.CloseIdleConnections)
 	c, sl := ctClient(t, s, func(cfg *Config) { cfg.HTTPClient = &http.Client{Transport: tr} })
-	cmd, err := c.StartCommand(context.Background(), ctSession, CommandRequest{Command: "sleep", Args: []string{"9"}})
+	cmd, err := c.startCommand(context.Background(), ctSession, commandRequest{Command: "sleep", Args: []string{"9"}})
 	if err != nil {
 		t.Fatalf("StartCommand: %v", err)
 	}
@@ -585,7 +585,7 @@ func TestClientHeaderTimeout(t *testing.T) {
 	if gets.Load() != 3 {
 		t.Errorf("server saw %d GETs, want 3", gets.Load())
 	}
-	cmd, err := c.WaitCommand(context.Background(), ctSession, "cmd_1")
+	cmd, err := c.waitCommand(context.Background(), ctSession, "cmd_1")
 	if err != nil || cmd.ExitCode == nil || *cmd.ExitCode != 3 {
 		t.Fatalf("WaitCommand = %+v, %v", cmd, err)
 	}
@@ -598,7 +598,7 @@ func TestClientContextCancelStopsRetrying(t *testing.T) {
 	c, _ := ctClient(t, s, func(cfg *Config) {
 		cfg.Sleep = func(context.Context, time.Duration) error { cancel(); return context.Canceled }
 	})
-	_, err := c.GetSandbox(ctx, "box-1")
+	_, err := c.getSandbox(ctx, "box-1")
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -627,7 +627,7 @@ func TestNewClientValidates(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := ok
 			tc.mod(&cfg)
-			_, err := NewClient(cfg)
+			_, err := newClient(cfg)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -642,7 +642,7 @@ func TestNewClientValidates(t *testing.T) {
 			}
 		})
 	}
-	c, err := NewClient(ok)
+	c, err := newClient(ok)
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}

@@ -30,8 +30,8 @@ type Session struct {
 	NetworkPolicy     *PolicyResponse `json:"networkPolicy,omitempty"`
 }
 
-// Deadline is when the session ends itself: (startedAt, or createdAt when absent) + timeout.
-func (s Session) Deadline() time.Time {
+// deadline is when the session ends itself: (startedAt, or createdAt when absent) + timeout.
+func (s Session) deadline() time.Time {
 	start := s.CreatedAt
 	if s.StartedAt != nil {
 		start = *s.StartedAt
@@ -39,9 +39,9 @@ func (s Session) Deadline() time.Time {
 	return time.UnixMilli(start + s.Timeout)
 }
 
-// Running reports whether the session is running or still starting (status "running" or
+// running reports whether the session is running or still starting (status "running" or
 // "pending").
-func (s Session) Running() bool { return s.Status == "running" || s.Status == "pending" }
+func (s Session) running() bool { return s.Status == "running" || s.Status == "pending" }
 
 // NamedSandbox is the durable, named sandbox whose sessions are VM runs.
 type NamedSandbox struct {
@@ -62,15 +62,15 @@ type Route struct {
 	Port      int    `json:"port"`
 }
 
-// SandboxAndSession is the answer of create and of the named-sandbox GET.
-type SandboxAndSession struct {
+// sandboxAndSession is the answer of create and of the named-sandbox GET.
+type sandboxAndSession struct {
 	Sandbox NamedSandbox `json:"sandbox"`
 	Session Session      `json:"session"`
 	Routes  []Route      `json:"routes"`
 }
 
-// Command is a command of a session. ExitCode is nil while it runs.
-type Command struct {
+// command is a command of a session. ExitCode is nil while it runs.
+type command struct {
 	ID         string   `json:"id"`
 	Name       string   `json:"name"` // the executable as sent
 	Args       []string `json:"args"`
@@ -81,9 +81,9 @@ type Command struct {
 	StartedAt  int64    `json:"startedAt"`
 }
 
-// Snapshot is a saved disk of a session. Status is created, deleted or failed; ExpiresAt is
+// snapshot is a saved disk of a session. Status is created, deleted or failed; ExpiresAt is
 // absent for a snapshot that never expires.
-type Snapshot struct {
+type snapshot struct {
 	ID              string `json:"id"`
 	SourceSessionID string `json:"sourceSessionId"`
 	Region          string `json:"region"`

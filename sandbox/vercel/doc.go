@@ -14,7 +14,8 @@
 // does (client_token.go), and one nothing renews fails with a TokenExpiredError. Idempotent calls are retried on 429 (honouring Retry-After), 5xx and network
 // errors; a command, a create, a snapshot or an extension is never sent twice: a lost answer is
 // recovered by looking (the sandbox by its name, the command's output by its id, the snapshot by
-// its session) instead.
+// its session) instead. The wire API is unexported except what code outside the package uses:
+// Provider.Client's ListSandboxes, GetSession and TokenStatus, and the errors.
 //
 // # The provider
 //

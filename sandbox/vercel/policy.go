@@ -20,38 +20,38 @@ var unsettable = map[string]bool{
 // getenv now (their values travel to Vercel's API, which injects them at its egress proxy; they
 // never enter the VM). It returns warnings for what Vercel enforces differently, and an error
 // wrapping sandbox.ErrInvalid, saying why, for what it cannot express.
-func compilePolicy(p policies.Policy, getenv policies.Getenv) (NetworkPolicy, []string, error) {
+func compilePolicy(p policies.Policy, getenv policies.Getenv) (networkPolicy, []string, error) {
 	if p.Mode == "" {
 		p = policies.Deny() // the zero policy, as on every provider
 	}
 	rules, err := policies.Compile(p, getenv)
 	if err != nil {
-		return NetworkPolicy{}, nil, fmt.Errorf("%w: %v", sandbox.ErrInvalid, err)
+		return networkPolicy{}, nil, fmt.Errorf("%w: %v", sandbox.ErrInvalid, err)
 	}
 	switch rules.Mode {
 	case policies.AllowAll:
-		return NetworkPolicy{Mode: "allow-all"}, nil, nil
+		return networkPolicy{Mode: "allow-all"}, nil, nil
 	case policies.DenyAll:
-		return NetworkPolicy{Mode: "deny-all"}, nil, nil
+		return networkPolicy{Mode: "deny-all"}, nil, nil
 	}
-	np := NetworkPolicy{Mode: "custom"}
+	np := networkPolicy{Mode: "custom"}
 	var wild []string
 	for _, h := range rules.Hosts {
 		for name := range h.Headers {
 			if unsettable[strings.ToLower(name)] {
-				return NetworkPolicy{}, nil, fmt.Errorf("%w: the policy injects header %q on %s, which Vercel's egress proxy cannot set (it describes the request itself); the vercel provider cannot enforce this policy, use the local provider or drop that header", sandbox.ErrInvalid, name, h.Pattern)
+				return networkPolicy{}, nil, fmt.Errorf("%w: the policy injects header %q on %s, which Vercel's egress proxy cannot set (it describes the request itself); the vercel provider cannot enforce this policy, use the local provider or drop that header", sandbox.ErrInvalid, name, h.Pattern)
 			}
 		}
 		np.AllowedDomains = append(np.AllowedDomains, h.Pattern)
 		if len(h.Headers) > 0 {
-			np.Injection = append(np.Injection, InjectionRule{Domain: h.Pattern, Headers: maps.Clone(h.Headers)})
+			np.Injection = append(np.Injection, injectionRule{Domain: h.Pattern, Headers: maps.Clone(h.Headers)})
 		}
 		if strings.HasPrefix(h.Pattern, "*.") {
 			wild = append(wild, h.Pattern)
 		}
 	}
 	if len(np.AllowedDomains) == 0 {
-		return NetworkPolicy{Mode: "deny-all"}, nil, nil
+		return networkPolicy{Mode: "deny-all"}, nil, nil
 	}
 	var warnings []string
 	if len(wild) > 0 {

@@ -127,7 +127,7 @@ func New(opts Options) (*Provider, error) {
 	if opts.Config.Logger == nil {
 		opts.Config.Logger = opts.Logger
 	}
-	c, err := NewClient(opts.Config)
+	c, err := newClient(opts.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +207,7 @@ func (p *Provider) Start(ctx context.Context, opts sandbox.StartOptions) (sandbo
 	if opts.Detached {
 		tags[tagLive] = p.opts.Owner
 	}
-	req := CreateRequest{
+	req := createRequest{
 		Name: p.sandboxName(opts.Label), SnapshotID: string(opts.Snapshot), Ports: opts.Ports,
 		Timeout: lifetime, VCPUs: p.opts.VCPUs, Env: opts.Env, Tags: tags, NetworkPolicy: &np,
 	}
@@ -215,7 +215,7 @@ func (p *Provider) Start(ctx context.Context, opts sandbox.StartOptions) (sandbo
 		req.Runtime = p.opts.Runtime
 	}
 	began := time.Now()
-	ss, err := p.c.Create(ctx, req)
+	ss, err := p.c.createSandbox(ctx, req)
 	if err != nil {
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Code == "snapshot_not_found" {
@@ -257,7 +257,7 @@ func checkPorts(ports []int) error {
 
 // handle makes a sandbox handle for a running session.
 func (p *Provider) handle(s Session, name string, routes []Route, detached bool) *vsandbox {
-	sb := &vsandbox{p: p, sid: s.ID, name: name, detached: detached, routes: map[int]string{}, deadline: s.Deadline(), started: sessionStart(s)}
+	sb := &vsandbox{p: p, sid: s.ID, name: name, detached: detached, routes: map[int]string{}, deadline: s.deadline(), started: sessionStart(s)}
 	for _, r := range routes {
 		sb.routes[r.Port] = r.URL
 	}
@@ -285,7 +285,7 @@ func (p *Provider) DeleteSnapshot(ctx context.Context, ref sandbox.SnapshotRef) 
 	if ref == "" {
 		return nil
 	}
-	snap, err := p.c.GetSnapshot(ctx, string(ref))
+	snap, err := p.c.getSnapshot(ctx, string(ref))
 	if errors.Is(err, sandbox.ErrNotFound) {
 		return nil
 	}
@@ -297,12 +297,12 @@ func (p *Provider) DeleteSnapshot(ctx context.Context, ref sandbox.SnapshotRef) 
 		name = s.SourceSandboxName
 	}
 	if snap.Status != "deleted" {
-		if _, err := p.c.DeleteSnapshot(ctx, snap.ID); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
+		if _, err := p.c.deleteSnapshot(ctx, snap.ID); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
 			return err
 		}
 	}
 	if strings.HasPrefix(name, p.prefix()) {
-		if err := p.c.DeleteSandbox(ctx, name); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
+		if err := p.c.deleteSandbox(ctx, name); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
 			p.log.Warn("vercel: could not delete the sandbox of a deleted snapshot", "sandbox", name, "err", err)
 		}
 	}
@@ -328,7 +328,7 @@ func (p *Provider) Snapshots(ctx context.Context) ([]sandbox.SnapshotRef, error)
 			sessions[b.CurrentSessionID] = b.Name
 		}
 	}
-	snaps, err := p.c.ListSnapshots(ctx, "")
+	snaps, err := p.c.listSnapshots(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +350,7 @@ func (p *Provider) Snapshots(ctx context.Context) ([]sandbox.SnapshotRef, error)
 		if held[b.Name] || live[b.CurrentSessionID] || b.Status != "stopped" || !strings.HasPrefix(b.Name, p.prefix()) {
 			continue
 		}
-		if err := p.c.DeleteSandbox(ctx, b.Name); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
+		if err := p.c.deleteSandbox(ctx, b.Name); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
 			p.log.Warn("vercel: could not delete a stopped sandbox without snapshot", "sandbox", b.Name, "err", err)
 		}
 	}
@@ -379,7 +379,7 @@ func (p *Provider) Reconnect(ctx context.Context, id string) (sandbox.Sandbox, e
 	if !strings.HasPrefix(s.SourceSandboxName, p.prefix()) {
 		return nil, fmt.Errorf("%w: Vercel session %s is not a live sandbox of this sandkit installation", sandbox.ErrNotFound, id)
 	}
-	if !s.Running() {
+	if !s.running() {
 		return nil, fmt.Errorf("%w: Vercel session %s has ended (status %s)", sandbox.ErrNotFound, id, s.Status)
 	}
 	sb := p.handle(s, s.SourceSandboxName, routes, true)
@@ -430,11 +430,11 @@ func (p *Provider) sweep(ctx context.Context) {
 			continue
 		}
 		p.log.Info("vercel: stopping an orphaned sandbox of a durable run", "sandbox", b.Name, "session", b.CurrentSessionID)
-		if _, err := p.c.StopSession(ctx, b.CurrentSessionID); err != nil && !ended(err) {
+		if _, err := p.c.stopSession(ctx, b.CurrentSessionID); err != nil && !ended(err) {
 			p.log.Warn("vercel: could not stop an orphaned sandbox", "sandbox", b.Name, "err", err)
 			continue
 		}
-		if err := p.c.DeleteSandbox(ctx, b.Name); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
+		if err := p.c.deleteSandbox(ctx, b.Name); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
 			p.log.Warn("vercel: could not delete an orphaned sandbox", "sandbox", b.Name, "err", err)
 		}
 	}

@@ -84,7 +84,7 @@ func (s *vsandbox) api(err error) error {
 // directory is /vercel/sandbox; sandkit keeps every provider's workspace at /workspace).
 func (s *vsandbox) initWorkspace(ctx context.Context) error {
 	var out bytes.Buffer
-	cmd, err := s.p.c.RunCommand(ctx, s.sid, CommandRequest{
+	cmd, err := s.p.c.runCommand(ctx, s.sid, commandRequest{
 		Command: "/bin/sh", Sudo: true, Cwd: "/",
 		Args: []string{"-c", `[ -d /workspace ] && [ -w /workspace ] && exit 0
 mkdir -p /workspace && chown "$(stat -c %u:%g /vercel/sandbox 2>/dev/null || echo 1000:1000)" /workspace`},
@@ -112,7 +112,7 @@ func (s *vsandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.E
 		creq.Timeout = req.Timeout
 	}
 	began := time.Now()
-	cmd, err := s.p.c.RunCommand(ctx, s.sid, creq, req.Stdout, req.Stderr)
+	cmd, err := s.p.c.runCommand(ctx, s.sid, creq, req.Stdout, req.Stderr)
 	took := time.Since(began)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -134,21 +134,21 @@ func (s *vsandbox) Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.E
 }
 
 // command builds the API request for req, uploading its stdin to a file in the VM first.
-func (s *vsandbox) command(ctx context.Context, req sandbox.ExecRequest) (CommandRequest, error) {
+func (s *vsandbox) command(ctx context.Context, req sandbox.ExecRequest) (commandRequest, error) {
 	if req.Command == "" {
-		return CommandRequest{}, fmt.Errorf("%w: empty command", sandbox.ErrInvalid)
+		return commandRequest{}, fmt.Errorf("%w: empty command", sandbox.ErrInvalid)
 	}
 	stdin := "-"
 	if len(req.Stdin) > 0 {
 		var b [12]byte
 		_, _ = rand.Read(b[:])
 		stdin = "/tmp/.sandkit-stdin-" + nameEncoding.EncodeToString(b[:])
-		if err := s.p.c.WriteFiles(ctx, s.sid, "/", []FileToWrite{{Path: stdin[1:], Content: req.Stdin, Mode: 0o600}}); err != nil {
-			return CommandRequest{}, s.api(err)
+		if err := s.p.c.writeFiles(ctx, s.sid, "/", []fileToWrite{{Path: stdin[1:], Content: req.Stdin, Mode: 0o600}}); err != nil {
+			return commandRequest{}, s.api(err)
 		}
 	}
 	name, args := wrapped(stdin, req.Command, req.Args)
-	return CommandRequest{Command: name, Args: args, Cwd: execCwd(req.Cwd), Env: req.Env}, nil
+	return commandRequest{Command: name, Args: args, Cwd: execCwd(req.Cwd), Env: req.Env}, nil
 }
 
 // fsOp runs vmScript with op and args and returns its stdout; exit statuses become the
@@ -158,7 +158,7 @@ func (s *vsandbox) fsOp(ctx context.Context, what string, op string, args ...str
 		return nil, err
 	}
 	var out, errb bytes.Buffer
-	cmd, err := s.p.c.RunCommand(ctx, s.sid, CommandRequest{
+	cmd, err := s.p.c.runCommand(ctx, s.sid, commandRequest{
 		Command: "/bin/sh", Args: append([]string{"-c", vmScript, fsName, op}, args...), Cwd: "/",
 	}, &out, &errb)
 	if err != nil {
@@ -259,15 +259,15 @@ func (s *vsandbox) ChangeFiles(ctx context.Context, c sandbox.FileChanges) error
 	if len(targets) != len(c.Write) {
 		return fmt.Errorf("vercel: writing files: the sandbox checked %d paths, not %d", len(targets), len(c.Write))
 	}
-	files := make([]FileToWrite, len(c.Write))
+	files := make([]fileToWrite, len(c.Write))
 	for i, f := range c.Write {
 		t := path.Clean(targets[i])
 		if !path.IsAbs(t) || t == "/" {
 			return fmt.Errorf("vercel: writing %s: the sandbox resolved it to %q", f.Path, clip([]byte(t)))
 		}
-		files[i] = FileToWrite{Path: t[1:], Content: f.Content, Mode: f.Mode.Perm()}
+		files[i] = fileToWrite{Path: t[1:], Content: f.Content, Mode: f.Mode.Perm()}
 	}
-	return s.api(s.p.c.WriteFiles(ctx, s.sid, "/", files))
+	return s.api(s.p.c.writeFiles(ctx, s.sid, "/", files))
 }
 
 // ReadFile implements sandbox.Sandbox.
@@ -368,10 +368,10 @@ func (s *vsandbox) Snapshot(ctx context.Context) (sandbox.SnapshotInfo, error) {
 	var exp *time.Duration
 	e := s.p.opts.SnapshotExpiration
 	exp = &e
-	snap, _, err := s.p.c.Snapshot(ctx, s.sid, exp)
+	snap, _, err := s.p.c.snapshot(ctx, s.sid, exp)
 	if err != nil && !errors.Is(err, sandbox.ErrInvalid) && !errors.Is(err, sandbox.ErrNotFound) && ctx.Err() == nil {
 		// The request may have been carried out: find a snapshot of this session.
-		if snaps, lerr := s.p.c.ListSnapshots(ctx, s.name); lerr == nil {
+		if snaps, lerr := s.p.c.listSnapshots(ctx, s.name); lerr == nil {
 			for _, c := range snaps {
 				if c.SourceSessionID == s.sid && c.Status == "created" {
 					snap, err = c, nil
@@ -401,10 +401,10 @@ func (s *vsandbox) Stop(ctx context.Context) error {
 
 // stopRemote stops the session and deletes its named sandbox; both already gone is fine.
 func (s *vsandbox) stopRemote(ctx context.Context) error {
-	if _, err := s.p.c.StopSession(ctx, s.sid); err != nil && !ended(err) {
+	if _, err := s.p.c.stopSession(ctx, s.sid); err != nil && !ended(err) {
 		return err
 	}
-	if err := s.p.c.DeleteSandbox(ctx, s.name); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
+	if err := s.p.c.deleteSandbox(ctx, s.name); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
 		return err
 	}
 	return nil
@@ -437,12 +437,12 @@ func (s *vsandbox) Extend(ctx context.Context, until time.Time) error {
 	if d < time.Second {
 		d = time.Second // Vercel's smallest extension
 	}
-	sess, err := s.p.c.ExtendTimeout(ctx, s.sid, d)
+	sess, err := s.p.c.extendTimeout(ctx, s.sid, d)
 	if err != nil {
 		return s.api(err)
 	}
 	s.mu.Lock()
-	s.deadline = sess.Deadline()
+	s.deadline = sess.deadline()
 	s.mu.Unlock()
 	return nil
 }
@@ -456,7 +456,7 @@ func (s *vsandbox) StartProcess(ctx context.Context, req sandbox.ExecRequest) (s
 	if err != nil {
 		return "", err
 	}
-	cmd, err := s.p.c.StartCommand(ctx, s.sid, creq)
+	cmd, err := s.p.c.startCommand(ctx, s.sid, creq)
 	if err != nil {
 		return "", s.api(err)
 	}
@@ -502,7 +502,7 @@ func (s *vsandbox) Process(ctx context.Context, id string, since int64, wait tim
 		}
 	}
 	// A process that has exited: its stream ends by itself once replayed.
-	pre, err := s.p.c.GetCommand(ctx, s.sid, id)
+	pre, err := s.p.c.getCommand(ctx, s.sid, id)
 	if err != nil {
 		return sandbox.ProcessStatus{}, s.api(err)
 	}
@@ -536,7 +536,7 @@ func (s *vsandbox) Process(ctx context.Context, id string, since int64, wait tim
 			}
 		}
 	}()
-	_, err = s.p.c.ReadLogs(lctx, s.sid, id, 0, collect)
+	_, err = s.p.c.readLogs(lctx, s.sid, id, 0, collect)
 	cancel()
 	<-watch
 	if err != nil && ctx.Err() == nil && lctx.Err() != nil {
@@ -548,7 +548,7 @@ func (s *vsandbox) Process(ctx context.Context, id string, since int64, wait tim
 		}
 		return sandbox.ProcessStatus{}, s.api(err)
 	}
-	cmd, err := s.p.c.GetCommand(ctx, s.sid, id)
+	cmd, err := s.p.c.getCommand(ctx, s.sid, id)
 	if err != nil {
 		return sandbox.ProcessStatus{}, s.api(err)
 	}
@@ -586,10 +586,10 @@ func (s *vsandbox) Signal(ctx context.Context, id string, sig syscall.Signal) er
 	if err := s.check(); err != nil {
 		return err
 	}
-	_, err := s.p.c.KillCommand(ctx, s.sid, id, int(sig))
+	_, err := s.p.c.killCommand(ctx, s.sid, id, int(sig))
 	if err != nil && !errors.Is(err, sandbox.ErrEnded) {
 		// Signalling a process that has exited is not an error.
-		if cmd, gerr := s.p.c.GetCommand(ctx, s.sid, id); gerr == nil && cmd.ExitCode != nil {
+		if cmd, gerr := s.p.c.getCommand(ctx, s.sid, id); gerr == nil && cmd.ExitCode != nil {
 			return nil
 		}
 	}
@@ -630,7 +630,7 @@ func (s *vsandbox) SetPolicy(ctx context.Context, p policies.Policy) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.p.c.SetNetworkPolicy(ctx, s.sid, np)
+	_, err = s.p.c.setNetworkPolicy(ctx, s.sid, np)
 	return s.api(err)
 }
 

@@ -52,18 +52,18 @@ type faultState struct {
 // the test).
 func (s *Server) Inject(f Fault) {
 	fs := &faultState{Fault: f, re: regexp.MustCompile(f.Path), left: max(f.Times, 1)}
-	s.mu.Lock()
-	s.faults = append(s.faults, fs)
-	s.mu.Unlock()
+	s.traffic.mu.Lock()
+	s.traffic.faults = append(s.traffic.faults, fs)
+	s.traffic.mu.Unlock()
 }
 
 // takeFaultLocked consumes and returns the first fault matching the request, or nil.
-func (s *Server) takeFaultLocked(method, path string) *faultState {
-	for i, f := range s.faults {
+func (l *requestLog) takeFaultLocked(method, path string) *faultState {
+	for i, f := range l.faults {
 		if (f.Method == "" || strings.EqualFold(f.Method, method)) && f.re.MatchString(path) {
 			f.left--
 			if f.left <= 0 {
-				s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
+				l.faults = append(l.faults[:i:i], l.faults[i+1:]...)
 			}
 			return f
 		}

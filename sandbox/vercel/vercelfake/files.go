@@ -71,9 +71,9 @@ func (s *Server) vmText(text string) string {
 
 // run runs a helper command in the session's VM and collects its stderr.
 func (s *Server) run(ctx context.Context, ss *session, req sandbox.ExecRequest) (sandbox.ExecResult, string, error) {
-	s.mu.Lock()
+	s.sessions.mu.Lock()
 	backend := ss.backend
-	s.mu.Unlock()
+	s.sessions.mu.Unlock()
 	var stderr bytes.Buffer
 	req.Stderr = &limitedBuffer{buf: &stderr, max: 64 << 10}
 	res, err := backend.Exec(context.WithoutCancel(ctx), req)

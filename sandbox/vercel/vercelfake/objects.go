@@ -59,7 +59,8 @@ type keepLast struct {
 	DeleteEvicted *bool  `json:"deleteEvicted,omitempty"`
 }
 
-// namedSandbox is the durable v2 "sandbox" object (§4.2). Guarded by Server.mu.
+// namedSandbox is the durable v2 "sandbox" object (§4.2). Guarded by sandboxState.mu; its name
+// is fixed once it is registered.
 type namedSandbox struct {
 	name       string
 	projectID  string
@@ -86,15 +87,16 @@ type namedSandbox struct {
 
 	totalEgress, totalIngress, totalCPU, totalDuration int64
 
-	// resumeMu makes concurrent resumes of this sandbox one.
+	// resumeMu makes concurrent resumes of this sandbox one. It is taken before any state
+	// lock (state.go), never under one.
 	resumeMu sync.Mutex
 }
 
-// session is one VM run of a named sandbox (§4.1). Fields are guarded by Server.mu unless
-// noted.
+// session is one VM run of a named sandbox (§4.1). Fields are guarded by sessionState.mu unless
+// noted; id and sb are fixed.
 type session struct {
 	id        string
-	sb        *namedSandbox
+	sb        *namedSandbox // only its name may be read under sessionState.mu alone
 	projectID string
 	status    string
 	region    string
@@ -112,12 +114,15 @@ type session struct {
 	// state of a snapshot of a session that changed nothing (the backend makes none then).
 	sourceRef sandbox.SnapshotRef
 
-	backend   sandbox.Sandbox
-	ports     []int
-	listeners map[int]*routeListener
-	commands  map[string]*command
-	order     []*command
-	timer     *time.Timer
+	backend sandbox.Sandbox
+	ports   []int
+	// subdomains are the sandbox's route subdomains of ports (stable per sandbox and port),
+	// copied so that routes need only the session's lock.
+	subdomains map[int]string
+	listeners  map[int]*routeListener
+	commands   map[string]*command
+	order      []*command
+	timer      *time.Timer
 	// done is closed once the session has stopped (or failed).
 	done chan struct{}
 
@@ -125,7 +130,7 @@ type session struct {
 	ingress, egress atomic.Int64
 }
 
-// snapshot is a snapshot object (§4.5). Guarded by Server.mu.
+// snapshot is a snapshot object (§4.5). Guarded by snapshotState.mu; id and ref are fixed.
 type snapshot struct {
 	id              string
 	sourceSessionID string
@@ -252,7 +257,11 @@ type wirePagination struct {
 	Next  *string `json:"next"`
 }
 
-// --- views (call with Server.mu held) ----------------------------------------------------------
+// --- views -------------------------------------------------------------------------------------
+//
+// Called with the locks of what they show held: a session's and a command's with
+// sessionState.mu; a sandbox's with sandboxState.mu and sessionState.mu (it shows its current
+// session); a snapshot's with snapshotState.mu.
 
 func (ss *session) view() wireSession {
 	w := wireSession{
@@ -289,7 +298,7 @@ func (ss *session) view() wireSession {
 func (ss *session) routes() []wireRoute {
 	out := []wireRoute{}
 	for _, p := range ss.ports {
-		r := wireRoute{Subdomain: ss.sb.subdomains[p], Port: p}
+		r := wireRoute{Subdomain: ss.subdomains[p], Port: p}
 		if l := ss.listeners[p]; l != nil {
 			r.URL = l.url
 		} else {

@@ -23,7 +23,7 @@ type routeListener struct {
 	transport *http.Transport
 }
 
-// openRoute starts the listener for port of ss. It does not touch Server.mu.
+// openRoute starts the listener for port of ss. It takes no lock.
 func openRoute(ss *session, backend sandbox.Sandbox, port int, log *slog.Logger) (*routeListener, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

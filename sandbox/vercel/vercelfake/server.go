@@ -7,11 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"regexp"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sandkit/sandkit-mcp/sandbox"
@@ -74,23 +70,17 @@ type Server struct {
 	mux    *http.ServeMux
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // background goroutines (command pollers, timers' stops)
+	life   lifecycle // closed, and the background goroutines (command pollers, timers' stops)
 
 	oidcKey []byte // signs the OIDC tokens the fake issues
 
-	mu        sync.Mutex
-	closed    bool
-	sandboxes map[string]*namedSandbox // by name
-	sessions  map[string]*session      // by id, stopped ones included
-	snapshots map[string]*snapshot     // by id, deleted ones included
-	faults    []*faultState
-	requests  []requestRecord
-}
-
-type requestRecord struct {
-	method, path string
-	query        url.Values
-	header       http.Header // without Authorization
+	// The API's state, one store and lock each (state.go says what each lock guards, and the
+	// order they are taken in).
+	sandboxes sandboxState
+	sessions  sessionState
+	snapshots snapshotState
+	// traffic is what tests look at and inject: the requests received and the faults.
+	traffic requestLog
 }
 
 // New returns a fake API server running its sessions on opts.Backend.
@@ -124,9 +114,9 @@ func New(opts Options) (*Server, error) {
 		home:      opts.Backend.Capabilities().HomeDir,
 		ctx:       ctx,
 		cancel:    cancel,
-		sandboxes: map[string]*namedSandbox{},
-		sessions:  map[string]*session{},
-		snapshots: map[string]*snapshot{},
+		sandboxes: sandboxState{registry[*namedSandbox]{all: map[string]*namedSandbox{}}},
+		sessions:  sessionState{registry[*session]{all: map[string]*session{}}},
+		snapshots: snapshotState{registry[*snapshot]{all: map[string]*snapshot{}}},
 		oidcKey:   make([]byte, 32),
 	}
 	_, _ = rand.Read(s.oidcKey)
@@ -184,13 +174,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r2
 		p = r.URL.Path
 	}
-	s.mu.Lock()
-	closed := s.closed
-	hdr := r.Header.Clone()
-	hdr.Del("Authorization")
-	s.requests = append(s.requests, requestRecord{method: r.Method, path: p, query: r.URL.Query(), header: hdr})
-	f := s.takeFaultLocked(r.Method, p)
-	s.mu.Unlock()
+	closed := s.life.isClosed()
+	f := s.traffic.record(r, p)
 	if f != nil && f.Status == 0 && !f.Cut {
 		f = nil // a fault that does nothing
 	}
@@ -280,29 +265,30 @@ func (s *Server) checkProject(param, value string) error {
 // Close stops every backend sandbox and route listener the server started, ends its streams,
 // and waits for its background work. Requests after Close answer 503.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	// Closed and the live sessions collected under one hold of the sessions' lock: a session
+	// that starts is either collected here or sees the server closed (startSession).
+	s.sessions.mu.Lock()
+	if !s.life.close() {
+		s.sessions.mu.Unlock()
 		return nil
 	}
-	s.closed = true
 	var live []*session
-	for _, ss := range s.sessions {
+	for _, ss := range s.sessions.all {
 		if ss.backend != nil && !ss.stopped {
 			live = append(live, ss)
 		}
 	}
-	s.mu.Unlock()
+	s.sessions.mu.Unlock()
 	s.cancel()
 	var errs []error
 	for _, ss := range live {
-		s.mu.Lock()
+		s.sessions.mu.Lock()
 		if ss.timer != nil {
 			ss.timer.Stop()
 		}
 		ls := ss.listeners
 		ss.listeners = nil
-		s.mu.Unlock()
+		s.sessions.mu.Unlock()
 		for _, l := range ls {
 			l.close()
 		}
@@ -311,136 +297,10 @@ func (s *Server) Close() error {
 			errs = append(errs, fmt.Errorf("stop session %s: %w", ss.id, err))
 		}
 		cancel()
-		s.mu.Lock()
+		unlock := s.lock(onSandboxes | onSessions)
 		s.finishSessionLocked(ss, time.Now())
-		s.mu.Unlock()
+		unlock()
 	}
-	s.wg.Wait()
+	s.life.wg.Wait()
 	return errors.Join(errs...)
-}
-
-// Requests counts the requests received so far whose method is method ("" = any) and whose
-// path (without "/api" and without the query) matches pathRegexp. Tests use it to assert, e.g.,
-// that exactly one command was posted. A pathRegexp that does not compile panics.
-func (s *Server) Requests(method, pathRegexp string) int {
-	re := regexp.MustCompile(pathRegexp)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, rr := range s.requests {
-		if (method == "" || strings.EqualFold(method, rr.method)) && re.MatchString(rr.path) {
-			n++
-		}
-	}
-	return n
-}
-
-// Request is a request the fake received, for tests: the path without "/api", the query, and
-// the headers except Authorization.
-type Request struct {
-	Method string
-	Path   string
-	Query  url.Values
-	Header http.Header
-}
-
-// RequestLog returns the requests received so far that Requests(method, pathRegexp) counts,
-// oldest first.
-func (s *Server) RequestLog(method, pathRegexp string) []Request {
-	re := regexp.MustCompile(pathRegexp)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Request
-	for _, rr := range s.requests {
-		if (method == "" || strings.EqualFold(method, rr.method)) && re.MatchString(rr.path) {
-			out = append(out, Request{Method: rr.method, Path: rr.path, Query: rr.query, Header: rr.header})
-		}
-	}
-	return out
-}
-
-// SessionInfo describes a session for tests.
-type SessionInfo struct {
-	ID               string
-	Sandbox          string
-	Status           string
-	BackendID        string // the backend sandbox's ID ("" before it started)
-	SourceSnapshotID string
-	Timeout          time.Duration
-	Commands         int
-}
-
-// Sessions lists every session the server knows (stopped ones included), oldest first.
-func (s *Server) Sessions() []SessionInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var all []*session
-	for _, ss := range s.sessions {
-		all = append(all, ss)
-	}
-	sort.Slice(all, func(i, j int) bool {
-		if all[i].createdAt != all[j].createdAt {
-			return all[i].createdAt < all[j].createdAt
-		}
-		return all[i].id < all[j].id
-	})
-	out := make([]SessionInfo, 0, len(all))
-	for _, ss := range all {
-		info := SessionInfo{
-			ID: ss.id, Sandbox: ss.sb.name, Status: ss.status, SourceSnapshotID: ss.sourceSnapshotID,
-			Timeout: time.Duration(ss.timeout) * time.Millisecond, Commands: len(ss.order),
-		}
-		if ss.backend != nil {
-			info.BackendID = ss.backend.ID()
-		}
-		out = append(out, info)
-	}
-	return out
-}
-
-// SnapshotInfo describes a snapshot for tests.
-type SnapshotInfo struct {
-	ID              string
-	Sandbox         string
-	SourceSessionID string
-	Status          string // created or deleted
-	CreationMethod  string // manual or automatic
-	Ref             sandbox.SnapshotRef
-	ExpiresAt       time.Time // zero: never
-}
-
-// Snapshots lists every snapshot the server knows (deleted ones included), oldest first.
-func (s *Server) Snapshots() []SnapshotInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.expireSnapshotsLocked(time.Now())
-	var all []*snapshot
-	for _, sn := range s.snapshots {
-		all = append(all, sn)
-	}
-	sort.Slice(all, func(i, j int) bool {
-		if all[i].createdAt != all[j].createdAt {
-			return all[i].createdAt < all[j].createdAt
-		}
-		return all[i].id < all[j].id
-	})
-	out := make([]SnapshotInfo, 0, len(all))
-	for _, sn := range all {
-		info := SnapshotInfo{ID: sn.id, Sandbox: sn.sandboxName, SourceSessionID: sn.sourceSessionID,
-			Status: sn.status, CreationMethod: sn.creationMethod, Ref: sn.ref}
-		if e := sn.expiresAt(); e != 0 {
-			info.ExpiresAt = time.UnixMilli(e)
-		}
-		out = append(out, info)
-	}
-	return out
-}
-
-// handleInteractive answers the interactive-shell endpoint, which the fake does not offer.
-func (s *Server) handleInteractive(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.liveSession(r); err != nil {
-		writeError(w, err)
-		return
-	}
-	writeError(w, badRequest("interactive shells are not supported by the fake Sandbox API"))
 }

@@ -16,56 +16,39 @@ import (
 
 func (s *Server) handleListSnapshots(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if p := q.Get("project"); p != "" {
-		if err := s.checkProject("project", p); err != nil {
-			writeError(w, err)
-			return
-		}
-	}
-	desc, err := sortOrder(q)
+	desc, err := s.listOrder(q)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	name := q.Get("name")
-	s.mu.Lock()
+	s.snapshots.mu.Lock()
 	s.expireSnapshotsLocked(time.Now())
 	var list []*snapshot
-	for _, sn := range s.snapshots {
+	for _, sn := range s.snapshots.all {
 		if name == "" || sn.sandboxName == name {
 			list = append(list, sn)
 		}
 	}
-	sort.Slice(list, func(i, j int) bool {
-		a, b := list[i], list[j]
-		if a.createdAt != b.createdAt {
-			return (a.createdAt < b.createdAt) != desc
-		}
-		return (a.id < b.id) != desc
-	})
+	sortByCreation(list, desc)
 	views := make([]wireSnapshot, len(list))
 	for i, sn := range list {
 		views[i] = sn.view()
 	}
-	s.mu.Unlock()
-	page, pag, err := paginate(views, q)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"snapshots": page, "pagination": pag})
+	s.snapshots.mu.Unlock()
+	writePage(w, q, "snapshots", views)
 }
 
 func (s *Server) handleGetSnapshot(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	s.mu.Lock()
+	s.snapshots.mu.Lock()
 	s.expireSnapshotsLocked(time.Now())
-	sn := s.snapshots[id]
+	sn := s.snapshots.all[id]
 	var out map[string]any
 	if sn != nil {
 		out = map[string]any{"snapshot": sn.view()}
 	}
-	s.mu.Unlock()
+	s.snapshots.mu.Unlock()
 	if sn == nil {
 		writeError(w, notFound("Snapshot %s not found.", id))
 		return
@@ -75,18 +58,18 @@ func (s *Server) handleGetSnapshot(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleDeleteSnapshot(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	s.mu.Lock()
+	s.snapshots.mu.Lock()
 	s.expireSnapshotsLocked(time.Now())
-	sn := s.snapshots[id]
+	sn := s.snapshots.all[id]
 	if sn == nil {
-		s.mu.Unlock()
+		s.snapshots.mu.Unlock()
 		writeError(w, notFound("Snapshot %s not found.", id))
 		return
 	}
 	wasLive := sn.status == snapCreated
-	s.markDeletedLocked(sn)
+	sn.markDeletedLocked()
 	out := map[string]any{"snapshot": sn.view()}
-	s.mu.Unlock()
+	s.snapshots.mu.Unlock()
 	if wasLive {
 		s.deleteBackendSnapshots([]*snapshot{sn})
 	}
@@ -97,10 +80,10 @@ func (s *Server) handleDeleteSnapshot(w http.ResponseWriter, r *http.Request) {
 // resuming from it then answers 410 snapshot_not_found, and GET shows it with status
 // "deleted". Its backend data is freed. An unknown id is an error.
 func (s *Server) ExpireSnapshot(id string) error {
-	s.mu.Lock()
-	sn := s.snapshots[id]
+	s.snapshots.mu.Lock()
+	sn := s.snapshots.all[id]
 	if sn == nil {
-		s.mu.Unlock()
+		s.snapshots.mu.Unlock()
 		return fmt.Errorf("vercelfake: no snapshot %q", id)
 	}
 	wasLive := sn.status == snapCreated
@@ -108,8 +91,8 @@ func (s *Server) ExpireSnapshot(id string) error {
 	if sn.expiration <= 0 || sn.expiresAt() > now {
 		sn.expiration = max(now-max(sn.lastUsedAt, sn.createdAt), 1)
 	}
-	s.markDeletedLocked(sn)
-	s.mu.Unlock()
+	sn.markDeletedLocked()
+	s.snapshots.mu.Unlock()
 	if wasLive {
 		s.deleteBackendSnapshots([]*snapshot{sn})
 	}
@@ -117,7 +100,7 @@ func (s *Server) ExpireSnapshot(id string) error {
 }
 
 // markDeletedLocked gives sn the status deleted (its backend data is the caller's to free).
-func (s *Server) markDeletedLocked(sn *snapshot) {
+func (sn *snapshot) markDeletedLocked() {
 	if sn.status == snapDeleted {
 		return
 	}
@@ -128,24 +111,29 @@ func (s *Server) markDeletedLocked(sn *snapshot) {
 // expireSnapshotsLocked deletes the snapshots whose expiresAt has passed; their backend data is
 // freed in the background.
 func (s *Server) expireSnapshotsLocked(now time.Time) {
-	var drop []*snapshot
-	for _, sn := range s.snapshots {
-		if sn.status == snapCreated && sn.expiresAt() != 0 && sn.expiresAt() <= ms(now) {
-			s.markDeletedLocked(sn)
-			drop = append(drop, sn)
-		}
-	}
-	if len(drop) > 0 {
-		s.goLocked(func() { s.deleteBackendSnapshots(drop) })
+	if drop := s.snapshots.expireLocked(now); len(drop) > 0 {
+		s.life.goUnlessClosed(func() { s.deleteBackendSnapshots(drop) })
 	}
 }
 
-// backendRefShared reports whether a snapshot other than the deleted sn still uses sn's backend
+// expireLocked marks deleted the snapshots whose expiresAt has passed and returns them.
+func (st *snapshotState) expireLocked(now time.Time) []*snapshot {
+	var drop []*snapshot
+	for _, sn := range st.all {
+		if sn.status == snapCreated && sn.expiresAt() != 0 && sn.expiresAt() <= ms(now) {
+			sn.markDeletedLocked()
+			drop = append(drop, sn)
+		}
+	}
+	return drop
+}
+
+// refShared reports whether a snapshot other than the deleted sn still uses sn's backend
 // snapshot (snapshots of sessions that changed nothing share their source's).
-func (s *Server) backendRefShared(sn *snapshot) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, o := range s.snapshots {
+func (st *snapshotState) refShared(sn *snapshot) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, o := range st.all {
 		if o != sn && o.ref == sn.ref && o.status != snapDeleted {
 			return true
 		}
@@ -157,7 +145,7 @@ func (s *Server) backendRefShared(sn *snapshot) bool {
 // from them are unaffected (the provider contract).
 func (s *Server) deleteBackendSnapshots(list []*snapshot) {
 	for _, sn := range list {
-		if sn.ref == "" || s.backendRefShared(sn) {
+		if sn.ref == "" || s.snapshots.refShared(sn) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -166,4 +154,48 @@ func (s *Server) deleteBackendSnapshots(list []*snapshot) {
 		}
 		cancel()
 	}
+}
+
+// usableSnapshotLocked returns a snapshot a session can start from, or 410 snapshot_not_found.
+// Call with the snapshots' lock held.
+func (s *Server) usableSnapshotLocked(id string) (*snapshot, error) {
+	s.expireSnapshotsLocked(time.Now())
+	sn := s.snapshots.all[id]
+	if sn == nil || sn.status != snapCreated {
+		return nil, newError(http.StatusGone, codeSnapshotNotFound, "Snapshot %s was not found: it does not exist, was deleted, or has expired.", id)
+	}
+	return sn, nil
+}
+
+// applyRetentionLocked enforces sb's keepLastSnapshots after a new snapshot: snapshots of sb
+// beyond the newest count are deleted (deleteEvicted, the default) or, with deleteEvicted
+// false, made to expire after keepLastSnapshots.expiration when given. It returns the deleted
+// snapshots, whose backend data the caller frees. Call with the sandboxes' and snapshots' locks
+// held.
+func (st *snapshotState) applyRetentionLocked(sb *namedSandbox) []*snapshot {
+	k := sb.keepLast
+	if k == nil {
+		return nil
+	}
+	var mine []*snapshot
+	for _, sn := range st.all {
+		if sn.sandboxName == sb.name && sn.projectID == sb.projectID && sn.status == snapCreated {
+			mine = append(mine, sn)
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].createdAt > mine[j].createdAt })
+	var drop []*snapshot
+	for i, sn := range mine {
+		if i < k.Count || sn.id == sb.currentSnapshotID {
+			continue
+		}
+		if k.DeleteEvicted == nil || *k.DeleteEvicted {
+			sn.markDeletedLocked()
+			drop = append(drop, sn)
+		} else if k.Expiration != nil && *k.Expiration > 0 {
+			sn.lastUsedAt = ms(time.Now())
+			sn.expiration = *k.Expiration
+		}
+	}
+	return drop
 }
