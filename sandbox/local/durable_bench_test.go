@@ -27,15 +27,14 @@ import (
 func BenchmarkDurableCommit(b *testing.B) {
 	p := newTestProvider(b, Options{})
 	ctx := context.Background()
-	one := func() time.Duration {
+	// life times a sandbox that change changes, from its start to its snapshot.
+	life := func(change func(sb sandbox.Sandbox)) time.Duration {
 		t := time.Now()
 		sb, err := p.Start(ctx, sandbox.StartOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := sb.WriteFiles(ctx, []sandbox.File{{Path: "changed.txt", Content: []byte("one change\n")}}); err != nil {
-			b.Fatal(err)
-		}
+		change(sb)
 		info, err := sb.Snapshot(ctx)
 		if err != nil {
 			b.Fatal(err)
@@ -44,26 +43,23 @@ func BenchmarkDurableCommit(b *testing.B) {
 		_ = p.DeleteSnapshot(ctx, info.Ref)
 		return d
 	}
+	one := func() time.Duration {
+		return life(func(sb sandbox.Sandbox) {
+			if err := sb.WriteFiles(ctx, []sandbox.File{{Path: "changed.txt", Content: []byte("one change\n")}}); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
 	many := func() time.Duration {
-		t := time.Now()
-		sb, err := p.Start(ctx, sandbox.StartOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		shOK(b, sb, `python3 -c '
+		return life(func(sb sandbox.Sandbox) {
+			shOK(b, sb, `python3 -c '
 import os
 for d in range(300):
     os.makedirs("/workspace/m/p%03d" % d)
     for f in range(100):
         open("/workspace/m/p%03d/f%03d" % (d, f), "w").write("x" * 200)
 '`)
-		info, err := sb.Snapshot(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		d := time.Since(t)
-		_ = p.DeleteSnapshot(ctx, info.Ref)
-		return d
+		})
 	}
 	dirtyFile := filepath.Join(p.store.layers, "..", "dirty.bin")
 	dirty := func() {
