@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/sandkit/sandkit-mcp/sandbox"
 	"github.com/sandkit/sandkit-mcp/sandbox/local"
@@ -139,8 +138,9 @@ func installationID(dataDir string) (string, error) {
 	return installationID(dataDir)
 }
 
-// vercelChecks are doctor's checks of the Vercel provider: credentials present and well formed,
-// the token's expiry and how it is renewed, and the API accepting them for the team and project.
+// vercelChecks are doctor's checks of the Vercel provider: credentials present and well formed
+// (the configuration, read here), then the provider's own diagnosis (vercel.Diagnose: the token's
+// expiry and renewal, the API accepting the credentials).
 func vercelChecks(ctx context.Context, cfg config, oc operatorConfig) []local.Check {
 	cred := local.Check{Name: "vercel credentials"}
 	opts, err := vercelOptions(cfg, oc, slog.New(slog.DiscardHandler))
@@ -150,78 +150,6 @@ func vercelChecks(ctx context.Context, cfg config, oc operatorConfig) []local.Ch
 		return []local.Check{cred}
 	}
 	cred.OK = true
-	cred.Detail = fmt.Sprintf("team %s, project %s, API %s", opts.Config.TeamID, opts.Config.ProjectID, baseURL(opts.Config))
-	api := local.Check{Name: "vercel API"}
-	p, err := vercel.New(opts)
-	if err != nil {
-		api.Detail = err.Error()
-		return []local.Check{cred, api}
-	}
-	defer p.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	_, err = p.Client().ListSandboxes(ctx, "sandkit:"+opts.Owner, "")
-	// After the request, which renews a token that nears its exp.
-	token := tokenCheck(p.Client().TokenStatus(), time.Now())
-	if err != nil {
-		api.Detail = err.Error()
-		var ae *vercel.APIError
-		var te *vercel.TokenExpiredError
-		switch {
-		case errors.As(err, &te):
-			api.Fix = te.Fix
-		case errors.As(err, &ae) && (ae.Status == 401 || ae.Status == 403):
-			api.Fix = "the token was refused or has no access to this team: check VERCEL_TEAM_ID and make a new token (or `vercel env pull` again for an OIDC token)"
-		case errors.As(err, &ae) && ae.Status == 404:
-			api.Fix = "the project was not found in this team: check VERCEL_PROJECT_ID (a prj_… id or the project's name)"
-		default:
-			api.Fix = "check the network and the API address (SANDKIT_VERCEL_API_URL / vercel.api_url)"
-		}
-		return []local.Check{cred, token, api}
-	}
-	api.OK = true
-	api.Detail = fmt.Sprintf("credentials accepted; this installation is %q (its sandboxes are tagged sandkit=%s). Each durable command creates one sandbox and one snapshot; max lifetime %v", opts.Owner, opts.Owner, lifetimeOr(opts.MaxLifetime))
-	return []local.Check{cred, token, api}
-}
-
-// tokenCheck says what kind of token is used, when an OIDC token expires and how it is renewed,
-// or that nothing renews it (still OK: it works until then).
-func tokenCheck(st vercel.TokenStatus, now time.Time) local.Check {
-	c := local.Check{Name: "vercel token", OK: true}
-	if !st.OIDC {
-		c.Detail = "an access token; it does not expire like an OIDC token"
-		return c
-	}
-	c.Detail = "OIDC token from " + st.Source
-	switch left := st.ExpiresAt.Sub(now).Round(time.Minute); {
-	case st.ExpiresAt.IsZero():
-		c.Detail += ", without an expiry"
-	case left > 0:
-		c.Detail += fmt.Sprintf(", expires at %s (in %v)", st.ExpiresAt.UTC().Format(time.RFC3339), left)
-	default:
-		c.Detail += fmt.Sprintf(", expired at %s", st.ExpiresAt.UTC().Format(time.RFC3339))
-	}
-	if len(st.Renewal) > 0 {
-		c.Detail += "; renewal: " + strings.Join(st.Renewal, "; and ")
-		if len(st.Problems) > 0 {
-			c.Detail += " (not available: " + strings.Join(st.Problems, "; ") + ")"
-		}
-		return c
-	}
-	c.Detail += "; nothing renews it (" + strings.Join(st.Problems, "; ") + "), so requests fail once it expires. To keep working past it: " + st.Fix
-	return c
-}
-
-func baseURL(c vercel.Config) string {
-	if c.BaseURL == "" {
-		return vercel.DefaultBaseURL
-	}
-	return c.BaseURL
-}
-
-func lifetimeOr(d time.Duration) time.Duration {
-	if d == 0 {
-		return vercel.DefaultMaxLifetime
-	}
-	return d
+	cred.Detail = fmt.Sprintf("team %s, project %s, API %s", opts.Config.TeamID, opts.Config.ProjectID, opts.Config.APIAddress())
+	return append([]local.Check{cred}, vercel.Diagnose(ctx, opts)...)
 }
