@@ -2,11 +2,13 @@ package vercel_test
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sandkit/sandkit-mcp/sandbox"
+	"github.com/sandkit/sandkit-mcp/sandbox/local"
 	"github.com/sandkit/sandkit-mcp/sandbox/sandboxtest"
 	"github.com/sandkit/sandkit-mcp/sandbox/vercel"
 	"github.com/sandkit/sandkit-mcp/sandbox/vercel/vercelfake"
@@ -28,6 +30,23 @@ type harness struct {
 
 func (h *harness) MakeProvider(ctx context.Context, t *testing.T) sandbox.Provider {
 	env := vercelfaketest.StartForTest(t, "", vercelfake.Options{})
+	p := newProvider(t, env, "conformance")
+	h.mu.Lock()
+	h.envs[p] = env
+	h.mu.Unlock()
+	return p
+}
+
+// MakeEgressProvider implements sandboxtest.EgressHarness: the fake's backend, whose proxy
+// enforces the sessions' network policies, resolves the names to the test servers and may dial
+// exactly their addresses.
+func (h *harness) MakeEgressProvider(ctx context.Context, t *testing.T, upstreams map[string]netip.AddrPort) sandbox.Provider {
+	eg := local.EgressOptions{Resolve: map[string][]netip.Addr{}}
+	for name, ap := range upstreams {
+		eg.Resolve[name] = []netip.Addr{ap.Addr()}
+		eg.AllowAddrs = append(eg.AllowAddrs, ap)
+	}
+	env := vercelfaketest.StartWithEgress(t, "", vercelfake.Options{}, eg)
 	p := newProvider(t, env, "conformance")
 	h.mu.Lock()
 	h.envs[p] = env

@@ -33,10 +33,18 @@ type TestEnv struct {
 // ends: the HTTP server, every session's backend sandbox, the backend.
 func StartForTest(t testing.TB, dir string, opts vercelfake.Options) *TestEnv {
 	t.Helper()
+	return StartWithEgress(t, dir, opts, local.EgressOptions{})
+}
+
+// StartWithEgress is StartForTest with the backend's egress options: the proxy that enforces
+// the sessions' network policies resolves and may dial what egress says (test servers on the
+// host, as an operator's registry mirror would be).
+func StartWithEgress(t testing.TB, dir string, opts vercelfake.Options, egress local.EgressOptions) *TestEnv {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	backend, err := local.New(local.Options{Dir: filepath.Join(dir, "vercelfake-backend"), DefaultLifetime: time.Hour, HomeDir: vercelfake.HomeDir})
+	backend, err := local.New(local.Options{Dir: filepath.Join(dir, "vercelfake-backend"), DefaultLifetime: time.Hour, HomeDir: vercelfake.HomeDir, Egress: egress})
 	if err != nil {
 		t.Fatalf("vercelfake: local backend: %v (install bubblewrap: apt-get install -y bubblewrap)", err)
 	}
