@@ -387,6 +387,9 @@ func (p *Provider) Close() error {
 	}
 	wg.Wait()
 	p.egress.close()
+	// Unlock before closing: a child another goroutine is forking right now shares the lock's
+	// open file until it execs, and would hold the lock for that moment after a mere close.
+	_ = unix.Flock(int(p.lock.Fd()), unix.LOCK_UN)
 	errs = append(errs, p.lock.Close())
 	return errors.Join(errs...)
 }
