@@ -66,7 +66,7 @@ type oauthTokens struct {
 
 // loginExpiredError says the CLI login expired and why it was not refreshed.
 func loginExpiredError(path string, exp time.Time, why string) error {
-	return fmt.Errorf("the Vercel CLI login at %s expired at %s and %s: run `vercel login`", path, exp.Format(time.RFC3339), why)
+	return fmt.Errorf("the Vercel CLI login at %s expired at %s and %s; run `vercel login`", path, exp.Format(time.RFC3339), why)
 }
 
 // loginToken returns the CLI login's token for the OIDC token endpoint, refreshing the login
@@ -106,7 +106,7 @@ func (l *cliLogin) loginToken(ctx context.Context, now time.Time) (string, error
 		if !expired {
 			return a.Token, nil
 		}
-		return "", loginExpiredError(p, exp, "could not be refreshed ("+err.Error()+")")
+		return "", loginExpiredError(p, exp, "could not be refreshed: "+strings.TrimSuffix(err.Error(), "."))
 	}
 	l.failedRefresh = ""
 	expiresAt := float64(now.Unix() + int64(*tokens.ExpiresIn))
