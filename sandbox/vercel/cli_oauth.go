@@ -231,6 +231,9 @@ func (l *cliLogin) tokenEndpoint(ctx context.Context) (string, error) {
 	return md.TokenEndpoint, nil
 }
 
+// renameFile is os.Rename (tests make it fail).
+var renameFile = os.Rename
+
 // errAuthChanged: auth.json changed between its reading and the refresh's end, so it was left
 // as it is.
 var errAuthChanged = errors.New("auth.json changed meanwhile")
@@ -271,7 +274,7 @@ func writeAuth(path string, old []byte, next authFile) error {
 		os.Remove(tmp.Name())
 		return err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := renameFile(tmp.Name(), path); err != nil {
 		os.Remove(tmp.Name())
 		return err
 	}
