@@ -224,8 +224,13 @@ func (l *cliLogin) tokenEndpoint(ctx context.Context) (string, error) {
 	if json.Unmarshal(bytes.TrimSpace(data), &md) != nil || md.TokenEndpoint == "" {
 		return "", fmt.Errorf("the OAuth discovery document %s names no token_endpoint", doc)
 	}
-	if u, err := url.Parse(md.TokenEndpoint); err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+	u, err := url.Parse(md.TokenEndpoint)
+	switch {
+	case err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "":
 		return "", fmt.Errorf("the OAuth discovery document %s names a token_endpoint that is not an http(s) URL", doc)
+	case u.Scheme == "http" && strings.HasPrefix(l.issuer, "https:"):
+		// The refresh token is not sent in clear text because an https issuer said so.
+		return "", fmt.Errorf("the OAuth discovery document %s names a token_endpoint without TLS", doc)
 	}
 	l.oauthEndpoint = md.TokenEndpoint
 	return md.TokenEndpoint, nil
