@@ -42,6 +42,8 @@ type Provider struct {
 
 	lock *os.File // flock on Dir/lock
 
+	spares *sparePool // ready helpers for durable sandboxes (spare.go); nil: none
+
 	mu      sync.Mutex
 	running map[string]*localSandbox
 	closed  bool
@@ -175,6 +177,9 @@ func New(opts Options) (*Provider, error) {
 	}
 	for _, m := range live {
 		p.adopt(m)
+	}
+	if !opts.coldOnly {
+		p.spares = newSparePool(p, spareCount)
 	}
 	log.Debug("local: provider ready", "dir", dir, "bwrap", bw.Path, "bwrap_version", bw.Version, "uid", p.uid, "drop", p.drop, "agent", ag.why, "adopted", len(p.running))
 	return p, nil
@@ -367,13 +372,14 @@ func (p *Provider) Close() error {
 		return nil
 	}
 	p.closed = true
+	spares := p.spares
 	var all []*localSandbox
 	for _, s := range p.running {
 		all = append(all, s)
 	}
 	p.mu.Unlock()
 	var wg sync.WaitGroup
-	errs := make([]error, len(all))
+	errs := make([]error, len(all), len(all)+2)
 	for i, s := range all {
 		if s.detached {
 			s.release()
@@ -386,6 +392,7 @@ func (p *Provider) Close() error {
 		}()
 	}
 	wg.Wait()
+	errs = append(errs, spares.close())
 	p.egress.close()
 	errs = append(errs, p.lock.Close())
 	return errors.Join(errs...)
