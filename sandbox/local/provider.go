@@ -103,7 +103,7 @@ func New(opts Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flockSoon(lock); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("%w: local provider directory %s is in use by another process (%v); stop it or use another data directory", sandbox.ErrUnavailable, dir, err)
 	}
@@ -183,6 +183,20 @@ func New(opts Options) (*Provider, error) {
 	}
 	log.Debug("local: provider ready", "dir", dir, "bwrap", bw.Path, "bwrap_version", bw.Version, "uid", p.uid, "drop", p.drop, "agent", ag.why, "adopted", len(p.running))
 	return p, nil
+}
+
+// flockSoon takes the provider directory's lock, waiting a little for it: a process another
+// goroutine of this one is forking (a helper, a spare) holds a copy of every descriptor until it
+// execs, so a lock a provider of this process has just released can look taken for a moment.
+func flockSoon(f *os.File) error {
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
 }
 
 // liveSandbox reads a sandbox directory a previous provider left and says whether it is a live
