@@ -42,7 +42,8 @@ type Provider struct {
 
 	lock *os.File // flock on Dir/lock
 
-	spares *sparePool // ready helpers for durable sandboxes (spare.go); nil: none
+	spares *sparePool  // ready helpers for durable sandboxes (spare.go); nil: none
+	sweep  *time.Timer // the second removeStaleCgroups; nil without limits
 
 	mu      sync.Mutex
 	running map[string]*localSandbox
@@ -168,6 +169,7 @@ func New(opts Options) (*Provider, error) {
 	}
 	if p.limits.any() {
 		removeStaleCgroups(p.limits)
+		p.sweep = time.AfterFunc(staleCgroupAge+time.Second, func() { removeStaleCgroups(p.limits) })
 		if ok, why := cgroupSupport(p.limits.parent); !ok {
 			log.Warn("local: memory/pids limits requested but not enforceable here", "reason", why)
 		}
@@ -387,6 +389,9 @@ func (p *Provider) Close() error {
 	}
 	p.closed = true
 	spares := p.spares
+	if p.sweep != nil {
+		p.sweep.Stop()
+	}
 	var all []*localSandbox
 	for _, s := range p.running {
 		all = append(all, s)
