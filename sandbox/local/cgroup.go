@@ -225,8 +225,14 @@ func writeCg(dir, file string, v int64) error {
 	return os.WriteFile(filepath.Join(dir, file), []byte(strconv.FormatInt(v, 10)), 0)
 }
 
+// staleCgroupAge is how old an empty sandbox cgroup must be before removeStaleCgroups takes it
+// for a leftover: a younger one may belong to a sandbox or spare another provider is starting.
+const staleCgroupAge = time.Minute
+
 // removeStaleCgroups removes sandbox cgroups a previous run left (empty ones only: a cgroup
-// with processes cannot be removed, and its processes are not ours to kill).
+// with processes cannot be removed, and its processes are not ours to kill). New runs it, and
+// once more staleCgroupAge later: a provider killed just before this one started leaves empty
+// cgroups (its sandboxes' and its spares') too young to take at first.
 func removeStaleCgroups(lim cgroupLimits) {
 	var bases []string
 	if cgroupV2() {
@@ -244,7 +250,7 @@ func removeStaleCgroups(lim cgroupLimits) {
 		m, _ := filepath.Glob(filepath.Join(b, "sandkit-*"))
 		for _, d := range m {
 			// Young ones may belong to a sandbox another provider is starting right now.
-			if fi, err := os.Stat(d); err == nil && time.Since(fi.ModTime()) > time.Minute {
+			if fi, err := os.Stat(d); err == nil && time.Since(fi.ModTime()) > staleCgroupAge {
 				_ = os.Remove(d)
 			}
 		}

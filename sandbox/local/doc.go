@@ -67,6 +67,26 @@
 // agent never creates a Unix socket and the seccomp filter covers it like every command. It reaps every process of
 // the sandbox and ends the sandbox at its deadline by exiting (see Sandbox.Extend).
 //
+// # Warm helpers
+//
+// Starting a durable sandbox's helper costs, on the run's critical path, the re-exec of this
+// executable (exec, the Go runtime, package inits) and, with limits on a cgroup v1 host, its first
+// write to a cgroup.procs file (the kernel waits for an RCU grace period the first time in a
+// burst). So the provider keeps two spare helpers ready (spare.go): each was started exactly as a
+// durable sandbox's helper is (new mount namespace, plus a user namespace when not root; a
+// parent-death signal; its own process group), has joined cgroups made for it (named
+// "sandkit-<id>" like a sandbox's, with the same limits), and waits on a socketpair holding no
+// per-sandbox state. Start of a durable sandbox takes one and sends it the sandbox's descriptors
+// (the agent's listening socket, bwrap's info pipe, the log file, by SCM_RIGHTS) and the helper
+// spec; the spare puts them on the descriptors a cold helper has and carries on as one (mounts,
+// privilege drop, exec bwrap), so isolation and limits are the same either way, and its cgroups
+// become the sandbox's (removed when it ends). A replacement starts in the background. A Start
+// that finds no ready spare, and every Detached one (those need a session of their own and no
+// parent-death signal), starts its helper as before. A spare that died is noticed (it was
+// reaped) and discarded; spares die with the provider, and Close kills them and removes their
+// cgroups. Each costs an idle process on the host: about 4 MiB of memory of its own (15 MiB
+// resident with the executable's pages, which it shares with the server).
+//
 // # Live sandboxes
 //
 // A sandbox started without StartOptions.Detached dies with the provider (bwrap

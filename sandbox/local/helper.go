@@ -26,7 +26,8 @@ import (
 //     executable; see agentbin.go), each through a read-only overlay of its host directory and
 //     every host directory named by descriptor, so that no host path shows in the sandbox's
 //     /proc/self/mountinfo (pathFds);
-//  3. joins the sandbox's cgroups (root only);
+//  3. joins the sandbox's cgroups (root only; a spare of the warm pool joined them before it
+//     was handed the sandbox, see spare.go);
 //  4. when the provider is root, drops to the unprivileged sandbox host uid/gid, so bwrap and
 //     everything in the sandbox run as that uid and never as host root;
 //  5. execs bwrap, which binds the stage into the sandbox by path. The helper's process becomes
@@ -40,7 +41,8 @@ import (
 // the provider's data directory and executable may sit below directories that user cannot
 // traverse (/root, a 0700 temp dir), while /run is traversable by everyone.
 
-// helperSpec is what the provider tells the helper, as JSON on fd 3.
+// helperSpec is what the provider tells the helper, as JSON on fd 3 (a pipe; a spare's
+// socketpair).
 type helperSpec struct {
 	// LayersDir becomes the working directory; overlay paths are relative to it. The helper
 	// opens them and mounts by descriptor (pathFds), so the mount data shows no host path and

@@ -5,6 +5,7 @@ package local
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -182,8 +183,46 @@ func TestLimits(t *testing.T) {
 		shOK(t, sb, "true")
 		return
 	}
+	checkLimited(t, ls)
+}
+
+// checkLimited checks that a running sandbox of a provider with MemoryLimit 64 MiB and
+// PidsLimit 40 is held to them, that its agent is in its memory and pids cgroups, and that Stop
+// removes them.
+func checkLimited(t *testing.T, ls *localSandbox) {
+	t.Helper()
+	sb := sandbox.Sandbox(ls)
 	if ls.cg == nil || len(ls.cg.dirs) != 2 {
 		t.Fatalf("sandbox cgroups: %+v", ls.cg)
+	}
+	// Seen from the host: the agent (PID 1 inside) is in the sandbox's cgroups.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", ls.childPid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		for _, c := range strings.Split(parts[1], ",") {
+			if c == "memory" || c == "pids" {
+				in[filepath.Join(cgroupRoot, c, parts[2])] = true
+			}
+		}
+	}
+	for _, d := range ls.cg.dirs {
+		if !in[d] {
+			t.Fatalf("the agent (pid %d) is not in %s: /proc/pid/cgroup:\n%s", ls.childPid, d, b)
+		}
+	}
+	for file, want := range map[string]string{"memory/memory.limit_in_bytes": "67108864", "pids/pids.max": "40"} {
+		ctl, name, _ := strings.Cut(file, "/")
+		for _, d := range ls.cg.dirs {
+			if strings.HasPrefix(d, filepath.Join(cgroupRoot, ctl)+"/") {
+				if got, err := os.ReadFile(filepath.Join(d, name)); err != nil || strings.TrimSpace(string(got)) != want {
+					t.Fatalf("%s/%s: %q %v, want %s", d, name, got, err, want)
+				}
+			}
+		}
 	}
 	o := sh(t, sb, `python3 -c 'b = bytearray(256 << 20); b[::4096] = b"x" * len(b[::4096]); print("survived")'`)
 	if o.res.ExitCode == 0 || strings.Contains(o.stdout, "survived") {

@@ -67,6 +67,8 @@ type Options struct {
 
 	// agent picks the in-sandbox agent (tests: force the re-exec fallback, or supply a binary).
 	agent agentChoice
+	// coldOnly turns the warm pool of helpers off (tests and benchmarks: the cold start).
+	coldOnly bool
 }
 
 // agentChoice is how a provider was told to pick its agent (unexported fields of Options, for

@@ -42,6 +42,9 @@ type Provider struct {
 
 	lock *os.File // flock on Dir/lock
 
+	spares *sparePool  // ready helpers for durable sandboxes (spare.go); nil: none
+	sweep  *time.Timer // the second removeStaleCgroups; nil without limits
+
 	mu      sync.Mutex
 	running map[string]*localSandbox
 	closed  bool
@@ -101,7 +104,7 @@ func New(opts Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flockSoon(lock); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("%w: local provider directory %s is in use by another process (%v); stop it or use another data directory", sandbox.ErrUnavailable, dir, err)
 	}
@@ -166,6 +169,7 @@ func New(opts Options) (*Provider, error) {
 	}
 	if p.limits.any() {
 		removeStaleCgroups(p.limits)
+		p.sweep = time.AfterFunc(staleCgroupAge+time.Second, func() { removeStaleCgroups(p.limits) })
 		if ok, why := cgroupSupport(p.limits.parent); !ok {
 			log.Warn("local: memory/pids limits requested but not enforceable here", "reason", why)
 		}
@@ -176,8 +180,25 @@ func New(opts Options) (*Provider, error) {
 	for _, m := range live {
 		p.adopt(m)
 	}
+	if !opts.coldOnly {
+		p.spares = newSparePool(p, spareCount)
+	}
 	log.Debug("local: provider ready", "dir", dir, "bwrap", bw.Path, "bwrap_version", bw.Version, "uid", p.uid, "drop", p.drop, "agent", ag.why, "adopted", len(p.running))
 	return p, nil
+}
+
+// flockSoon takes the provider directory's lock, waiting a little for it: a process another
+// goroutine of this one is forking (a helper, a spare) holds a copy of every descriptor until it
+// execs, so a lock a provider of this process has just released can look taken for a moment.
+func flockSoon(f *os.File) error {
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
 }
 
 // liveSandbox reads a sandbox directory a previous provider left and says whether it is a live
@@ -367,13 +388,17 @@ func (p *Provider) Close() error {
 		return nil
 	}
 	p.closed = true
+	spares := p.spares
+	if p.sweep != nil {
+		p.sweep.Stop()
+	}
 	var all []*localSandbox
 	for _, s := range p.running {
 		all = append(all, s)
 	}
 	p.mu.Unlock()
 	var wg sync.WaitGroup
-	errs := make([]error, len(all))
+	errs := make([]error, len(all), len(all)+2)
 	for i, s := range all {
 		if s.detached {
 			s.release()
@@ -386,6 +411,7 @@ func (p *Provider) Close() error {
 		}()
 	}
 	wg.Wait()
+	errs = append(errs, spares.close())
 	p.egress.close()
 	// Unlock before closing: a child another goroutine is forking right now shares the lock's
 	// open file until it execs, and would hold the lock for that moment after a mere close.

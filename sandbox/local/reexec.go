@@ -21,6 +21,7 @@ const reexecEnv = "SANDKIT_LOCAL_REEXEC"
 // Roles.
 const (
 	roleHelper = "helper"
+	roleSpare  = "spare" // a helper of the warm pool (spare.go)
 	roleAgent  = "agent"
 	roleProbe  = "probe-overlay"
 )
@@ -34,6 +35,8 @@ func init() {
 	switch role {
 	case roleHelper:
 		err = helperMain()
+	case roleSpare:
+		err = spareMain(os.Args[1:])
 	case roleAgent:
 		err = agent.Main(os.Args[1:])
 	case roleProbe:

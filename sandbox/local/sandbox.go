@@ -25,7 +25,7 @@ import (
 
 // How a local sandbox is put together (see also helper.go and package agent):
 //
-//	provider ──(re-exec, new mount ns)──► helper: mount overlays, drop to the sandbox uid
+//	provider ──(re-exec, new mount ns; or a spare of the warm pool, spare.go)──► helper: mount overlays, drop to the sandbox uid
 //	                                         │ exec
 //	                                         ▼
 //	                                      bwrap (outer) ──► agent (PID 1 in the sandbox) ──► commands
@@ -183,13 +183,6 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 	if err := s.openCtl(); err != nil {
 		return err
 	}
-	if p.limits.any() {
-		cg, err := newSandboxCgroup(s.id, p.limits)
-		if err != nil {
-			p.log.Debug("local: no cgroup limits for sandbox", "sandbox", s.id, "reason", err)
-		}
-		s.cg = cg
-	}
 	listener, err := listenUnix(s.sock)
 	if err != nil {
 		return err
@@ -200,17 +193,12 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 		return err
 	}
 	defer logFile.Close()
-	specR, specW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer specR.Close()
 	infoR, infoW, err := os.Pipe()
 	if err != nil {
-		specW.Close()
 		return err
 	}
 	defer infoR.Close()
+	defer infoW.Close()
 
 	rel := func(p string) string {
 		r, _ := filepath.Rel(s.p.store.layers, p)
@@ -223,7 +211,6 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 		LayersDir: p.store.layers,
 		Stage:     p.profile.stage,
 		Etc:       "../etc",
-		Cgroups:   s.cg.procsFiles(),
 		Agent:     p.agent.path,
 		Detached:  s.detached,
 		Drop:      p.drop,
@@ -247,30 +234,28 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 			Target: o.target,
 		})
 	}
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"sandkit-local-helper"}
-	cmd.Env = []string{reexecEnv + "=" + roleHelper}
-	cmd.ExtraFiles = []*os.File{specR, listener, infoW}
-	// A file, not a pipe: a detached sandbox must not die of SIGPIPE once the provider is gone.
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = helperSysProcAttr(p.drop, p.uid, p.gid, s.detached)
-	if err := cmd.Start(); err != nil {
-		specW.Close()
-		infoW.Close()
-		return fmt.Errorf("%w: start sandbox helper: %v", sandbox.ErrUnavailable, err)
+	// A durable sandbox takes a ready helper of the warm pool (spare.go), already in its own
+	// cgroups, when there is one; else (and for a detached one) its helper starts here.
+	var sp *spare
+	if !s.detached {
+		sp = p.spares.take()
+	}
+	if sp != nil {
+		if err := sp.hand(spec, listener, infoW, logFile); err != nil {
+			p.log.Debug("local: a spare helper could not take the sandbox; starting one", "sandbox", s.id, "err", err)
+			_ = sp.discard()
+			sp = nil
+		}
+	}
+	if sp != nil {
+		s.cg = sp.cg
+		s.cmd = sp.cmd
+		s.reaped = sp.done
+	} else if err := s.startHelper(spec, listener, infoW, logFile); err != nil {
+		return err
 	}
 	infoW.Close()
-	s.cmd = cmd
-	s.outerPid = cmd.Process.Pid
-	go func() {
-		_ = json.NewEncoder(specW).Encode(spec)
-		specW.Close()
-	}()
-	go func() {
-		_ = cmd.Wait()
-		close(s.reaped)
-	}()
+	s.outerPid = s.cmd.Process.Pid
 	defer func() {
 		if err != nil {
 			// Ended before it started: the caller cleans up, the watcher must not.
@@ -346,6 +331,46 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 	if res.Protocol != agent.Protocol {
 		return fmt.Errorf("%w: start sandbox: the agent speaks %q, want %q (rebuild the embedded agent with `go generate ./sandbox/local`)", sandbox.ErrUnavailable, res.Protocol, agent.Protocol)
 	}
+	return nil
+}
+
+// startHelper makes the sandbox's cgroups and starts its helper (the cold start).
+func (s *localSandbox) startHelper(spec helperSpec, listener, info, logFile *os.File) error {
+	p := s.p
+	if p.limits.any() {
+		cg, err := newSandboxCgroup(s.id, p.limits)
+		if err != nil {
+			p.log.Debug("local: no cgroup limits for sandbox", "sandbox", s.id, "reason", err)
+		}
+		s.cg = cg
+	}
+	spec.Cgroups = s.cg.procsFiles()
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer specR.Close()
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{"sandkit-local-helper"}
+	cmd.Env = []string{reexecEnv + "=" + roleHelper}
+	cmd.ExtraFiles = []*os.File{specR, listener, info}
+	// A file, not a pipe: a detached sandbox must not die of SIGPIPE once the provider is gone.
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = helperSysProcAttr(p.drop, p.uid, p.gid, s.detached)
+	if err := cmd.Start(); err != nil {
+		specW.Close()
+		return fmt.Errorf("%w: start sandbox helper: %v", sandbox.ErrUnavailable, err)
+	}
+	s.cmd = cmd
+	go func() {
+		_ = json.NewEncoder(specW).Encode(spec)
+		specW.Close()
+	}()
+	go func() {
+		_ = cmd.Wait()
+		close(s.reaped)
+	}()
 	return nil
 }
 
