@@ -91,6 +91,10 @@ type Config struct {
 	// OIDCRefreshURL is the API root of the token endpoint (POST
 	// /v1/projects/{project}/token); "" means DefaultOIDCRefreshURL, where @vercel/oidc sends it.
 	OIDCRefreshURL string
+	// OAuthIssuerURL is the OAuth issuer whose discovery document
+	// (/.well-known/openid-configuration) names the token endpoint where an expiring CLI login
+	// is refreshed with its refresh token, as @vercel/oidc does; "" means DefaultOAuthIssuerURL.
+	OAuthIssuerURL string
 	// TeamID is sent as the first query parameter, teamId, on every request.
 	TeamID string
 	// ProjectID names the project: "projectId" in the create body, ?projectId= on the
@@ -193,6 +197,11 @@ func newClient(cfg Config) (*Client, error) {
 	if cfg.OIDCRefreshURL != "" {
 		if err := checkBaseURL(cfg.OIDCRefreshURL); err != nil {
 			return nil, fmt.Errorf("vercel: token endpoint URL %q: %w", cfg.OIDCRefreshURL, err)
+		}
+	}
+	if cfg.OAuthIssuerURL != "" {
+		if err := checkBaseURL(cfg.OAuthIssuerURL); err != nil {
+			return nil, fmt.Errorf("vercel: OAuth issuer URL %q: %w", cfg.OAuthIssuerURL, err)
 		}
 	}
 	c.creds = newCredentials(cfg, c)

@@ -28,6 +28,9 @@ const (
 	// EnvOIDCRefreshURL optionally overrides the API root of the OIDC token endpoint
 	// (DefaultOIDCRefreshURL), for tests and proxies.
 	EnvOIDCRefreshURL = "SANDKIT_VERCEL_OIDC_REFRESH_URL"
+	// EnvOAuthIssuerURL optionally overrides the OAuth issuer at which the Vercel CLI's login is
+	// refreshed (DefaultOAuthIssuerURL), for tests and proxies.
+	EnvOAuthIssuerURL = "SANDKIT_VERCEL_OAUTH_ISSUER_URL"
 )
 
 // ErrCredentials is wrapped by every error about missing or malformed credentials, from
@@ -53,7 +56,8 @@ func (e *credentialsError) Unwrap() error { return ErrCredentials }
 // OIDCTokenFile. With an OIDC token, CLIDataDir is the Vercel CLI's data directory as
 // @vercel/oidc finds it ($XDG_DATA_HOME, else ~/.local/share on Linux, ~/Library/Application
 // Support on macOS), so the client renews the token with the CLI's login like the SDK does, and
-// SANDKIT_VERCEL_OIDC_REFRESH_URL, when set, becomes OIDCRefreshURL. The JWT's signature is
+// SANDKIT_VERCEL_OIDC_REFRESH_URL and SANDKIT_VERCEL_OAUTH_ISSUER_URL, when set, become
+// OIDCRefreshURL and OAuthIssuerURL. The JWT's signature is
 // not verified, since the API does that; its exp claim is checked, so a token that has expired
 // with nothing to renew it (no token file, no CLI login) is reported before any request.
 // SANDKIT_VERCEL_API_URL, when set, becomes BaseURL. Other fields stay zero (newClient's
@@ -140,6 +144,11 @@ func configFromEnv(getenv func(string) string, now time.Time) (Config, error) {
 	if cfg.OIDCRefreshURL != "" {
 		if err := checkBaseURL(cfg.OIDCRefreshURL); err != nil {
 			return Config{}, credErrorf("%s is not a usable API URL: %v", EnvOIDCRefreshURL, err)
+		}
+	}
+	if cfg.OAuthIssuerURL = getenv(EnvOAuthIssuerURL); cfg.OAuthIssuerURL != "" {
+		if err := checkBaseURL(cfg.OAuthIssuerURL); err != nil {
+			return Config{}, credErrorf("%s is not a usable issuer URL: %v", EnvOAuthIssuerURL, err)
 		}
 	}
 	if exp := claims.expiry(); !exp.IsZero() && !now.Before(exp) {

@@ -24,7 +24,9 @@ import (
 //     the token cached in com.vercel.token/<project>.json when it has more than refreshBuffer
 //     left, else a new one from POST <OIDCRefreshURL>/v1/projects/<project>/token?source=
 //     vercel-oidc-refresh&teamId=<team> with the CLI login's token (com.vercel.cli/auth.json)
-//     as bearer, saved to that cache. The project and team are the token's project_id and
+//     as bearer, saved to that cache. A CLI login that nears its own expiry (auth.json's
+//     expiresAt) is first refreshed with its refresh token at the OAuth token endpoint and
+//     written back, as @vercel/oidc does (cli_oauth.go). The project and team are the token's project_id and
 //     owner_id claims (else .vercel/project.json's projectId and orgId, found from the working
 //     directory up, like the SDK).
 //  3. A request the API refuses with 401 or 403 is sent once more when 1 or 2 yield a token
@@ -141,7 +143,12 @@ func newCredentials(cfg Config, c *Client) *credentials {
 		if u == "" {
 			u = DefaultOIDCRefreshURL
 		}
-		cr.cli = &cliLogin{dataDir: cfg.CLIDataDir, url: strings.TrimRight(u, "/"), http: c.http, userAgent: c.userAgent}
+		iss := cfg.OAuthIssuerURL
+		if iss == "" {
+			iss = DefaultOAuthIssuerURL
+		}
+		cr.cli = &cliLogin{dataDir: cfg.CLIDataDir, url: strings.TrimRight(u, "/"), issuer: strings.TrimRight(iss, "/"),
+			http: c.http, userAgent: c.userAgent}
 	}
 	return cr
 }

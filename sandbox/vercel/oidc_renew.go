@@ -142,11 +142,23 @@ type cliLogin struct {
 	http      *http.Client
 	userAgent string
 
+	// issuer is the OAuth issuer whose discovery document names the token endpoint the login
+	// is refreshed at, without a trailing slash (cli_oauth.go).
+	issuer string
+
 	mu sync.Mutex
 	// failedAuth is a login token the endpoint refused at failedAt, with failedErr.
 	failedAuth string
 	failedAt   time.Time
 	failedErr  error
+	// The OAuth refresh of the login (cli_oauth.go): the token endpoint once discovered; the
+	// refresh token that failed at failedRefreshAt with failedRefreshErr; the refreshed login
+	// kept in memory when auth.json could not be written (see loginToken).
+	oauthEndpoint    string
+	failedRefresh    string
+	failedRefreshAt  time.Time
+	failedRefreshErr error
+	unsaved          *unsavedLogin
 }
 
 // cliRequest is one renewal: the project and team ("" : from .vercel/project.json), the token
@@ -156,10 +168,19 @@ type cliRequest struct {
 	now                    time.Time
 }
 
-// authFile is the CLI login's auth.json (the fields @vercel/oidc reads).
+// authFile is the CLI login's auth.json (the fields @vercel/oidc reads and writes).
 type authFile struct {
-	Token     string   `json:"token"`
-	ExpiresAt *float64 `json:"expiresAt"` // seconds since the epoch
+	Token        string   `json:"token"`
+	ExpiresAt    *float64 `json:"expiresAt"` // seconds since the epoch
+	RefreshToken string   `json:"refreshToken"`
+}
+
+// expiry is the login token's expiry (zero: none, it does not expire).
+func (a authFile) expiry() time.Time {
+	if a.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return time.Unix(int64(*a.ExpiresAt), 0).UTC()
 }
 
 var projectIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
@@ -217,29 +238,25 @@ func (l *cliLogin) cachePath(project string) string {
 	return filepath.Join(l.dataDir, "com.vercel.token", project+".json")
 }
 
-// readAuth reads the CLI login; an error says why there is no usable one.
-func (l *cliLogin) readAuth(now time.Time) (authFile, error) {
+// readAuth reads the CLI login and returns it with the file's bytes; an error says why there
+// is no usable one. An expired login is returned (loginToken refreshes it).
+func (l *cliLogin) readAuth() (authFile, []byte, error) {
 	p := cliAuthPath(l.dataDir)
 	data, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return authFile{}, fmt.Errorf("there is no Vercel CLI login at %s", p)
+		return authFile{}, nil, fmt.Errorf("there is no Vercel CLI login at %s", p)
 	}
 	if err != nil {
-		return authFile{}, fmt.Errorf("the Vercel CLI login cannot be read: %w", err)
+		return authFile{}, nil, fmt.Errorf("the Vercel CLI login cannot be read: %w", err)
 	}
 	var a authFile
 	if json.Unmarshal(data, &a) != nil || a.Token == "" {
-		return authFile{}, fmt.Errorf("the Vercel CLI login at %s holds no token", p)
+		return authFile{}, nil, fmt.Errorf("the Vercel CLI login at %s holds no token: run `vercel login`", p)
 	}
-	if !tokenWellFormed(a.Token) {
-		return authFile{}, fmt.Errorf("the Vercel CLI login at %s holds a token with whitespace or control characters", p)
+	if !tokenWellFormed(a.Token) || a.RefreshToken != "" && !tokenWellFormed(a.RefreshToken) {
+		return authFile{}, nil, fmt.Errorf("the Vercel CLI login at %s holds a token with whitespace or control characters", p)
 	}
-	if a.ExpiresAt != nil {
-		if exp := time.Unix(int64(*a.ExpiresAt), 0).UTC(); !now.Before(exp) {
-			return authFile{}, fmt.Errorf("the Vercel CLI login at %s expired at %s", p, exp.Format(time.RFC3339))
-		}
-	}
-	return a, nil
+	return a, data, nil
 }
 
 // readCache returns the cached token of the project when it has more than refreshBuffer left
@@ -285,7 +302,7 @@ func (l *cliLogin) writeCache(project, tok string) {
 }
 
 // token returns a renewed OIDC token: the cached one when it is fresh, else one from the token
-// endpoint (then cached). Errors say why there is none, without any token.
+// endpoint (then cached) with the CLI login's token, refreshed first when it nears its expiry. Errors say why there is none, without any token.
 func (l *cliLogin) token(ctx context.Context, r cliRequest) (string, error) {
 	if err := r.resolve(); err != nil {
 		return "", err
@@ -293,18 +310,18 @@ func (l *cliLogin) token(ctx context.Context, r cliRequest) (string, error) {
 	if tok := l.readCache(r.project, r.refused, r.now); tok != "" {
 		return tok, nil
 	}
-	auth, err := l.readAuth(r.now)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	login, err := l.loginToken(ctx, r.now)
 	if err != nil {
 		return "", err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if r.refused == "" && auth.Token == l.failedAuth && r.now.Sub(l.failedAt) < cliRetryPause {
+	if r.refused == "" && login == l.failedAuth && r.now.Sub(l.failedAt) < cliRetryPause {
 		return "", l.failedErr
 	}
-	tok, err := l.request(ctx, auth.Token, r)
+	tok, err := l.request(ctx, login, r)
 	if err != nil {
-		l.failedAuth, l.failedAt, l.failedErr = auth.Token, r.now, err
+		l.failedAuth, l.failedAt, l.failedErr = login, r.now, err
 		return "", err
 	}
 	l.failedAuth = ""
@@ -357,13 +374,23 @@ func (l *cliLogin) status(project, team string, now time.Time) (string, error) {
 	if err := r.resolve(); err != nil {
 		return "", err
 	}
-	auth, err := l.readAuth(now)
+	auth, _, err := l.readAuth()
 	if err != nil {
 		return "", err
 	}
-	what := fmt.Sprintf("renewed with the Vercel CLI login at %s for project %s from %s when it nears its exp", cliAuthPath(l.dataDir), r.project, l.url)
-	if auth.ExpiresAt != nil {
-		what += fmt.Sprintf(" (the login expires at %s)", time.Unix(int64(*auth.ExpiresAt), 0).UTC().Format(time.RFC3339))
+	p := cliAuthPath(l.dataDir)
+	what := fmt.Sprintf("renewed with the Vercel CLI login at %s for project %s from %s when it nears its exp", p, r.project, l.url)
+	exp := auth.expiry()
+	switch {
+	case exp.IsZero():
+	case auth.RefreshToken != "" && exp.Sub(now) < refreshBuffer:
+		what += fmt.Sprintf(" (the login expires at %s; it is refreshed first with its refresh token at %s's token endpoint)", exp.Format(time.RFC3339), l.issuer)
+	case auth.RefreshToken != "":
+		what += fmt.Sprintf(" (the login expires at %s, then it is refreshed with its refresh token at %s's token endpoint)", exp.Format(time.RFC3339), l.issuer)
+	case !now.Before(exp):
+		return "", loginExpiredError(p, exp, "holds no refresh token to renew it")
+	default:
+		what += fmt.Sprintf(" (the login expires at %s and holds no refresh token: then run `vercel login`)", exp.Format(time.RFC3339))
 	}
 	return what, nil
 }

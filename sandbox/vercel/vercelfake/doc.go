@@ -52,7 +52,9 @@
 // Sandbox endpoints accept OIDC tokens the fake issued (IssueOIDCToken: a JWT with owner_id,
 // project_id and exp) until their exp by the fake's clock (Options.Clock), and the fake serves
 // the endpoint @vercel/oidc renews them with, POST /v1/projects/{project}/token (bearer: the
-// CLI login's token, Options.CLIToken; answered {token}).
+// CLI login's token, Options.CLIToken; answered {token}) and the OAuth endpoints the CLI login
+// is refreshed at (GET /.well-known/openid-configuration, POST /login/oauth/token with the
+// refresh_token grant; oauth.go).
 //
 // # Where it is deliberately simpler than the real service
 //

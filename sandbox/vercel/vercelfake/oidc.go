@@ -116,7 +116,8 @@ func isTokenEndpoint(p string) bool {
 }
 
 // handleOIDCToken answers POST /v1/projects/{project}/token: a new OIDC token for the project,
-// for the bearer of a user token (Options.CLIToken, the CLI login's, or Options.Token); an OIDC
+// for the bearer of a user token (Options.CLIToken, the CLI login's, a login token the OAuth
+// endpoint issued until its expiry, or Options.Token); an OIDC
 // token is refused (it would renew itself for ever). ?teamId= scopes it like any request; the
 // project is its id or name. The request has no body (@vercel/oidc sends none).
 func (s *Server) handleOIDCToken(w http.ResponseWriter, r *http.Request) {
@@ -128,9 +129,16 @@ func (s *Server) handleOIDCToken(w http.ResponseWriter, r *http.Request) {
 			Message: "The request is missing an authentication token", Extra: map[string]any{"missingToken": true}})
 		return
 	case token == "" || token != s.opts.CLIToken && token != s.opts.Token:
-		writeError(w, &apiError{Status: http.StatusForbidden, Code: codeForbidden,
-			Message: "Not authorized", Extra: map[string]any{"invalidToken": true}})
-		return
+		known, valid := s.loginValid(token)
+		if !valid {
+			msg := "Not authorized"
+			if known {
+				msg = "Not authorized: the token has expired"
+			}
+			writeError(w, &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+				Message: msg, Extra: map[string]any{"invalidToken": true}})
+			return
+		}
 	}
 	if err := s.checkTeam(r); err != nil {
 		writeError(w, err)

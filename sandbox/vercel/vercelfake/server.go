@@ -53,6 +53,12 @@ type Options struct {
 	// by the OIDC token endpoint, POST /v1/projects/{project}/token (see IssueOIDCToken). ""
 	// accepts only Token there.
 	CLIToken string
+	// CLIRefreshToken is a Vercel CLI login's refresh token (auth.json's refreshToken) that the
+	// fake's OAuth token endpoint accepts once (oauth.go); "" accepts only those it issued.
+	CLIRefreshToken string
+	// CLITokenTTL is the lifetime of the login tokens the OAuth endpoint issues (zero:
+	// DefaultCLITokenTTL).
+	CLITokenTTL time.Duration
 	// OIDCTokenTTL is the lifetime of the OIDC tokens the fake issues (zero: DefaultOIDCTokenTTL).
 	OIDCTokenTTL time.Duration
 	// Clock is the fake's clock for the expiry of OIDC tokens; nil means time.Now.
@@ -72,7 +78,8 @@ type Server struct {
 	cancel context.CancelFunc
 	life   lifecycle // closed, and the background goroutines (command pollers, timers' stops)
 
-	oidcKey []byte // signs the OIDC tokens the fake issues
+	oidcKey []byte     // signs the OIDC tokens the fake issues
+	logins  loginState // the OAuth logins issued (oauth.go)
 
 	// The API's state, one store and lock each (state.go says what each lock guards, and the
 	// order they are taken in).
@@ -96,6 +103,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxTimeout <= 0 {
 		opts.MaxTimeout = DefaultMaxTimeout
+	}
+	if opts.CLITokenTTL <= 0 {
+		opts.CLITokenTTL = DefaultCLITokenTTL
 	}
 	if opts.OIDCTokenTTL <= 0 {
 		opts.OIDCTokenTTL = DefaultOIDCTokenTTL
@@ -160,6 +170,10 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("DELETE /v2/sandboxes/snapshots/{id}", s.handleDeleteSnapshot)
 	// The OIDC token endpoint (oidc.go), on api.vercel.com in production.
 	m.HandleFunc("POST /v1/projects/{project}/token", s.handleOIDCToken)
+	// The OAuth endpoints the CLI login is refreshed at (oauth.go), on vercel.com and
+	// api.vercel.com in production.
+	m.HandleFunc("GET /.well-known/openid-configuration", s.handleOpenIDConfiguration)
+	m.HandleFunc("POST /login/oauth/token", s.handleOAuthToken)
 	return m
 }
 
@@ -187,7 +201,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.answerFault(w, r, f)
 		return
 	}
-	if !isTokenEndpoint(p) {
+	if !hasOwnAuth(p) {
 		if err := s.authorize(r); err != nil {
 			writeError(w, err)
 			return
