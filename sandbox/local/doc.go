@@ -48,8 +48,10 @@
 // upper directory empty), drops it and makes no snapshot. Diff compares two snapshots by
 // walking only the layers their chains do not share. Starting from any snapshot is O(1)
 // whatever its size.
-// Chains longer than Options.MaxLayers are squashed into one layer (squash.go), and layers are
-// garbage-collected when the last snapshot or running sandbox that uses them is gone.
+// Chains longer than Options.MaxLayers are squashed in the background (squasher.go: the oldest
+// MaxLayers layers merged into one, every snapshot that shares them rewritten to use it; inline
+// only past twice MaxLayers), and layers are garbage-collected when the last snapshot or running
+// sandbox that uses them is gone.
 //
 // Known overlayfs limitation: renaming a directory that comes from an older snapshot fails
 // with EXDEV ("Invalid cross-device link") for programs that call rename(2) directly; tools

@@ -64,6 +64,7 @@ func newID() string {
 type store struct {
 	dir, layers, snaps, sandboxes, trash, empty string
 	log                                         *slog.Logger
+	sq                                          *squasher // nil: squash inline (squasher.go)
 
 	mu    sync.Mutex
 	index map[sandbox.SnapshotRef][]string // snapshot -> chain
@@ -223,31 +224,30 @@ func (s *store) removeLayers(paths []string) {
 }
 
 // commit turns a stopped sandbox's upper directory, which holds changes, into a snapshot whose
-// chain is parent plus the new layer, squashing the chain into one layer when it would exceed
-// maxLayers. (A sandbox that changed nothing makes no snapshot: Snapshot does not call commit.)
-// The caller keeps its references on parent.
+// chain is parent plus the new layer (with a prefix the squasher has squashed replaced by its
+// squashed layer). A chain longer than the soft limit wakes the background squasher
+// (squasher.go); one longer than the hard limit (maxLayers without a squasher) is squashed here.
+// (A sandbox that changed nothing makes no snapshot: Snapshot does not call commit.) The caller
+// keeps its references on parent.
 func (s *store) commit(parent []string, upper string, st sandbox.Changes, maxLayers int) (sandbox.SnapshotRef, error) {
-	chain := slices.Clone(parent)
-	var fresh []string // layers made here; deleted again if the commit fails
-	fail := func(err error) (sandbox.SnapshotRef, error) {
-		for _, l := range fresh {
-			_ = removeTree(filepath.Join(s.layers, l))
-		}
-		return "", err
-	}
 	id := newID()
 	if err := os.Rename(upper, filepath.Join(s.layers, id)); err != nil {
 		return "", fmt.Errorf("commit layer: %w", err)
 	}
-	fresh = append(fresh, id)
-	chain = append(chain, id)
-	if len(chain) > maxLayers {
-		id, err := s.squash(chain)
-		if err != nil {
-			return fail(fmt.Errorf("squash %d layers: %w", len(chain), err))
-		}
-		fresh = append(fresh, id)
-		chain = []string{id}
+	// The new snapshot's references, taken now: a layer it names cannot go meanwhile.
+	s.mu.Lock()
+	chain := s.squashedPrefix(append(slices.Clone(parent), id))
+	for _, l := range chain {
+		s.refs[l]++
+	}
+	s.mu.Unlock()
+	fail := func(err error) (sandbox.SnapshotRef, error) {
+		s.release(chain) // frees the new layer, and a squashed one made here
+		return "", err
+	}
+	hard := maxLayers
+	if s.sq != nil {
+		hard = s.sq.hard
 	}
 	// Layer content must be on disk before a snapshot file points at it. A squash syncs the
 	// whole file system, then writes the snapshot file. Otherwise the new layer's files and
@@ -256,19 +256,24 @@ func (s *store) commit(parent []string, upper string, st sandbox.Changes, maxLay
 	// and its directory synced (a second wait): a crash in between leaves a temporary snapshot
 	// file and a layer that nothing names, which the next start collects.
 	ref := sandbox.SnapshotRef(newID())
-	sf := snapshotFile{Layers: chain, Created: time.Now().UTC(), ChangedFiles: st.Files, ChangedBytes: st.Bytes}
-	if chain == nil {
-		sf.Layers = []string{}
-	}
-	if len(fresh) > 1 {
+	if len(chain) > hard {
+		sq, err := s.squash(chain)
+		if err != nil {
+			return fail(fmt.Errorf("squash %d layers: %w", len(chain), err))
+		}
+		s.mu.Lock()
+		s.refs[sq]++
+		s.mu.Unlock()
+		s.release(chain) // the squashed layer holds hard links of what it needs
+		chain = []string{sq}
 		if err := syncFS(s.layers); err != nil {
 			return fail(err)
 		}
-		if err := s.writeSnapshot(ref, sf); err != nil {
+		if err := s.writeSnapshot(ref, snapshotFile{Layers: chain, Created: time.Now().UTC(), ChangedFiles: st.Files, ChangedBytes: st.Bytes}); err != nil {
 			return fail(err)
 		}
 	} else {
-		tmp, err := s.snapshotTemp(ref, sf)
+		tmp, err := s.snapshotTemp(ref, snapshotFile{Layers: chain, Created: time.Now().UTC(), ChangedFiles: st.Files, ChangedBytes: st.Bytes})
 		if err != nil {
 			return fail(err)
 		}
@@ -283,14 +288,9 @@ func (s *store) commit(parent []string, upper string, st sandbox.Changes, maxLay
 	}
 	s.mu.Lock()
 	s.index[ref] = chain
-	for _, l := range chain {
-		s.refs[l]++
-	}
 	s.mu.Unlock()
-	// A squash leaves the new layers of this commit referenced by nothing but the squashed one's
-	// content (hard links); drop them.
-	if len(chain) == 1 && len(fresh) == 2 {
-		_ = removeTree(filepath.Join(s.layers, fresh[0]))
+	if s.sq != nil && len(chain) > s.sq.soft {
+		s.wakeSquasher()
 	}
 	return ref, nil
 }

@@ -170,8 +170,15 @@ chmod 700 dir%d`, i, i, i-2, i-2, i, i, i, i-3, i-3, i-3, i, i-3, i, i)
 		shOK(t, sb, script)
 		ref = snapshot(t, sb).Ref
 		refs = append(refs, ref)
-		if n := len(chainOf(p, ref)); n > 8 {
-			t.Fatalf("commit %d: chain of %d layers, more than MaxLayers 8", i, n)
+		if n := len(chainOf(p, ref)); n > 16 {
+			t.Fatalf("commit %d: chain of %d layers, more than twice MaxLayers 8 (the inline limit)", i, n)
+		}
+	}
+	// The background squasher brings every chain back within MaxLayers.
+	p.store.idleSquasher()
+	for i, r := range refs {
+		if n := len(chainOf(p, r)); n > 8 {
+			t.Errorf("snapshot %d: chain of %d layers after the squasher ran, more than MaxLayers 8", i, n)
 		}
 	}
 	sb := startSandbox(t, p, sandbox.StartOptions{Snapshot: ref})
@@ -354,7 +361,8 @@ func TestDiffAcrossSquash(t *testing.T) {
 		shOK(t, sb, fmt.Sprintf("echo %d > f%d; echo %d > counter; echo %d > $HOME/h", i, i, i, i))
 		ref = snapshot(t, sb).Ref
 		refs = append(refs, ref)
-		if i > 0 && len(chainOf(p, ref)) == 1 {
+		p.store.idleSquasher()
+		if i > 0 && len(chainOf(p, ref)) < i+1 {
 			squashed++
 		}
 	}
@@ -430,5 +438,80 @@ func TestChangesInABigDirectory(t *testing.T) {
 	d, err := p.Diff(ctx, ref, info.Ref)
 	if err != nil || lines(d) != strings.Join(want, "\n") {
 		t.Fatalf("Diff: %v\n%s\nwant:\n%s", err, lines(d), strings.Join(want, "\n"))
+	}
+}
+
+// TestBackgroundSquash: commits only append layers; the squasher shortens every chain over
+// MaxLayers (rewriting all snapshots that share the squashed prefix) without changing what any
+// snapshot holds; a sandbox started before a squash commits onto the squashed prefix; a restart
+// reads the squashed chains; deleting every snapshot leaves no layer behind.
+func TestBackgroundSquash(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := newTestProvider(t, Options{Dir: dir, MaxLayers: 4})
+	ref := sandbox.SnapshotRef("")
+	var refs []sandbox.SnapshotRef
+	var early sandbox.Sandbox
+	for i := range 12 {
+		sb := startSandbox(t, p, sandbox.StartOptions{Snapshot: ref})
+		shOK(t, sb, fmt.Sprintf("echo %d > f%d; echo %d > counter", i, i, i))
+		if i == 6 {
+			early = startSandbox(t, p, sandbox.StartOptions{Snapshot: ref}) // from snapshot 5, before its squash
+		}
+		ref = snapshot(t, sb).Ref
+		refs = append(refs, ref)
+		if n := len(chainOf(p, ref)); n > 8 {
+			t.Fatalf("commit %d: chain of %d layers, over the inline limit 8", i, n)
+		}
+	}
+	p.store.idleSquasher()
+	check := func(p *Provider, what string) {
+		t.Helper()
+		for i, r := range refs {
+			if n := len(chainOf(p, r)); n > 4 {
+				t.Errorf("%s: snapshot %d has %d layers, more than MaxLayers 4", what, i, n)
+			}
+			sb := startSandbox(t, p, sandbox.StartOptions{Snapshot: r})
+			var want []string
+			for k := 0; k <= i; k++ {
+				want = append(want, fmt.Sprintf("f%d:%d", k, k))
+			}
+			want = append(want, fmt.Sprintf("counter:%d", i))
+			sort.Strings(want)
+			got := shOK(t, sb, "cd /workspace && for f in *; do echo $f:$(cat $f); done | sort")
+			if got != strings.Join(want, "\n") {
+				t.Errorf("%s: snapshot %d holds\n%s\nwant\n%s", what, i, got, strings.Join(want, "\n"))
+			}
+			_ = sb.Stop(context.Background())
+		}
+	}
+	check(p, "after the squasher")
+	shOK(t, early, "echo late > late")
+	late := snapshot(t, early).Ref
+	if n, before := len(chainOf(p, late)), 6+1; n >= before {
+		t.Errorf("a sandbox started before the squash committed a chain of %d layers; want its squashed prefix replaced (fewer than %d)", n, before)
+	}
+	lateSb := startSandbox(t, p, sandbox.StartOptions{Snapshot: late})
+	if got := shOK(t, lateSb, "cat /workspace/late /workspace/counter"); got != "late\n5" {
+		t.Errorf("the late commit holds %q, want late and counter 5", got)
+	}
+	_ = lateSb.Stop(context.Background())
+
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p2 := newTestProvider(t, Options{Dir: dir, MaxLayers: 4})
+	check(p2, "after a restart")
+	for _, r := range append(refs, late) {
+		if err := p2.DeleteSnapshot(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "layers")); len(ents) != 0 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("layers left after every snapshot was deleted: %v", names)
 	}
 }

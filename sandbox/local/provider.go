@@ -177,6 +177,7 @@ func New(opts Options) (*Provider, error) {
 	if ag.kind == agentReexec {
 		log.Info("local: sandboxes run this executable as their agent", "reason", ag.why)
 	}
+	st.startSquasher(opts.MaxLayers)
 	for _, m := range live {
 		p.adopt(m)
 	}
@@ -412,6 +413,7 @@ func (p *Provider) Close() error {
 	}
 	wg.Wait()
 	errs = append(errs, spares.close())
+	p.store.stopSquasher()
 	p.egress.close()
 	// Unlock before closing: a child another goroutine is forking right now shares the lock's
 	// open file until it execs, and would hold the lock for that moment after a mere close.
