@@ -6,12 +6,9 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/sandkit/sandkit-mcp/sandbox"
 )
@@ -71,11 +68,9 @@ func (s *store) wakeSquasher() {
 
 func (s *store) squashLoop() {
 	defer close(s.sq.done)
-	// Squashing is CPU and disk work nobody waits for: it runs on a thread of its own at the
-	// lowest priority, so the runs it serves keep the CPU. The goroutine never unlocks the
-	// thread, so the thread ends with it instead of going back to the runtime niced.
-	runtime.LockOSThread()
-	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
+	// Not on a locked, niced thread of its own: a locked goroutine's thread dies with it, and
+	// every child forked earlier from that thread (sandbox helpers carry a parent-death signal,
+	// which follows the forking thread) would be killed with it.
 	for {
 		select {
 		case <-s.sq.stop:
