@@ -50,7 +50,7 @@
 // whatever its size.
 // Chains longer than Options.MaxLayers are squashed in the background (squasher.go: the oldest
 // MaxLayers layers merged into one, every snapshot that shares them rewritten to use it; inline
-// only past twice MaxLayers), and layers are garbage-collected when the last snapshot or running
+// only past four times MaxLayers, at most 128), and layers are garbage-collected when the last snapshot or running
 // sandbox that uses them is gone.
 //
 // Known overlayfs limitation: renaming a directory that comes from an older snapshot fails

@@ -170,8 +170,8 @@ chmod 700 dir%d`, i, i, i-2, i-2, i, i, i, i-3, i-3, i-3, i, i-3, i, i)
 		shOK(t, sb, script)
 		ref = snapshot(t, sb).Ref
 		refs = append(refs, ref)
-		if n := len(chainOf(p, ref)); n > 16 {
-			t.Fatalf("commit %d: chain of %d layers, more than twice MaxLayers 8 (the inline limit)", i, n)
+		if n := len(chainOf(p, ref)); n > p.store.sq.hard {
+			t.Fatalf("commit %d: chain of %d layers, more than the inline limit %d", i, n, p.store.sq.hard)
 		}
 	}
 	// The background squasher brings every chain back within MaxLayers.
@@ -460,8 +460,8 @@ func TestBackgroundSquash(t *testing.T) {
 		}
 		ref = snapshot(t, sb).Ref
 		refs = append(refs, ref)
-		if n := len(chainOf(p, ref)); n > 8 {
-			t.Fatalf("commit %d: chain of %d layers, over the inline limit 8", i, n)
+		if n := len(chainOf(p, ref)); n > p.store.sq.hard {
+			t.Fatalf("commit %d: chain of %d layers, over the inline limit %d", i, n, p.store.sq.hard)
 		}
 	}
 	p.store.idleSquasher()

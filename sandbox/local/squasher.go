@@ -23,8 +23,13 @@ import (
 // A sandbox started before the squash commits a chain with the old prefix; commit replaces the
 // prefix by the squashed layer when it is still there (squashedPrefix).
 //
-// Only a chain that outgrows hardLayers (twice MaxLayers: what one overlay mount still takes)
-// before the squasher gets to it is squashed inline, on the commit's path, as before.
+// Only a chain that outgrows the hard limit (four times MaxLayers, at most maxHardLayers: what one
+// overlay mount still takes) before the squasher gets to it is squashed inline, on the commit's
+// path, as before: with runs every ~20 ms, that leaves a squash of a big tree seconds to finish.
+
+// maxHardLayers bounds the chain one overlay mount takes: its lower directories are named
+// /proc/self/fd/N in mount data limited to one page (4096 bytes), about 17 bytes each.
+const maxHardLayers = 128
 
 // squasher is the background squash state of a store.
 type squasher struct {
@@ -40,7 +45,7 @@ type squasher struct {
 
 // startSquasher starts the background squasher of chains longer than soft layers.
 func (s *store) startSquasher(soft int) {
-	s.sq = &squasher{soft: soft, hard: 2 * soft, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+	s.sq = &squasher{soft: soft, hard: max(soft+1, min(4*soft, maxHardLayers)), wake: make(chan struct{}, 1), stop: make(chan struct{}),
 		done: make(chan struct{}), prefixes: map[string]string{}}
 	go s.squashLoop()
 	s.wakeSquasher() // chains a previous process left long
