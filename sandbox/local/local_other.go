@@ -38,6 +38,7 @@ func Diagnose(string) []Check {
 }
 
 func (*Provider) Name() string                       { return "local" }
+func (*Provider) Dir() string                        { return "" }
 func (*Provider) Capabilities() sandbox.Capabilities { return sandbox.Capabilities{} }
 func (*Provider) Start(context.Context, sandbox.StartOptions) (sandbox.Sandbox, error) {
 	return nil, errNotLinux

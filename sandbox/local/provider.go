@@ -283,6 +283,9 @@ func (p *Provider) adopt(m sandboxMeta) {
 // Name implements sandbox.Provider.
 func (p *Provider) Name() string { return "local" }
 
+// Dir is the provider's directory (Options.Dir, absolute).
+func (p *Provider) Dir() string { return p.opts.Dir }
+
 // Capabilities implements sandbox.Provider: egress policies are enforced by the provider's
 // proxy (see doc.go).
 func (p *Provider) Capabilities() sandbox.Capabilities {

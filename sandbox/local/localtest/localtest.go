@@ -13,16 +13,26 @@ import (
 
 // StopLiveAtCleanup registers a cleanup that stops every live sandbox p knows, then closes p.
 // Register it right after local.New, so it runs after the test's other cleanups.
+// A provider the test closed already has let go of its live sandboxes (they outlive it by
+// design), so a new provider on the same directory adopts them and stops them.
 func StopLiveAtCleanup(t testing.TB, p *local.Provider) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		ids, _ := p.Sandboxes(ctx)
-		for _, id := range ids {
-			if sb, err := p.Reconnect(ctx, id); err == nil {
-				_ = sb.Stop(ctx)
-			}
-		}
+		stopAll(ctx, p)
 		_ = p.Close()
+		if q, err := local.New(local.Options{Dir: p.Dir()}); err == nil {
+			stopAll(ctx, q)
+			_ = q.Close()
+		}
 	})
+}
+
+func stopAll(ctx context.Context, p *local.Provider) {
+	ids, _ := p.Sandboxes(ctx)
+	for _, id := range ids {
+		if sb, err := p.Reconnect(ctx, id); err == nil {
+			_ = sb.Stop(ctx)
+		}
+	}
 }
