@@ -80,15 +80,21 @@ func BenchmarkSandbox(b *testing.B) {
 			if _, err := sb.Exec(ctx, sandbox.ExecRequest{Command: "true"}); err != nil {
 				b.Fatal(err)
 			}
-			info, err := sb.Snapshot(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			_ = p.DeleteSnapshot(ctx, info.Ref)
-			b.StartTimer()
+			snapshotDiscard(ctx, b, p, sb)
 		}
 	})
+}
+
+// snapshotDiscard snapshots sb, timed, and deletes the snapshot untimed.
+func snapshotDiscard(ctx context.Context, b *testing.B, p *Provider, sb sandbox.Sandbox) {
+	b.Helper()
+	info, err := sb.Snapshot(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	_ = p.DeleteSnapshot(ctx, info.Ref)
+	b.StartTimer()
 }
 
 // BenchmarkSnapshots: commit (start, write one file, snapshot) and fork (start + stop) on an
@@ -108,13 +114,7 @@ func BenchmarkSnapshots(b *testing.B) {
 			if err := sb.WriteFiles(ctx, []sandbox.File{{Path: "node_modules/changed.txt", Content: []byte("one change\n")}}); err != nil {
 				b.Fatal(err)
 			}
-			info, err := sb.Snapshot(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			_ = p.DeleteSnapshot(ctx, info.Ref)
-			b.StartTimer()
+			snapshotDiscard(ctx, b, p, sb)
 		}
 	}
 	fork := func(b *testing.B, base sandbox.SnapshotRef) {
@@ -259,13 +259,7 @@ func BenchmarkLiveSnapshot(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StartTimer()
-			info, err := sb.Snapshot(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			_ = p.DeleteSnapshot(ctx, info.Ref)
-			b.StartTimer()
+			snapshotDiscard(ctx, b, p, sb)
 		}
 	})
 }
