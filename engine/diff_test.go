@@ -58,9 +58,7 @@ func fileOf(d engine.Diff, path string) engine.DiffFile {
 // the head and its parent and are checked; old commits stay readable.
 func TestWorkspaceDiff(t *testing.T) {
 	t.Parallel()
-	v := newEnv(t)
-	ctx := ctxT(t)
-	v.mkws(t, "d")
+	v, ctx := newEnvWorkspace(t, "d")
 	first := head(t, v, "d")
 	v.sh(t, "d", `seq 1 40 > nums.txt; printf 'a\000b' > bin.dat; mkdir -p dir/sub; echo keep > dir/keep.txt; echo deep > dir/sub/deep.txt
 		echo old > old.txt; mkdir many; for i in $(seq 1 300); do echo $i > many/f$i; done; echo hi > ~/.profile-note`)

@@ -42,9 +42,7 @@ const appPy = "import sys\n\n\ndef main():\n    return 1\n\n\nif __name__ == \"_
 // binary, missing, a directory, no change, too large, a bad path) leaves head where it was.
 func TestEditFileDurable(t *testing.T) {
 	t.Parallel()
-	v := newEnv(t)
-	ctx := ctxT(t)
-	v.mkws(t, "w")
+	v, ctx := newEnvWorkspace(t, "w")
 	bin := []byte("abc\x00def\n")
 	if _, err := v.e.WriteFiles(ctx, "w", engine.WriteRequest{Files: []engine.WriteFile{
 		{Path: "src/app.py", Content: []byte(appPy)},
@@ -179,9 +177,7 @@ func TestEditFileDurable(t *testing.T) {
 // cannot; commit_session saves the edit.
 func TestEditFileSession(t *testing.T) {
 	t.Parallel()
-	v := newEnv(t)
-	ctx := ctxT(t)
-	v.mkws(t, "w")
+	v, ctx := newEnvWorkspace(t, "w")
 	if _, err := v.e.WriteFiles(ctx, "w", engine.WriteRequest{Files: []engine.WriteFile{{Path: "src/app.py", Content: []byte(appPy)}}}); err != nil {
 		t.Fatal(err)
 	}

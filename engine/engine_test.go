@@ -120,6 +120,15 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
+// newEnvWorkspace is newEnv with a workspace named ws, and the test's context.
+func newEnvWorkspace(t *testing.T, ws string) (*env, context.Context) {
+	t.Helper()
+	v := newEnv(t)
+	ctx := ctxT(t)
+	v.mkws(t, ws)
+	return v, ctx
+}
+
 // mkws creates a workspace, exposing ports.
 func (v *env) mkws(t *testing.T, name string, ports ...int) engine.Workspace {
 	t.Helper()
@@ -285,9 +294,7 @@ func TestDurableRuns(t *testing.T) {
 
 func TestRunsInArrivalOrder(t *testing.T) {
 	t.Parallel()
-	v := newEnv(t)
-	ctx := ctxT(t)
-	v.mkws(t, "w")
+	v, ctx := newEnvWorkspace(t, "w")
 	first, err := v.e.RunCommand(ctx, engine.RunCommandRequest{Workspace: "w", Command: "sh", Args: []string{"-c", "sleep 0.3; echo first > f.txt"}, Background: true})
 	if err != nil {
 		t.Fatal(err)
@@ -331,9 +338,7 @@ func TestRunsInArrivalOrder(t *testing.T) {
 
 func TestIdempotencyKey(t *testing.T) {
 	t.Parallel()
-	v := newEnv(t)
-	ctx := ctxT(t)
-	v.mkws(t, "w")
+	v, ctx := newEnvWorkspace(t, "w")
 	req := engine.RunCommandRequest{Workspace: "w", Command: "sh", Args: []string{"-c", "echo x >> once.txt; cat once.txt"}, IdempotencyKey: "k1"}
 	a, err := v.e.RunCommand(ctx, req)
 	if err != nil {
@@ -422,9 +427,7 @@ func TestCancel(t *testing.T) {
 
 func TestFiles(t *testing.T) {
 	t.Parallel()
-	v := newEnv(t)
-	ctx := ctxT(t)
-	v.mkws(t, "w")
+	v, ctx := newEnvWorkspace(t, "w")
 	bin := make([]byte, 256)
 	for i := range bin {
 		bin[i] = byte(i)
@@ -480,9 +483,7 @@ func TestFiles(t *testing.T) {
 
 func TestRestoreAndFork(t *testing.T) {
 	t.Parallel()
-	v := newEnv(t)
-	ctx := ctxT(t)
-	v.mkws(t, "w")
+	v, ctx := newEnvWorkspace(t, "w")
 	c1 := v.sh(t, "w", "echo v1 > f").Run.CommitID
 	v.sh(t, "w", "echo v2 > f; echo extra > g")
 	fork, err := v.e.Fork(ctx, "w", c1, "w-fork")

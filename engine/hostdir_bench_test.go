@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/internal/benchutil"
 )
 
 // BenchmarkImportExport measures, interleaved on the same host tree of 20,000 files and 200 MB
@@ -57,12 +58,6 @@ func BenchmarkImportExport(b *testing.B) {
 		}
 		exp += time.Since(t)
 	}
-	n := float64(b.N)
-	ms := func(d time.Duration) float64 { return float64(d.Milliseconds()) / n }
-	b.ReportMetric(ms(cp), "cp-ms/op")
-	b.ReportMetric(ms(imp), "import-ms/op")
-	b.ReportMetric(ms(exp), "export-ms/op")
-	b.ReportMetric(float64(imp)/float64(cp), "import/cp")
-	b.ReportMetric(float64(exp)/float64(cp), "export/cp")
-	b.ReportMetric(0, "ns/op")
+	benchutil.Report(b, benchutil.Ms{"cp-ms/op": cp, "import-ms/op": imp, "export-ms/op": exp},
+		benchutil.Ratios{"import/cp": {imp, cp}, "export/cp": {exp, cp}})
 }

@@ -45,9 +45,7 @@ func wantList(t *testing.T, what string, ents []engine.FileEntry, err error, wan
 // ~/..., which read_file takes back; paths that leave both roots are refused naming the argument.
 func TestHomePathsDurable(t *testing.T) {
 	t.Parallel()
-	v := newEnv(t)
-	ctx := ctxT(t)
-	v.mkws(t, "w")
+	v, ctx := newEnvWorkspace(t, "w")
 	home := v.pv.Capabilities().HomeDir
 	c, err := v.e.WriteFiles(ctx, "w", engine.WriteRequest{Files: []engine.WriteFile{
 		{Path: "~/.config/app.toml", Content: []byte("x=1\n")},
@@ -147,9 +145,7 @@ func TestHomePathsDurable(t *testing.T) {
 // and head stays.
 func TestWriteFilesDeletes(t *testing.T) {
 	t.Parallel()
-	v := newEnv(t)
-	ctx := ctxT(t)
-	v.mkws(t, "w")
+	v, ctx := newEnvWorkspace(t, "w")
 	v.sh(t, "w", `set -e; echo a > a.txt; echo k > keep.txt; mkdir -p dir/y; echo x > dir/x; echo z > dir/y/z
 mkdir -p ~/.cache; echo c > ~/.cache/c; ln -s /etc etclink; ln -s keep.txt link`)
 	h0 := head(t, v, "w")
@@ -226,9 +222,7 @@ mkdir -p ~/.cache; echo c > ~/.cache/c; ln -s /etc etclink; ln -s keep.txt link`
 // and commit_session keeps both the home files and the deletes.
 func TestSessionFilesHomeAndDeletes(t *testing.T) {
 	t.Parallel()
-	v := newEnv(t)
-	ctx := ctxT(t)
-	v.mkws(t, "w")
+	v, ctx := newEnvWorkspace(t, "w")
 	v.sh(t, "w", "echo old > old.txt")
 	h0 := head(t, v, "w")
 	s := v.open(t, alice, "w", 0)

@@ -52,9 +52,7 @@ func wantErr(t *testing.T, what string, err, target error, words ...string) {
 
 func TestSessionLease(t *testing.T) {
 	t.Parallel()
-	v := newEnv(t)
-	ctx := ctxT(t)
-	v.mkws(t, "w")
+	v, ctx := newEnvWorkspace(t, "w")
 	base := head(t, v, "w")
 	s := v.open(t, alice, "w", time.Minute)
 	if s.State != "attached" || s.Holder != "alice-agent 1.0" || s.Base != base {
@@ -123,9 +121,7 @@ func TestSessionLease(t *testing.T) {
 
 func TestSessionDiscardAndExpire(t *testing.T) {
 	t.Parallel()
-	v := newEnv(t)
-	ctx := ctxT(t)
-	v.mkws(t, "w")
+	v, ctx := newEnvWorkspace(t, "w")
 	base := head(t, v, "w")
 	s := v.open(t, alice, "w", time.Minute)
 	v.sexec(t, alice, s.ID, "echo gone > g.txt")

@@ -231,8 +231,8 @@ func forbiddenHeader(name string) bool {
 	return strings.HasPrefix(name, "proxy-")
 }
 
-// isToken reports whether s is an RFC 7230 token (the characters of a header name).
-func isToken(s string) bool {
+// IsToken reports whether s is an RFC 7230 token (the characters of a header name or method).
+func IsToken(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -266,7 +266,7 @@ func normalizeHeader(id string, j int, h Header, domains []string) (Header, erro
 	if name == "" {
 		return Header{}, invalid("service %q: header #%d has no name (e.g. \"authorization\")", id, j+1)
 	}
-	if !isToken(name) {
+	if !IsToken(name) {
 		return Header{}, invalid("service %q: header name %q has characters a header name cannot have; use letters, digits and !#$%%&'*+-.^_`|~ (e.g. \"x-api-key\")", id, h.Name)
 	}
 	if forbiddenHeader(name) {

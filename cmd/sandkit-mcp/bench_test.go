@@ -9,6 +9,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/sandkit/sandkit-mcp/internal/benchutil"
 	"github.com/sandkit/sandkit-mcp/sandbox/local"
 )
 
@@ -78,16 +79,8 @@ func BenchmarkRunCommandTrue(b *testing.B) {
 		mustCall(ctx, b, c, "run_command", shellArgs)
 		sks += time.Since(t)
 	}
-	ms := func(d time.Duration) float64 { return msPerOp(b, d) }
-	b.ReportMetric(ms(sh), "sh-ms/op")
-	b.ReportMetric(ms(bb), "bwrap-bind-ms/op")
-	b.ReportMetric(ms(bw), "bwrap-ms/op")
-	b.ReportMetric(ms(sk), "sandkit-ms/op")
-	b.ReportMetric(float64(sk)/float64(bw), "sandkit/bwrap")
-	b.ReportMetric(float64(sk)/float64(bb), "sandkit/bwrap-bind")
-	b.ReportMetric(ms(sks), "sandkit-shell-ms/op")
-	b.ReportMetric(float64(sks)/float64(bb), "sandkit-shell/bwrap-bind")
-	b.ReportMetric(0, "ns/op")
+	benchutil.Report(b, benchutil.Ms{"sh-ms/op": sh, "bwrap-bind-ms/op": bb, "bwrap-ms/op": bw, "sandkit-ms/op": sk, "sandkit-shell-ms/op": sks},
+		benchutil.Ratios{"sandkit/bwrap": {sk, bw}, "sandkit/bwrap-bind": {sk, bb}, "sandkit-shell/bwrap-bind": {sks, bb}})
 }
 
 // bareProvider is a local provider for raw sandbox starts (RunBare), closed when the benchmark
@@ -109,11 +102,6 @@ func mustCall(ctx context.Context, b *testing.B, c *client, tool string, args ma
 		b.Fatalf("%s %v: %v %+v", tool, args, err, res)
 	}
 	return res
-}
-
-// msPerOp is a duration summed over the benchmark's loop, in milliseconds per iteration.
-func msPerOp(b *testing.B, d time.Duration) float64 {
-	return float64(d.Microseconds()) / 1000 / float64(b.N)
 }
 
 // benchSession opens a session on a fresh workspace, skipping the benchmark when the provider
@@ -160,13 +148,8 @@ func BenchmarkSessionExecTrue(b *testing.B) {
 		sks += time.Since(t)
 	}
 	c.ok("discard_session", map[string]any{"session_id": sid})
-	ms := func(d time.Duration) float64 { return msPerOp(b, d) }
-	b.ReportMetric(ms(plain), "exec-ms/op")
-	b.ReportMetric(ms(sk), "session_exec-ms/op")
-	b.ReportMetric(ms(sks), "session_exec-shell-ms/op")
-	b.ReportMetric(float64(sk)/float64(plain), "session_exec/exec")
-	b.ReportMetric(float64(sks)/float64(plain), "session_exec-shell/exec")
-	b.ReportMetric(0, "ns/op")
+	benchutil.Report(b, benchutil.Ms{"exec-ms/op": plain, "session_exec-ms/op": sk, "session_exec-shell-ms/op": sks},
+		benchutil.Ratios{"session_exec/exec": {sk, plain}, "session_exec-shell/exec": {sks, plain}})
 }
 
 // BenchmarkSessionOpenCommit measures, interleaved: a raw bwrap sandbox start running `true`
@@ -202,11 +185,6 @@ func BenchmarkSessionOpenCommit(b *testing.B) {
 		call("commit_session", map[string]any{"session_id": sid})
 		commit += time.Since(t)
 	}
-	ms := func(d time.Duration) float64 { return msPerOp(b, d) }
-	b.ReportMetric(ms(bare), "bwrap-ms/op")
-	b.ReportMetric(ms(open), "open-ready-ms/op")
-	b.ReportMetric(ms(commit), "commit-ms/op")
-	b.ReportMetric(float64(open)/float64(bare), "open/bwrap")
-	b.ReportMetric(float64(commit)/float64(bare), "commit/bwrap")
-	b.ReportMetric(0, "ns/op")
+	benchutil.Report(b, benchutil.Ms{"bwrap-ms/op": bare, "open-ready-ms/op": open, "commit-ms/op": commit},
+		benchutil.Ratios{"open/bwrap": {open, bare}, "commit/bwrap": {commit, bare}})
 }

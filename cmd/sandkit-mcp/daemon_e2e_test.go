@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sandkit/sandkit-mcp/internal/testutil"
 )
 
 // The daemon and its doors: one engine per data dir, shared by every stdio door.
@@ -99,25 +100,8 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 type served struct {
 	cmd    *exec.Cmd
 	info   daemonFile
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	done   chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServe runs `sandkit-mcp serve --data-dir dir args…` and waits until it serves (its
@@ -130,7 +114,7 @@ func startServe(t testing.TB, dir string, env []string, args ...string) *served 
 // startServeOf is startServe with another build of the binary.
 func startServeOf(t testing.TB, bin, dir string, env []string, args ...string) *served {
 	t.Helper()
-	s := &served{stderr: &syncBuffer{}, done: make(chan struct{})}
+	s := &served{stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--log-level", "warn"}, args...)...)
 	s.cmd.Stderr = s.stderr
 	s.cmd.Env = append(os.Environ(), env...)
@@ -256,7 +240,7 @@ func TestSecondServeFailsAtOnce(t *testing.T) {
 func TestDoorWhoseDaemonDiesSaysSo(t *testing.T) {
 	t.Parallel()
 	dir := dataDir(t)
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	cmd := doorCommand(t, dir)
 	cmd.Stderr = &stderr
 	a := connectVia(t, "victim", &mcp.CommandTransport{Command: cmd})

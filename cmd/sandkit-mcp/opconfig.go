@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -184,7 +185,7 @@ func parseOperatorConfig(b []byte) (operatorConfig, error) {
 	if top == nil {
 		return oc, errors.New("expected a JSON object with default_policy, max_policy and templates (each optional)")
 	}
-	for _, k := range sortedKeys(top) {
+	for _, k := range slices.Sorted(maps.Keys(top)) {
 		switch k {
 		case "default_policy", "max_policy", "templates", "egress", "provider", "vercel", "host_roots":
 		default:
@@ -261,7 +262,7 @@ func parseOperatorConfig(b []byte) (operatorConfig, error) {
 			return oc, err
 		}
 		oc.templates = map[string]engine.Template{}
-		for _, name := range sortedKeys(byName) {
+		for _, name := range slices.Sorted(maps.Keys(byName)) {
 			t, err := configTemplate(byName[name], name)
 			if err != nil {
 				return oc, err
@@ -295,7 +296,7 @@ func configEgress(raw json.RawMessage) (local.EgressOptions, error) {
 		}
 		eg.AllowPrefixes = append(eg.AllowPrefixes, pf.Masked())
 	}
-	for _, name := range sortedKeys(f.Resolve) {
+	for _, name := range slices.Sorted(maps.Keys(f.Resolve)) {
 		host := strings.TrimSuffix(strings.ToLower(name), ".")
 		if host == "" || len(f.Resolve[name]) == 0 {
 			return eg, fmt.Errorf("egress.resolve.%s: give a host name and at least one IP address", name)
@@ -489,15 +490,6 @@ func jsonType(kind string) string {
 		return "true or false"
 	}
 	return "a " + kind
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // describe summarizes the config for logs and bootstrap.

@@ -59,13 +59,7 @@ func BenchmarkSandbox(b *testing.B) {
 	})
 	b.Run("local=start-exec-true-stop", func(b *testing.B) {
 		for b.Loop() {
-			sb, err := p.Start(ctx, sandbox.StartOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := sb.Exec(ctx, sandbox.ExecRequest{Command: "true"}); err != nil {
-				b.Fatal(err)
-			}
+			sb := startExecTrue(ctx, b, p)
 			if err := sb.Stop(ctx); err != nil {
 				b.Fatal(err)
 			}
@@ -73,22 +67,35 @@ func BenchmarkSandbox(b *testing.B) {
 	})
 	b.Run("local=start-exec-true-snapshot", func(b *testing.B) {
 		for b.Loop() {
-			sb, err := p.Start(ctx, sandbox.StartOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := sb.Exec(ctx, sandbox.ExecRequest{Command: "true"}); err != nil {
-				b.Fatal(err)
-			}
-			info, err := sb.Snapshot(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			_ = p.DeleteSnapshot(ctx, info.Ref)
-			b.StartTimer()
+			sb := startExecTrue(ctx, b, p)
+			snapshotDiscard(ctx, b, p, sb)
 		}
 	})
+}
+
+// startExecTrue starts a sandbox on p and runs true in it.
+func startExecTrue(ctx context.Context, b *testing.B, p *Provider) sandbox.Sandbox {
+	b.Helper()
+	sb, err := p.Start(ctx, sandbox.StartOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := sb.Exec(ctx, sandbox.ExecRequest{Command: "true"}); err != nil {
+		b.Fatal(err)
+	}
+	return sb
+}
+
+// snapshotDiscard snapshots sb, timed, and deletes the snapshot untimed.
+func snapshotDiscard(ctx context.Context, b *testing.B, p *Provider, sb sandbox.Sandbox) {
+	b.Helper()
+	info, err := sb.Snapshot(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	_ = p.DeleteSnapshot(ctx, info.Ref)
+	b.StartTimer()
 }
 
 // BenchmarkSnapshots: commit (start, write one file, snapshot) and fork (start + stop) on an
@@ -108,13 +115,7 @@ func BenchmarkSnapshots(b *testing.B) {
 			if err := sb.WriteFiles(ctx, []sandbox.File{{Path: "node_modules/changed.txt", Content: []byte("one change\n")}}); err != nil {
 				b.Fatal(err)
 			}
-			info, err := sb.Snapshot(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			_ = p.DeleteSnapshot(ctx, info.Ref)
-			b.StartTimer()
+			snapshotDiscard(ctx, b, p, sb)
 		}
 	}
 	fork := func(b *testing.B, base sandbox.SnapshotRef) {
@@ -204,19 +205,24 @@ func BenchmarkLiveExec(b *testing.B) {
 	})
 }
 
+// bwrapTrue is the baseline of the live benchmarks: raw bwrap starts of p running /usr/bin/true.
+func bwrapTrue(ctx context.Context, p *Provider) func(*testing.B) {
+	return func(b *testing.B) {
+		for b.Loop() {
+			if err := p.RunBare(ctx, "/usr/bin/true"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
 // BenchmarkLiveStart: Start(Detached) until the first Exec has answered, versus the raw bwrap
 // start of RunBare (same helper, mounts and profile, running /usr/bin/true). Stopping the
 // sandbox is not timed.
 func BenchmarkLiveStart(b *testing.B) {
 	p := liveProvider(b)
 	ctx := context.Background()
-	pair(b, "baseline=bwrap-overlay-true", func(b *testing.B) {
-		for b.Loop() {
-			if err := p.RunBare(ctx, "/usr/bin/true"); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}, "local=start-detached-first-exec", func(b *testing.B) {
+	pair(b, "baseline=bwrap-overlay-true", bwrapTrue(ctx, p), "local=start-detached-first-exec", func(b *testing.B) {
 		for b.Loop() {
 			sb, err := p.Start(ctx, sandbox.StartOptions{Detached: true})
 			if err != nil {
@@ -239,13 +245,7 @@ func BenchmarkLiveStart(b *testing.B) {
 func BenchmarkLiveSnapshot(b *testing.B) {
 	p := liveProvider(b)
 	ctx := context.Background()
-	pair(b, "baseline=bwrap-overlay-true", func(b *testing.B) {
-		for b.Loop() {
-			if err := p.RunBare(ctx, "/usr/bin/true"); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}, "local=snapshot-live", func(b *testing.B) {
+	pair(b, "baseline=bwrap-overlay-true", bwrapTrue(ctx, p), "local=snapshot-live", func(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
 			sb, err := p.Start(ctx, sandbox.StartOptions{Detached: true})
@@ -259,13 +259,7 @@ func BenchmarkLiveSnapshot(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StartTimer()
-			info, err := sb.Snapshot(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			_ = p.DeleteSnapshot(ctx, info.Ref)
-			b.StartTimer()
+			snapshotDiscard(ctx, b, p, sb)
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandkit/sandkit-mcp/internal/benchutil"
 	"github.com/sandkit/sandkit-mcp/sandbox"
 )
 
@@ -107,16 +108,7 @@ for d in range(300):
 		manySyncfs += many()
 		clean()
 	}
-	n := float64(b.N)
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
-	b.ReportMetric(ms(quiet), "one-file/quiet-ms")
-	b.ReportMetric(ms(quietSyncfs), "one-file/quiet-syncfs-ms")
-	b.ReportMetric(ms(dirtied), "one-file/dirty-ms")
-	b.ReportMetric(ms(dirtiedSyncfs), "one-file/dirty-syncfs-ms")
-	b.ReportMetric(float64(dirtied)/float64(quiet), "dirty/quiet")
-	b.ReportMetric(float64(dirtiedSyncfs)/float64(quiet), "dirty-syncfs/quiet")
-	b.ReportMetric(ms(many1), "30k-files-ms")
-	b.ReportMetric(ms(manySyncfs), "30k-files/syncfs-ms")
-	b.ReportMetric(float64(many1)/float64(manySyncfs), "30k/syncfs")
-	b.ReportMetric(0, "ns/op")
+	benchutil.Report(b, benchutil.Ms{"one-file/quiet-ms": quiet, "one-file/quiet-syncfs-ms": quietSyncfs, "one-file/dirty-ms": dirtied,
+		"one-file/dirty-syncfs-ms": dirtiedSyncfs, "30k-files-ms": many1, "30k-files/syncfs-ms": manySyncfs},
+		benchutil.Ratios{"dirty/quiet": {dirtied, quiet}, "dirty-syncfs/quiet": {dirtiedSyncfs, quiet}, "30k/syncfs": {many1, manySyncfs}})
 }

@@ -32,6 +32,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandkit/sandkit-mcp/internal/testutil"
 	"github.com/sandkit/sandkit-mcp/policies"
 	"github.com/sandkit/sandkit-mcp/sandbox"
 )
@@ -59,28 +60,11 @@ type egressFixture struct {
 	mu   sync.Mutex
 	seen []seenRequest
 
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 }
 
 type seenRequest struct {
 	Server, Host, Path, Auth, Proto, Remote string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newTestCA(t testing.TB, cn string) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
@@ -132,7 +116,7 @@ func listenLocal(t testing.TB) (net.Listener, int) {
 
 func newEgressFixture(t testing.TB) *egressFixture {
 	t.Helper()
-	f := &egressFixture{secret: "sk-sandkit-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-s3cr3t", logs: &syncBuffer{}}
+	f := &egressFixture{secret: "sk-sandkit-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-s3cr3t", logs: &testutil.SyncBuffer{}}
 	ca, caKey, caPEM := newTestCA(t, "sandkit test CA")
 	f.caPEM = caPEM
 	f.roots = x509.NewCertPool()

@@ -535,13 +535,7 @@ func (s *localSandbox) release() {
 		s.timer.Stop()
 	}
 	s.mu.Unlock()
-	s.egress.close()
-	s.agent.close()
-	s.outer.close()
-	if s.ctlFd >= 0 {
-		unix.Close(s.ctlFd)
-		s.ctlFd = -1
-	}
+	s.closeConns()
 	s.p.unregister(s.id)
 }
 
@@ -589,9 +583,9 @@ func (s *localSandbox) finish() error {
 	return errors.Join(errs...)
 }
 
-// cleanup removes the sandbox's directory and cgroups and closes its descriptors.
-func (s *localSandbox) cleanup() error {
-	var errs []error
+// closeConns closes the sandbox's egress proxy, its agent and outer connections and its control
+// descriptor.
+func (s *localSandbox) closeConns() {
 	s.egress.close()
 	s.agent.close()
 	s.outer.close()
@@ -599,6 +593,12 @@ func (s *localSandbox) cleanup() error {
 		unix.Close(s.ctlFd)
 		s.ctlFd = -1
 	}
+}
+
+// cleanup removes the sandbox's directory and cgroups and closes its descriptors.
+func (s *localSandbox) cleanup() error {
+	var errs []error
+	s.closeConns()
 	if err := s.cg.remove(); err != nil {
 		errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
 	}

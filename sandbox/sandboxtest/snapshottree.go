@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,7 +76,7 @@ func (s *suite) testSnapshotTree(t *testing.T) {
 		}
 	}
 	var problems []string
-	for _, q := range sortedKeys(want) {
+	for _, q := range slices.Sorted(maps.Keys(want)) {
 		w := want[q]
 		g, ok := got[q]
 		if !ok {
@@ -111,7 +113,7 @@ func (s *suite) testSnapshotTree(t *testing.T) {
 			}
 		}
 	}
-	for _, q := range sortedKeys(got) {
+	for _, q := range slices.Sorted(maps.Keys(got)) {
 		if _, ok := want[q]; !ok {
 			problems = append(problems, fmt.Sprintf("unexpected %q (%s)", q, treeKind(got[q].Mode)))
 		}

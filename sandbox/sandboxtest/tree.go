@@ -4,7 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,7 +22,7 @@ func checkTree(t *testing.T, sb sandbox.Sandbox, want tree) {
 	t.Helper()
 	got := list(t, sb, ".", 1000)
 	var problems []string
-	for _, p := range sortedKeys(want) {
+	for _, p := range slices.Sorted(maps.Keys(want)) {
 		w := want[p]
 		e, ok := got[p]
 		if !ok {
@@ -49,7 +50,7 @@ func checkTree(t *testing.T, sb sandbox.Sandbox, want tree) {
 			t.Fatalf("bad tree spec %q for %q", w, p)
 		}
 	}
-	for _, p := range sortedKeys(got) {
+	for _, p := range slices.Sorted(maps.Keys(got)) {
 		if _, ok := want[p]; !ok {
 			problems = append(problems, fmt.Sprintf("unexpected %q (type %q)", p, got[p].Type))
 		}
@@ -61,7 +62,7 @@ func checkTree(t *testing.T, sb sandbox.Sandbox, want tree) {
 	// The same check from inside: what commands in the sandbox see.
 	seen := walkInside(t, sb)
 	problems = nil
-	for _, p := range sortedKeys(want) {
+	for _, p := range slices.Sorted(maps.Keys(want)) {
 		kind, body, _ := strings.Cut(want[p], ":")
 		var w string
 		switch kind {
@@ -79,7 +80,7 @@ func checkTree(t *testing.T, sb sandbox.Sandbox, want tree) {
 			problems = append(problems, fmt.Sprintf("%q: %s, want %s", p, g, w))
 		}
 	}
-	for _, p := range sortedKeys(seen) {
+	for _, p := range slices.Sorted(maps.Keys(seen)) {
 		if _, ok := want[p]; !ok {
 			problems = append(problems, fmt.Sprintf("unexpected %q (%s)", p, seen[p]))
 		}
@@ -127,13 +128,4 @@ func short(spec string) string {
 		return spec[:40] + "…"
 	}
 	return spec
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -21,6 +21,20 @@ const (
 	cliRefreshToken = "vcr_refresh-SECRET-89ab"
 )
 
+// execAfterExpiry starts a sandbox on p, waits until gone (when the provider's token expires)
+// and returns the sandbox and the error of an Exec then, which must be a *TokenExpiredError.
+func execAfterExpiry(t *testing.T, p *vercel.Provider, gone time.Time) (sandbox.Sandbox, error) {
+	t.Helper()
+	sb := start(t, p, sandbox.StartOptions{Detached: true})
+	time.Sleep(time.Until(gone))
+	_, err := sb.Exec(ctxT(t), sandbox.ExecRequest{Command: "true"})
+	var te *vercel.TokenExpiredError
+	if !errors.As(err, &te) {
+		t.Fatalf("Exec: %v; want a *TokenExpiredError", err)
+	}
+	return sb, err
+}
+
 // writeExpiredLogin writes an auth.json as a recent `vercel login` does, whose token expired a
 // minute ago, with refresh as its refresh token ("" : none).
 func writeExpiredLogin(t *testing.T, dataDir, refresh string) string {
@@ -122,13 +136,7 @@ func TestOIDCExpiredCLILoginNoRefreshToken(t *testing.T) {
 	if len(st.Renewal) != 0 || !strings.Contains(strings.Join(st.Problems, "\n"), "holds no refresh token to renew it; run `vercel login`") {
 		t.Errorf("token status %+v; want the expired login without refresh token as a problem", st)
 	}
-	sb := start(t, p, sandbox.StartOptions{Detached: true})
-	time.Sleep(time.Until(gone))
-	_, err := sb.Exec(ctxT(t), sandbox.ExecRequest{Command: "true"})
-	var te *vercel.TokenExpiredError
-	if !errors.As(err, &te) {
-		t.Fatalf("Exec: %v; want a *TokenExpiredError", err)
-	}
+	_, err := execAfterExpiry(t, p, gone)
 	if msg := err.Error(); !strings.Contains(msg, "the Vercel CLI login at "+auth+" expired at ") ||
 		!strings.Contains(msg, "holds no refresh token to renew it; run `vercel login`") || strings.Contains(msg, "SECRET") {
 		t.Errorf("error %q; want it to say the login expired without a refresh token and to run `vercel login`, without tokens", msg)
@@ -151,13 +159,7 @@ func TestOIDCCLILoginRefreshRefused(t *testing.T) {
 	before, _ := os.ReadFile(auth)
 	tok, gone := shortToken(fe, 3*time.Second)
 	p := oidcProvider(t, fe, "oauthbad", oauthEnv(fe, tok, data))
-	sb := start(t, p, sandbox.StartOptions{Detached: true})
-	time.Sleep(time.Until(gone))
-	_, err := sb.Exec(ctxT(t), sandbox.ExecRequest{Command: "true"})
-	var te *vercel.TokenExpiredError
-	if !errors.As(err, &te) {
-		t.Fatalf("Exec: %v; want a *TokenExpiredError", err)
-	}
+	sb, err := execAfterExpiry(t, p, gone)
 	msg := err.Error()
 	for _, want := range []string{"the Vercel CLI login at " + auth + " expired at ", "could not be refreshed: the OAuth token endpoint",
 		"refused the login's refresh token: invalid_grant (HTTP 400)", "run `vercel login`"} {

@@ -76,10 +76,7 @@ func TestPolicyShapeFallback(t *testing.T) {
 // TestUploadHeaders: file uploads carry x-cwd "/" and content-type application/gzip, as the SDK
 // sends them.
 func TestUploadHeaders(t *testing.T) {
-	env := vercelfaketest.StartForTest(t, "", vercelfake.Options{})
-	p := newProvider(t, env, "upload")
-	defer p.Close()
-	sb := start(t, p, sandbox.StartOptions{})
+	env, _, sb := startOnFake(t, "upload")
 	if err := sb.WriteFiles(ctxT(t), []sandbox.File{{Path: "a.txt", Content: []byte("a\n")}}); err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,16 @@ func start(t *testing.T, p sandbox.Provider, opts sandbox.StartOptions) sandbox.
 	return sb
 }
 
+// startOnFake starts a fake API, a provider over it with owner and a sandbox on that; the
+// provider is closed when the test ends.
+func startOnFake(t *testing.T, owner string) (*vercelfaketest.TestEnv, *vercel.Provider, sandbox.Sandbox) {
+	t.Helper()
+	env := vercelfaketest.StartForTest(t, "", vercelfake.Options{})
+	p := newProvider(t, env, owner)
+	t.Cleanup(func() { _ = p.Close() })
+	return env, p, start(t, p, sandbox.StartOptions{})
+}
+
 func sh(t *testing.T, sb sandbox.Sandbox, script string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -110,10 +120,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 // TestCommandPOSTNotResent: a 5xx answered after the command really started is not retried: the
 // caller gets an error and the command ran exactly once.
 func TestCommandPOSTNotResent(t *testing.T) {
-	env := vercelfaketest.StartForTest(t, "", vercelfake.Options{})
-	p := newProvider(t, env, "noresend")
-	defer p.Close()
-	sb := start(t, p, sandbox.StartOptions{})
+	env, _, sb := startOnFake(t, "noresend")
 
 	before := env.Fake.Requests("POST", cmdPath)
 	env.Fake.Inject(vercelfake.Fault{Method: "POST", Path: cmdPath, Status: 502, AfterHandling: true})
@@ -140,10 +147,7 @@ func TestCommandPOSTNotResent(t *testing.T) {
 // TestStreamCutRecovered: the attached command's stream is cut mid-command; the output arrives
 // whole, once, from the logs, and the exit code from wait, without re-sending the command.
 func TestStreamCutRecovered(t *testing.T) {
-	env := vercelfaketest.StartForTest(t, "", vercelfake.Options{})
-	p := newProvider(t, env, "streamcut")
-	defer p.Close()
-	sb := start(t, p, sandbox.StartOptions{})
+	env, _, sb := startOnFake(t, "streamcut")
 
 	before := env.Fake.Requests("POST", cmdPath)
 	env.Fake.Inject(vercelfake.Fault{Method: "POST", Path: cmdPath, CutAfterLines: 2, Cut: true})
@@ -162,10 +166,7 @@ func TestStreamCutRecovered(t *testing.T) {
 // TestSnapshotExpiry: starting from a snapshot that expired fails with ErrNotFound saying so;
 // other snapshots are unaffected.
 func TestSnapshotExpiry(t *testing.T) {
-	env := vercelfaketest.StartForTest(t, "", vercelfake.Options{})
-	p := newProvider(t, env, "expiry")
-	defer p.Close()
-	sb := start(t, p, sandbox.StartOptions{})
+	env, p, sb := startOnFake(t, "expiry")
 	if err := sb.WriteFiles(ctxT(t), []sandbox.File{{Path: "a.txt", Content: []byte("kept\n")}}); err != nil {
 		t.Fatal(err)
 	}

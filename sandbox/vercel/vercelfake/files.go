@@ -197,29 +197,43 @@ if [ ! -e "$1" ]; then exit 2; fi
 if [ ! -r "$1" ]; then exit 4; fi
 exec cat -- "$1"`
 
-func (s *Server) handleReadFile(w http.ResponseWriter, r *http.Request) {
+// pathRequest is the part of a file route's body that names a path: relative to cwd, or to the
+// session's working directory without one.
+type pathRequest struct {
+	Path *string `json:"path"`
+	Cwd  *string `json:"cwd"`
+}
+
+// sessionPath decodes into body (a *pathRequest, or a struct embedding pr) the body of a file
+// route on a live session, and returns the session and the path in the VM; on an error it has
+// answered it and returns false.
+func (s *Server) sessionPath(w http.ResponseWriter, r *http.Request, body any, pr *pathRequest) (*session, string, bool) {
 	ss, err := s.liveSession(r)
 	if err != nil {
 		writeError(w, err)
-		return
+		return nil, "", false
 	}
-	var req struct {
-		Path *string `json:"path"`
-		Cwd  *string `json:"cwd"`
-	}
-	if err := decodeBody(r, &req, false); err != nil {
+	if err := decodeBody(r, body, false); err != nil {
 		writeError(w, err)
-		return
+		return nil, "", false
 	}
-	if req.Path == nil || *req.Path == "" {
+	if pr.Path == nil || *pr.Path == "" {
 		writeError(w, badRequest("should have required property `path`"))
-		return
+		return nil, "", false
 	}
 	cwd := sessionCwd
-	if req.Cwd != nil && *req.Cwd != "" {
-		cwd = *req.Cwd
+	if pr.Cwd != nil && *pr.Cwd != "" {
+		cwd = *pr.Cwd
 	}
-	vmPath := resolvePath(*req.Path, cwd)
+	return ss, resolvePath(*pr.Path, cwd), true
+}
+
+func (s *Server) handleReadFile(w http.ResponseWriter, r *http.Request) {
+	var req pathRequest
+	ss, vmPath, ok := s.sessionPath(w, r, &req, &req)
+	if !ok {
+		return
+	}
 	out := &lazyBody{w: w}
 	res, stderr, err := s.run(r.Context(), ss, sandbox.ExecRequest{
 		Command: "sh", Args: []string{"-c", readScript, "sh", s.backendPath(vmPath)}, Stdout: out,
@@ -269,29 +283,14 @@ func (l *lazyBody) Write(p []byte) (int, error) {
 }
 
 func (s *Server) handleMkdir(w http.ResponseWriter, r *http.Request) {
-	ss, err := s.liveSession(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
 	var req struct {
-		Path      *string `json:"path"`
-		Cwd       *string `json:"cwd"`
-		Recursive bool    `json:"recursive"`
+		pathRequest
+		Recursive bool `json:"recursive"`
 	}
-	if err := decodeBody(r, &req, false); err != nil {
-		writeError(w, err)
+	ss, vmPath, ok := s.sessionPath(w, r, &req, &req.pathRequest)
+	if !ok {
 		return
 	}
-	if req.Path == nil || *req.Path == "" {
-		writeError(w, badRequest("should have required property `path`"))
-		return
-	}
-	cwd := sessionCwd
-	if req.Cwd != nil && *req.Cwd != "" {
-		cwd = *req.Cwd
-	}
-	vmPath := resolvePath(*req.Path, cwd)
 	args := []string{"--", s.backendPath(vmPath)}
 	if req.Recursive {
 		args = append([]string{"-p"}, args...)

@@ -59,6 +59,23 @@ func sortByCreation[T created](list []T, desc bool) {
 	})
 }
 
+// listViews is the views of the items of all that keep admits, oldest first, or newest first
+// when desc.
+func listViews[T created, V any](all map[string]T, keep func(T) bool, desc bool, view func(T) V) []V {
+	var list []T
+	for _, it := range all {
+		if keep(it) {
+			list = append(list, it)
+		}
+	}
+	sortByCreation(list, desc)
+	views := make([]V, len(list))
+	for i, it := range list {
+		views[i] = view(it)
+	}
+	return views
+}
+
 // writePage answers one page of items (paginate) as {<key>: [...], pagination}.
 func writePage[T any](w http.ResponseWriter, q url.Values, key string, items []T) {
 	page, pag, err := paginate(items, q)

@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"net/url"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/sandkit/sandkit-mcp/policies"
@@ -427,7 +428,7 @@ func checkMatch(m *ruleMatch, at string) error {
 		return err
 	}
 	for i, meth := range m.Method {
-		if !isToken(meth) {
+		if !policies.IsToken(meth) {
 			return badRequest("`%s.method[%d]` is not an HTTP method: %q", at, i, meth)
 		}
 	}
@@ -452,8 +453,8 @@ func checkMatch(m *ruleMatch, at string) error {
 // control characters but tab).
 func checkHeaders(h map[string]string, at string) error {
 	seen := map[string]bool{}
-	for _, name := range sortedKeys(h) {
-		if !isToken(name) {
+	for _, name := range slices.Sorted(maps.Keys(h)) {
+		if !policies.IsToken(name) {
 			return badRequest("`%s` has an invalid header name %q", at, name)
 		}
 		lower := strings.ToLower(name)
@@ -516,31 +517,6 @@ func checkResponse(r *directResponse, at string) error {
 	return nil
 }
 
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // --- response shape ----------------------------------------------------------------------------
 
 type respInjection struct {
@@ -596,7 +572,7 @@ func (p *netPolicy) response() any {
 	}
 	for _, r := range p.inject {
 		names := []string{}
-		for _, k := range sortedKeys(r.headers) {
+		for _, k := range slices.Sorted(maps.Keys(r.headers)) {
 			names = append(names, strings.ToLower(k))
 		}
 		out.InjectionRules = append(out.InjectionRules, respInjection{Domain: r.domain, HeaderNames: names, Match: r.match})
@@ -609,7 +585,7 @@ func (p *netPolicy) response() any {
 		if r.resp.ContentType != nil {
 			d.ContentType = *r.resp.ContentType
 		}
-		for _, k := range sortedKeys(r.resp.Headers) {
+		for _, k := range slices.Sorted(maps.Keys(r.resp.Headers)) {
 			d.HeaderNames = append(d.HeaderNames, strings.ToLower(k))
 		}
 		out.ResponseRules = append(out.ResponseRules, respResponseRule{Domain: r.domain, Match: r.match, Response: d})

@@ -90,17 +90,7 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	name := q.Get("name")
 	s.sessions.mu.Lock()
-	var list []*session
-	for _, ss := range s.sessions.all {
-		if name == "" || ss.sb.name == name {
-			list = append(list, ss)
-		}
-	}
-	sortByCreation(list, desc)
-	views := make([]wireSession, len(list))
-	for i, ss := range list {
-		views[i] = ss.view()
-	}
+	views := listViews(s.sessions.all, func(ss *session) bool { return name == "" || ss.sb.name == name }, desc, (*session).view)
 	s.sessions.mu.Unlock()
 	writePage(w, q, "sessions", views)
 }

@@ -24,17 +24,7 @@ func (s *Server) handleListSnapshots(w http.ResponseWriter, r *http.Request) {
 	name := q.Get("name")
 	s.snapshots.mu.Lock()
 	s.expireSnapshotsLocked(time.Now())
-	var list []*snapshot
-	for _, sn := range s.snapshots.all {
-		if name == "" || sn.sandboxName == name {
-			list = append(list, sn)
-		}
-	}
-	sortByCreation(list, desc)
-	views := make([]wireSnapshot, len(list))
-	for i, sn := range list {
-		views[i] = sn.view()
-	}
+	views := listViews(s.snapshots.all, func(sn *snapshot) bool { return name == "" || sn.sandboxName == name }, desc, (*snapshot).view)
 	s.snapshots.mu.Unlock()
 	writePage(w, q, "snapshots", views)
 }
