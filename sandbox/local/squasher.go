@@ -195,6 +195,11 @@ func (s *store) squashOne() bool {
 	if swapped > 0 {
 		s.sq.prefixes[strings.Join(prefix, "/")] = id
 	}
+	for k, sq := range s.sq.prefixes {
+		if s.refs[sq] == 0 {
+			delete(s.sq.prefixes, k) // its squashed layer is gone: nothing can commit onto it
+		}
+	}
 	s.mu.Unlock()
 	if swapped == 0 {
 		_ = removeTree(filepath.Join(s.layers, id))
