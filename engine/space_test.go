@@ -5,7 +5,6 @@ package engine_test
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,29 +13,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/internal/testutil"
 )
 
-// smallFS mounts a tmpfs of size bytes (a real file system that fills up) and returns its
-// mount point; it is unmounted when the test ends. It needs root, as CI has.
-func smallFS(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("this test mounts a small tmpfs and needs root (CI runs as root)")
-		}
-		t.Skip("needs root to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0755", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
+// smallFS mounts a small tmpfs (testutil.SmallFS) for a data directory.
+func smallFS(t *testing.T, size string) string { return testutil.SmallFS(t, size, "0755") }
 
 // fill leaves about leave bytes free on dir's file system, with one file it returns.
 func fill(t *testing.T, dir string, leave int64) string {

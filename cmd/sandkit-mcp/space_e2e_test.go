@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/internal/testutil"
 )
 
 // TestFullDataDir: the data dir on a small file system. With the default --disk-reserve (1G,
@@ -21,21 +22,7 @@ import (
 // reported running (a storage error, or a failed run that says what could not be stored), and
 // once space is freed the next run commits.
 func TestFullDataDir(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("this test mounts a small tmpfs and needs root (CI runs as root)")
-		}
-		t.Skip("needs root to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96m,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
+	dir := testutil.SmallFS(t, "96m", "0700")
 	t.Cleanup(func() { stopDaemonOf(t, dir); killLeftovers(t, dir) })
 	door := func(extra ...string) *client {
 		cmd := exec.Command(binary(t), append([]string{"--data-dir", dir, "--log-level", "warn"}, extra...)...)
