@@ -34,8 +34,9 @@ type Tree interface {
 type TreeEntry struct {
 	// Path is relative to /workspace, slash-separated and clean ("src/main.go"), never "".
 	Path string
-	// Mode holds the type bits (fs.ModeDir, fs.ModeSymlink, none for a regular file; other
-	// types such as fs.ModeNamedPipe or fs.ModeSocket as they are) and the permission bits.
+	// Mode holds the type bits (fs.ModeDir, fs.ModeSymlink, none for a regular file; another
+	// type as it is, such as fs.ModeNamedPipe, or fs.ModeIrregular where the provider cannot
+	// tell which) and the permission bits.
 	Mode fs.FileMode
 	// Size of a regular file in bytes.
 	Size int64
