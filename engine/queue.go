@@ -34,6 +34,13 @@ func (q *queues) init() { q.m = map[string]*wsQueue{} }
 // enqueue appends a job to the workspace's queue and starts a worker if none runs. parent bounds
 // the job's context (the engine's lifetime context).
 func (e *Engine) enqueue(wsID string, fn func(ctx context.Context)) *job {
+	j, _ := e.enqueueFirst(wsID, fn)
+	return j
+}
+
+// enqueueFirst is enqueue that also reports whether the job is first in its workspace's queue:
+// then nothing else of the workspace runs before it, and it starts at once.
+func (e *Engine) enqueueFirst(wsID string, fn func(ctx context.Context)) (*job, bool) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	j := &job{run: fn, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	q := &e.queues
@@ -50,7 +57,7 @@ func (e *Engine) enqueue(wsID string, fn func(ctx context.Context)) *job {
 		e.workers.Add(1)
 		go e.work(wsID)
 	}
-	return j
+	return j, start
 }
 
 func (e *Engine) work(wsID string) {

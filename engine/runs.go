@@ -24,6 +24,11 @@ type activeRun struct {
 	stderr *capture
 	pulse  pulse         // fires on new output
 	done   chan struct{} // closed once the final record is stored
+	// recorded is closed once RunCommand has recorded the run (or given up: abandoned, then the
+	// job does nothing); begun is set when that record already marked it running.
+	recorded  chan struct{}
+	abandoned bool
+	begun     *runStart
 
 	mu     sync.Mutex
 	reason string // why it was cancelled, if it was
@@ -118,9 +123,36 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 		Background: req.Background, Created: time.Now().UTC(),
 	}
 
-	// Record the run, or find the one already recorded under the idempotency key, atomically.
+	lines := &lineWatch{notify: req.Progress}
+	if req.Background {
+		lines = nil
+	}
+	ar := &activeRun{
+		id: run.ID, ws: w.ID,
+		stdout: newCapture(OutputKeep, lines), stderr: newCapture(OutputKeep, lines),
+		done: make(chan struct{}), recorded: make(chan struct{}),
+	}
+	ar.stdout.onWrite, ar.stderr.onWrite = ar.pulse.fire, ar.pulse.fire
+	// The job is queued before the run is recorded, so that the record knows whether the job is
+	// first in the workspace's queue; it waits for the record (and does nothing when there is
+	// none).
+	j, first := e.enqueueFirst(w.ID, func(jctx context.Context) {
+		<-ar.recorded
+		if ar.abandoned {
+			return
+		}
+		e.execute(jctx, ar, req, cwd, timeout, override)
+	})
+	ar.job = j
+
+	// Record the run, or find the one already recorded under the idempotency key, atomically. A
+	// foreground run first in its workspace's queue is recorded as started in the same
+	// transaction (one fsync fewer on every run's path): nothing of the workspace can run between
+	// this transaction and the job, so the head read here is the head it starts from.
 	var prior *store.Run
+	var begun *runStart
 	err = e.st.Group(func(tx *store.Tx) error {
+		prior, begun = nil, nil
 		if req.IdempotencyKey != "" {
 			r, err := tx.RunByIdempotencyKey(w.ID, req.IdempotencyKey)
 			if err == nil {
@@ -131,8 +163,21 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 				return err
 			}
 		}
-		return tx.PutRun(run)
+		rec := run
+		if first && !req.Background {
+			// What would stop the start is left to the job, which records it (execute).
+			if st, err := e.beginRun(ctx, tx, &rec, override); err == nil {
+				begun = &st
+			} else {
+				rec = run
+			}
+		}
+		return tx.PutRun(rec)
 	})
+	if err != nil || prior != nil {
+		ar.abandoned = true
+		close(ar.recorded)
+	}
 	if err != nil {
 		return RunResult{}, fmt.Errorf("record run: %w", err)
 	}
@@ -148,22 +193,11 @@ func (e *Engine) RunCommand(ctx context.Context, req RunCommandRequest) (RunResu
 		return e.GetRun(ctx, GetRunRequest{ID: prior.ID, Wait: wait})
 	}
 
-	lines := &lineWatch{notify: req.Progress}
-	if req.Background {
-		lines = nil
-	}
-	ar := &activeRun{
-		id: run.ID, ws: w.ID,
-		stdout: newCapture(OutputKeep, lines), stderr: newCapture(OutputKeep, lines),
-		done: make(chan struct{}),
-	}
-	ar.stdout.onWrite, ar.stderr.onWrite = ar.pulse.fire, ar.pulse.fire
+	ar.begun = begun
 	e.mu.Lock()
 	e.active[run.ID] = ar
 	e.mu.Unlock()
-	ar.job = e.enqueue(w.ID, func(jctx context.Context) {
-		e.execute(jctx, ar, req, cwd, timeout, override)
-	})
+	close(ar.recorded)
 	e.log.Info("run queued", "run", run.ID, "workspace", w.ID, "command", req.Command, "background", req.Background)
 	if req.Background {
 		return RunResult{Run: run}, nil
@@ -195,38 +229,24 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 		e.finishInterrupted(ar, nil)
 		return
 	}
-	// Mark running and read the head to start from.
-	started := time.Now().UTC()
-	var w store.Workspace
-	var base store.Commit
-	err := e.st.Group(func(tx *store.Tx) error {
-		var err error
-		if w, err = tx.Workspace(ar.ws); err != nil {
-			return err
-		}
-		if err := checkLeaseTx(tx, w, CallerFrom(ctx)); err != nil {
-			return err
-		}
-		if base, err = tx.Commit(w.Head); err != nil {
-			return err
-		}
-		if override == nil {
-			if err := e.defaultPolicyUsable(w); err != nil {
+	// Mark running and read the head to start from, unless RunCommand did (beginRun).
+	var st runStart
+	var err error
+	if ar.begun != nil {
+		st = *ar.begun
+	} else {
+		err = e.st.Group(func(tx *store.Tx) error {
+			r, err := tx.Run(ar.id)
+			if err != nil {
 				return err
 			}
-		}
-		r, err := tx.Run(ar.id)
-		if err != nil {
-			return err
-		}
-		r.Status = RunRunning
-		r.Started = &started
-		r.BaseCommit = base.ID
-		if override == nil { // the default as it is now (set_policy may have run meanwhile)
-			r.Policy = describePolicy(w.Policy)
-		}
-		return tx.PutRun(r)
-	})
+			if st, err = e.beginRun(ctx, tx, &r, override); err != nil {
+				return err
+			}
+			return tx.PutRun(r)
+		})
+	}
+	w, base := st.w, st.base
 	if err != nil {
 		e.finish(ar, func(r *store.Run) {
 			r.Status = RunFailed
@@ -350,6 +370,41 @@ func (e *Engine) execute(ctx context.Context, ar *activeRun, req RunCommandReque
 		e.log.Info("run committed", "run", ar.id, "workspace", w.ID, "exit", code, "commit", commit.ID, "files", commit.ChangedFiles, "ms", res.Duration.Milliseconds())
 	}
 	e.release(ar)
+}
+
+// runStart is what a run starts from: its workspace as stored when it started, and the head.
+type runStart struct {
+	w    store.Workspace
+	base store.Commit
+}
+
+// beginRun checks in tx that run r can start (its workspace, the lease, the head, the policy) and
+// marks r running from the head; the caller stores r.
+func (e *Engine) beginRun(ctx context.Context, tx *store.Tx, r *store.Run, override *policies.Policy) (runStart, error) {
+	var st runStart
+	var err error
+	if st.w, err = tx.Workspace(r.Workspace); err != nil {
+		return st, err
+	}
+	if err := checkLeaseTx(tx, st.w, CallerFrom(ctx)); err != nil {
+		return st, err
+	}
+	if st.base, err = tx.Commit(st.w.Head); err != nil {
+		return st, err
+	}
+	if override == nil {
+		if err := e.defaultPolicyUsable(st.w); err != nil {
+			return st, err
+		}
+	}
+	started := time.Now().UTC()
+	r.Status = RunRunning
+	r.Started = &started
+	r.BaseCommit = st.base.ID
+	if override == nil { // the default as it is now (set_policy may have run meanwhile)
+		r.Policy = describePolicy(st.w.Policy)
+	}
+	return st, nil
 }
 
 // finishInterrupted records a run stopped by cancellation (cancelled) or by the engine closing

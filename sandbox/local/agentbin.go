@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/sandkit/sandkit-mcp/sandbox/local/agent"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/helper"
 )
 
 // The in-sandbox agent (package agent) comes in two forms:
@@ -38,6 +39,17 @@ const (
 	agentStatic = "static"
 	agentReexec = "re-exec"
 )
+
+// helperExe is the executable the provider starts as a sandbox's helper or a spare (package
+// helper): the static agent binary, which carries the helper too and starts in about a
+// millisecond of CPU, or this executable (the re-exec fallback), which costs several times that
+// (the whole server's package initialization) on every cold start and every spare.
+func (p *Provider) helperExe() string {
+	if p.agent.kind == agentStatic {
+		return p.agent.path
+	}
+	return "/proc/self/exe"
+}
 
 // agentBinary is the agent a provider runs in its sandboxes.
 type agentBinary struct {
@@ -71,6 +83,9 @@ func checkAgentBinary(b []byte) string {
 	}
 	if !bytes.Contains(b, []byte(agent.Protocol)) {
 		return "built from another version of the agent (it does not speak " + agent.Protocol + ")"
+	}
+	if !bytes.Contains(b, []byte(helper.Protocol)) {
+		return "built from another version of the helper (it does not speak " + helper.Protocol + ")"
 	}
 	return ""
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/helper"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,13 +32,14 @@ func (p *Provider) RunBare(ctx context.Context, argv ...string) error {
 		_ = os.Chown(filepath.Join(dir, "upper", sub), p.uid, p.gid)
 	}
 	rel := func(q string) string { r, _ := filepath.Rel(p.store.layers, q); return r }
-	spec := helperSpec{
+	spec := helper.Spec{
+		Protocol:  helper.Protocol,
 		LayersDir: p.store.layers, Stage: p.profile.stage, Etc: "../etc",
 		Drop: p.drop, UID: p.uid, GID: p.gid, ParentPid: os.Getpid(), Bwrap: p.bw.Path, Args: p.profile.args(launch{}),
 		Seccomp: p.seccomp, Command: argv,
 	}
 	for _, o := range []struct{ sub, target string }{{"workspace", "ws"}, {"home", "home"}} {
-		spec.Overlays = append(spec.Overlays, overlaySpec{
+		spec.Overlays = append(spec.Overlays, helper.Overlay{
 			Lower: p.store.lowerDirs(nil, o.sub), Upper: rel(filepath.Join(dir, "upper", o.sub)),
 			Work: rel(filepath.Join(dir, "work", o.sub)), Target: o.target,
 		})
@@ -58,9 +60,9 @@ func (p *Provider) RunBare(ctx context.Context, argv ...string) error {
 	}
 	defer devnull.Close()
 	defer infoR.Close()
-	cmd := exec.CommandContext(ctx, "/proc/self/exe")
+	cmd := exec.CommandContext(ctx, p.helperExe())
 	cmd.Args = []string{"sandkit-local-helper"}
-	cmd.Env = []string{reexecEnv + "=" + roleHelper}
+	cmd.Env = []string{helper.Env + "=" + helper.RoleHelper}
 	cmd.ExtraFiles = []*os.File{specR, devnull, infoW}
 	cmd.SysProcAttr = helperSysProcAttr(p.drop, p.uid, p.gid, false)
 	var stderr bytes.Buffer

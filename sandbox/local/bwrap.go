@@ -4,6 +4,7 @@ package local
 
 import (
 	"fmt"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/helper"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,9 +159,9 @@ func (pr *sandboxProfile) args(l launch) []string {
 		"--setenv", "TERM", "dumb",
 	)
 	if l.reexec {
-		a = append(a, "--setenv", reexecEnv, roleAgent)
+		a = append(a, "--setenv", helper.Env, roleAgent)
 	}
-	a = append(a, "--info-fd", strconv.Itoa(fdInfo))
+	a = append(a, "--info-fd", strconv.Itoa(helper.FdInfo))
 	return a
 }
 

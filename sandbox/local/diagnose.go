@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/helper"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,7 +120,7 @@ func checkOverlay() Check {
 	uid, gid, drop := sandboxIDs()
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"sandkit-local-probe"}
-	cmd.Env = []string{reexecEnv + "=" + roleProbe, "SANDKIT_PROBE_DIR=" + dir}
+	cmd.Env = []string{helper.Env + "=" + roleProbe, "SANDKIT_PROBE_DIR=" + dir}
 	cmd.SysProcAttr = helperSysProcAttr(drop, uid, gid, false)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -147,7 +148,7 @@ func probeMain() error {
 		return err
 	}
 	merged := filepath.Join(dir, "merged")
-	if err := unix.Mount("overlay", merged, "overlay", 0, overlayData(overlaySpec{Lower: []string{"lower"}, Upper: "upper", Work: "work"})); err != nil {
+	if err := unix.Mount("overlay", merged, "overlay", 0, helper.OverlayData(helper.Overlay{Lower: []string{"lower"}, Upper: "upper", Work: "work"})); err != nil {
 		return fmt.Errorf("mount overlay: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(merged, "new"), []byte("y"), 0o644); err != nil {

@@ -41,6 +41,8 @@ func TestEndedSandboxErrors(t *testing.T) {
 		if err := sb.Stop(ctx); err != nil {
 			t.Errorf("Stop of an ended sandbox: %v", err)
 		}
+		// A snapshotted sandbox's directory goes in the background (finishBehind).
+		sb.(*localSandbox).p.tidy.Wait()
 		if _, err := os.Stat(sb.(*localSandbox).dir); !os.IsNotExist(err) {
 			t.Errorf("sandbox directory still there: %v", err)
 		}

@@ -42,8 +42,9 @@ type Provider struct {
 
 	lock *os.File // flock on Dir/lock
 
-	spares *sparePool  // ready helpers for durable sandboxes (spare.go); nil: none
-	sweep  *time.Timer // the second removeStaleCgroups; nil without limits
+	spares *sparePool     // ready helpers for durable sandboxes (spare.go); nil: none
+	tidy   sync.WaitGroup // removals of ended sandboxes' directories (finishBehind)
+	sweep  *time.Timer    // the second removeStaleCgroups; nil without limits
 
 	mu      sync.Mutex
 	running map[string]*localSandbox
@@ -415,6 +416,7 @@ func (p *Provider) Close() error {
 		}()
 	}
 	wg.Wait()
+	p.tidy.Wait()
 	errs = append(errs, spares.close())
 	p.store.stopSquasher()
 	p.egress.close()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/helper"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -207,7 +208,8 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 	s.mu.Lock()
 	deadline := s.deadline
 	s.mu.Unlock()
-	spec := helperSpec{
+	spec := helper.Spec{
+		Protocol:  helper.Protocol,
 		LayersDir: p.store.layers,
 		Stage:     p.profile.stage,
 		Etc:       "../etc",
@@ -221,13 +223,13 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 		Args:      p.profile.args(launch{detached: s.detached, reexec: p.agent.kind == agentReexec}),
 		Seccomp:   p.seccomp,
 		Command: []string{agentPath,
-			"-listen-fd=" + strconv.Itoa(fdListener),
+			"-listen-fd=" + strconv.Itoa(helper.FdListener),
 			"-deadline=" + strconv.FormatInt(deadline.UnixMilli(), 10),
 			"-boot-timeout=" + bootTimeout.String(),
 			egressPortFlag()},
 	}
 	for _, o := range []struct{ sub, target string }{{"workspace", "ws"}, {"home", "home"}} {
-		spec.Overlays = append(spec.Overlays, overlaySpec{
+		spec.Overlays = append(spec.Overlays, helper.Overlay{
 			Lower:  p.store.lowerDirs(s.chain, o.sub),
 			Upper:  rel(filepath.Join(s.dir, "upper", o.sub)),
 			Work:   rel(filepath.Join(s.dir, "work", o.sub)),
@@ -335,7 +337,7 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 }
 
 // startHelper makes the sandbox's cgroups and starts its helper (the cold start).
-func (s *localSandbox) startHelper(spec helperSpec, listener, info, logFile *os.File) error {
+func (s *localSandbox) startHelper(spec helper.Spec, listener, info, logFile *os.File) error {
 	p := s.p
 	if p.limits.any() {
 		cg, err := newSandboxCgroup(s.id, p.limits)
@@ -350,9 +352,9 @@ func (s *localSandbox) startHelper(spec helperSpec, listener, info, logFile *os.
 		return err
 	}
 	defer specR.Close()
-	cmd := exec.Command("/proc/self/exe")
+	cmd := exec.Command(p.helperExe())
 	cmd.Args = []string{"sandkit-local-helper"}
-	cmd.Env = []string{reexecEnv + "=" + roleHelper}
+	cmd.Env = []string{helper.Env + "=" + helper.RoleHelper}
 	cmd.ExtraFiles = []*os.File{specR, listener, info}
 	// A file, not a pipe: a detached sandbox must not die of SIGPIPE once the provider is gone.
 	cmd.Stdout = logFile
@@ -569,18 +571,39 @@ func (s *localSandbox) killAndWait() {
 	}
 }
 
-// finish removes what the sandbox left and releases its layers; the sandbox has ended.
+// finish removes what the sandbox left and releases its layers; the sandbox has ended. It
+// starts a replacement for the warm pool's spare the sandbox took (spare.go).
 func (s *localSandbox) finish() error {
-	var errs []error
-	if err := s.cleanup(); err != nil {
-		errs = append(errs, err)
-	}
+	err := s.cleanup()
+	s.ended()
+	return err
+}
+
+// finishBehind is finish with the removal of the sandbox's directory and cgroups done in the
+// background (off the caller's path, which is a run's): its processes are gone and nothing of
+// it is used any more. Provider.Close waits for it; a crash before it is done leaves a directory
+// and cgroups the next provider on the directory removes (openStore, removeStaleCgroups).
+func (s *localSandbox) finishBehind() {
+	s.closeConns()
+	p := s.p
+	p.tidy.Add(1)
+	go func() {
+		defer p.tidy.Done()
+		if err := s.removeDirs(); err != nil {
+			p.log.Warn("local: cleanup after snapshot", "sandbox", s.id, "err", err)
+		}
+	}()
+	s.ended()
+}
+
+// ended releases the sandbox's layers, forgets it and refills the warm pool.
+func (s *localSandbox) ended() {
 	s.p.store.release(s.chain)
 	s.p.unregister(s.id)
 	s.mu.Lock()
 	s.state = stateEnded
 	s.mu.Unlock()
-	return errors.Join(errs...)
+	s.p.spares.fill()
 }
 
 // closeConns closes the sandbox's egress proxy, its agent and outer connections and its control
@@ -597,8 +620,13 @@ func (s *localSandbox) closeConns() {
 
 // cleanup removes the sandbox's directory and cgroups and closes its descriptors.
 func (s *localSandbox) cleanup() error {
-	var errs []error
 	s.closeConns()
+	return s.removeDirs()
+}
+
+// removeDirs removes the sandbox's cgroups and directory.
+func (s *localSandbox) removeDirs() error {
+	var errs []error
 	if err := s.cg.remove(); err != nil {
 		errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
 	}
@@ -635,12 +663,9 @@ func (s *localSandbox) Snapshot(ctx context.Context) (sandbox.SnapshotInfo, erro
 	if err == nil && !changes.None() {
 		ref, err = s.p.store.commit(s.chain, s.upper(), changes, s.p.opts.MaxLayers)
 	}
-	ferr := s.finish()
+	s.finishBehind()
 	if err != nil {
 		return sandbox.SnapshotInfo{}, fmt.Errorf("snapshot sandbox %s: %w", s.id, err)
-	}
-	if ferr != nil {
-		s.p.log.Warn("local: cleanup after snapshot", "sandbox", s.id, "err", ferr)
 	}
 	// Nothing changed: the upper directory went with the sandbox, and no snapshot was made.
 	return sandbox.SnapshotInfo{Ref: ref, Unchanged: changes.None(), Changes: changes, ChangedBytes: changes.Bytes, ChangedFiles: changes.Files}, nil

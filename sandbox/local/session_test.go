@@ -776,6 +776,20 @@ func TestAgentKinds(t *testing.T) {
 			if p.agent.kind != kind {
 				t.Fatalf("provider agent %q, want %q", p.agent.kind, kind)
 			}
+			// The helpers (here the warm pool's spares) run the same executable: the small
+			// static agent, or this one.
+			wantExe := p.agent.path
+			if kind == agentReexec {
+				var err error
+				if wantExe, err = os.Executable(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, s := range readySpares(t, p) {
+				if got, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", s.cmd.Process.Pid)); err != nil || got != wantExe {
+					t.Fatalf("a spare helper runs %q (%v), want %q", got, err, wantExe)
+				}
+			}
 			for _, detached := range []bool{false, true} {
 				sb := startSandbox(t, p, sandbox.StartOptions{Detached: detached})
 				if got := shOK(t, sb, "tr '\\0' ' ' < /proc/1/cmdline"); !strings.HasPrefix(got, agentPath+" ") {

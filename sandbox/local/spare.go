@@ -5,9 +5,9 @@ package local
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/helper"
 	"os"
 	"os/exec"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -27,8 +27,9 @@ import (
 // waits. Start of a durable sandbox takes a ready spare (a cold start when there is none) and
 // sends, in one message, the sandbox's descriptors by SCM_RIGHTS (the agent's listening socket,
 // bwrap's info pipe, the log file), then the helper spec as JSON, and closes its end. The spare
-// puts the descriptors on fds 4, 5, 1 and 2 and continues as helperMain, which reads the spec
-// from fd 3. A replacement is started in the background, off the run's path. Detached sandboxes
+// puts the descriptors on fds 4, 5, 1 and 2 and continues as the helper (helper.SpareMain), which reads the spec
+// from fd 3. A replacement is started in the background, off the run's path: once the sandbox
+// ends, or at once when no other spare is ready. Detached sandboxes
 // never take a spare: they need their own session and no parent-death signal.
 //
 // Spares die with the provider (parent-death signal; their end of the socketpair also reads EOF
@@ -62,7 +63,7 @@ func (sp *spare) alive() bool {
 
 // hand gives the spare its sandbox: the descriptors, then the spec. The spare owns its cgroup's
 // fate no longer: on success the sandbox does; on failure the caller discards it.
-func (sp *spare) hand(spec helperSpec, listener, info, log *os.File) error {
+func (sp *spare) hand(spec helper.Spec, listener, info, log *os.File) error {
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return err
@@ -128,6 +129,9 @@ func newSparePool(p *Provider, size int) *sparePool {
 // fails to start is not retried until the next take, so a host that cannot start helpers does
 // not spin.
 func (sp *sparePool) fill() {
+	if sp == nil {
+		return
+	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	for !sp.closed && len(sp.ready)+sp.starting < sp.size {
@@ -154,7 +158,7 @@ func (sp *sparePool) fill() {
 	}
 }
 
-// take returns a ready, live spare, or nil (then the start is cold), and starts a replacement.
+// take returns a ready, live spare, or nil (then the start is cold).
 func (sp *sparePool) take() *spare {
 	if sp == nil {
 		return nil
@@ -178,7 +182,15 @@ func (sp *sparePool) take() *spare {
 	} else {
 		sp.misses.Add(1)
 	}
-	sp.fill()
+	// The replacement starts now only when the pool ran dry; otherwise once the sandbox that
+	// took this spare ends (finish calls fill): a start overlapping the run it serves competes
+	// with it for the CPU.
+	sp.mu.Lock()
+	dry := len(sp.ready)+sp.starting == 0
+	sp.mu.Unlock()
+	if got == nil || dry {
+		sp.fill()
+	}
 	for _, s := range dead {
 		sp.p.log.Debug("local: a spare helper died; not used", "pid", s.cmd.Process.Pid)
 		_ = s.discard() // reaped already: this removes its cgroups
@@ -220,9 +232,9 @@ func (sp *sparePool) start() (*spare, error) {
 		return nil, err
 	}
 	defer devnull.Close()
-	cmd := exec.Command("/proc/self/exe")
+	cmd := exec.Command(p.helperExe())
 	cmd.Args = append([]string{"sandkit-local-spare"}, s.cg.procsFiles()...)
-	cmd.Env = []string{reexecEnv + "=" + roleSpare}
+	cmd.Env = []string{helper.Env + "=" + helper.RoleSpare}
 	cmd.ExtraFiles = []*os.File{theirs, devnull, devnull}
 	cmd.SysProcAttr = helperSysProcAttr(p.drop, p.uid, p.gid, false)
 	sp.mu.Lock()
@@ -284,44 +296,4 @@ func (sp *sparePool) close() error {
 		return fmt.Errorf("remove spare helpers' cgroups: %v", errs)
 	}
 	return nil
-}
-
-// spareMain is the spare role: join the cgroups named by the arguments, say so, wait for a
-// sandbox's descriptors and put them in place, then continue as helperMain.
-func spareMain(cgroups []string) error {
-	for _, procs := range cgroups {
-		if err := os.WriteFile(procs, []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
-			return fmt.Errorf("join cgroup: %w", err)
-		}
-	}
-	if _, err := unix.Write(fdSpec, []byte{'r'}); err != nil {
-		return fmt.Errorf("report ready: %w", err)
-	}
-	var b [1]byte
-	oob := make([]byte, unix.CmsgSpace(3*4))
-	n, oobn, _, _, err := unix.Recvmsg(fdSpec, b[:], oob, unix.MSG_CMSG_CLOEXEC)
-	if err != nil {
-		return fmt.Errorf("wait for a sandbox: %w", err)
-	}
-	if n == 0 {
-		os.Exit(0) // the provider closed the pool
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return fmt.Errorf("sandbox descriptors: %d messages, %v", len(msgs), err)
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 3 {
-		return fmt.Errorf("sandbox descriptors: %d, %v", len(fds), err)
-	}
-	// The received descriptors are at 6 or above (0-5 are taken), so none is a target.
-	for _, m := range []struct{ from, to int }{{fds[0], fdListener}, {fds[1], fdInfo}, {fds[2], 1}, {fds[2], 2}} {
-		if err := unix.Dup3(m.from, m.to, 0); err != nil {
-			return fmt.Errorf("dup %d to %d: %w", m.from, m.to, err)
-		}
-	}
-	for _, fd := range fds {
-		unix.Close(fd)
-	}
-	return helperMain()
 }

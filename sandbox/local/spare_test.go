@@ -5,6 +5,7 @@ package local
 import (
 	"context"
 	"errors"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/helper"
 	"os"
 	"strconv"
 	"strings"
@@ -22,6 +23,13 @@ func readySpares(t *testing.T, p *Provider) []*spare {
 	p.spares.mu.Lock()
 	defer p.spares.mu.Unlock()
 	return append([]*spare(nil), p.spares.ready...)
+}
+
+// readyCount is how many spares are ready now.
+func readyCount(p *Provider) int {
+	p.spares.mu.Lock()
+	defer p.spares.mu.Unlock()
+	return len(p.spares.ready)
 }
 
 // TestWarmSandboxLimited: a durable sandbox started from a spare is limited like a cold one (its
@@ -87,7 +95,10 @@ func TestSparesClose(t *testing.T) {
 	}
 	shOK(t, sb, "true")
 	dirs = append(dirs, sb.(*localSandbox).cg.dirList()...)
-	// The replacement too.
+	// The replacement too: it starts once the sandbox that took a spare has ended.
+	if err := sb.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range readySpares(t, p) {
 		spares = append(spares, s)
 		dirs = append(dirs, s.cg.dirList()...)
@@ -145,6 +156,13 @@ func TestDeadSpare(t *testing.T) {
 	if p.spares.hits.Load() != 1 {
 		t.Fatalf("hits %d after a refill", p.spares.hits.Load())
 	}
+	// One spare is left; the other is replaced once sb2 ends.
+	if n := readyCount(p); n != 1 {
+		t.Fatalf("%d spares ready while sb2 runs, want 1 (the replacement waits for its end)", n)
+	}
+	if err := sb2.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 
 	// A spare that dies between the take and the hand-off refuses it (EPIPE, not SIGPIPE).
 	s := readySpares(t, p)[0]
@@ -155,7 +173,7 @@ func TestDeadSpare(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := s.hand(helperSpec{}, f, f, f); !errors.Is(err, syscall.EPIPE) {
+	if err := s.hand(helper.Spec{}, f, f, f); !errors.Is(err, syscall.EPIPE) {
 		t.Fatalf("hand to a dead spare: %v", err)
 	}
 }

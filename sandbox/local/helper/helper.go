@@ -1,6 +1,6 @@
 //go:build linux
 
-package local
+package helper
 
 import (
 	"encoding/json"
@@ -14,20 +14,33 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Run plays role (RoleHelper or RoleSpare, with the process's arguments), and reports whether
+// role is one of them. It returns only when the role failed (the helper ends in an exec of
+// bwrap; a spare told to stop exits), with the error.
+func Run(role string, args []string) (bool, error) {
+	switch role {
+	case RoleHelper:
+		return true, Main()
+	case RoleSpare:
+		return true, SpareMain(args)
+	}
+	return false, nil
+}
+
 // The helper bridges the gap between what the sandbox needs and what bwrap 0.8 (Debian 12) can
 // do: bwrap before 0.10 has no --overlay, so the provider mounts the overlays itself. It starts
-// this executable again in a new mount namespace (plus a user namespace when the provider is not
-// root); the helper
+// the helper in a new mount namespace (plus a user namespace when the provider is not root); the
+// helper
 //
 //  1. makes every mount private, so nothing it mounts propagates to the host;
 //  2. mounts a small tmpfs "stage" over a world-traversable directory (/run) and, inside it,
 //     the workspace and home overlays (always with userxattr, the format bwrap >= 0.10 --overlay
-//     would also produce), the sandbox /etc and the agent (the static agent binary, or its own
-//     executable; see agentbin.go), each through a read-only overlay of its host directory and
-//     every host directory named by descriptor, so that no host path shows in the sandbox's
-//     /proc/self/mountinfo (pathFds);
+//     would also produce), the sandbox /etc and the agent (the static agent binary, or the
+//     provider's executable; see the provider's agentbin.go), each through a read-only overlay of
+//     its host directory and every host directory named by descriptor, so that no host path shows
+//     in the sandbox's /proc/self/mountinfo (pathFds);
 //  3. joins the sandbox's cgroups (root only; a spare of the warm pool joined them before it
-//     was handed the sandbox, see spare.go);
+//     was handed the sandbox, see SpareMain);
 //  4. when the provider is root, drops to the unprivileged sandbox host uid/gid, so bwrap and
 //     everything in the sandbox run as that uid and never as host root;
 //  5. execs bwrap, which binds the stage into the sandbox by path. The helper's process becomes
@@ -41,16 +54,18 @@ import (
 // the provider's data directory and executable may sit below directories that user cannot
 // traverse (/root, a 0700 temp dir), while /run is traversable by everyone.
 
-// helperSpec is what the provider tells the helper, as JSON on fd 3 (a pipe; a spare's
+// Spec is what the provider tells the helper, as JSON on fd 3 (a pipe; a spare's
 // socketpair).
-type helperSpec struct {
+type Spec struct {
+	// Protocol is the provider's Protocol; Main refuses another.
+	Protocol string `json:"protocol"`
 	// LayersDir becomes the working directory; overlay paths are relative to it. The helper
 	// opens them and mounts by descriptor (pathFds), so the mount data shows no host path and
 	// stays short (it is limited to one page).
 	LayersDir string `json:"layers_dir"`
 	// Stage is the existing directory the staging tmpfs is mounted on.
-	Stage    string        `json:"stage"`
-	Overlays []overlaySpec `json:"overlays"`
+	Stage    string    `json:"stage"`
+	Overlays []Overlay `json:"overlays"`
 	// Etc is the directory bound read-only at the sandbox's /etc (see etc.go), relative to
 	// LayersDir.
 	Etc string `json:"etc"`
@@ -74,7 +89,7 @@ type helperSpec struct {
 	Command []string `json:"command"`
 }
 
-type overlaySpec struct {
+type Overlay struct {
 	// Lower lists the lower directories top first, as overlayfs wants them.
 	Lower  []string `json:"lower"`
 	Upper  string   `json:"upper"`
@@ -84,23 +99,28 @@ type overlaySpec struct {
 
 // Fixed descriptors of the helper (and of bwrap after the exec).
 const (
-	fdSpec     = 3 // helper spec (closed by the helper)
-	fdListener = 4 // the agent's listening control socket (agent.DefaultListenFd)
-	fdInfo     = 5 // bwrap --info-fd
+	FdSpec     = 3 // helper spec (closed by the helper)
+	FdListener = 4 // the agent's listening control socket (agent.DefaultListenFd)
+	FdInfo     = 5 // bwrap --info-fd
 )
 
-// overlayData is the mount data for one overlay.
-func overlayData(o overlaySpec) string {
+// OverlayData is the mount data for one overlay.
+func OverlayData(o Overlay) string {
 	return "lowerdir=" + strings.Join(o.Lower, ":") + ",upperdir=" + o.Upper + ",workdir=" + o.Work + ",userxattr"
 }
 
-func helperMain() error {
-	f := os.NewFile(fdSpec, "spec")
-	var spec helperSpec
+// Main is the helper role: read the Spec on fd FdSpec, mount, join the cgroups, drop
+// privileges, exec bwrap (see above).
+func Main() error {
+	f := os.NewFile(FdSpec, "spec")
+	var spec Spec
 	err := json.NewDecoder(f).Decode(&spec)
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("read spec: %w", err)
+	}
+	if spec.Protocol != Protocol {
+		return fmt.Errorf("the provider speaks %q, this helper %q (rebuild the embedded agent with `go generate ./sandbox/local`)", spec.Protocol, Protocol)
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
@@ -138,7 +158,7 @@ func helperMain() error {
 	if err != nil {
 		return fmt.Errorf("open the sandbox /etc: %w", err)
 	}
-	overlays := make([]overlaySpec, len(spec.Overlays))
+	overlays := make([]Overlay, len(spec.Overlays))
 	for i, o := range spec.Overlays {
 		if overlays[i], err = fds.overlay(o); err != nil {
 			return fmt.Errorf("open the layers of %s: %w", o.Target, err)
@@ -152,7 +172,7 @@ func helperMain() error {
 		if err := os.Mkdir(target, 0o755); err != nil {
 			return err
 		}
-		if err := unix.Mount("overlay", target, "overlay", unix.MS_NOSUID|unix.MS_NODEV, overlayData(o)); err != nil {
+		if err := unix.Mount("overlay", target, "overlay", unix.MS_NOSUID|unix.MS_NODEV, OverlayData(o)); err != nil {
 			return fmt.Errorf("mount overlay for %s (%d layers): %w", o.Target, len(o.Lower), err)
 		}
 	}
@@ -239,6 +259,49 @@ func helperMain() error {
 	return syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", bw.Fd()), argv, []string{"PATH=/usr/bin:/bin"})
 }
 
+// SpareMain is the spare role: join the cgroups named by the arguments (their cgroup.procs
+// files), say so with one byte on fd FdSpec (one end of a socketpair), wait there for a
+// sandbox's descriptors (by SCM_RIGHTS: the agent's listening socket, bwrap's info pipe, the
+// log file), put them on fds FdListener, FdInfo, 1 and 2, then continue as Main, which reads
+// the spec from the same socket. EOF instead of descriptors means the pool is closing: exit 0.
+func SpareMain(cgroups []string) error {
+	for _, procs := range cgroups {
+		if err := os.WriteFile(procs, []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+			return fmt.Errorf("join cgroup: %w", err)
+		}
+	}
+	if _, err := unix.Write(FdSpec, []byte{'r'}); err != nil {
+		return fmt.Errorf("report ready: %w", err)
+	}
+	var b [1]byte
+	oob := make([]byte, unix.CmsgSpace(3*4))
+	n, oobn, _, _, err := unix.Recvmsg(FdSpec, b[:], oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("wait for a sandbox: %w", err)
+	}
+	if n == 0 {
+		os.Exit(0) // the provider closed the pool
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return fmt.Errorf("sandbox descriptors: %d messages, %v", len(msgs), err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 3 {
+		return fmt.Errorf("sandbox descriptors: %d, %v", len(fds), err)
+	}
+	// The received descriptors are at 6 or above (0-5 are taken), so none is a target.
+	for _, m := range []struct{ from, to int }{{fds[0], FdListener}, {fds[1], FdInfo}, {fds[2], 1}, {fds[2], 2}} {
+		if err := unix.Dup3(m.from, m.to, 0); err != nil {
+			return fmt.Errorf("dup %d to %d: %w", m.from, m.to, err)
+		}
+	}
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	return Main()
+}
+
 // pathFds are O_PATH descriptors of host directories, named in mount data as /proc/self/fd/N:
 // overlayfs shows its options in mountinfo as they were given, so a path there is a path the
 // sandbox reads. The names are also shorter than layer paths, which keeps long chains within
@@ -256,8 +319,8 @@ func (f *pathFds) open(dir string) (string, error) {
 }
 
 // overlay returns o with every directory named by descriptor.
-func (f *pathFds) overlay(o overlaySpec) (overlaySpec, error) {
-	out := overlaySpec{Target: o.Target, Lower: make([]string, len(o.Lower))}
+func (f *pathFds) overlay(o Overlay) (Overlay, error) {
+	out := Overlay{Target: o.Target, Lower: make([]string, len(o.Lower))}
 	var err error
 	for i, l := range o.Lower {
 		if out.Lower[i], err = f.open(l); err != nil {
