@@ -54,7 +54,7 @@ func TestVersionNamesTheBuild(t *testing.T) {
 	rev := git("rev-parse", "HEAD")
 
 	bin := filepath.Join(t.TempDir(), "sandkit-mcp")
-	build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, "./cmd/sandkit-mcp")
+	build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, "./cmd/sandkit-mcpd")
 	build.Dir = repo
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

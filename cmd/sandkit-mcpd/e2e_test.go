@@ -38,7 +38,7 @@ func binary(t testing.TB) string {
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "sandkit-mcp")
+		binPath = filepath.Join(dir, "sandkit-mcpd")
 		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			buildErr = err

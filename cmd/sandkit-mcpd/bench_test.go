@@ -28,7 +28,7 @@ import (
 // It reports each as ms/op and the ratios sandkit/bwrap, sandkit/bwrap-bind (target ≤ 6) and
 // sandkit-shell/bwrap-bind.
 //
-//	go test ./cmd/sandkit-mcp/ -run '^$' -bench RunCommandTrue -benchtime 100x
+//	go test ./cmd/sandkit-mcpd/ -run '^$' -bench RunCommandTrue -benchtime 100x
 func BenchmarkRunCommandTrue(b *testing.B) {
 	ctx := context.Background()
 	prov := bareProvider(b)
@@ -124,7 +124,7 @@ func benchSession(b *testing.B, c *client, ws string) string {
 // live sandbox — run directly (args []) and as a shell line (sh -lc, reading the login profile),
 // and reports each ratio to the plain exec (target for the direct one: ≤ 1.5).
 //
-//	go test ./cmd/sandkit-mcp/ -run '^$' -bench SessionExecTrue -benchtime 200x
+//	go test ./cmd/sandkit-mcpd/ -run '^$' -bench SessionExecTrue -benchtime 200x
 func BenchmarkSessionExecTrue(b *testing.B) {
 	ctx := context.Background()
 	c := connect(b, dataDir(b))
@@ -157,7 +157,7 @@ func BenchmarkSessionExecTrue(b *testing.B) {
 // commit_session of a session that changed a file; it reports each against the raw start
 // (target ≤ 10).
 //
-//	go test ./cmd/sandkit-mcp/ -run '^$' -bench SessionOpenCommit -benchtime 30x
+//	go test ./cmd/sandkit-mcpd/ -run '^$' -bench SessionOpenCommit -benchtime 30x
 func BenchmarkSessionOpenCommit(b *testing.B) {
 	ctx := context.Background()
 	prov := bareProvider(b)
