@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/internal/door"
 )
 
 // bootstrap builds the snapshots of the operator's setup templates now, instead of on their
@@ -17,7 +18,7 @@ import (
 // provisioning a machine, or after `sandkit-mcp stop`. A door that starts a daemon while bootstrap
 // runs fails after waiting for the state file (lockWait) and says which process holds it.
 func bootstrapCmd(ctx context.Context, args []string) error {
-	var names stringList
+	var names door.StringList
 	var rebuild bool
 	cfg, _, err := parseConfig("bootstrap", args, func(fs *flag.FlagSet) {
 		fs.Var(&names, "template", "template to build (repeatable; default: all)")
@@ -26,7 +27,7 @@ func bootstrapCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if info, ok := runningDaemon(cfg.dataDir); ok {
+	if info, ok := door.Running(cfg.dataDir); ok {
 		return fmt.Errorf("a sandkit-mcp daemon serves data dir %s (%s) and owns its state; it builds each template on its first use by create_workspace.\n"+
 			"to build templates ahead of time, stop it first (`sandkit-mcp stop --data-dir %s`), run bootstrap, and let the next agent start it again",
 			cfg.dataDir, infoSummary(info), cfg.dataDir)
@@ -42,7 +43,7 @@ func bootstrapCmd(ctx context.Context, args []string) error {
 		}
 		return fmt.Errorf("nothing to bootstrap: %s; see the README's configuration section", where)
 	}
-	logger, err := newLogger(cfg.logLevel)
+	logger, err := door.NewLogger(cfg.logLevel)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/sandkit/sandkit-mcp/internal/door"
 )
 
 // The commands for the humans who supervise agents: they look at the same data dir as the
@@ -172,7 +173,7 @@ func human(ctx context.Context, name string, args []string, stdout io.Writer) er
 // doorArgs are the arguments of a stdio door this binary starts for cfg's data dir and sandbox
 // settings (the CLI's and the demo's).
 func doorArgs(cfg config) []string {
-	return appendSetFlags([]string{"--data-dir", cfg.dataDir, "--log-level", "warn"},
+	return door.AppendSetFlags([]string{"--data-dir", cfg.dataDir, "--log-level", "warn"},
 		"--bwrap", cfg.bwrap, "--provider", cfg.provider, "--config", cfg.configFile)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/internal/door"
 	"github.com/sandkit/sandkit-mcp/tools"
 )
 
@@ -53,8 +54,8 @@ const (
 // calls cancelled), the HTTP servers, and the engine, provider and store.
 func runDaemon(ctx context.Context, cfg config, f serveFlags, log *slog.Logger) error {
 	// A daemon that answers owns the data dir: fail at once rather than queue behind its lock.
-	if socketAnswers(socketPath(cfg.dataDir)) {
-		info, _ := runningDaemon(cfg.dataDir)
+	if door.SocketAnswers(door.SocketPath(cfg.dataDir)) {
+		info, _ := door.Running(cfg.dataDir)
 		return fmt.Errorf("data dir %s is already served by a sandkit-mcp daemon (%s)\n"+
 			"agents reach it through `sandkit-mcp --data-dir %s` (the stdio door); stop it with `sandkit-mcp stop --data-dir %s`, "+
 			"or give this server its own --data-dir", cfg.dataDir, infoSummary(info), cfg.dataDir, cfg.dataDir)
@@ -87,18 +88,18 @@ func runDaemon(ctx context.Context, cfg config, f serveFlags, log *slog.Logger) 
 	// Roots for every connection: serve's --host-root and the config's host_roots.
 	roots := append(append([]string{}, f.hostRoots...), rt.opcfg.hostRoots...)
 	d.mcp = newMCPServer(rt.engine, tools.Instructions(tools.ServerFacts{DefaultPolicy: rt.opcfg.defaultPolicy, MaxPolicy: rt.opcfg.maxPolicy, Templates: tpls}), d.calls, d.conns, roots, log)
-	d.unix = newUnixDoor(d.mcp, socketPath(cfg.dataDir), log.With("door", "unix"))
+	d.unix = newUnixDoor(d.mcp, door.SocketPath(cfg.dataDir), log.With("door", "unix"))
 
 	if err := d.listen(); err != nil {
 		d.shutdown("start-up failed")
 		return err
 	}
-	info := daemonInfo{
+	info := door.Info{
 		PID: os.Getpid(), Version: version, Started: d.state.started.UTC(), DataDir: cfg.dataDir,
-		Socket: socketPath(cfg.dataDir), PublicURL: f.publicURL,
+		Socket: door.SocketPath(cfg.dataDir), PublicURL: f.publicURL,
 	}
-	if st, ok := procStat(os.Getpid()); ok {
-		info.StartTicks = st.startTicks
+	if st, ok := door.ProcStat(os.Getpid()); ok {
+		info.StartTicks = st.StartTicks
 	}
 	if d.httpLn != nil {
 		info.HTTP = d.httpLn.Addr().String()
@@ -109,7 +110,7 @@ func runDaemon(ctx context.Context, cfg config, f serveFlags, log *slog.Logger) 
 	if f.idleExit > 0 {
 		info.IdleExit = f.idleExit.String()
 	}
-	if err := writeDaemonInfo(cfg.dataDir, info); err != nil {
+	if err := door.WriteInfo(cfg.dataDir, info); err != nil {
 		log.Warn("could not write the daemon pidfile", "err", err)
 	}
 	log.Info("sandkit-mcp daemon serving", "version", version, "pid", info.PID, "data_dir", cfg.dataDir,
@@ -224,7 +225,7 @@ func (d *daemon) shutdown(reason string) {
 	if err := d.rt.Close(); err != nil {
 		d.log.Warn("closing the engine", "err", err)
 	}
-	removeDaemonInfo(d.cfg.dataDir)
+	door.RemoveInfo(d.cfg.dataDir)
 	d.log.Info("sandkit-mcp daemon stopped", "took", time.Since(start).Round(time.Millisecond))
 }
 
@@ -239,8 +240,16 @@ func (r *lateResolver) Preview(token string) (engine.PreviewTarget, func(context
 	return r.eng.Preview(token)
 }
 
+// describeDaemon says who serves dataDir, for error messages.
+func describeDaemon(dataDir string) string {
+	if info, ok := door.Running(dataDir); ok {
+		return "a sandkit-mcp daemon: " + infoSummary(info)
+	}
+	return "not a daemon that answers on its socket: perhaps `sandkit-mcp doctor`, or a daemon still starting or stopping"
+}
+
 // infoSummary describes a running daemon in one line.
-func infoSummary(i daemonInfo) string {
+func infoSummary(i door.Info) string {
 	if i.PID == 0 {
 		return "socket " + i.Socket
 	}

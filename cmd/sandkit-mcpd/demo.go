@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/sandkit/sandkit-mcp/internal/door"
 )
 
 // demo spawns this binary as an MCP server on stdio (with a fresh data dir unless --data-dir is
@@ -137,7 +138,7 @@ func demo(ctx context.Context, args []string) error {
 	d.say("\ndemo finished: every step above went through MCP to real %s, with a commit after each change.", sandboxes)
 	if explicit || os.Getenv("SANDKIT_DATA_DIR") != "" {
 		d.say("the daemon for %s keeps serving other doors; it exits after %v with nothing to do, or now with `sandkit-mcp stop --data-dir %s`",
-			cfg.dataDir, doorIdleExit, cfg.dataDir)
+			cfg.dataDir, door.IdleExit, cfg.dataDir)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/internal/door"
 	"github.com/sandkit/sandkit-mcp/sandbox/local"
 	"github.com/sandkit/sandkit-mcp/store"
 )
@@ -56,7 +57,7 @@ func dataDirCheck(dir string) local.Check {
 		c.Fix = "pass --data-dir or set SANDKIT_DATA_DIR to a writable directory"
 		return c
 	}
-	if _, ok := runningDaemon(dir); ok {
+	if _, ok := door.Running(dir); ok {
 		c.OK = true
 		c.Detail = dir + " is served by a running daemon (its state file is in use, as it should be)"
 		return c
@@ -126,7 +127,7 @@ func configCheck(cfg config) local.Check {
 // starts one on demand.
 func daemonCheck(dir string) local.Check {
 	c := local.Check{Name: "daemon", OK: true}
-	info, ok := runningDaemon(dir)
+	info, ok := door.Running(dir)
 	switch {
 	case !ok:
 		c.Detail = "not running for " + dir + " (the stdio door `sandkit-mcp` starts one on demand; `sandkit-mcp serve` runs one in the foreground)"

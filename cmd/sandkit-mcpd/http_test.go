@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/sandkit/sandkit-mcp/internal/door"
 )
 
 func TestHTTPListenAddr(t *testing.T) {
@@ -42,9 +44,9 @@ func TestServeFlagsValidate(t *testing.T) {
 		{serveFlags{http: "8080", publicURL: "https://*.p.example.com/x", idleTTL: defaultIdleTTL}, "no path"},
 		{serveFlags{http: "8080", idleTTL: 0}, "--idle-ttl"},
 		{serveFlags{http: "8080", idleTTL: defaultIdleTTL, idleExit: -1}, "--idle-exit"},
-		{serveFlags{origins: stringList{"https://a"}, idleTTL: defaultIdleTTL}, "--http"},
-		{serveFlags{http: "8080", origins: stringList{"app.example.com"}, idleTTL: defaultIdleTTL}, "--allowed-origin"},
-		{serveFlags{http: "8080", origins: stringList{"https://app.example.com/path"}, idleTTL: defaultIdleTTL}, "--allowed-origin"},
+		{serveFlags{origins: door.StringList{"https://a"}, idleTTL: defaultIdleTTL}, "--http"},
+		{serveFlags{http: "8080", origins: door.StringList{"app.example.com"}, idleTTL: defaultIdleTTL}, "--allowed-origin"},
+		{serveFlags{http: "8080", origins: door.StringList{"https://app.example.com/path"}, idleTTL: defaultIdleTTL}, "--allowed-origin"},
 		{serveFlags{previewAddr: "127.0.0.1", idleTTL: defaultIdleTTL}, ""},
 		{serveFlags{previewAddr: "127.0.0.1:0", idleTTL: defaultIdleTTL}, ""},
 		{serveFlags{previewAddr: "[::1]:0", idleTTL: defaultIdleTTL}, ""},

@@ -1,4 +1,9 @@
-// Command sandkit-mcp is an MCP server that gives AI agents durable sandboxed workspaces.
+// Command sandkit-mcpd is the full sandkit-mcp server: an MCP server that gives AI agents durable
+// sandboxed workspaces, with every subcommand. Users run the thin front, sandkit-mcp
+// (cmd/sandkit-mcp): its stdio door is this program's (internal/door) without linking the server,
+// so it starts in a few milliseconds, and it hands every other subcommand to this binary, found
+// next to it or on PATH. This binary's usage and messages therefore name sandkit-mcp, except
+// where the daemon binary itself is meant.
 //
 // One daemon owns a data dir (its engine, sandboxes and state); agents reach it through doors:
 //
@@ -11,7 +16,7 @@
 //	sandkit-mcp demo [flags]       drive a real MCP client through the whole story and print it
 //	sandkit-mcp bootstrap [flags]  build the operator's setup templates now (no daemon may run)
 //	sandkit-mcp ls | log WS | runs WS | show RUN | diff WS [FROM [TO]]   for the humans: tables (or --json)
-//	sandkit-mcp version            print which build this is (version.go)
+//	sandkit-mcp version            print which build this is (internal/buildinfo)
 //
 // Flags (every subcommand): --data-dir DIR (or SANDKIT_DATA_DIR; default
 // $XDG_DATA_HOME/sandkit, i.e. ~/.local/share/sandkit), --config FILE (the operator config;
@@ -29,7 +34,13 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+
+	"github.com/sandkit/sandkit-mcp/internal/buildinfo"
+	"github.com/sandkit/sandkit-mcp/internal/door"
 )
+
+// version names this build (buildinfo.Version, the same in sandkit-mcp and sandkit-mcpd).
+var version = buildinfo.Version
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -46,7 +57,7 @@ func run(args []string) int {
 		usage(os.Stderr)
 		return 2
 	}
-	if cmd == "help" || slices.ContainsFunc(args, isHelpFlag) {
+	if cmd == "help" || slices.ContainsFunc(args, door.IsHelpFlag) {
 		usage(os.Stdout)
 		return 0
 	}
@@ -56,7 +67,8 @@ func run(args []string) int {
 		// Messages never start with "sandkit-mcp:" themselves: it is added here, once.
 		fmt.Fprintf(os.Stderr, "sandkit-mcp: %v\n", err)
 		var ue usageError
-		if errors.As(err, &ue) {
+		var due door.UsageError // the shared flags' and the door's
+		if errors.As(err, &ue) || errors.As(err, &due) {
 			return 2
 		}
 		return 1
@@ -90,17 +102,22 @@ func command(name string) (func(context.Context, []string) error, bool) {
 	return nil, false
 }
 
-// isHelpFlag reports whether arg asks for the usage, as the flag package reads it: -h, -help,
-// --h or --help, on any subcommand (a flag's value that is literally one of them asks too).
-func isHelpFlag(arg string) bool {
-	switch arg {
-	case "-h", "-help", "--h", "--help":
-		return true
-	}
-	return false
+// stdioDoor is this binary's own stdio door: the front's (internal/door), starting this
+// executable as the daemon after refusing a provider this system cannot run (providerHere).
+func stdioDoor(ctx context.Context, args []string) error {
+	return door.Run(ctx, args, door.Options{
+		Daemon: func() (string, error) {
+			self, err := os.Executable()
+			if err != nil {
+				return "", fmt.Errorf("cannot find this executable to start the daemon: %w", err)
+			}
+			return self, nil
+		},
+		Preflight: func(c door.Config) error { return providerHere(configOf(c)) },
+	})
 }
 
-// versionCmd prints which build this is (version.go).
+// versionCmd prints which build this is (internal/buildinfo).
 func versionCmd(_ context.Context, args []string) error {
 	if len(args) > 0 {
 		return usageError{fmt.Errorf("version takes no arguments (see sandkit-mcp --help)")}
@@ -109,6 +126,7 @@ func versionCmd(_ context.Context, args []string) error {
 	return nil
 }
 
+// usageError is a mistake on the command line: exit 2.
 type usageError struct{ error }
 
 // usage writes the help text to w: stdout when asked for, stderr after a mistake.
@@ -135,6 +153,8 @@ Usage:
                                empty), or a branch of the repository DIR it was imported from
   sandkit-mcp version          print which build this is (module version, git revision)
   sandkit-mcp help             this text, on stdout (so does --help or -h, after any subcommand too)
+  (sandkit-mcp runs the stdio door and version itself, and hands every other subcommand to
+  sandkit-mcpd, the full server, installed next to it or on PATH)
 
 Flags (every subcommand):
   --data-dir DIR      state directory (env SANDKIT_DATA_DIR; default ~/.local/share/sandkit)

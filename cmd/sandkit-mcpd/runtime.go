@@ -83,7 +83,7 @@ func (r *runtime) Close() error {
 // newMCPServer builds the MCP server with every tool and prompt registered. calls tracks the
 // tool calls in flight per connection; it cancels them when their connection goes, before the
 // engine is told (tools.Hooks) that the connection no longer holds its sessions. conns counts
-// the connections. hostRoots are the host roots of every connection (hostroots.go).
+// the connections. hostRoots are the host roots of every connection (internal/door/hostroots.go).
 func newMCPServer(eng *engine.Engine, instructions string, calls *callTracker, conns *connCounter, hostRoots []string, logger *slog.Logger) *server.MCPServer {
 	hooks := tools.Hooks(eng)
 	first := func(_ context.Context, s server.ClientSession) {

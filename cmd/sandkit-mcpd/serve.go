@@ -11,18 +11,20 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sandkit/sandkit-mcp/internal/door"
 )
 
 // serveFlags are the flags of `sandkit-mcp serve`.
 type serveFlags struct {
 	http        string
 	token       string
-	origins     stringList
+	origins     door.StringList
 	idleTTL     time.Duration
 	idleExit    time.Duration
 	previewAddr string
 	publicURL   string
-	hostRoots   stringList
+	hostRoots   door.StringList
 
 	// Derived.
 	httpAddr    string
@@ -34,23 +36,7 @@ type serveFlags struct {
 const (
 	defaultIdleTTL     = 10 * time.Minute
 	defaultPreviewAddr = "127.0.0.1"
-	// doorIdleExit is the --idle-exit of a daemon the stdio door starts.
-	doorIdleExit = 15 * time.Minute
 )
-
-// stringList is a repeatable flag; each value may also hold several, comma-separated.
-type stringList []string
-
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-
-func (l *stringList) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
-	}
-	return nil
-}
 
 // serve runs the daemon in the foreground: the engine owning the data dir, the Unix-socket door,
 // previews and, with --http, the HTTP door.
@@ -64,7 +50,7 @@ func serve(ctx context.Context, args []string) error {
 		fs.DurationVar(&f.idleExit, "idle-exit", 0, "exit after this long with nothing to do (0: never)")
 		fs.StringVar(&f.previewAddr, "preview-addr", defaultPreviewAddr, "loopback address previews get their ports on")
 		fs.StringVar(&f.publicURL, "public-url", "", "base URL the HTTP door serves previews under")
-		hostRootFlag(fs, &f.hostRoots)
+		door.HostRootFlag(fs, &f.hostRoots)
 	})
 	if err != nil {
 		return err
@@ -72,12 +58,12 @@ func serve(ctx context.Context, args []string) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
-	roots, err := resolveHostRoots(f.hostRoots, "--host-root")
+	roots, err := door.ResolveHostRoots(f.hostRoots, "--host-root")
 	if err != nil {
 		return err
 	}
 	f.hostRoots = roots
-	logger, err := newLogger(cfg.logLevel)
+	logger, err := door.NewLogger(cfg.logLevel)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"syscall"
 	"time"
+
+	"github.com/sandkit/sandkit-mcp/internal/door"
 )
 
 // stopCmd ends the daemon of a data dir: SIGTERM to the pid its pidfile names (it shuts down
@@ -32,11 +34,11 @@ func stopCmd(ctx context.Context, args []string) error {
 
 // stopDaemon stops the daemon of dataDir and returns its pid (0: none was running).
 func stopDaemon(ctx context.Context, dataDir string, timeout time.Duration) (int, error) {
-	info, ok := readDaemonInfo(dataDir)
-	if !ok || !info.alive() {
-		if socketAnswers(socketPath(dataDir)) {
+	info, ok := door.ReadInfo(dataDir)
+	if !ok || !info.Alive() {
+		if door.SocketAnswers(door.SocketPath(dataDir)) {
 			return 0, fmt.Errorf("something answers on %s but the pidfile %s names no live daemon; stop that process yourself",
-				socketPath(dataDir), infoFile)
+				door.SocketPath(dataDir), door.InfoFile)
 		}
 		return 0, nil
 	}
@@ -52,9 +54,9 @@ func stopDaemon(ctx context.Context, dataDir string, timeout time.Duration) (int
 }
 
 // waitGone waits up to d for the process to end; it reports whether it did.
-func waitGone(ctx context.Context, info daemonInfo, d time.Duration) bool {
+func waitGone(ctx context.Context, info door.Info, d time.Duration) bool {
 	deadline := time.Now().Add(d)
-	for info.alive() {
+	for info.Alive() {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return false
 		}

@@ -20,6 +20,9 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/sandkit/sandkit-mcp/engine"
+	"github.com/sandkit/sandkit-mcp/internal/door"
 )
 
 // unixDoor serves MCP on the daemon's Unix socket: newline-delimited JSON-RPC, one MCP
@@ -39,7 +42,7 @@ type unixDoor struct {
 
 	mu         sync.Mutex
 	ln         net.Listener
-	dir        *os.File // keeps a /proc/self/fd address valid (see unixAddr)
+	dir        *os.File // keeps a /proc/self/fd address valid (see door.UnixAddr)
 	acceptDone chan struct{}
 	conns      map[*unixConn]struct{}
 	closed     bool
@@ -73,7 +76,7 @@ func (d *unixDoor) listen() error {
 			return fmt.Errorf("remove the stale socket %s: %w", d.path, err)
 		}
 	}
-	addr, dir, err := unixAddr(d.path)
+	addr, dir, err := door.UnixAddr(d.path)
 	if err != nil {
 		return fmt.Errorf("socket %s: %w", d.path, err)
 	}
@@ -204,9 +207,9 @@ func (d *unixDoor) serveConn(uc *unixConn) {
 	for {
 		line, err := br.ReadBytes('\n')
 		if first {
-			// A stdio door's hello (hostroots.go) counts only as the first line.
+			// A stdio door's hello (internal/door/hostroots.go) counts only as the first line.
 			first = false
-			if h, ok := parseHello(line); ok {
+			if h, ok := door.ParseHello(line); ok {
 				sess.hostRoots = announcedRoots(h.HostRoots, log)
 				if len(sess.hostRoots) > 0 {
 					log.Info("unix door: connection with host roots", "host_roots", sess.hostRoots)
@@ -351,4 +354,19 @@ func waitGroupTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 	case <-time.After(d):
 		return false
 	}
+}
+
+// announcedRoots checks the roots a door announced in its hello (absolute directories); the others are
+// dropped with a warning.
+func announcedRoots(roots []string, log *slog.Logger) []string {
+	var out []string
+	for _, r := range roots {
+		clean, err := engine.CleanHostRoots([]string{r})
+		if err != nil || len(clean) != 1 || clean[0] != r {
+			log.Warn("a door announced a host root that is not an absolute directory; ignoring it", "root", r, "err", err)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }

@@ -16,7 +16,7 @@ type connSession struct {
 	initialized   atomic.Bool
 	logLevel      atomic.Value // mcp.LoggingLevel
 
-	// hostRoots are the host roots its door announced (hostroots.go); set before the first
+	// hostRoots are the host roots its door announced (internal/door/hostroots.go); set before the first
 	// message is handled, never changed.
 	hostRoots []string
 

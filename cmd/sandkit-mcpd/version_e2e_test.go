@@ -10,7 +10,8 @@ import (
 )
 
 // TestVersionNamesTheBuild: a binary built from a git checkout says which commit it is, the same
-// in `sandkit-mcp version`, in the MCP serverInfo, in /healthz and in the daemon's pidfile.
+// in `sandkit-mcpd version`, in the thin front's `sandkit-mcp version` (so a door can compare it
+// with its daemon's), in the MCP serverInfo, in /healthz and in the daemon's pidfile.
 //
 // Go stamps no VCS information in a linked git worktree (it takes only a directory named .git
 // for a repository's root, and a worktree's .git is a file), so the binary is built from a
@@ -53,8 +54,9 @@ func TestVersionNamesTheBuild(t *testing.T) {
 	git("commit", "-q", "-m", "the module as tested")
 	rev := git("rev-parse", "HEAD")
 
-	bin := filepath.Join(t.TempDir(), "sandkit-mcp")
-	build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, "./cmd/sandkit-mcpd")
+	bins := t.TempDir()
+	bin, front := filepath.Join(bins, "sandkit-mcpd"), filepath.Join(bins, "sandkit-mcp")
+	build := exec.Command("go", "build", "-buildvcs=true", "-o", bins, "./cmd/sandkit-mcpd", "./cmd/sandkit-mcp")
 	build.Dir = repo
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -80,7 +82,10 @@ func TestVersionNamesTheBuild(t *testing.T) {
 	}
 	v, ok := strings.CutPrefix(strings.TrimSpace(string(out)), "sandkit-mcp ")
 	if !ok || !strings.Contains(v, rev[:12]) || !strings.HasPrefix(v, modVersion) || strings.Contains(v, " ") {
-		t.Fatalf("sandkit-mcp version: %q; want one word holding module version %s and revision %s", out, modVersion, rev[:12])
+		t.Fatalf("sandkit-mcpd version: %q; want one word holding module version %s and revision %s", out, modVersion, rev[:12])
+	}
+	if fout, err := exec.Command(front, "version").Output(); err != nil || string(fout) != string(out) {
+		t.Errorf("sandkit-mcp version (the front): %q, %v; want sandkit-mcpd's %q", fout, err, out)
 	}
 
 	s := startServeOf(t, bin, dataDir(t), nil, "--http", "127.0.0.1:0")

@@ -1,4 +1,16 @@
-package main
+// Package door is the stdio door of sandkit-mcp, shared by both binaries: the thin front
+// (cmd/sandkit-mcp, what an agent launches) and the full server (cmd/sandkit-mcpd, whose own
+// stdio door is this one too). It parses the flags every subcommand shares, finds the data dir,
+// connects to the data dir's daemon over its Unix socket (starting one under a lock when none
+// runs), sends the door's hello and relays the MCP stream; it also owns the daemon's files in the
+// data dir (socket, pidfile, lock, log).
+//
+// It must stay light: the front starts in a few milliseconds only because it links nothing
+// heavy, and Go runs the init of every linked package before main. This package imports a light
+// part of the standard library (not net: see Conn), golang.org/x/sys/unix,
+// github.com/lmittmann/tint and internal/buildinfo; nothing of the engine, the tools, the
+// providers or an MCP library (TestFrontLinksNothingHeavy in cmd/sandkit-mcp checks).
+package door
 
 import (
 	"context"
@@ -7,12 +19,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sandkit/sandkit-mcp/internal/buildinfo"
 )
 
 // Limits of the stdio door.
@@ -26,27 +39,40 @@ const (
 	maxRedials = 3
 )
 
-// stdioDoor is `sandkit-mcp` with no subcommand, what an agent launches: it connects to the
-// daemon of the data dir over its Unix socket (starting one if none runs) and relays the MCP
-// stream byte for byte, stdin → socket and socket → stdout. Each door is its own MCP connection
-// at the daemon, hence its own lease holder. Logs go to stderr, never stdout.
-func stdioDoor(ctx context.Context, args []string) error {
-	var rootFlags stringList
-	cfg, _, err := parseConfig("", args, func(fs *flag.FlagSet) { hostRootFlag(fs, &rootFlags) })
+// Options are what the two binaries' doors differ in.
+type Options struct {
+	// Daemon returns the executable to start as the daemon (with DaemonArgs): the full
+	// sandkit-mcpd. It is called only when no daemon answers, so a door works without it
+	// while a daemon runs.
+	Daemon func() (string, error)
+	// Preflight, when set, checks the door's flags before a daemon is started; its error is the
+	// door's (the full binary refuses a provider this system cannot run). Without it the
+	// daemon's own refusal reaches the user through the daemon log's tail.
+	Preflight func(Config) error
+}
+
+// Run is `sandkit-mcp` with no subcommand (or `stdio`), what an agent launches, with args its
+// flags: it connects to the daemon of the data dir over its Unix socket (starting one if none
+// runs) and relays the MCP stream byte for byte, stdin → socket and socket → stdout. Each door is
+// its own MCP connection at the daemon, hence its own lease holder. Logs go to stderr, never
+// stdout. A mistake in args is a UsageError; messages do not start with "sandkit-mcp:".
+func Run(ctx context.Context, args []string, o Options) error {
+	var rootFlags StringList
+	cfg, _, err := ParseFlags("", args, func(fs *flag.FlagSet) { HostRootFlag(fs, &rootFlags) })
 	if err != nil {
 		return err
 	}
-	roots, err := resolveHostRoots(rootFlags, "--host-root")
+	roots, err := ResolveHostRoots(rootFlags, "--host-root")
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.logLevel)
+	logger, err := NewLogger(cfg.LogLevel)
 	if err != nil {
 		return err
 	}
 	// Every connection starts with the door's hello (hostroots.go), before anything relayed.
-	dial := func() (*net.UnixConn, error) {
-		c, err := connectDaemon(ctx, cfg, logger)
+	dial := func() (*Conn, error) {
+		c, err := connectDaemon(ctx, cfg, o, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -60,12 +86,12 @@ func stdioDoor(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if info, ok := readDaemonInfo(cfg.dataDir); ok && info.Version != "" && info.Version != version {
+	if info, ok := ReadInfo(cfg.DataDir); ok && info.Version != "" && info.Version != buildinfo.Version {
 		logger.Warn("the running daemon is another version of sandkit-mcp; stop it (`sandkit-mcp stop`) to run this one",
-			"daemon_version", info.Version, "door_version", version, "data_dir", cfg.dataDir)
+			"daemon_version", info.Version, "door_version", buildinfo.Version, "data_dir", cfg.DataDir)
 	}
 	r := &relay{conn: conn, dial: dial, replayable: true, log: logger}
-	return r.run(ctx, os.Stdin, os.Stdout, cfg.dataDir)
+	return r.run(ctx, os.Stdin, os.Stdout, cfg.DataDir)
 }
 
 // relay copies a client's stream to the daemon and back.
@@ -77,11 +103,11 @@ func stdioDoor(ctx context.Context, args []string) error {
 // after answering stopped or crashed mid-stream: the door exits with a message on stderr, and
 // the agent starts a new door.
 type relay struct {
-	dial func() (*net.UnixConn, error)
+	dial func() (*Conn, error)
 	log  *slog.Logger
 
 	mu         sync.Mutex
-	conn       *net.UnixConn
+	conn       *Conn
 	answered   bool   // the daemon has sent something on conn
 	sent       []byte // what the client sent before the first answer
 	replayable bool   // sent holds all of it
@@ -107,7 +133,7 @@ func (r *relay) run(ctx context.Context, in io.Reader, out io.Writer, dataDir st
 			}
 			return fmt.Errorf("lost the connection to the sandkit-mcp daemon for data dir %s%s: it stopped or crashed (see %s). "+
 				"Restart this MCP server to reconnect: a new daemon starts on demand, and attach_session takes back a live session",
-				dataDir, detail, filepath.Join(dataDir, logFile))
+				dataDir, detail, filepath.Join(dataDir, LogFile))
 		}
 		return err
 	}
@@ -209,6 +235,6 @@ func (e lostError) Error() string { return fmt.Sprintf("lost the connection to t
 
 // isConnError reports whether err came from a daemon connection.
 func isConnError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	var pe *os.PathError // what a Conn's Read and Write return
+	return errors.As(err, &pe) || errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -1,4 +1,4 @@
-package main
+package door
 
 import (
 	"fmt"
@@ -7,23 +7,23 @@ import (
 	"strings"
 )
 
-// procStat reads a process's state and start time (clock ticks since boot) from /proc.
-func procStat(pid int) (procState, bool) {
+// ProcStat reads a process's state and start time (clock ticks since boot) from /proc.
+func ProcStat(pid int) (ProcState, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return procState{}, false
+		return ProcState{}, false
 	}
 	// The command name (field 2) may hold spaces and parentheses: fields start after the last ')'.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return procState{}, false
+		return ProcState{}, false
 	}
 	f := strings.Fields(s[i+1:])
 	// f[0] is field 3 (state); starttime is field 22, i.e. f[19].
 	if len(f) < 20 {
-		return procState{}, false
+		return ProcState{}, false
 	}
 	ticks, _ := strconv.ParseUint(f[19], 10, 64)
-	return procState{state: f[0], startTicks: ticks}, true
+	return ProcState{State: f[0], StartTicks: ticks}, true
 }

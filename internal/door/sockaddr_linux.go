@@ -1,4 +1,4 @@
-package main
+package door
 
 import (
 	"fmt"
@@ -11,10 +11,10 @@ import (
 // maxSunPath is the room for a socket path in struct sockaddr_un (108 bytes with the NUL).
 const maxSunPath = 107
 
-// unixAddr returns an address for the socket at path that fits sockaddr_un. A path too long is
+// UnixAddr returns an address for the socket at path that fits sockaddr_un. A path too long is
 // reached through /proc/self/fd/N/<name>, N being an open descriptor of its directory; the caller
 // must keep dir open for as long as the address is used (a listener: its whole life).
-func unixAddr(path string) (addr string, dir *os.File, err error) {
+func UnixAddr(path string) (addr string, dir *os.File, err error) {
 	if len(path) <= maxSunPath {
 		return path, nil, nil
 	}

@@ -1,4 +1,4 @@
-package main
+package door
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +25,8 @@ const (
 	startLockWait = 30 * time.Second
 	// maxLogSize: a daemon log larger than this is moved to daemon.log.1 before a new daemon starts.
 	maxLogSize = 8 << 20
+	// IdleExit is the --idle-exit of a daemon the stdio door starts.
+	IdleExit = 15 * time.Minute
 )
 
 // connectDaemon connects to the daemon of the data dir, starting one if none answers.
@@ -33,30 +34,32 @@ const (
 // Race-free: a door takes an exclusive flock on <data-dir>/daemon.lock while it checks and
 // starts, so two doors starting at once end with one daemon (the second, once it has the lock,
 // finds the first one's daemon answering).
-func connectDaemon(ctx context.Context, cfg config, log *slog.Logger) (*net.UnixConn, error) {
-	sock := socketPath(cfg.dataDir)
-	c, err := dialUnix(sock, 2*time.Second)
+func connectDaemon(ctx context.Context, cfg Config, o Options, log *slog.Logger) (*Conn, error) {
+	sock := SocketPath(cfg.DataDir)
+	c, err := DialUnix(sock, 2*time.Second)
 	if err == nil {
 		return c, nil
 	}
 	if !noDaemon(err) {
 		return nil, fmt.Errorf("cannot connect to the sandkit-mcp daemon at %s: %w", sock, err)
 	}
-	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("cannot create data dir %s: %w (pass --data-dir or set SANDKIT_DATA_DIR to a writable directory)", cfg.dataDir, err)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create data dir %s: %w (pass --data-dir or set SANDKIT_DATA_DIR to a writable directory)", cfg.DataDir, err)
 	}
-	unlock, err := lockStart(ctx, cfg.dataDir)
+	unlock, err := lockStart(ctx, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if c, err := dialUnix(sock, 2*time.Second); err == nil {
+	if c, err := DialUnix(sock, 2*time.Second); err == nil {
 		return c, nil
 	}
-	if err := providerHere(cfg); err != nil {
-		return nil, err
+	if o.Preflight != nil {
+		if err := o.Preflight(cfg); err != nil {
+			return nil, err
+		}
 	}
-	return startDaemon(ctx, cfg, log)
+	return startDaemon(ctx, cfg, o, log)
 }
 
 // noDaemon reports whether a dial error means nobody serves the socket.
@@ -66,7 +69,7 @@ func noDaemon(err error) bool {
 
 // lockStart takes the exclusive start lock of the data dir.
 func lockStart(ctx context.Context, dataDir string) (func(), error) {
-	path := filepath.Join(dataDir, lockFile)
+	path := filepath.Join(dataDir, LockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -90,18 +93,18 @@ func lockStart(ctx context.Context, dataDir string) (func(), error) {
 	}
 }
 
-// daemonArgs are the arguments of a daemon started by a door: serve the same data dir with the
+// DaemonArgs are the arguments of a daemon started by a door: serve the same data dir with the
 // door's sandbox settings and operator config, and exit when idle.
-func daemonArgs(cfg config) []string {
-	args := []string{"serve", "--data-dir", cfg.dataDir, "--idle-exit", doorIdleExit.String(),
-		"--log-level", cfg.logLevel, "--pids-limit", strconv.FormatInt(cfg.pidsLimit, 10)}
-	return appendSetFlags(args, "--bwrap", cfg.bwrap, "--memory-limit", cfg.memoryFlag,
-		"--disk-reserve", cfg.reserveFlag, "--config", cfg.configFile, "--provider", cfg.provider)
+func DaemonArgs(cfg Config) []string {
+	args := []string{"serve", "--data-dir", cfg.DataDir, "--idle-exit", IdleExit.String(),
+		"--log-level", cfg.LogLevel, "--pids-limit", strconv.FormatInt(cfg.PidsLimit, 10)}
+	return AppendSetFlags(args, "--bwrap", cfg.Bwrap, "--memory-limit", cfg.MemoryFlag,
+		"--disk-reserve", cfg.ReserveFlag, "--config", cfg.ConfigFile, "--provider", cfg.Provider)
 }
 
-// appendSetFlags appends to args each flag of flagValues (pairs of a flag and its value) whose
+// AppendSetFlags appends to args each flag of flagValues (pairs of a flag and its value) whose
 // value is set, in order.
-func appendSetFlags(args []string, flagValues ...string) []string {
+func AppendSetFlags(args []string, flagValues ...string) []string {
 	for i := 0; i+1 < len(flagValues); i += 2 {
 		if flagValues[i+1] != "" {
 			args = append(args, flagValues[i], flagValues[i+1])
@@ -110,14 +113,14 @@ func appendSetFlags(args []string, flagValues ...string) []string {
 	return args
 }
 
-// startDaemon starts `sandkit-mcp serve` detached (own session, no stdin, output appended to
-// daemon.log) and waits until its socket accepts.
-func startDaemon(ctx context.Context, cfg config, log *slog.Logger) (*net.UnixConn, error) {
-	self, err := os.Executable()
+// startDaemon starts `sandkit-mcpd serve` (o.Daemon) detached (own session, no stdin, output
+// appended to daemon.log) and waits until its socket accepts.
+func startDaemon(ctx context.Context, cfg Config, o Options, log *slog.Logger) (*Conn, error) {
+	daemon, err := o.Daemon()
 	if err != nil {
-		return nil, fmt.Errorf("cannot find this executable to start the daemon: %w", err)
+		return nil, fmt.Errorf("no sandkit-mcp daemon serves data dir %s, and this door cannot start one: %w", cfg.DataDir, err)
 	}
-	logPath := filepath.Join(cfg.dataDir, logFile)
+	logPath := filepath.Join(cfg.DataDir, LogFile)
 	if fi, err := os.Stat(logPath); err == nil && fi.Size() > maxLogSize {
 		_ = os.Rename(logPath, logPath+".1")
 	}
@@ -126,7 +129,7 @@ func startDaemon(ctx context.Context, cfg config, log *slog.Logger) (*net.UnixCo
 		return nil, fmt.Errorf("open the daemon log: %w", err)
 	}
 	offset, _ := lf.Seek(0, io.SeekEnd)
-	cmd := exec.Command(self, daemonArgs(cfg)...)
+	cmd := exec.Command(daemon, DaemonArgs(cfg)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -135,15 +138,15 @@ func startDaemon(ctx context.Context, cfg config, log *slog.Logger) (*net.UnixCo
 	if err != nil {
 		return nil, fmt.Errorf("start the sandkit-mcp daemon: %w", err)
 	}
-	log.Debug("started the sandkit-mcp daemon", "pid", cmd.Process.Pid, "data_dir", cfg.dataDir, "log", logPath)
+	log.Debug("started the sandkit-mcp daemon", "pid", cmd.Process.Pid, "data_dir", cfg.DataDir, "log", logPath)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	sock := socketPath(cfg.dataDir)
+	sock := SocketPath(cfg.DataDir)
 	deadline := time.Now().Add(daemonStartWait)
 	var why string
 	for {
-		if c, err := dialUnix(sock, time.Second); err == nil {
+		if c, err := DialUnix(sock, time.Second); err == nil {
 			return c, nil
 		}
 		select {
@@ -167,7 +170,7 @@ func startDaemon(ctx context.Context, cfg config, log *slog.Logger) (*net.UnixCo
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 	}
 	return nil, fmt.Errorf("the sandkit-mcp daemon for data dir %s did not start (%s); the end of %s:\n%s\nrun `sandkit-mcp doctor --data-dir %s` for a full check",
-		cfg.dataDir, why, logPath, logTail(logPath, offset), cfg.dataDir)
+		cfg.DataDir, why, logPath, logTail(logPath, offset), cfg.DataDir)
 }
 
 // logTail returns the last lines written to a log after offset (at most 4 KiB).

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package main
+package door
 
 import (
 	"fmt"
@@ -11,9 +11,9 @@ import (
 // macOS and the BSDs).
 const maxSunPath = 103
 
-// unixAddr returns path when it fits sockaddr_un. There is no /proc/self/fd here to reach a
+// UnixAddr returns path when it fits sockaddr_un. There is no /proc/self/fd here to reach a
 // longer one through, so a longer path is refused, saying what to do; dir is always nil.
-func unixAddr(path string) (addr string, dir *os.File, err error) {
+func UnixAddr(path string) (addr string, dir *os.File, err error) {
 	if len(path) > maxSunPath {
 		return "", nil, fmt.Errorf("socket path %s is %d bytes, more than this system's %d: use a shorter --data-dir (or SANDKIT_DATA_DIR)", path, len(path), maxSunPath)
 	}

@@ -1,4 +1,4 @@
-package main
+package buildinfo
 
 import (
 	"runtime/debug"
@@ -33,5 +33,17 @@ func TestBuildVersion(t *testing.T) {
 	}
 	if got := buildVersion(nil, false); got != "devel" {
 		t.Errorf("without build info: %q", got)
+	}
+}
+
+// TestInstallVersion: a module version is installable as it is; a checkout's is not.
+func TestInstallVersion(t *testing.T) {
+	for v, want := range map[string]string{
+		"v1.2.3": "v1.2.3", "v0.0.0-20261204185203-11245bcabcde": "v0.0.0-20261204185203-11245bcabcde",
+		"v0.0.0-20261204185203-11245bcabcde+dirty": "latest", "(devel)": "latest", "": "latest",
+	} {
+		if got := installVersion(v); got != want {
+			t.Errorf("installVersion(%q) = %q, want %q", v, got, want)
+		}
 	}
 }
