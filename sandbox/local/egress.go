@@ -221,6 +221,13 @@ func (e *sbEgress) untrack(c net.Conn) {
 }
 
 // start runs the carrier until close.
+// started reports whether start was called (and close not yet).
+func (e *sbEgress) started() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cancel != nil && !e.closed
+}
+
 func (e *sbEgress) start(sock string, exited <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.mu.Lock()

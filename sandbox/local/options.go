@@ -20,6 +20,8 @@ const (
 	DefaultLifetime = 24 * time.Hour
 	// DefaultTmpSize bounds each of the sandbox's tmpfs mounts (/tmp, /dev/shm).
 	DefaultTmpSize = 1 << 30
+	// DefaultWarmSandboxes is how many sandboxes the provider keeps started ahead (warm.go).
+	DefaultWarmSandboxes = 2
 	// DefaultHomeDir is the sandbox user's home directory.
 	DefaultHomeDir = "/home/sandbox"
 )
@@ -61,14 +63,22 @@ type Options struct {
 	// Vercel has it. Keep it for a data directory while live sandboxes run.
 	HomeDir string
 
+	// WarmSandboxes is how many sandboxes the provider keeps started ahead, each from a snapshot
+	// a sandbox ended in, for the next Start from it (zero: DefaultWarmSandboxes; negative:
+	// none). See warm.go.
+	WarmSandboxes int
+
 	// Egress configures the egress proxy: destinations the operator allows beyond the public
 	// internet, static name resolution, upstream TLS roots, where credentials come from.
 	Egress EgressOptions
 
 	// agent picks the in-sandbox agent (tests: force the re-exec fallback, or supply a binary).
 	agent agentChoice
-	// coldOnly turns the warm pool of helpers off (tests and benchmarks: the cold start).
+	// coldOnly turns the warm pool of helpers and the warm sandboxes off (tests and benchmarks:
+	// the cold start).
 	coldOnly bool
+	// warmIdle replaces warmIdle (tests).
+	warmIdle time.Duration
 }
 
 // agentChoice is how a provider was told to pick its agent (unexported fields of Options, for

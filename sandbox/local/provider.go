@@ -44,6 +44,7 @@ type Provider struct {
 
 	spares *sparePool     // ready helpers for durable sandboxes (spare.go); nil: none
 	tidy   sync.WaitGroup // removals of ended sandboxes' directories (finishBehind)
+	warm   *warmPool      // sandboxes started ahead for the next Start (warm.go); nil: none
 	sweep  *time.Timer    // the second removeStaleCgroups; nil without limits
 
 	mu      sync.Mutex
@@ -76,6 +77,9 @@ func New(opts Options) (*Provider, error) {
 	}
 	if opts.DefaultLifetime <= 0 {
 		opts.DefaultLifetime = DefaultLifetime
+	}
+	if opts.WarmSandboxes == 0 {
+		opts.WarmSandboxes = DefaultWarmSandboxes
 	}
 	if opts.MaxFileSize <= 0 {
 		opts.MaxFileSize = DefaultMaxFileSize
@@ -184,6 +188,7 @@ func New(opts Options) (*Provider, error) {
 	}
 	if !opts.coldOnly {
 		p.spares = newSparePool(p, spareCount)
+		p.warm = newWarmPool(p, opts.WarmSandboxes)
 	}
 	log.Debug("local: provider ready", "dir", dir, "bwrap", bw.Path, "bwrap_version", bw.Version, "uid", p.uid, "drop", p.drop, "agent", ag.why, "adopted", len(p.running))
 	return p, nil
@@ -306,11 +311,28 @@ func (p *Provider) Start(ctx context.Context, opts sandbox.StartOptions) (sandbo
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
+	if !opts.Detached {
+		if s := p.warm.take(ctx, opts.Snapshot); s != nil {
+			if err := s.claim(ctx, opts, pol); err == nil {
+				return s, nil
+			} else {
+				p.log.Debug("local: a warm sandbox could not be claimed; starting one", "sandbox", s.id, "err", err)
+				_ = s.end("could not be claimed")
+			}
+		}
+	}
+	return p.start(ctx, opts, pol, false)
+}
+
+// start boots a sandbox. A warm one (warm.go) starts with the agent's deadline far (the default
+// lifetime) and the provider's at warmIdle, and without its egress, which claim starts.
+func (p *Provider) start(ctx context.Context, opts sandbox.StartOptions, pol *egressPolicy, warm bool) (*localSandbox, error) {
 	chain, err := p.store.acquire(opts.Snapshot)
 	if err != nil {
 		return nil, err
 	}
 	s := newLocalSandbox(p, newID(), chain)
+	s.from = opts.Snapshot
 	s.label = opts.Label
 	s.detached = opts.Detached
 	s.egress = newSbEgress(p.egress, s.id, s.label, pol)
@@ -323,6 +345,7 @@ func (p *Provider) Start(ctx context.Context, opts sandbox.StartOptions) (sandbo
 		lifetime = p.opts.DefaultLifetime
 	}
 	s.deadline = time.Now().Add(lifetime)
+	s.agentDeadline = s.deadline
 	if err := s.boot(ctx); err != nil {
 		s.cleanup()
 		p.store.release(chain)
@@ -337,11 +360,16 @@ func (p *Provider) Start(ctx context.Context, opts sandbox.StartOptions) (sandbo
 	p.running[s.id] = s
 	p.mu.Unlock()
 	s.mu.Lock()
+	if warm {
+		s.deadline = time.Now().Add(p.warm.idle)
+	}
 	if s.state == stateRunning {
 		s.armTimerLocked()
 	}
 	s.mu.Unlock()
-	s.egress.start(s.sock, s.exited)
+	if !warm {
+		s.egress.start(s.sock, s.exited)
+	}
 	return s, nil
 }
 
@@ -354,6 +382,7 @@ func (p *Provider) unregister(id string) {
 // DeleteSnapshot implements sandbox.Provider. Layers the snapshot shares with other snapshots or
 // with running sandboxes are kept; the others are deleted.
 func (p *Provider) DeleteSnapshot(ctx context.Context, ref sandbox.SnapshotRef) error {
+	p.warm.drop(ref)
 	return p.store.delete(ref)
 }
 
@@ -397,6 +426,11 @@ func (p *Provider) Close() error {
 	if p.sweep != nil {
 		p.sweep.Stop()
 	}
+	p.mu.Unlock()
+	// The spares first: a sandbox that ends would start a replacement.
+	spareErr := spares.close()
+	p.warm.close()
+	p.mu.Lock()
 	var all []*localSandbox
 	for _, s := range p.running {
 		all = append(all, s)
@@ -417,7 +451,7 @@ func (p *Provider) Close() error {
 	}
 	wg.Wait()
 	p.tidy.Wait()
-	errs = append(errs, spares.close())
+	errs = append(errs, spareErr)
 	p.store.stopSquasher()
 	p.egress.close()
 	// Unlock before closing: a child another goroutine is forking right now shares the lock's

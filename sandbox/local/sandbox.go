@@ -69,6 +69,7 @@ type localSandbox struct {
 	p        *Provider
 	id       string
 	label    string
+	from     sandbox.SnapshotRef // what it started from ("" empty)
 	chain    []string
 	dir      string
 	detached bool
@@ -93,8 +94,10 @@ type localSandbox struct {
 	endReason string
 	env       map[string]string // nil for an adopted sandbox until Reconnect asked its agent
 	deadline  time.Time
-	timer     *time.Timer
-	meta      sandboxMeta // detached sandboxes: what meta.json holds
+	// agentDeadline is the deadline the agent was last given (it ends itself then).
+	agentDeadline time.Time
+	timer         *time.Timer
+	meta          sandboxMeta // detached sandboxes: what meta.json holds
 }
 
 var _ sandbox.Sandbox = (*localSandbox)(nil)
@@ -466,12 +469,12 @@ func (s *localSandbox) armTimerLocked() {
 	}
 	s.timer = time.AfterFunc(time.Until(s.deadline), func() {
 		s.mu.Lock()
-		d := s.deadline
+		d, label := s.deadline, s.label
 		s.mu.Unlock()
 		if time.Now().Before(d) {
 			return // moved meanwhile; a new timer is armed
 		}
-		s.p.log.Info("local: sandbox lifetime elapsed; stopping it", "sandbox", s.id, "label", s.label, "deadline", d)
+		s.p.log.Info("local: sandbox lifetime elapsed; stopping it", "sandbox", s.id, "label", label, "deadline", d)
 		_ = s.end(lifetimeReason(d))
 	})
 }
@@ -596,8 +599,10 @@ func (s *localSandbox) finishBehind() {
 	s.ended()
 }
 
-// ended releases the sandbox's layers, forgets it and refills the warm pool.
+// ended releases the sandbox's layers, forgets it (a warm one too) and refills the warm pool of
+// helpers.
 func (s *localSandbox) ended() {
+	s.p.warm.forget(s)
 	s.p.store.release(s.chain)
 	s.p.unregister(s.id)
 	s.mu.Lock()
@@ -667,6 +672,12 @@ func (s *localSandbox) Snapshot(ctx context.Context) (sandbox.SnapshotInfo, erro
 	if err != nil {
 		return sandbox.SnapshotInfo{}, fmt.Errorf("snapshot sandbox %s: %w", s.id, err)
 	}
+	// The next sandbox of this workspace most likely starts from here: have one ready (warm.go).
+	next := ref
+	if changes.None() {
+		next = s.from
+	}
+	s.p.warm.prestart(next, s.label)
 	// Nothing changed: the upper directory went with the sandbox, and no snapshot was made.
 	return sandbox.SnapshotInfo{Ref: ref, Unchanged: changes.None(), Changes: changes, ChangedBytes: changes.Bytes, ChangedFiles: changes.Files}, nil
 }
