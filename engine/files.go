@@ -199,6 +199,9 @@ func commitArg(tx *store.Tx, w store.Workspace, id, arg string) (store.Commit, e
 	}
 	c, err := tx.Commit(id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Workspace != w.ID) {
+		if perr := prunedCommit(tx, w, id, arg, ""); perr != nil {
+			return store.Commit{}, perr
+		}
 		return store.Commit{}, errorf(ErrNotFound, "%s: workspace %s has no commit %s; workspace_history lists its commits", arg, w.Name, id).
 			with(ErrorFields{Workspace: w.ID, Commit: id, Argument: arg}).then("workspace_history", "list the commit ids", hist)
 	}
