@@ -3,8 +3,11 @@ package engine_test
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,5 +217,325 @@ func TestRetentionKeepCommits(t *testing.T) {
 				v.waitStored(t, "w", []string{root, cs[8], cs[9], rc.ID})
 			}
 		})
+	}
+}
+
+// clock is a settable clock for Options.Now.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
+
+// TestRetentionKeepDays: under keep_days=2 nothing goes while the commits are young; two days
+// on the periodic sweep (not a new commit) prunes those older than two days; much later only
+// the head and the first commit are left.
+func TestRetentionKeepDays(t *testing.T) {
+	t.Parallel()
+	clk := &clock{now: time.Now()}
+	v := retentionEnv(t, engine.Retention{KeepDays: 2}, func(o *engine.Options) {
+		o.Now = clk.Now
+		o.RetentionInterval = 20 * time.Millisecond
+	})
+	ctx := ctxT(t)
+	root := v.mkws(t, "w").Head
+	var cs []string
+	for i := range 5 {
+		if i == 3 {
+			time.Sleep(5 * time.Millisecond)
+			clk.set(time.Now().Add(48 * time.Hour)) // two days after a moment between the third and the fourth
+			time.Sleep(5 * time.Millisecond)
+		}
+		cs = append(cs, v.sh(t, "w", fmt.Sprintf("echo %d > f%d", i, i)).Run.CommitID)
+	}
+	v.waitStored(t, "w", []string{root, cs[3], cs[4]})
+	page, err := v.e.HistoryOf(ctx, "w", 0)
+	if err != nil || !slices.Equal(commitIDsOf(page.Commits), []string{cs[4], cs[3]}) || page.PrunedBy != "keep_days=2" {
+		t.Fatalf("history %v, pruned by %q, %v; want the two young commits, pruned by keep_days=2", commitIDsOf(page.Commits), page.PrunedBy, err)
+	}
+	_, _, err = v.e.Restore(ctx, "w", cs[1])
+	wantPruned(t, "restore a commit older than two days", err, cs[1], "keep_days=2")
+
+	clk.set(time.Now().Add(100 * 24 * time.Hour))
+	if _, err := v.e.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := v.storedCommits(t, "w"); !slices.Equal(got, []string{root, cs[4]}) {
+		t.Errorf("long after: commits %v, want the first and the head only", got)
+	}
+}
+
+// TestRetentionBothBounds: with keep_commits=2 and keep_days=1 a commit goes only when it is
+// outside both: young commits all stay, old ones beyond the newest two go.
+func TestRetentionBothBounds(t *testing.T) {
+	t.Parallel()
+	clk := &clock{now: time.Now()}
+	v := retentionEnv(t, engine.Retention{KeepCommits: 2, KeepDays: 1}, func(o *engine.Options) { o.Now = clk.Now })
+	ctx := ctxT(t)
+	root := v.mkws(t, "w").Head
+	want := []string{root}
+	for i := range 5 {
+		want = append(want, v.sh(t, "w", fmt.Sprintf("echo %d > f", i)).Run.CommitID)
+	}
+	if _, err := v.e.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := v.storedCommits(t, "w"); !slices.Equal(got, want) {
+		t.Fatalf("young commits: %v, want all of them %v (keep_days keeps them)", got, want)
+	}
+	clk.set(time.Now().Add(25 * time.Hour))
+	n, err := v.e.Prune(ctx)
+	if err != nil || n != 3 {
+		t.Fatalf("prune a day later: %d, %v; want 3", n, err)
+	}
+	if got := v.storedCommits(t, "w"); !slices.Equal(got, []string{root, want[4], want[5]}) {
+		t.Errorf("a day later: %v, want the first and the newest two", got)
+	}
+}
+
+// TestRetentionForks: a commit another workspace was forked from stays while the fork exists;
+// the fork works whatever its source prunes, and once the fork is deleted the source prunes the
+// commit too.
+func TestRetentionForks(t *testing.T) {
+	t.Parallel()
+	v := retentionEnv(t, engine.Retention{KeepCommits: 1}, nil)
+	ctx := ctxT(t)
+	root := v.mkws(t, "w").Head
+	c1 := v.sh(t, "w", "echo v1 > f").Run.CommitID
+	fork, err := v.e.Fork(ctx, "w", "", "w-fork")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := v.sh(t, "w", "echo v2 > f").Run.CommitID
+	c3 := v.sh(t, "w", "echo v3 > f").Run.CommitID
+	v.waitStored(t, "w", []string{root, c1, c3})
+	_, _, err = v.e.Restore(ctx, "w", c2)
+	wantPruned(t, "restore c2", err, c2, "keep_commits=1")
+	if got := stdout(v.sh(t, "w-fork", "cat f")); got != "v1\n" {
+		t.Fatalf("the fork after its source pruned: %q", got)
+	}
+	f1 := v.sh(t, "w-fork", "echo f1 > f").Run.CommitID
+	f2 := v.sh(t, "w-fork", "echo f2 > f").Run.CommitID
+	v.waitStored(t, "w-fork", []string{fork.Head, f2})
+	_, _, err = v.e.Restore(ctx, "w-fork", f1)
+	wantPruned(t, "restore the fork's pruned commit", err, f1, "keep_commits=1")
+	if _, _, err := v.e.Restore(ctx, "w-fork", fork.Head); err != nil {
+		t.Fatalf("restore the fork's first commit: %v", err)
+	}
+	if got := stdout(v.sh(t, "w-fork", "cat f")); got != "v1\n" {
+		t.Fatalf("the fork's first commit after its source pruned: %q", got)
+	}
+	if err := v.e.DeleteWorkspace(ctx, "w-fork"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.e.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := v.storedCommits(t, "w"); !slices.Equal(got, []string{root, c3}) {
+		t.Errorf("after deleting the fork: %v, want the first commit and the head", got)
+	}
+}
+
+// TestRetentionOpenSession: pruning while a session is open leaves its base (the head) alone;
+// the session commits, and the base goes afterwards.
+func TestRetentionOpenSession(t *testing.T) {
+	t.Parallel()
+	v := retentionEnv(t, engine.Retention{KeepCommits: 1}, nil)
+	ctx := ctxT(t)
+	root := v.mkws(t, "w").Head
+	v.sh(t, "w", "echo 1 > f")
+	base := v.sh(t, "w", "echo 2 > f").Run.CommitID
+	v.waitStored(t, "w", []string{root, base})
+	s := v.open(t, alice, "w", time.Minute)
+	if s.Base != base {
+		t.Fatalf("session base %s, want the head %s", s.Base, base)
+	}
+	v.sexec(t, alice, s.ID, "echo 3 > f")
+	if _, err := v.e.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := v.storedCommits(t, "w"); !slices.Equal(got, []string{root, base}) {
+		t.Fatalf("while the session is open: %v, want %v", got, []string{root, base})
+	}
+	c, err := v.e.CommitSession(ctx, alice, s.ID, "three")
+	if err != nil {
+		t.Fatalf("commit_session after pruning: %v", err)
+	}
+	v.waitStored(t, "w", []string{root, c.ID})
+	if got := stdout(v.sh(t, "w", "cat f")); got != "3\n" {
+		t.Errorf("after the session: %q", got)
+	}
+}
+
+// dirUsage is the number of entries directly in dir and the bytes of the regular files under it.
+func dirUsage(t *testing.T, dir string) (entries int, bytes int64) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			bytes += fi.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents), bytes
+}
+
+// TestRetentionFreesLayers: on the local provider, pruning a commit whose layer no kept
+// snapshot shares deletes the layer: a big file written, then abandoned by a restore, leaves the
+// disk once its commit is pruned.
+func TestRetentionFreesLayers(t *testing.T) {
+	t.Parallel()
+	if testProvider() != "local" {
+		t.Skip("layers are the local provider's")
+	}
+	v := retentionEnv(t, engine.Retention{KeepCommits: 2}, nil)
+	ctx := ctxT(t)
+	layers := filepath.Join(v.dir, "local", "layers")
+	root := v.mkws(t, "w").Head
+	c1 := v.sh(t, "w", "echo small > f").Run.CommitID
+	v.sh(t, "w", "head -c 4194304 /dev/urandom > big")
+	n0, b0 := dirUsage(t, layers)
+	if b0 < 4<<20 {
+		t.Fatalf("layers hold %d bytes after writing 4 MiB", b0)
+	}
+	_, rc, err := v.e.Restore(ctx, "w", c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := v.sh(t, "w", "echo b > g").Run.CommitID
+	cc := v.sh(t, "w", "echo c > h").Run.CommitID
+	v.waitStored(t, "w", []string{root, cb, cc})
+	_, _, err = v.e.Restore(ctx, "w", rc.ID)
+	wantPruned(t, "restore the restore commit", err, rc.ID, "keep_commits=2")
+	n1, b1 := dirUsage(t, layers)
+	// Kept: c1's layer (under cb and cc), cb's and cc's; the big file's layer is gone.
+	if b1 >= 1<<20 || n1 != n0+1 {
+		t.Errorf("layers after pruning: %d entries, %d bytes; want %d entries (the big layer gone, cb's and cc's added) and well under 1 MiB",
+			n1, b1, n0+1)
+	}
+	if got := stdout(v.sh(t, "w", "cat f g h; ls")); got != "small\nb\nc\nf\ng\nh\n" {
+		t.Errorf("head after pruning: %q", got)
+	}
+}
+
+// TestRetentionCrashBeforeSnapshots: the store's deletion comes first, the snapshots' after; a
+// crash between the two leaves unreferenced snapshots, which the next start deletes.
+func TestRetentionCrashBeforeSnapshots(t *testing.T) {
+	t.Parallel()
+	if testProvider() != "local" {
+		t.Skip("counts the local provider's snapshots")
+	}
+	dir := t.TempDir()
+	pv := localProvider(t, dir)
+	v, err := openOver(t, dir, pv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.close()
+	ctx := ctxT(t)
+	w := v.mkws(t, "w")
+	var cs []engine.Commit
+	for i := range 4 {
+		r := v.sh(t, "w", fmt.Sprintf("echo %d > f", i))
+		cs = append(cs, engine.Commit{ID: r.Run.CommitID})
+	}
+	page, err := v.e.HistoryOf(ctx, "w", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapOf := map[string]string{}
+	for _, c := range page.Commits {
+		snapOf[c.ID] = c.Snapshot
+	}
+	if got := v.snapshots(t); len(got) != 4 {
+		t.Fatalf("snapshots before: %v", got)
+	}
+	// What a prune that crashed after its transaction leaves: the commits gone, their snapshots not.
+	if err := v.st.Update(func(tx *store.Tx) error {
+		return tx.PruneCommits(w.ID, []string{cs[0].ID, cs[1].ID}, "keep_commits=2", time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := v.snapshots(t); len(got) != 4 {
+		t.Fatalf("snapshots after the store's part: %v", got)
+	}
+	if err := v.e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.Open(ctx, engine.Options{Store: v.st, Provider: v.pv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.e = e
+	want := []string{snapOf[cs[2].ID], snapOf[cs[3].ID]}
+	slices.Sort(want)
+	if got := v.snapshots(t); !slices.Equal(got, want) {
+		t.Errorf("snapshots after restart: %v, want the kept commits' %v", got, want)
+	}
+	if got := stdout(v.sh(t, "w", "cat f")); got != "3\n" {
+		t.Errorf("head after restart: %q", got)
+	}
+}
+
+// TestRetentionExportOrigin: export as git-branch needs the import the workspace (or the one it
+// was forked from) began with; retention keeps it, and the export finds it across the gaps.
+func TestRetentionExportOrigin(t *testing.T) {
+	t.Parallel()
+	v := retentionEnv(t, engine.Retention{KeepCommits: 1}, nil)
+	root := ownerRoot(t)
+	repo := filepath.Join(root, "proj")
+	base := makeRepo(t, repo)
+	ctx := rootCtx(t, root)
+	imp, err := v.e.CreateWorkspace(ctx, engine.CreateWorkspaceRequest{Name: "gb", FromHostDir: "proj"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		v.sh(t, "gb", fmt.Sprintf("echo '// %d' >> src/main.go", i))
+	}
+	if _, err := v.e.Fork(ctx, "gb", "", "gbf"); err != nil {
+		t.Fatal(err)
+	}
+	last := v.sh(t, "gb", "echo '// 3' >> src/main.go").Run.CommitID
+	v.sh(t, "gbf", "echo forked > forked.txt")
+	v.sh(t, "gbf", "echo again >> forked.txt")
+	if _, err := v.e.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := v.storedCommits(t, "gb"); len(got) != 3 || got[0] != imp.Head || got[2] != last {
+		t.Fatalf("gb holds %v, want the import, the fork's source and the head", got)
+	}
+	for _, ws := range []string{"gb", "gbf"} {
+		rep, err := v.e.ExportWorkspace(ctx, engine.ExportRequest{Workspace: ws, HostDir: repo, As: engine.ExportGitBranch})
+		if err != nil {
+			t.Fatalf("export %s: %v", ws, err)
+		}
+		if rep.GitBase != base {
+			t.Errorf("export %s: base %s, want the import's HEAD %s", ws, rep.GitBase, base)
+		}
+		if got := gitT(t, repo, "rev-parse", "sandkit/"+ws+"~2"); got != base {
+			t.Errorf("export %s: the branch starts at %s, want the import's HEAD %s", ws, got, base)
+		}
+	}
+	if got := gitT(t, repo, "show", "sandkit/gbf:forked.txt"); got != "forked\nagain" {
+		t.Errorf("forked.txt on the fork's branch: %q", got)
+	}
+	if got := gitT(t, repo, "show", "sandkit/gb:src/main.go"); got != "package main\n// 0\n// 1\n// 2\n// 3" {
+		t.Errorf("src/main.go on gb's branch: %q", got)
 	}
 }
