@@ -179,6 +179,12 @@ func (e *Engine) atCommit(ctx context.Context, ref, commit, arg string, read fun
 	}
 	sb, err := e.prov.Start(ctx, sandbox.StartOptions{Snapshot: sandbox.SnapshotRef(c.Snapshot), Policy: policies.Deny(), Label: w.ID})
 	if err != nil {
+		// Retention may have pruned the commit (and deleted its snapshot) since it was read.
+		var perr error
+		_ = e.st.View(func(tx *store.Tx) error { perr = prunedCommit(tx, w, c.ID, arg, ""); return nil })
+		if perr != nil {
+			return perr
+		}
 		return e.provErr(err, "start a sandbox to read from")
 	}
 	defer sb.Stop(context.Background())

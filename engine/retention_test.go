@@ -13,6 +13,8 @@ import (
 
 	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/sandbox"
+	"github.com/sandkit/sandkit-mcp/sandbox/local"
+	"github.com/sandkit/sandkit-mcp/sandbox/local/localtest"
 	"github.com/sandkit/sandkit-mcp/store"
 )
 
@@ -537,5 +539,62 @@ func TestRetentionExportOrigin(t *testing.T) {
 	}
 	if got := gitT(t, repo, "show", "sandkit/gb:src/main.go"); got != "package main\n// 0\n// 1\n// 2\n// 3" {
 		t.Errorf("src/main.go on gb's branch: %q", got)
+	}
+}
+
+// TestRetentionFreesSquashedHistory: in a linear history every snapshot's chain holds the older
+// layers, so pruning frees them only once the squasher has merged a kept chain's prefix; then
+// the pruned snapshots' old layers go. Ten commits each overwrite a 512 KiB file: kept are the
+// newest two (and the empty first commit), so the layers end near three copies, where retention
+// off keeps all ten (the keep_commits=0 case, which shows the check can fail).
+func TestRetentionFreesSquashedHistory(t *testing.T) {
+	t.Parallel()
+	if testProvider() != "local" {
+		t.Skip("layers are the local provider's")
+	}
+	for _, keep := range []int{0, 2} {
+		t.Run(fmt.Sprintf("keep_commits=%d", keep), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			pv, err := local.New(local.Options{Dir: filepath.Join(dir, "local"), MaxLayers: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			localtest.StopLiveAtCleanup(t, pv)
+			v, err := openOver(t, dir, pv, func(o *engine.Options) { o.Retention = engine.Retention{KeepCommits: keep} })
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(v.close)
+			v.mkws(t, "w")
+			for range 10 {
+				v.sh(t, "w", "head -c 524288 /dev/urandom > big")
+			}
+			layers := filepath.Join(dir, "local", "layers")
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				// Prune again as the squasher goes: each squash lets more old layers go.
+				if _, err := v.e.Prune(ctxT(t)); err != nil {
+					t.Fatal(err)
+				}
+				_, b := dirUsage(t, layers)
+				if keep == 0 {
+					if b < 10*524288 {
+						t.Fatalf("retention off: layers hold %d bytes, want all ten copies", b)
+					}
+					return
+				}
+				if b <= 4*524288 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("layers still hold %d bytes (%d copies of the file), want at most 4", b, b/524288)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if got := stdout(v.sh(t, "w", "wc -c < big")); got != "524288\n" {
+				t.Errorf("head after pruning: %q", got)
+			}
+		})
 	}
 }
