@@ -3,6 +3,7 @@ package engine_test
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,6 +92,18 @@ func (v *env) waitStored(t *testing.T, ws string, want []string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// eventually reports whether ok holds within 20 seconds, polling.
+func eventually(ok func() bool) bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }
 
 // wantPruned fails unless err is ErrNotFound saying that commit was pruned by policy, and naming
@@ -199,15 +212,21 @@ func TestRetentionKeepCommits(t *testing.T) {
 					wantSnaps = append(wantSnaps, c.Snapshot)
 				}
 				slices.Sort(wantSnaps)
-				if got := v.snapshots(t); !slices.Equal(got, wantSnaps) {
-					t.Errorf("provider snapshots after pruning %v, want the kept commits' %v", got, wantSnaps)
+				// The snapshots go after the commits, in the background.
+				if !eventually(func() bool { return slices.Equal(v.snapshots(t), wantSnaps) }) {
+					t.Errorf("provider snapshots after pruning %v, want the kept commits' %v", v.snapshots(t), wantSnaps)
 				}
 			}
 
 			// The kept commits work: the head has every file, an older kept commit reads, the
 			// first commit restores.
-			if out := stdout(v.sh(t, "w", "cat f1 f10")); out != "1\n10\n" {
+			kept := slices.Clone(cs)
+			cat := v.sh(t, "w", "cat f1 f10")
+			if out := stdout(cat); out != "1\n10\n" {
 				t.Errorf("head after pruning: %q", out)
+			}
+			if cat.Run.CommitID != "" { // a provider that cannot tell commits anyway
+				kept = append(kept, cat.Run.CommitID)
 			}
 			if fc, err := v.e.ReadFileAt(ctx, "w", cs[7], "f8", 0, 0); err != nil || string(fc.Data) != "8\n" {
 				t.Errorf("read f8 at a kept commit: %q, %v", fc.Data, err)
@@ -216,7 +235,8 @@ func TestRetentionKeepCommits(t *testing.T) {
 				t.Fatalf("restore the first commit: %+v, %v", rc, err)
 			} else {
 				// The restore is a commit too: the oldest of the three newest goes.
-				v.waitStored(t, "w", []string{root, cs[8], cs[9], rc.ID})
+				kept = append(kept, rc.ID)
+				v.waitStored(t, "w", append([]string{root}, kept[len(kept)-3:]...))
 			}
 		})
 	}
@@ -378,12 +398,19 @@ func dirUsage(t *testing.T, dir string) (entries int, bytes int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The squasher and the snapshot GC may remove layers meanwhile: what is gone is not counted.
 	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 		if d.Type().IsRegular() {
 			fi, err := d.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -424,9 +451,11 @@ func TestRetentionFreesLayers(t *testing.T) {
 	v.waitStored(t, "w", []string{root, cb, cc})
 	_, _, err = v.e.Restore(ctx, "w", rc.ID)
 	wantPruned(t, "restore the restore commit", err, rc.ID, "keep_commits=2")
-	n1, b1 := dirUsage(t, layers)
-	// Kept: c1's layer (under cb and cc), cb's and cc's; the big file's layer is gone.
-	if b1 >= 1<<20 || n1 != n0+1 {
+	// Kept: c1's layer (under cb and cc), cb's and cc's; the big file's layer is gone (in the
+	// background, after the commits).
+	var n1 int
+	var b1 int64
+	if !eventually(func() bool { n1, b1 = dirUsage(t, layers); return b1 < 1<<20 && n1 == n0+1 }) {
 		t.Errorf("layers after pruning: %d entries, %d bytes; want %d entries (the big layer gone, cb's and cc's added) and well under 1 MiB",
 			n1, b1, n0+1)
 	}
