@@ -627,3 +627,20 @@ func TestRetentionFreesSquashedHistory(t *testing.T) {
 		})
 	}
 }
+
+// TestRetentionAtStart: a policy configured for a data dir that already has history applies at
+// start, without waiting for a commit.
+func TestRetentionAtStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	v := open(t, dir)
+	root := v.mkws(t, "w").Head
+	var cs []string
+	for i := range 4 {
+		cs = append(cs, v.sh(t, "w", fmt.Sprintf("echo %d > f", i)).Run.CommitID)
+	}
+	v.close()
+	v = openEnv(t, dir, func(o *engine.Options) { o.Retention = engine.Retention{KeepCommits: 2} })
+	t.Cleanup(v.close)
+	v.waitStored(t, "w", []string{root, cs[2], cs[3]})
+}
