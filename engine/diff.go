@@ -138,6 +138,11 @@ func (e *Engine) Diff(ctx context.Context, req DiffRequest) (Diff, error) {
 			from, err = commitArg(tx, w, req.From, "from")
 		case to.Parent != "":
 			from, err = tx.Commit(to.Parent)
+			if errors.Is(err, store.ErrNotFound) {
+				if perr := prunedCommit(tx, w, to.Parent, "from", to.ID); perr != nil {
+					return perr
+				}
+			}
 		}
 		return err
 	}); err != nil {

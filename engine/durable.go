@@ -88,5 +88,8 @@ func (e *Engine) record(m move) error {
 	if err != nil && !m.info.Unchanged && m.info.Ref != "" {
 		_ = e.prov.DeleteSnapshot(context.Background(), m.info.Ref)
 	}
+	if err == nil && !m.info.Unchanged {
+		e.retainAfterCommit(m.ws)
+	}
 	return err
 }

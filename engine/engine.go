@@ -26,6 +26,8 @@
 //  6. Nothing leaks: a sandbox is stopped on every path, and snapshots that no commit (or current
 //     template) references are deleted (at once when the engine makes them obsolete, and at
 //     start-up after a crash).
+//  7. The operator may bound the history a workspace keeps (Options.Retention); pruned commits
+//     leave gaps that history and every reader of commits tolerate (retention.go).
 //
 // Egress policies follow the rules in policy.go; shared setup templates those in templates.go.
 package engine
@@ -77,6 +79,15 @@ type Options struct {
 	DiskReserve int64
 	// DataDir names the data directory in messages about its space.
 	DataDir string
+	// Retention bounds the history each workspace keeps (retention.go); the zero value keeps
+	// everything.
+	Retention Retention
+	// RetentionInterval is how often Retention.KeepDays is applied to every workspace besides at
+	// start; 0 means DefaultRetentionInterval.
+	RetentionInterval time.Duration
+	// Now is the clock retention judges the age of commits by; nil means time.Now. Nothing else
+	// reads it.
+	Now func() time.Time
 }
 
 // Engine owns workspaces, commits and runs. It is safe for concurrent use.
@@ -104,6 +115,7 @@ type Engine struct {
 	tpl    templates
 	imp    ImportLimits
 	space  space
+	ret    retention
 }
 
 // Open starts an engine over a store and a provider. It reconciles the store with reality first:
@@ -144,6 +156,9 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if getenv == nil {
 		getenv = os.LookupEnv
 	}
+	if err := opts.Retention.Check(); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
 	if err := checkProvider(opts.Store, opts.Provider.Name()); err != nil {
 		return nil, err
 	}
@@ -165,6 +180,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	e.queues.init()
 	e.sess.init()
+	e.ret.init(opts)
 	if err := e.reconcileSessions(ctx); err != nil {
 		cancel()
 		return nil, err
@@ -181,6 +197,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		e.workers.Add(1)
 		go e.watchSpace()
 	}
+	e.startRetention()
 	return e, nil
 }
 

@@ -325,7 +325,9 @@ func (e *Engine) exportPatch(ctx context.Context, hp hostPath, w store.Workspace
 }
 
 // originOf is the commit a workspace's history starts from: the first commit of c's chain, and
-// for a fork the first commit of the chain it was forked from.
+// for a fork the first commit of the chain it was forked from. A parent pruned by retention is
+// stepped over to the first commit of its workspace (retention keeps first commits, and the
+// commits forks were made from).
 func originOf(tx *store.Tx, c store.Commit) (store.Commit, error) {
 	for range 10_000_000 {
 		next := c.Parent
@@ -336,6 +338,13 @@ func originOf(tx *store.Tx, c store.Commit) (store.Commit, error) {
 			return c, nil
 		}
 		p, err := tx.Commit(next)
+		if errors.Is(err, store.ErrNotFound) && next == c.Parent {
+			// Retention pruned the parent: the chain goes on at the workspace's first commit,
+			// which retention keeps.
+			if p, err = rootCommit(tx, c.Workspace); err == nil && p.ID == c.ID {
+				return c, nil
+			}
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			return c, nil // forked from a deleted workspace: this is as far as it goes
 		}

@@ -179,6 +179,12 @@ func (e *Engine) atCommit(ctx context.Context, ref, commit, arg string, read fun
 	}
 	sb, err := e.prov.Start(ctx, sandbox.StartOptions{Snapshot: sandbox.SnapshotRef(c.Snapshot), Policy: policies.Deny(), Label: w.ID})
 	if err != nil {
+		// Retention may have pruned the commit (and deleted its snapshot) since it was read.
+		var perr error
+		_ = e.st.View(func(tx *store.Tx) error { perr = prunedCommit(tx, w, c.ID, arg, ""); return nil })
+		if perr != nil {
+			return perr
+		}
 		return e.provErr(err, "start a sandbox to read from")
 	}
 	defer sb.Stop(context.Background())
@@ -199,6 +205,9 @@ func commitArg(tx *store.Tx, w store.Workspace, id, arg string) (store.Commit, e
 	}
 	c, err := tx.Commit(id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Workspace != w.ID) {
+		if perr := prunedCommit(tx, w, id, arg, ""); perr != nil {
+			return store.Commit{}, perr
+		}
 		return store.Commit{}, errorf(ErrNotFound, "%s: workspace %s has no commit %s; workspace_history lists its commits", arg, w.Name, id).
 			with(ErrorFields{Workspace: w.ID, Commit: id, Argument: arg}).then("workspace_history", "list the commit ids", hist)
 	}

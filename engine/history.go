@@ -12,23 +12,48 @@ import (
 )
 
 // History lists commits from the head back along parent links, newest first, at most limit
-// (<=0: 50; at most 1000).
+// (<=0: 50; at most 1000). HistoryOf says too whether more commits follow and whether retention
+// pruned those before the oldest one.
 func (e *Engine) History(ctx context.Context, ref string, limit int) ([]Commit, error) {
+	p, err := e.HistoryOf(ctx, ref, limit)
+	return p.Commits, err
+}
+
+// HistoryOf is History with what lies beyond the oldest commit listed: more commits (More), or
+// a gap retention left (PrunedBy).
+func (e *Engine) HistoryOf(ctx context.Context, ref string, limit int) (HistoryPage, error) {
 	if limit < 0 || limit > MaxHistoryLimit {
-		return nil, errorf(ErrInvalid, "limit %d is out of range: give 1 to %d, or omit it for %d", limit, MaxHistoryLimit, DefaultHistoryLimit).
+		return HistoryPage{}, errorf(ErrInvalid, "limit %d is out of range: give 1 to %d, or omit it for %d", limit, MaxHistoryLimit, DefaultHistoryLimit).
 			with(ErrorFields{Argument: "limit", Limit: ptr(int64(MaxHistoryLimit)), Got: ptr(int64(limit))})
 	}
 	if limit == 0 {
 		limit = DefaultHistoryLimit
 	}
-	var out []Commit
+	var out HistoryPage
 	err := e.st.View(func(tx *store.Tx) error {
 		w, err := lookupTx(tx, ref)
 		if err != nil {
 			return err
 		}
-		out, err = tx.History(w.Head, limit)
-		return err
+		if out.Commits, err = tx.History(w.Head, limit); err != nil {
+			return err
+		}
+		last := out.Commits[len(out.Commits)-1]
+		if last.Parent == "" {
+			return nil
+		}
+		_, err = tx.Commit(last.Parent)
+		switch {
+		case err == nil:
+			out.More = true
+		case errors.Is(err, store.ErrNotFound):
+			if p, perr := tx.PrunedCommit(w.ID, last.Parent); perr == nil {
+				out.PrunedBy = p.Reason
+			}
+		default:
+			return err
+		}
+		return nil
 	})
 	return out, err
 }
@@ -41,6 +66,9 @@ func commitOf(tx *store.Tx, w store.Workspace, id string) (store.Commit, error) 
 	}
 	c, err := tx.Commit(id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Workspace != w.ID) {
+		if perr := prunedCommit(tx, w, id, "commit_id", ""); perr != nil {
+			return store.Commit{}, perr
+		}
 		return store.Commit{}, errorf(ErrNotFound, "workspace %s has no commit %q; workspace_history lists its commits", w.Name, id)
 	}
 	return c, err
@@ -126,6 +154,9 @@ func (e *Engine) Restore(ctx context.Context, ref, commitID string) (Workspace, 
 	}
 	if jerr != nil {
 		return Workspace{}, Commit{}, jerr
+	}
+	if c.ID != "" {
+		e.retainAfterCommit(w.ID)
 	}
 	return e.view(out), c, nil
 }

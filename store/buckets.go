@@ -8,7 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The file layout (schema version 5). Every record is JSON; every index value is an id as bytes.
+// The file layout (schema version 6). Every record is JSON; every index value is an id as bytes.
 //
 //	schema                          "version" → decimal schema version
 //	workspaces                      workspace id → Workspace
@@ -16,6 +16,8 @@ import (
 //	workspace_labels                label index entry → workspace id (labels.go; since version 5)
 //	commits                         commit id → Commit
 //	workspace_commits/<workspace>   commit id → "" (the commits of one workspace)
+//	pruned_commits/<workspace>      commit id → PrunedCommit (the tombstone a commit removed by
+//	                                retention leaves; since version 6)
 //	runs                            run id → Run
 //	workspace_runs/<workspace>      run id → "" (the runs of one workspace)
 //	workspace_run_order/<workspace> run order key → run id (the runs of one workspace by creation:
@@ -39,6 +41,7 @@ const (
 	bucketWorkspaceLabels  = "workspace_labels"
 	bucketCommits          = "commits"
 	bucketWorkspaceCommits = "workspace_commits"
+	bucketPrunedCommits    = "pruned_commits"
 	bucketRuns             = "runs"
 	bucketWorkspaceRuns    = "workspace_runs"
 	bucketRunOrder         = "workspace_run_order"
@@ -53,7 +56,7 @@ const (
 func dataBuckets() []string {
 	return []string{
 		bucketWorkspaces, bucketWorkspaceNames, bucketWorkspaceLabels,
-		bucketCommits, bucketWorkspaceCommits,
+		bucketCommits, bucketWorkspaceCommits, bucketPrunedCommits,
 		bucketRuns, bucketWorkspaceRuns, bucketRunOrder, bucketIdempotency, bucketRunOutputs,
 		bucketMeta, bucketSessions, bucketTemplates,
 	}
@@ -124,7 +127,7 @@ func keys(b *bolt.Bucket) []string {
 
 // A record is a stored type that can tell whether a decoded value is whole.
 type record interface {
-	Workspace | Commit | Run | Session | TemplateSnapshot | outputRecord
+	Workspace | Commit | PrunedCommit | Run | Session | TemplateSnapshot | outputRecord
 	valid(key string) error
 }
 
@@ -195,6 +198,16 @@ func (c Commit) valid(key string) error {
 	}
 	if c.Workspace == "" {
 		return errors.New("commit has no workspace")
+	}
+	return nil
+}
+
+func (p PrunedCommit) valid(key string) error {
+	if err := identity(p.ID, key); err != nil {
+		return err
+	}
+	if p.Workspace == "" {
+		return errors.New("pruned commit has no workspace")
 	}
 	return nil
 }

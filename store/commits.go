@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"sort"
+	"time"
 )
 
 // Commit returns the commit with the given id.
@@ -89,8 +90,8 @@ func (t *Tx) Commits(workspaceID string) ([]Commit, error) {
 
 // History follows Parent links from headID and returns the commits it meets, newest (headID)
 // first, at most limit of them (limit <= 0: all). The walk ends at a commit with no Parent, or at
-// a Parent that is no longer stored (it belonged to a workspace since deleted); the last commit
-// returned still names that Parent. A loop in the chain is damage (ErrCorrupt). headID itself must
+// a Parent that is no longer stored (pruned by retention: PrunedCommit has its tombstone; or of a
+// workspace since deleted); the last commit returned still names that Parent. A loop in the chain is damage (ErrCorrupt). headID itself must
 // exist (ErrNotFound).
 func (t *Tx) History(headID string, limit int) ([]Commit, error) {
 	b, err := t.bucket(bucketCommits)
@@ -152,7 +153,8 @@ func (t *Tx) SnapshotRefs() (map[string]int, error) {
 	return refs, nil
 }
 
-// deleteCommitsOf removes the commits of a workspace and their index.
+// deleteCommitsOf removes the commits of a workspace, their index and the tombstones of its
+// pruned commits.
 func (t *Tx) deleteCommitsOf(workspaceID string) error {
 	idx, err := t.nested(bucketWorkspaceCommits, workspaceID, false)
 	if err != nil {
@@ -171,5 +173,111 @@ func (t *Tx) deleteCommitsOf(workspaceID string) error {
 			return err
 		}
 	}
+	if err := t.dropNested(bucketPrunedCommits, workspaceID); err != nil {
+		return err
+	}
 	return t.dropNested(bucketWorkspaceCommits, workspaceID)
+}
+
+// PruneCommits removes commits of a workspace that retention let go, in the caller's Update,
+// leaving a tombstone (PrunedCommit, with reason and at) for each, so that naming one later
+// can be told apart from naming a commit that never was. Every id must be a commit of the
+// workspace other than its head (the head always names a commit); otherwise nothing is removed
+// and the error says which: ErrNotFound for a missing workspace or commit (or a commit of another
+// workspace), ErrCorrupt for a record that does not decode, a plain error for the head. Commits
+// whose parent is pruned keep naming it: History ends there, and PrunedCommit tells why. The
+// snapshots the commits named are the caller's to collect (SnapshotRefs no longer counts them).
+func (t *Tx) PruneCommits(workspaceID string, ids []string, reason string, at time.Time) error {
+	w, err := t.Workspace(workspaceID)
+	if err != nil {
+		return err
+	}
+	b, err := t.bucket(bucketCommits)
+	if err != nil {
+		return err
+	}
+	idx, err := t.nested(bucketWorkspaceCommits, workspaceID, false)
+	if err != nil {
+		return err
+	}
+	// Check every id before anything changes.
+	for _, id := range ids {
+		raw := b.Get([]byte(id))
+		if raw == nil {
+			return fmt.Errorf("store: prune: commit %q %w", id, ErrNotFound)
+		}
+		c, err := decode[Commit](bucketCommits, id, raw)
+		if err != nil {
+			return err
+		}
+		if c.Workspace != workspaceID {
+			return fmt.Errorf("store: prune: commit %q belongs to workspace %q, not %q: %w", id, c.Workspace, workspaceID, ErrNotFound)
+		}
+		if id == w.Head {
+			return fmt.Errorf("store: prune: commit %q is the head of workspace %q, which always names a commit", id, workspaceID)
+		}
+	}
+	tomb, err := t.nested(bucketPrunedCommits, workspaceID, len(ids) > 0)
+	if err != nil {
+		return err
+	}
+	tombName := bucketPrunedCommits + "/" + workspaceID
+	for _, id := range ids {
+		if err := del(b, bucketCommits, id); err != nil {
+			return err
+		}
+		if idx != nil {
+			if err := del(idx, bucketWorkspaceCommits+"/"+workspaceID, id); err != nil {
+				return err
+			}
+		}
+		p := PrunedCommit{ID: id, Workspace: workspaceID, Reason: reason, Pruned: at}
+		if err := put(tomb, tombName, id, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PrunedCommit returns the tombstone PruneCommits left for commit id of a workspace; ErrNotFound
+// when the workspace pruned no such commit.
+func (t *Tx) PrunedCommit(workspaceID, id string) (PrunedCommit, error) {
+	tomb, err := t.nested(bucketPrunedCommits, workspaceID, false)
+	if err != nil {
+		return PrunedCommit{}, err
+	}
+	var raw []byte
+	if tomb != nil {
+		raw = tomb.Get([]byte(id))
+	}
+	if raw == nil {
+		return PrunedCommit{}, fmt.Errorf("store: pruned commit %q of workspace %q %w", id, workspaceID, ErrNotFound)
+	}
+	p, err := decode[PrunedCommit](bucketPrunedCommits+"/"+workspaceID, id, raw)
+	if err == nil && p.Workspace != workspaceID {
+		err = corrupt(bucketPrunedCommits+"/"+workspaceID, id, fmt.Errorf("tombstone names workspace %q", p.Workspace))
+	}
+	return p, err
+}
+
+// ForkSources returns the ids of the commits that forks were made from (Commit.Source of every
+// commit of kind fork), in any workspace. Retention keeps them, so that a fork's origin can be
+// followed into the workspace it came from. It reads every commit, as SnapshotRefs does.
+func (t *Tx) ForkSources() (map[string]bool, error) {
+	b, err := t.bucket(bucketCommits)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	err = b.ForEach(func(k, v []byte) error {
+		c, err := decode[Commit](bucketCommits, string(k), v)
+		if err != nil {
+			return err
+		}
+		if c.Kind == CommitFork && c.Source != "" {
+			out[c.Source] = true
+		}
+		return nil
+	})
+	return out, err
 }

@@ -69,6 +69,16 @@ type Commit struct {
 	Created time.Time     `json:"created_at"`
 }
 
+// PrunedCommit is the tombstone of a commit removed by retention (Tx.PruneCommits): enough to
+// tell a caller naming it that it existed, when it went and under which policy.
+type PrunedCommit struct {
+	ID        string `json:"commit_id"`
+	Workspace string `json:"workspace_id"`
+	// Reason names the retention policy that pruned it ("keep_commits=3").
+	Reason string    `json:"reason"`
+	Pruned time.Time `json:"pruned_at"`
+}
+
 // ImportSource is the host directory an import commit was made from.
 type ImportSource struct {
 	// HostDir is the absolute host path imported.

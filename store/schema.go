@@ -15,8 +15,9 @@ import (
 //
 // Version 1 was the first layout; version 2 adds the sessions bucket; version 3 adds the
 // templates bucket; version 4 adds the per-workspace run order index; version 5 adds the label
-// index (buckets.go describes the current layout).
-const SchemaVersion = 5
+// index; version 6 adds the tombstones of pruned commits, and with them history that may end at a
+// parent retention removed (buckets.go describes the current layout).
+const SchemaVersion = 6
 
 // A migration rewrites a file from one schema version to the next. It runs inside the opening
 // transaction, with raw bbolt access, and must not commit or roll back itself.
@@ -40,6 +41,7 @@ func builtinSchema() *schema {
 			2: addTemplates,
 			3: addRunOrder,
 			4: addLabelIndex,
+			5: addPrunedCommits,
 		},
 		buckets: dataBuckets(),
 	}
@@ -57,6 +59,15 @@ func addSessions(tx *bolt.Tx) error {
 // else changes (sessions gain an optional policy_override field, absent in older records).
 func addTemplates(tx *bolt.Tx) error {
 	_, err := tx.CreateBucketIfNotExists([]byte(bucketTemplates))
+	return err
+}
+
+// addPrunedCommits migrates version 5 to 6: commits removed by retention leave tombstones in
+// their own bucket. A version 5 file has pruned nothing, so it starts empty. The version changes
+// because an older binary would not know the bucket (its DeleteWorkspace would leave the
+// tombstones behind) nor that a commit may now be gone while its workspace lives.
+func addPrunedCommits(tx *bolt.Tx) error {
+	_, err := tx.CreateBucketIfNotExists([]byte(bucketPrunedCommits))
 	return err
 }
 

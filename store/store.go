@@ -16,7 +16,8 @@
 //   - Names are unique. A name→id index names each workspace; creating or renaming to a taken name
 //     fails with ErrExists.
 //   - Commits are immutable. PutCommit refuses an id that exists (ErrExists); commits are removed
-//     only with their workspace.
+//     with their workspace, or one by one by retention (PruneCommits, never the head), which
+//     leaves a tombstone (PrunedCommit) so a later reference can say what became of it.
 //   - A workspace owns its commits, runs, run output and idempotency keys, and DeleteWorkspace
 //     removes them all. PutRun and PutRunOutput fail with ErrNotFound when their workspace (or run)
 //     is gone, so a run finishing late cannot leave orphans behind. PutCommit does not check (a new

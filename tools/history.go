@@ -130,6 +130,11 @@ type historyView struct {
 	Commits     []commitView `json:"commits" jsonschema:"required"`
 	// More is true when older commits exist beyond limit.
 	More bool `json:"more,omitempty"`
+	// PrunedBefore is true when the oldest commit listed had a parent that the operator's
+	// retention policy pruned: the history before it is gone.
+	PrunedBefore bool `json:"pruned_before,omitempty"`
+	// prunedBy names that policy, for the text.
+	prunedBy string
 	Steps
 }
 
@@ -138,6 +143,9 @@ func (v historyView) text() string {
 	fmt.Fprintf(&b, "workspace %s (%s): %d commit(s), newest first", v.Name, v.WorkspaceID, len(v.Commits))
 	if v.More {
 		b.WriteString(" (older commits exist: raise limit)")
+	}
+	if v.PrunedBefore {
+		fmt.Fprintf(&b, " (earlier commits were pruned by the retention policy: %s)", v.prunedBy)
 	}
 	for _, c := range v.Commits {
 		fmt.Fprintf(&b, "\n%s  %s  %-7s  %s  (%s)", c.ID, c.Created.Format(time.RFC3339), c.Kind, c.Message, c.changeText())
@@ -159,7 +167,7 @@ func (t *toolset) workspaceHistory() server.ServerTool {
 			if err := workspaceRef(a.Workspace); err != nil {
 				return historyView{}, err
 			}
-			commits, err := t.eng.History(ctx, a.Workspace, a.Limit)
+			page, err := t.eng.HistoryOf(ctx, a.Workspace, a.Limit)
 			if err != nil {
 				return historyView{}, err
 			}
@@ -167,15 +175,11 @@ func (t *toolset) workspaceHistory() server.ServerTool {
 			if err != nil {
 				return historyView{}, err
 			}
-			limit := a.Limit
-			if limit == 0 {
-				limit = engine.DefaultHistoryLimit
-			}
-			v := historyView{WorkspaceID: w.ID, Name: w.Name, Head: w.Head, Commits: make([]commitView, 0, len(commits))}
-			for _, c := range commits {
+			v := historyView{WorkspaceID: w.ID, Name: w.Name, Head: w.Head, Commits: make([]commitView, 0, len(page.Commits)),
+				More: page.More, PrunedBefore: page.PrunedBy != "", prunedBy: page.PrunedBy}
+			for _, c := range page.Commits {
 				v.Commits = append(v.Commits, newCommitView(c, w.Head, historyPaths))
 			}
-			v.More = len(commits) == limit && commits[len(commits)-1].Parent != ""
 			return v, nil
 		},
 	})

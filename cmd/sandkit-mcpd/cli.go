@@ -297,6 +297,9 @@ func historyTable(w io.Writer, out map[string]any) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s%s\n", field(c, "commit_id"), when(field(c, "created_at")), field(c, "kind"), changed, field(c, "message"), mark)
 	}
 	tw.Flush()
+	if out["pruned_before"] == true {
+		fmt.Fprintln(w, "(earlier commits were pruned by the retention policy)")
+	}
 }
 
 func runsTable(w io.Writer, out map[string]any) {

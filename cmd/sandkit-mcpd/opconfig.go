@@ -31,6 +31,7 @@ import (
 //	             "snapshot_expiration": "0s", "api_url": "https://vercel.com/api", "policy_shape": "auto",
 //	             "oidc_token_file": "/home/me/app/.env.local"},
 //	  "host_roots": ["/srv/projects"],
+//	  "retention": {"keep_commits": 100, "keep_days": 30},
 //	  "egress": {"allow_addrs": ["10.0.0.5:443"], "allow_prefixes": ["10.1.0.0/16"],
 //	             "resolve": {"registry.internal": ["10.0.0.5"]}},
 //	  "templates": {
@@ -69,6 +70,14 @@ import (
 //   - host_roots: absolute host directories every connection may import from
 //     (create_workspace from_host_dir) and export to (export_workspace), like
 //     `serve --host-root`; they must exist when the daemon starts.
+//   - retention: how much history each workspace keeps (default: everything). keep_commits N
+//     keeps the newest N commits of each workspace, keep_days D those younger than D days; with
+//     both, a commit is pruned only when it is outside both, and an absent or 0 key bounds
+//     nothing. Whatever they say, a workspace keeps its head, its first commit (exports start
+//     from it), its open session's base and every commit another workspace was forked from.
+//     Pruning runs after each commit and, for keep_days, at start and hourly; it frees the
+//     snapshots (locally: layers) no kept commit shares. Pruned commits cannot be restored,
+//     forked, read or diffed: the error says the retention policy pruned them.
 //   - templates: shared setups by name (letters, digits, '.', '_', '-'). command and policy are
 //     required; policy is durable and governs the setup sandbox only (workspaces made from the
 //     template get their own policy); it is not bound by max_policy, which limits agents.
@@ -92,6 +101,8 @@ type operatorConfig struct {
 	egress        local.EgressOptions
 	// hostRoots is "host_roots", absolute and clean.
 	hostRoots []string
+	// retention is "retention" (zero: keep everything).
+	retention engine.Retention
 	// provider is the "provider" field ("" when absent); vercel the "vercel" section.
 	provider string
 	vercel   vercelSettings
@@ -127,6 +138,12 @@ type configFileEgress struct {
 	AllowAddrs    []string            `json:"allow_addrs"`
 	AllowPrefixes []string            `json:"allow_prefixes"`
 	Resolve       map[string][]string `json:"resolve"`
+}
+
+// configFileRetention is the "retention" section as written in the file.
+type configFileRetention struct {
+	KeepCommits int `json:"keep_commits"`
+	KeepDays    int `json:"keep_days"`
 }
 
 // configFileTemplate is one template as written in the file.
@@ -187,10 +204,21 @@ func parseOperatorConfig(b []byte) (operatorConfig, error) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(top)) {
 		switch k {
-		case "default_policy", "max_policy", "templates", "egress", "provider", "vercel", "host_roots":
+		case "default_policy", "max_policy", "templates", "egress", "provider", "vercel", "host_roots", "retention":
 		default:
-			return oc, fmt.Errorf("unknown field %q; the config takes default_policy, max_policy, templates, egress, provider, vercel and host_roots", k)
+			return oc, fmt.Errorf("unknown field %q; the config takes default_policy, max_policy, templates, egress, provider, vercel, host_roots and retention", k)
 		}
+	}
+	if raw, ok := top["retention"]; ok {
+		var f configFileRetention
+		if err := decodeStrict(raw, &f, "retention"); err != nil {
+			return oc, err
+		}
+		r := engine.Retention{KeepCommits: f.KeepCommits, KeepDays: f.KeepDays}
+		if err := r.Check(); err != nil {
+			return oc, err
+		}
+		oc.retention = r
 	}
 	if raw, ok := top["host_roots"]; ok {
 		var roots []string
@@ -488,6 +516,8 @@ func jsonType(kind string) string {
 		return "an object"
 	case "bool":
 		return "true or false"
+	case "int", "int64":
+		return "a whole number"
 	}
 	return "a " + kind
 }
@@ -501,5 +531,5 @@ func (oc operatorConfig) describe() string {
 	if oc.maxPolicy != nil {
 		limit = "max " + oc.maxPolicy.String()
 	}
-	return fmt.Sprintf("config %s: default policy %s, %s, %d template(s)", oc.path, oc.defaultPolicy.String(), limit, len(oc.templates))
+	return fmt.Sprintf("config %s: default policy %s, %s, %d template(s), retention %s", oc.path, oc.defaultPolicy.String(), limit, len(oc.templates), oc.retention.String())
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/tools"
 
 	"github.com/sandkit/sandkit-mcp/policies"
@@ -62,7 +63,14 @@ func TestOperatorConfigErrors(t *testing.T) {
 		{"not an object", `[1]`, []string{"expected an object", "array"}},
 		{"empty", ``, []string{"empty"}},
 		{"trailing", `{} {}`, []string{"unexpected data"}},
-		{"unknown top field", `{"max": {"mode": "deny-all"}}`, []string{`unknown field "max"`, "default_policy, max_policy, templates, egress, provider, vercel and host_roots"}},
+		{"unknown top field", `{"max": {"mode": "deny-all"}}`, []string{`unknown field "max"`, "default_policy, max_policy, templates, egress, provider, vercel, host_roots and retention"}},
+		{"negative keep_commits", `{"retention": {"keep_commits": -1}}`, []string{"retention.keep_commits", "-1 is negative", "1 or more", "0 (or leave it out)"}},
+		{"negative keep_days", `{"retention": {"keep_days": -7}}`, []string{"retention.keep_days", "-7 is negative", "1 or more"}},
+		{"huge keep_days", `{"retention": {"keep_days": 100000}}`, []string{"retention.keep_days", "100000", "36500"}},
+		{"fractional keep_days", `{"retention": {"keep_days": 1.5}}`, []string{"retention.keep_days", "a whole number", "1.5"}},
+		{"keep_commits as a string", `{"retention": {"keep_commits": "10"}}`, []string{"retention.keep_commits", "a whole number", "string"}},
+		{"retention unknown field", `{"retention": {"keep_weeks": 2}}`, []string{"retention", `unknown field "keep_weeks"`}},
+		{"retention not an object", `{"retention": 10}`, []string{"retention", "expected an object"}},
 		{"relative host root", `{"host_roots": ["projects"]}`, []string{"host_roots", `"projects" is not an absolute path`}},
 		{"missing host root", `{"host_roots": ["/nonexistent/sandkit-root"]}`, []string{"host_roots", "/nonexistent/sandkit-root"}},
 		{"host roots type", `{"host_roots": "/srv"}`, []string{"host_roots", "expected an array"}},
@@ -251,5 +259,30 @@ func TestOperatorConfigHostRoots(t *testing.T) {
 	}
 	if !slices.Equal(oc.hostRoots, []string{dir}) {
 		t.Errorf("host roots %v, want [%s] (cleaned, once)", oc.hostRoots, dir)
+	}
+}
+
+func TestOperatorConfigRetention(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want engine.Retention
+		says string
+	}{
+		{`{}`, engine.Retention{}, "keep everything"},
+		{`{"retention": {}}`, engine.Retention{}, "keep everything"},
+		{`{"retention": {"keep_commits": 20}}`, engine.Retention{KeepCommits: 20}, "keep_commits=20"},
+		{`{"retention": {"keep_days": 30}}`, engine.Retention{KeepDays: 30}, "keep_days=30"},
+		{`{"retention": {"keep_commits": 5, "keep_days": 0}}`, engine.Retention{KeepCommits: 5}, "keep_commits=5"},
+		{`{"retention": {"keep_commits": 100, "keep_days": 7}}`, engine.Retention{KeepCommits: 100, KeepDays: 7}, "keep_commits=100, keep_days=7"},
+	} {
+		oc, err := parseOperatorConfig([]byte(tc.in))
+		if err != nil || oc.retention != tc.want {
+			t.Errorf("%s: retention %+v, %v; want %+v", tc.in, oc.retention, err, tc.want)
+			continue
+		}
+		oc.path = "/etc/sandkit.json"
+		if d := oc.describe(); !strings.Contains(d, "retention "+tc.says) {
+			t.Errorf("%s: describe() = %q, want it to say retention %s", tc.in, d, tc.says)
+		}
 	}
 }

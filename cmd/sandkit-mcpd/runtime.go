@@ -63,6 +63,7 @@ func openRuntime(ctx context.Context, cfg config, opts runtimeOptions, logger *s
 		Store: st, Provider: prov, Logger: logger, Previews: opts.previews,
 		DefaultPolicy: oc.defaultPolicy, MaxPolicy: oc.maxPolicy, Templates: oc.templates,
 		FreeSpace: engine.FreeSpaceOf(cfg.dataDir), DiskReserve: cfg.diskReserve, DataDir: cfg.dataDir,
+		Retention: oc.retention,
 	})
 	if err != nil {
 		prov.Close()
