@@ -78,7 +78,7 @@ var humanCommands = map[string]humanCommand{
 // valueFlags are the flags of parseConfig that take a value (so the next argument is not a
 // positional one).
 var valueFlags = map[string]bool{"data-dir": true, "bwrap": true, "log-level": true, "config": true,
-	"provider": true, "memory-limit": true, "pids-limit": true}
+	"provider": true, "memory-limit": true, "pids-limit": true, "warm-sandboxes": true, "disk-reserve": true}
 
 // splitArgs separates positional arguments from flags (and --json, and export's --git-branch).
 func splitArgs(args []string) (pos, flags []string, asJSON bool, branch string) {

@@ -15,6 +15,8 @@ type config struct {
 	// memoryLimit (bytes) and pidsLimit bound each sandbox where cgroups allow; 0 = no limit.
 	memoryLimit int64
 	pidsLimit   int64
+	// warmSandboxes is --warm-sandboxes (local.Options.WarmSandboxes; 0 = none).
+	warmSandboxes int
 	// memoryFlag is --memory-limit as given, passed on to a daemon the stdio door starts.
 	memoryFlag string
 	// diskReserve (bytes) is the free space under the data dir below which runs are refused
@@ -40,7 +42,7 @@ func parseConfig(name string, args []string, extra ...func(*flag.FlagSet)) (conf
 func configOf(c door.Config) config {
 	return config{
 		dataDir: c.DataDir, bwrap: c.Bwrap, logLevel: c.LogLevel,
-		memoryLimit: c.MemoryLimit, pidsLimit: c.PidsLimit, memoryFlag: c.MemoryFlag,
+		memoryLimit: c.MemoryLimit, pidsLimit: c.PidsLimit, memoryFlag: c.MemoryFlag, warmSandboxes: c.WarmSandboxes,
 		diskReserve: c.DiskReserve, reserveFlag: c.ReserveFlag,
 		configFile: c.ConfigFile, provider: c.Provider,
 	}
@@ -50,7 +52,7 @@ func configOf(c door.Config) config {
 func (c config) door() door.Config {
 	return door.Config{
 		DataDir: c.dataDir, Bwrap: c.bwrap, LogLevel: c.logLevel,
-		MemoryLimit: c.memoryLimit, PidsLimit: c.pidsLimit, MemoryFlag: c.memoryFlag,
+		MemoryLimit: c.memoryLimit, PidsLimit: c.pidsLimit, MemoryFlag: c.memoryFlag, WarmSandboxes: c.warmSandboxes,
 		DiskReserve: c.diskReserve, ReserveFlag: c.reserveFlag,
 		ConfigFile: c.configFile, Provider: c.provider,
 	}

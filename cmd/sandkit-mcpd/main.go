@@ -172,6 +172,8 @@ Flags (every subcommand):
   --disk-reserve SIZE free space kept under the data dir (default 1G; 0: none): below it runs,
                       writes, imports and new sessions are refused and running runs stopped
   --pids-limit N      process limit per sandbox (default 4096; 0: none; needs cgroups)
+  --warm-sandboxes N  local provider: sandboxes kept started ahead, each from the state a run
+                      ended in, so the workspace's next run starts at once (default 2; 0: none)
   A daemon started by the stdio door gets that door's --provider, --bwrap, --log-level and limits
   (and its environment, where the Vercel credentials are).
 

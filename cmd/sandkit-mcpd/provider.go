@@ -42,6 +42,15 @@ func providerHere(cfg config) error {
 	return local.Usable()
 }
 
+// warmOption is --warm-sandboxes as local.Options has it (0 there is the default; none is
+// negative).
+func warmOption(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 // openProvider makes the provider cfg and the operator config ask for.
 func openProvider(cfg config, oc operatorConfig, logger *slog.Logger) (sandbox.Provider, error) {
 	if providerName(cfg, oc) == "vercel" {
@@ -50,6 +59,7 @@ func openProvider(cfg config, oc operatorConfig, logger *slog.Logger) (sandbox.P
 	prov, err := local.New(local.Options{
 		Dir: filepath.Join(cfg.dataDir, "local"), Bwrap: cfg.bwrap, Logger: logger,
 		MemoryLimit: cfg.memoryLimit, PidsLimit: cfg.pidsLimit, Egress: oc.egress,
+		WarmSandboxes: warmOption(cfg.warmSandboxes),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w\nrun `sandkit-mcp doctor` for a full check", err)

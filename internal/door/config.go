@@ -22,6 +22,9 @@ type Config struct {
 	// MemoryLimit (bytes) and PidsLimit bound each sandbox where cgroups allow; 0 = no limit.
 	MemoryLimit int64
 	PidsLimit   int64
+	// WarmSandboxes is how many sandboxes the local provider keeps started ahead for the next
+	// run (--warm-sandboxes; 0 = none).
+	WarmSandboxes int
 	// MemoryFlag is --memory-limit as given, passed on to a daemon the stdio door starts.
 	MemoryFlag string
 	// DiskReserve (bytes) is the free space under the data dir below which runs are refused
@@ -58,6 +61,7 @@ func ParseFlags(name string, args []string, extra ...func(*flag.FlagSet)) (Confi
 	var reserve string
 	fs.StringVar(&reserve, "disk-reserve", "1G", "free space kept under the data dir")
 	fs.Int64Var(&c.PidsLimit, "pids-limit", 4096, "process limit per sandbox")
+	fs.IntVar(&c.WarmSandboxes, "warm-sandboxes", 2, "sandboxes kept started ahead")
 	for _, f := range extra {
 		f(fs)
 	}
@@ -81,6 +85,9 @@ func ParseFlags(name string, args []string, extra ...func(*flag.FlagSet)) (Confi
 	}
 	if c.PidsLimit < 0 {
 		return c, fs, UsageError{fmt.Errorf("--pids-limit must be 0 (none) or more")}
+	}
+	if c.WarmSandboxes < 0 || c.WarmSandboxes > 64 {
+		return c, fs, UsageError{fmt.Errorf("--warm-sandboxes must be 0 (none) to 64")}
 	}
 	if fs.NArg() > 0 {
 		return c, fs, UsageError{fmt.Errorf("%sunexpected argument %q (see %s)", where, fs.Arg(0), help)}

@@ -97,7 +97,8 @@ func lockStart(ctx context.Context, dataDir string) (func(), error) {
 // door's sandbox settings and operator config, and exit when idle.
 func DaemonArgs(cfg Config) []string {
 	args := []string{"serve", "--data-dir", cfg.DataDir, "--idle-exit", IdleExit.String(),
-		"--log-level", cfg.LogLevel, "--pids-limit", strconv.FormatInt(cfg.PidsLimit, 10)}
+		"--log-level", cfg.LogLevel, "--pids-limit", strconv.FormatInt(cfg.PidsLimit, 10),
+		"--warm-sandboxes", strconv.Itoa(cfg.WarmSandboxes)}
 	return AppendSetFlags(args, "--bwrap", cfg.Bwrap, "--memory-limit", cfg.MemoryFlag,
 		"--disk-reserve", cfg.ReserveFlag, "--config", cfg.ConfigFile, "--provider", cfg.Provider)
 }

@@ -599,8 +599,8 @@ func (s *localSandbox) finishBehind() {
 	s.ended()
 }
 
-// ended releases the sandbox's layers, forgets it (a warm one too) and refills the warm pool of
-// helpers.
+// ended releases the sandbox's layers, forgets it (a warm one too) and, a moment later
+// (afterRun), refills the warm pool of helpers.
 func (s *localSandbox) ended() {
 	s.p.warm.forget(s)
 	s.p.store.release(s.chain)
@@ -608,7 +608,9 @@ func (s *localSandbox) ended() {
 	s.mu.Lock()
 	s.state = stateEnded
 	s.mu.Unlock()
-	s.p.spares.fill()
+	if s.p.spares != nil {
+		time.AfterFunc(afterRun, s.p.spares.fill) // warm.go
+	}
 }
 
 // closeConns closes the sandbox's egress proxy, its agent and outer connections and its control
