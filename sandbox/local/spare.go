@@ -28,8 +28,8 @@ import (
 // sends, in one message, the sandbox's descriptors by SCM_RIGHTS (the agent's listening socket,
 // bwrap's info pipe, the log file), then the helper spec as JSON, and closes its end. The spare
 // puts the descriptors on fds 4, 5, 1 and 2 and continues as the helper (helper.SpareMain), which reads the spec
-// from fd 3. A replacement is started in the background, off the run's path: once the sandbox
-// ends, or at once when no other spare is ready. Detached sandboxes
+// from fd 3. A replacement is started in the background, off the run's path: a moment after the
+// sandbox ends (afterRun), or at once when no other spare is ready. Detached sandboxes
 // never take a spare: they need their own session and no parent-death signal.
 //
 // Spares die with the provider (parent-death signal; their end of the socketpair also reads EOF

@@ -78,8 +78,8 @@ type Config struct {
 	// TokenSource names where Token came from in messages (VERCEL_OIDC_TOKEN, a file's path);
 	// "" reads "the configured OIDC token".
 	TokenSource string
-	// OIDCTokenFile is a file the OIDC token is re-read from whenever it changed (size or
-	// modification time) and the token in use nears its exp or is refused: the .env file
+	// OIDCTokenFile is a file the OIDC token is re-read from when the token in use nears its
+	// exp and the file changed (size or modification time), and whenever the token is refused: the .env file
 	// `vercel env pull` writes (its VERCEL_OIDC_TOKEN=… line), or a file holding only the
 	// token. "" means none.
 	OIDCTokenFile string

@@ -30,7 +30,9 @@ import (
 //     owner_id claims (else .vercel/project.json's projectId and orgId, found from the working
 //     directory up, like the SDK).
 //  3. A request the API refuses with 401 or 403 is sent once more when 1 or 2 yield a token
-//     other than the refused one.
+//     other than the refused one; after a refusal the token file is read whatever its size and
+//     modification time say (a same-length rewrite within the file system's timestamp
+//     granularity looks unchanged).
 //
 // Renewal failures while the token is still valid are not errors (the SDK ignores them too):
 // the next request tries again (the token endpoint at most every cliRetryPause for the same
@@ -198,7 +200,7 @@ func (cr *credentials) renew(ctx context.Context, refused string, refusal error)
 func (cr *credentials) renewLocked(ctx context.Context, refused string) []string {
 	var reasons []string
 	if cr.file != nil {
-		tok, err := cr.file.readIfChanged()
+		tok, err := cr.file.readIfChanged(refused != "")
 		switch {
 		case err != nil:
 			reasons = append(reasons, err.Error())

@@ -35,13 +35,15 @@ type tokenFile struct {
 }
 
 // readIfChanged returns the file's token when the file changed (size or modification time)
-// since the last call, or on the first call; "" when it has not changed.
-func (f *tokenFile) readIfChanged() (string, error) {
+// since the last call, on the first call, or always when force is set (after the API refused
+// the token: a file rewritten with a token of the same length within the file system's
+// timestamp granularity looks unchanged); "" when it has not changed.
+func (f *tokenFile) readIfChanged(force bool) (string, error) {
 	fi, err := os.Stat(f.path)
 	if err != nil {
 		return "", fmt.Errorf("the token file cannot be read: %w", err)
 	}
-	if f.seen && fi.Size() == f.size && fi.ModTime().Equal(f.mod) {
+	if !force && f.seen && fi.Size() == f.size && fi.ModTime().Equal(f.mod) {
 		return "", nil
 	}
 	tok, err := readTokenFile(f.path)

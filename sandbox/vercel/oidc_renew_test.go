@@ -51,27 +51,45 @@ func TestReadTokenFile(t *testing.T) {
 	}
 }
 
-// TestTokenFileChanges: the file is read again only when its size or modification time changed.
+// TestTokenFileChanges: the file is read again only when its size or modification time changed,
+// or when forced (after a refusal), which sees a same-size rewrite with the same timestamp.
 func TestTokenFileChanges(t *testing.T) {
 	p := filepath.Join(t.TempDir(), ".env.local")
 	if err := os.WriteFile(p, []byte("VERCEL_OIDC_TOKEN=one.two.three\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f := &tokenFile{path: p}
-	if tok, err := f.readIfChanged(); err != nil || tok != "one.two.three" {
+	if tok, err := f.readIfChanged(false); err != nil || tok != "one.two.three" {
 		t.Fatalf("first read: %q, %v", tok, err)
 	}
-	if tok, err := f.readIfChanged(); err != nil || tok != "" {
+	if tok, err := f.readIfChanged(false); err != nil || tok != "" {
 		t.Fatalf("unchanged: %q, %v; want \"\"", tok, err)
 	}
 	if err := os.WriteFile(p, []byte("VERCEL_OIDC_TOKEN=four.five.sixsix\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if tok, err := f.readIfChanged(); err != nil || tok != "four.five.sixsix" {
+	if tok, err := f.readIfChanged(false); err != nil || tok != "four.five.sixsix" {
 		t.Fatalf("changed: %q, %v", tok, err)
 	}
+	// Same size, and the modification time put back: only a forced read sees the new token.
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("VERCEL_OIDC_TOKEN=seven.eight.nine\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := f.readIfChanged(false); err != nil || tok != "" {
+		t.Fatalf("same size and time: %q, %v; want \"\" (not read)", tok, err)
+	}
+	if tok, err := f.readIfChanged(true); err != nil || tok != "seven.eight.nine" {
+		t.Fatalf("forced: %q, %v", tok, err)
+	}
 	os.Remove(p)
-	if _, err := f.readIfChanged(); err == nil || !strings.Contains(err.Error(), "cannot be read") {
+	if _, err := f.readIfChanged(false); err == nil || !strings.Contains(err.Error(), "cannot be read") {
 		t.Fatalf("removed: %v", err)
 	}
 }
