@@ -70,17 +70,26 @@ func Run(ctx context.Context, args []string, o Options) error {
 	if err != nil {
 		return err
 	}
-	// Every connection starts with the door's hello (hostroots.go), before anything relayed.
+	// Every connection starts with the door's hello (hostroots.go), before anything relayed. A
+	// connection dropped before the hello is written (a daemon that was exiting, idle, as the
+	// door connected) is made again, a few times.
 	dial := func() (*Conn, error) {
-		c, err := connectDaemon(ctx, cfg, o, logger)
-		if err != nil {
-			return nil, err
-		}
-		if err := sendHello(c, roots); err != nil {
+		for attempt := 1; ; attempt++ {
+			c, err := connectDaemon(ctx, cfg, o, logger)
+			if err != nil {
+				return nil, err
+			}
+			err = sendHello(c, roots)
+			if err == nil {
+				return c, nil
+			}
 			c.Close()
-			return nil, fmt.Errorf("cannot talk to the sandkit-mcp daemon: %w", err)
+			if !isConnError(err) || attempt == maxRedials {
+				return nil, fmt.Errorf("cannot talk to the sandkit-mcp daemon: %w", err)
+			}
+			logger.Debug("the daemon dropped the connection before the hello; connecting again", "err", err)
+			time.Sleep(20 * time.Millisecond)
 		}
-		return c, nil
 	}
 	conn, err := dial()
 	if err != nil {

@@ -354,3 +354,21 @@ func TestUnprivilegedProvider(t *testing.T) {
 		t.Fatalf("snapshot of the adopted sandbox: %q", got)
 	}
 }
+
+// TestAgentEndsWithMonitor: the agent ends once bwrap's monitor outside the sandbox is gone, even
+// where bwrap's --die-with-parent does not tie them (a detached sandbox has none; a durable one's
+// is set too late when the monitor dies right after the clone): the life pipe (helper.Spec
+// LifePipe, the agent's -life-fd).
+func TestAgentEndsWithMonitor(t *testing.T) {
+	p := newTestProvider(t, Options{})
+	sb := startSandbox(t, p, sandbox.StartOptions{Detached: true})
+	ls := sb.(*localSandbox)
+	if err := syscall.Kill(ls.outerPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ls.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the agent (pid %d) still runs 10 s after bwrap's monitor (pid %d) was killed", ls.childPid, ls.outerPid)
+	}
+}

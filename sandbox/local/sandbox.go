@@ -225,6 +225,7 @@ func (s *localSandbox) boot(ctx context.Context) (err error) {
 		Bwrap:     p.bw.Path,
 		Args:      p.profile.args(launch{detached: s.detached, reexec: p.agent.kind == agentReexec}),
 		Seccomp:   p.seccomp,
+		LifePipe:  true,
 		Command: []string{agentPath,
 			"-listen-fd=" + strconv.Itoa(helper.FdListener),
 			"-deadline=" + strconv.FormatInt(deadline.UnixMilli(), 10),

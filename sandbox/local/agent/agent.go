@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -45,8 +47,20 @@ func Main(args []string) error {
 	deadlineMs := fl.Int64("deadline", 0, "Unix milliseconds at which to exit, ending the sandbox (0: never)")
 	boot := fl.Duration("boot-timeout", 30*time.Second, "exit unless the provider's init request arrives within this time (0: wait forever)")
 	egressPort := fl.Int("egress-port", 0, "serve the egress forwarder on 127.0.0.1:PORT (0: none)")
+	life := fl.String("life-fd", "", "R:W: a pipe whose write end W only bwrap's monitor keeps; exit once R reads EOF")
 	if err := fl.Parse(args); err != nil {
 		return err
+	}
+	lifeR := -1
+	if *life != "" {
+		r, w, ok := strings.Cut(*life, ":")
+		rfd, err1 := strconv.Atoi(r)
+		wfd, err2 := strconv.Atoi(w)
+		if !ok || err1 != nil || err2 != nil || rfd < 3 || wfd < 3 {
+			return fmt.Errorf("-life-fd %q: want R:W, two descriptors", *life)
+		}
+		unix.Close(wfd)
+		lifeR = rfd
 	}
 	if errNotHere != nil {
 		return errNotHere
@@ -88,6 +102,9 @@ func Main(args []string) error {
 	if *deadlineMs > 0 {
 		a.setDeadline(time.UnixMilli(*deadlineMs))
 	}
+	if lifeR >= 0 {
+		go watchMonitor(lifeR)
+	}
 	if *boot > 0 {
 		a.bootTimer = time.AfterFunc(*boot, func() {
 			a.mu.Lock()
@@ -110,6 +127,24 @@ func Main(args []string) error {
 			return fmt.Errorf("accept: %w", err)
 		}
 		go a.serve(c)
+	}
+}
+
+// watchMonitor ends the sandbox once the life pipe's read end fd reads EOF: bwrap's monitor,
+// which held the only write end, is gone (killed with the provider before --die-with-parent
+// took hold in its child, or on its own). Without it the agent would wait for its init request
+// (-boot-timeout) or its deadline, a sandbox nobody can reach.
+func watchMonitor(fd int) {
+	var b [1]byte
+	for {
+		n, err := unix.Read(fd, b[:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if n == 0 || err != nil {
+			logf("bwrap's monitor is gone; ending the sandbox")
+			os.Exit(1)
+		}
 	}
 }
 

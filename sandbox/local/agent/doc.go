@@ -29,6 +29,10 @@
 //   - -boot-timeout D: the agent exits unless the provider's OpInit request (the sandbox's
 //     environment) arrives within D, so a provider that crashed while starting a sandbox
 //     leaves nothing running for long.
+//   - -life-fd R:W: a pipe the helper made before it became bwrap, whose write end W only
+//     bwrap's monitor keeps once the agent has closed its copy: the agent exits when R reads
+//     EOF. bwrap's --die-with-parent is set by its child some time after the clone, so a monitor
+//     killed (with the provider) before that would otherwise leave the agent running.
 //
 // Each request is one connection (see protocol.go). Background processes and their output live
 // in the agent, so they outlive the provider process that started them.

@@ -88,6 +88,8 @@ type Spec struct {
 	Args    []string `json:"args"`
 	Seccomp []byte   `json:"seccomp,omitempty"`
 	Command []string `json:"command"`
+	// LifePipe: Command is the agent, which takes -life-fd=R:W (see Main).
+	LifePipe bool `json:"life_pipe,omitempty"`
 }
 
 type Overlay struct {
@@ -238,8 +240,23 @@ func Main() error {
 		}
 		argv = append(argv, "--seccomp", strconv.Itoa(scFd))
 	}
+	var life [2]int
+	if spec.LifePipe {
+		// A pipe whose write end only bwrap's monitor (this process, once it is bwrap) keeps:
+		// it closes every descriptor but a few, among them --json-status-fd, where it writes
+		// the child's pid and, at the end, its exit status. The agent closes its copy and
+		// reads that end until EOF, which comes when the monitor is gone: bwrap's
+		// --die-with-parent misses a monitor that dies before its child has set it.
+		if err := unix.Pipe2(life[:], 0); err != nil {
+			return fmt.Errorf("life pipe: %w", err)
+		}
+		argv = append(argv, "--json-status-fd", strconv.Itoa(life[1]))
+	}
 	argv = append(argv, "--args", strconv.Itoa(argsFd), "--")
 	argv = append(argv, spec.Command...)
+	if spec.LifePipe {
+		argv = append(argv, fmt.Sprintf("-life-fd=%d:%d", life[0], life[1]))
+	}
 
 	for _, procs := range spec.Cgroups {
 		if err := os.WriteFile(procs, []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
