@@ -47,31 +47,6 @@ func HostRootsFrom(ctx context.Context) []string {
 	return r
 }
 
-// CleanHostRoots resolves the operator's roots to absolute, clean paths of existing directories
-// (relative ones against the working directory), without duplicates.
-func CleanHostRoots(roots []string) ([]string, error) {
-	var out []string
-	seen := map[string]bool{}
-	for _, r := range roots {
-		abs, err := filepath.Abs(r)
-		if err != nil {
-			return nil, fmt.Errorf("host root %q: %w", r, err)
-		}
-		fi, err := os.Stat(abs)
-		if err != nil {
-			return nil, fmt.Errorf("host root %q: %w", r, err)
-		}
-		if !fi.IsDir() {
-			return nil, fmt.Errorf("host root %q is not a directory", r)
-		}
-		if !seen[abs] {
-			seen[abs] = true
-			out = append(out, abs)
-		}
-	}
-	return out, nil
-}
-
 // hostPath is a host path resolved to its root.
 type hostPath struct {
 	root string // absolute, clean

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sandkit/sandkit-mcp/internal/door"
 	"io"
 	"maps"
 	"net/netip"
@@ -230,7 +231,7 @@ func parseOperatorConfig(b []byte) (operatorConfig, error) {
 				return oc, fmt.Errorf("host_roots: %q is not an absolute path", r)
 			}
 		}
-		clean, err := engine.CleanHostRoots(roots)
+		clean, err := door.CleanHostRoots(roots)
 		if err != nil {
 			return oc, fmt.Errorf("host_roots: %w", err)
 		}
@@ -240,7 +241,7 @@ func parseOperatorConfig(b []byte) (operatorConfig, error) {
 		if err := decodeStrict(raw, &oc.provider, "provider"); err != nil {
 			return oc, err
 		}
-		if err := checkProviderName(oc.provider); err != nil {
+		if err := door.CheckProviderName(oc.provider); err != nil {
 			return oc, fmt.Errorf("provider: %w", err)
 		}
 	}
@@ -341,15 +342,6 @@ func configEgress(raw json.RawMessage) (local.EgressOptions, error) {
 		}
 	}
 	return eg, nil
-}
-
-// checkProviderName accepts the providers this server has.
-func checkProviderName(name string) error {
-	switch name {
-	case "local", "vercel":
-		return nil
-	}
-	return fmt.Errorf("unknown provider %q; use \"local\" (bubblewrap on this machine) or \"vercel\" (Vercel Sandbox)", name)
 }
 
 // configVercel decodes the vercel section.

@@ -21,7 +21,6 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/internal/door"
 )
 
@@ -361,7 +360,7 @@ func waitGroupTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 func announcedRoots(roots []string, log *slog.Logger) []string {
 	var out []string
 	for _, r := range roots {
-		clean, err := engine.CleanHostRoots([]string{r})
+		clean, err := door.CleanHostRoots([]string{r})
 		if err != nil || len(clean) != 1 || clean[0] != r {
 			log.Warn("a door announced a host root that is not an absolute directory; ignoring it", "root", r, "err", err)
 			continue

@@ -68,10 +68,9 @@ func ResolveHostRoots(roots []string, what string) ([]string, error) {
 	return out, nil
 }
 
-// CleanHostRoots makes roots absolute and clean, checks that each is a directory and drops
-// repeats, keeping the order. It is engine.CleanHostRoots, which the door cannot import (the
-// engine links everything the door must not load); TestCleanHostRootsAsEngine holds the two
-// to the same answers.
+// CleanHostRoots makes roots absolute and clean (relative ones against the working directory),
+// checks that each is an existing directory and drops repeats, keeping the order: the roots of a
+// door's --host-root, of serve's and of the config's host_roots alike.
 func CleanHostRoots(roots []string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}

@@ -4,15 +4,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
-	"github.com/sandkit/sandkit-mcp/engine"
 	"github.com/sandkit/sandkit-mcp/internal/door"
 )
 
-// TestCleanHostRootsAsEngine: the door resolves --host-root exactly as the engine resolves the
-// daemon's roots (the door cannot import the engine): same roots, same errors.
-func TestCleanHostRootsAsEngine(t *testing.T) {
+// TestCleanHostRoots: roots become absolute and clean, repeats go, the order stays; a file, a
+// missing path or an empty one is refused, naming it.
+func TestCleanHostRoots(t *testing.T) {
 	dir := t.TempDir()
 	sub := filepath.Join(dir, "sub")
 	file := filepath.Join(dir, "file")
@@ -26,14 +26,32 @@ func TestCleanHostRootsAsEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Chdir(dir)
-	for _, roots := range [][]string{
-		nil, {"."}, {"sub"}, {sub, sub + "/", "./sub"}, {"sub/.."}, {"link"}, {dir, "sub"},
-		{"file"}, {"missing"}, {sub, "missing"}, {""},
+	for _, c := range []struct {
+		roots []string
+		want  []string
+		err   string
+	}{
+		{nil, nil, ""},
+		{[]string{"."}, []string{dir}, ""},
+		{[]string{"sub"}, []string{sub}, ""},
+		{[]string{sub, sub + "/", "./sub"}, []string{sub}, ""},
+		{[]string{"sub/.."}, []string{dir}, ""},
+		{[]string{"link"}, []string{filepath.Join(dir, "link")}, ""},
+		{[]string{dir, "sub"}, []string{dir, sub}, ""},
+		{[]string{"file"}, nil, `host root "file" is not a directory`},
+		{[]string{"missing"}, nil, `host root "missing": stat ` + filepath.Join(dir, "missing") + ": no such file or directory"},
+		{[]string{sub, "missing"}, nil, `host root "missing"`},
+		{[]string{""}, []string{dir}, ""},
 	} {
-		want, wantErr := engine.CleanHostRoots(roots)
-		got, err := door.CleanHostRoots(roots)
-		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() || !slices.Equal(got, want) {
-			t.Errorf("%q: door %q, %v; engine %q, %v", roots, got, err, want, wantErr)
+		got, err := door.CleanHostRoots(c.roots)
+		if c.err != "" {
+			if err == nil || !strings.HasPrefix(err.Error(), c.err) {
+				t.Errorf("%q: %q, %v; want an error starting %q", c.roots, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("%q: %q, %v; want %q", c.roots, got, err, c.want)
 		}
 	}
 }
