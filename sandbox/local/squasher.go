@@ -74,10 +74,11 @@ func (s *store) wakeSquasher() {
 	}
 }
 
-// idleThread runs functions, one at a time, on an OS thread of its own at the lowest CPU
-// priority (nice 19: Linux's nice is per thread), so a squash takes only what the runs leave of
-// the CPU (on 2 cores, a squash at normal priority made the slowest of 100 commits 2.5–3× the
-// median). The thread is locked for good and its goroutine never ends: a locked goroutine's
+// idleThread runs functions, one at a time, on an OS thread of its own at a low CPU priority
+// (nice 10: Linux's nice is per thread), so a squash takes little of the CPU the runs want (on 2
+// cores, a squash at normal priority made the slowest of 100 commits 2.5–3× the median). Not the
+// lowest: at nice 19 a machine kept busy starved the squasher outright (nothing squashed in 30 s
+// of a loaded CI run), leaving long chains to the inline squash on a run's path. The thread is locked for good and its goroutine never ends: a locked goroutine's
 // thread dies with it, and every child forked earlier from that thread (sandbox helpers carry a
 // parent-death signal, which follows the forking thread) would be killed with it. One per
 // process, shared by every provider's squasher; nothing run there forks.
@@ -85,7 +86,7 @@ var idleThread = sync.OnceValue(func() chan<- func() {
 	ch := make(chan func())
 	go func() {
 		runtime.LockOSThread()
-		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
+		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 10)
 		for f := range ch {
 			f()
 		}
