@@ -72,7 +72,7 @@ func newRigOn(t *testing.T, eng *engine.Engine) *rig {
 // newRigOpts is newRigOn with tool options (the progress timings are the rig's own).
 func newRigOpts(t *testing.T, eng *engine.Engine, opts Options) *rig {
 	t.Helper()
-	s := server.NewMCPServer("sandkit-test", "0", server.WithToolCapabilities(false), server.WithHooks(Hooks(eng)))
+	s := server.NewMCPServer("sandkit-test", "0", append([]server.ServerOption{server.WithToolCapabilities(false), server.WithHooks(Hooks(eng))}, ServerOptions(eng)...)...)
 	opts.ProgressInterval, opts.ProgressHeartbeat = 100*time.Millisecond, time.Second
 	Register(s, eng, opts)
 
