@@ -28,7 +28,7 @@ const maxCompletions = 100
 func ServerOptions(e *engine.Engine) []server.ServerOption {
 	c := &completer{eng: e}
 	return []server.ServerOption{
-		server.WithResourceCapabilities(false, false),
+		server.WithResourceCapabilities(true, false), // subscribe: subscriptions.go, with Hooks
 		server.WithCompletions(),
 		server.WithResourceCompletionProvider(c),
 		server.WithPromptCompletionProvider(c),

@@ -100,7 +100,7 @@ func (t *toolset) holder(ctx context.Context, tool string) (engine.Holder, error
 // detached, so that a new connection can take them over with attach_session. Without them a
 // session whose holder went away stays attached until it expires. They also make a read of a
 // missing workspace or run, or of a path outside /workspace, a resource-not-found error
-// (refuseMissing in resources.go).
+// (refuseMissing in resources.go), and carry the resource subscriptions (subscriptions.go).
 //
 // The caller must install them on the server that serves the tools:
 //
@@ -123,5 +123,6 @@ func Hooks(e *engine.Engine) *server.Hooks {
 		e.Disconnect(s.SessionID())
 	})
 	h.AddBeforeReadResource(refuseMissing(e))
+	installSubscriptions(h, e)
 	return h
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -206,3 +207,82 @@ func TestResources(t *testing.T) {
 }
 
 func jsonText(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// updates is what the rig's client has heard of resources/updated so far.
+func (r *rig) updates() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(*r.updated)
+}
+
+// waitUpdates waits until the client has heard n updates (or 10 s).
+func (r *rig) waitUpdates(n int) []string {
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.updates()) < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return r.updates()
+}
+
+// TestResourceSubscriptions: a subscription to a workspace (by name) hears each head move (run,
+// write, restore) once, with the URI subscribed to; not a changeless run nor another workspace's
+// commit; unsubscribe stops them.
+func TestResourceSubscriptions(t *testing.T) {
+	r := newRig(t)
+	w0, _ := r.ok("create_workspace", map[string]any{"name": "sub"})
+	r.ok("create_workspace", map[string]any{"name": "quiet"})
+	uri := "sandkit://workspaces/sub"
+	if err := r.cs.Subscribe(ctxT(t), &sdk.SubscribeParams{URI: uri}); err != nil {
+		t.Fatal(err)
+	}
+	r.ok("run_command", map[string]any{"workspace": "sub", "command": "echo a > a"})
+	if got := r.waitUpdates(1); !slices.Equal(got, []string{uri}) {
+		t.Fatalf("after a commit: %v", got)
+	}
+	r.ok("run_command", map[string]any{"workspace": "sub", "command": "true"})
+	r.ok("run_command", map[string]any{"workspace": "quiet", "command": "echo q > q"})
+	r.ok("write_files", map[string]any{"workspace": "sub", "files": []any{map[string]any{"path": "b", "content": "b"}}})
+	r.ok("restore_workspace", map[string]any{"workspace": "sub", "commit_id": str(w0, "head")})
+	if got := r.waitUpdates(3); !slices.Equal(got, []string{uri, uri, uri}) {
+		t.Fatalf("run, write, restore (not a changeless run, not another workspace): %v", got)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := r.updates(); len(got) != 3 {
+		t.Fatalf("more updates than head moves: %v", got)
+	}
+
+	if err := r.cs.Unsubscribe(ctxT(t), &sdk.UnsubscribeParams{URI: uri}); err != nil {
+		t.Fatal(err)
+	}
+	r.ok("run_command", map[string]any{"workspace": "sub", "command": "echo c > c"})
+	time.Sleep(300 * time.Millisecond)
+	if got := r.updates(); len(got) != 3 {
+		t.Errorf("an update after unsubscribe: %v", got)
+	}
+
+	// By id, the notification names the URI as subscribed. (One connection per test process:
+	// mcp-go's stdio servers share one session and its notification channel.)
+	byID := "sandkit://workspaces/" + str(w0, "workspace_id")
+	if err := r.cs.Subscribe(ctxT(t), &sdk.SubscribeParams{URI: byID}); err != nil {
+		t.Fatal(err)
+	}
+	r.ok("run_command", map[string]any{"workspace": "sub", "command": "echo d > d"})
+	if got := r.waitUpdates(4); len(got) != 4 || got[3] != byID {
+		t.Fatalf("subscribed by id: %v", got)
+	}
+}
+
+// TestSubscriptionsDrop: a connection's end drops its subscriptions, and only its own.
+func TestSubscriptionsDrop(t *testing.T) {
+	s := &subscriptions{byWS: map[string]map[subscription]struct{}{}}
+	a, b := subscription{session: "a", uri: "sandkit://workspaces/x"}, subscription{session: "b", uri: "sandkit://workspaces/x"}
+	s.byWS["ws_1"] = map[subscription]struct{}{a: {}, b: {}}
+	s.byWS["ws_2"] = map[subscription]struct{}{a: {}}
+	s.drop(nil, "a")
+	if len(s.byWS) != 1 || len(s.byWS["ws_1"]) != 1 {
+		t.Errorf("after a's end: %v", s.byWS)
+	}
+	if _, ok := s.byWS["ws_1"][b]; !ok {
+		t.Errorf("b's subscription went with a: %v", s.byWS)
+	}
+}

@@ -94,3 +94,47 @@ func TestResourcesE2E(t *testing.T) {
 		t.Errorf("path completion: %v", got)
 	}
 }
+
+// TestResourceSubscriptionE2E: a connection subscribed to a workspace through the stdio door
+// hears notifications/resources/updated when a run on another connection commits, and no more
+// after unsubscribing.
+func TestResourceSubscriptionE2E(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	worker := connect(t, dir)
+	worker.ok("create_workspace", map[string]any{"name": "watched"})
+
+	updated := make(chan string, 10)
+	cl := mcp.NewClient(&mcp.Implementation{Name: "watcher", Version: "1"}, &mcp.ClientOptions{
+		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) { updated <- req.Params.URI },
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cs, err := cl.Connect(ctx, &mcp.CommandTransport{Command: doorCommand(t, dir)}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	uri := "sandkit://workspaces/watched"
+	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: uri}); err != nil {
+		t.Fatal(err)
+	}
+	worker.ok("run_command", map[string]any{"workspace": "watched", "command": "echo x > x"})
+	select {
+	case got := <-updated:
+		if got != uri {
+			t.Errorf("updated %q, want %q", got, uri)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notifications/resources/updated after a run committed")
+	}
+	if err := cs.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: uri}); err != nil {
+		t.Fatal(err)
+	}
+	worker.ok("run_command", map[string]any{"workspace": "watched", "command": "echo y > y"})
+	select {
+	case got := <-updated:
+		t.Errorf("an update after unsubscribe: %s", got)
+	case <-time.After(500 * time.Millisecond):
+	}
+}
