@@ -30,7 +30,7 @@ type rig struct {
 	cs       *sdk.ClientSession
 	mu       *sync.Mutex
 	progress map[string][]*sdk.ProgressNotificationParams // by token
-	updated  *[]string                                     // URIs of notifications/resources/updated, in arrival order
+	updated  *[]string                                    // URIs of notifications/resources/updated, in arrival order
 	close    func()                                       // ends the connection (idempotent)
 	schemas  *toolstest.Validator                         // every result is checked against its tool's outputSchema
 }
