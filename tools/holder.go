@@ -111,18 +111,19 @@ func (t *toolset) holder(ctx context.Context, tool string) (engine.Holder, error
 // (server.WithHooks takes one).
 func Hooks(e *engine.Engine) *server.Hooks {
 	h := &server.Hooks{}
+	subs := installSubscriptions(h, e)
 	h.AddOnRegisterSession(func(_ context.Context, s server.ClientSession) {
 		if s != nil && s.SessionID() != "" {
 			e.Connect(s.SessionID())
 		}
 	})
-	h.AddOnUnregisterSession(func(_ context.Context, s server.ClientSession) {
+	h.AddOnUnregisterSession(func(ctx context.Context, s server.ClientSession) {
 		if s == nil || s.SessionID() == "" {
 			return
 		}
+		subs.drop(server.ServerFromContext(ctx), s.SessionID())
 		e.Disconnect(s.SessionID())
 	})
 	h.AddBeforeReadResource(refuseMissing(e))
-	installSubscriptions(h, e)
 	return h
 }

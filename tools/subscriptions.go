@@ -32,21 +32,20 @@ type subscriptions struct {
 	byWS map[string]map[subscription]struct{}
 }
 
-// installSubscriptions adds the subscription hooks to h and watches e's heads.
-func installSubscriptions(h *server.Hooks, e *engine.Engine) {
+// installSubscriptions adds the subscribe and unsubscribe hooks to h and watches e's heads (a nil
+// e, in tests of the hooks alone, watches nothing). The caller's unregister hook calls drop.
+func installSubscriptions(h *server.Hooks, e *engine.Engine) *subscriptions {
 	s := &subscriptions{eng: e, byWS: map[string]map[subscription]struct{}{}}
-	e.WatchHeads(s.headMoved)
+	if e != nil {
+		e.WatchHeads(s.headMoved)
+	}
 	h.AddAfterSubscribe(func(ctx context.Context, _ any, req *mcp.SubscribeRequest, _ *mcp.EmptyResult) {
 		s.subscribe(ctx, req.Params.URI)
 	})
 	h.AddAfterUnsubscribe(func(ctx context.Context, _ any, req *mcp.UnsubscribeRequest, _ *mcp.EmptyResult) {
 		s.unsubscribe(ctx, req.Params.URI)
 	})
-	h.AddOnUnregisterSession(func(ctx context.Context, cs server.ClientSession) {
-		if cs != nil {
-			s.drop(server.ServerFromContext(ctx), cs.SessionID())
-		}
-	})
+	return s
 }
 
 // subscribedWorkspace is the workspace reference of a subscribable URI, or "".
