@@ -89,6 +89,7 @@ func (e *Engine) record(m move) error {
 		_ = e.prov.DeleteSnapshot(context.Background(), m.info.Ref)
 	}
 	if err == nil && !m.info.Unchanged {
+		e.headMoved(m.ws)
 		e.retainAfterCommit(m.ws)
 	}
 	return err

@@ -99,8 +99,10 @@ type Engine struct {
 	ctx    context.Context // cancelled by Close: background work ends
 	cancel context.CancelFunc
 	queues queues
-	mu     sync.Mutex
-	active map[string]*activeRun // run id → in-flight run
+	// watchers hear of head moves (watch.go).
+	watchers headWatchers
+	mu       sync.Mutex
+	active   map[string]*activeRun // run id → in-flight run
 	// unrecorded are runs whose end could not be stored, until the next start (runs.go finish).
 	unrecorded map[string]unrecordedRun
 	workers    sync.WaitGroup

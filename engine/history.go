@@ -156,6 +156,7 @@ func (e *Engine) Restore(ctx context.Context, ref, commitID string) (Workspace, 
 		return Workspace{}, Commit{}, jerr
 	}
 	if c.ID != "" {
+		e.headMoved(w.ID)
 		e.retainAfterCommit(w.ID)
 	}
 	return e.view(out), c, nil

@@ -98,7 +98,9 @@ func (t *toolset) holder(ctx context.Context, tool string) (engine.Holder, error
 // Hooks returns the mcp-go hooks the session tools need: when an MCP connection starts
 // (OnRegisterSession) or ends (OnUnregisterSession), the engine is told. When one ends, and the sessions that connection held become
 // detached, so that a new connection can take them over with attach_session. Without them a
-// session whose holder went away stays attached until it expires.
+// session whose holder went away stays attached until it expires. They also make a read of a
+// missing workspace or run, or of a path outside /workspace, a resource-not-found error
+// (refuseMissing in resources.go), and carry the resource subscriptions (subscriptions.go).
 //
 // The caller must install them on the server that serves the tools:
 //
@@ -109,16 +111,19 @@ func (t *toolset) holder(ctx context.Context, tool string) (engine.Holder, error
 // (server.WithHooks takes one).
 func Hooks(e *engine.Engine) *server.Hooks {
 	h := &server.Hooks{}
+	subs := installSubscriptions(h, e)
 	h.AddOnRegisterSession(func(_ context.Context, s server.ClientSession) {
 		if s != nil && s.SessionID() != "" {
 			e.Connect(s.SessionID())
 		}
 	})
-	h.AddOnUnregisterSession(func(_ context.Context, s server.ClientSession) {
+	h.AddOnUnregisterSession(func(ctx context.Context, s server.ClientSession) {
 		if s == nil || s.SessionID() == "" {
 			return
 		}
+		subs.drop(server.ServerFromContext(ctx), s.SessionID())
 		e.Disconnect(s.SessionID())
 	})
+	h.AddBeforeReadResource(refuseMissing(e))
 	return h
 }

@@ -30,6 +30,7 @@ type rig struct {
 	cs       *sdk.ClientSession
 	mu       *sync.Mutex
 	progress map[string][]*sdk.ProgressNotificationParams // by token
+	updated  *[]string                                    // URIs of notifications/resources/updated, in arrival order
 	close    func()                                       // ends the connection (idempotent)
 	schemas  *toolstest.Validator                         // every result is checked against its tool's outputSchema
 }
@@ -72,7 +73,7 @@ func newRigOn(t *testing.T, eng *engine.Engine) *rig {
 // newRigOpts is newRigOn with tool options (the progress timings are the rig's own).
 func newRigOpts(t *testing.T, eng *engine.Engine, opts Options) *rig {
 	t.Helper()
-	s := server.NewMCPServer("sandkit-test", "0", server.WithToolCapabilities(false), server.WithHooks(Hooks(eng)))
+	s := server.NewMCPServer("sandkit-test", "0", append([]server.ServerOption{server.WithToolCapabilities(false), server.WithHooks(Hooks(eng))}, ServerOptions(eng)...)...)
 	opts.ProgressInterval, opts.ProgressHeartbeat = 100*time.Millisecond, time.Second
 	Register(s, eng, opts)
 
@@ -82,13 +83,18 @@ func newRigOpts(t *testing.T, eng *engine.Engine, opts Options) *rig {
 	served := make(chan error, 1)
 	go func() { served <- server.NewStdioServer(s).Listen(ctx, c2sR, s2cW) }()
 
-	r := &rig{t: t, eng: eng, mu: new(sync.Mutex), progress: map[string][]*sdk.ProgressNotificationParams{}}
+	r := &rig{t: t, eng: eng, mu: new(sync.Mutex), progress: map[string][]*sdk.ProgressNotificationParams{}, updated: new([]string)}
 	client := sdk.NewClient(&sdk.Implementation{Name: "tools-roundtrip", Version: "0"}, &sdk.ClientOptions{
 		ProgressNotificationHandler: func(_ context.Context, req *sdk.ProgressNotificationClientRequest) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			tok := fmt.Sprint(req.Params.ProgressToken)
 			r.progress[tok] = append(r.progress[tok], req.Params)
+		},
+		ResourceUpdatedHandler: func(_ context.Context, req *sdk.ResourceUpdatedNotificationRequest) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			*r.updated = append(*r.updated, req.Params.URI)
 		},
 	})
 	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)

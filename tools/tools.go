@@ -104,13 +104,17 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Register adds the workspace, run, file, history and session tools to s, served by e.
+// Register adds the workspace, run, file, history and session tools to s, served by e, and the
+// resources (resources.go). For completions (completions.go), s must have been created with
+// ServerOptions(e).
 //
 // The session tools tie a session to the MCP connection that holds it; for the engine to learn
 // that a connection has gone (so another may attach_session), s must have been created with
 // server.WithHooks(Hooks(e)).
 func Register(s *server.MCPServer, e *engine.Engine, opts Options) {
-	s.AddTools(newToolset(s, e, opts).all()...)
+	t := newToolset(s, e, opts)
+	s.AddTools(t.all()...)
+	t.registerResources(s)
 }
 
 // toolset holds what the handlers share.

@@ -96,14 +96,15 @@ func newMCPServer(eng *engine.Engine, instructions string, calls *callTracker, c
 	hooks.AddOnUnregisterSession(func(_ context.Context, s server.ClientSession) { conns.remove(s) })
 	hooks.AddOnRegisterSession(func(_ context.Context, s server.ClientSession) { conns.add(s) })
 	prompts.Hooks(hooks)
-	s := server.NewMCPServer("sandkit-mcp", version,
+	opts := append([]server.ServerOption{
 		server.WithToolCapabilities(false),
 		server.WithPromptCapabilities(false),
 		server.WithRecovery(),
 		server.WithInstructions(instructions),
 		server.WithHooks(hooks),
 		server.WithToolHandlerMiddleware(calls.middleware),
-	)
+	}, tools.ServerOptions(eng)...)
+	s := server.NewMCPServer("sandkit-mcp", version, opts...)
 	tools.Register(s, eng, tools.Options{Logger: logger, HostRoots: hostRoots})
 	prompts.Register(s)
 	return s
