@@ -125,6 +125,15 @@ func parsePath(p, home string, allowRoot bool, arg string) (filePath, error) {
 	return fp, nil
 }
 
+// WorkspacePath checks p as a path in /workspace (relative to it, or absolute inside it; not the
+// home directory) by the rules of every path argument, and returns it relative to /workspace,
+// cleaned ("." for /workspace itself). For names of workspace files outside a tool's arguments
+// (resource URIs); the error is of kind invalid and says what to give instead.
+func WorkspacePath(p string) (string, error) {
+	fp, err := parsePath(p, "", true, "path")
+	return fp.rel, err
+}
+
 // cleanPath validates a working directory inside /workspace and returns it relative to
 // /workspace ("." for the directory itself), cleaned.
 func cleanPath(p string, allowRoot bool) (string, error) {

@@ -273,3 +273,18 @@ func TestSessionFilesHomeAndDeletes(t *testing.T) {
 		v.wantNoFile(t, ctx, gone, gone+" deleted in the session, after commit_session")
 	}
 }
+
+// TestWorkspacePath: a path in /workspace, relative or absolute, comes back relative and clean;
+// one that leaves it, the home directory, or a NUL is refused as invalid.
+func TestWorkspacePath(t *testing.T) {
+	for p, want := range map[string]string{"": ".", ".": ".", "/workspace": ".", "src/a.go": "src/a.go", "/workspace/src/../b": "b", "a//b/": "a/b"} {
+		if got, err := engine.WorkspacePath(p); err != nil || got != want {
+			t.Errorf("WorkspacePath(%q) = %q, %v; want %q", p, got, err, want)
+		}
+	}
+	for _, p := range []string{"../x", "src/../../x", "/etc/passwd", "~/.profile", "a\x00b"} {
+		if _, err := engine.WorkspacePath(p); !errors.Is(err, engine.ErrInvalid) {
+			t.Errorf("WorkspacePath(%q): %v, want an invalid-argument error", p, err)
+		}
+	}
+}

@@ -231,28 +231,23 @@ func templateValue(v any) string {
 	return fmt.Sprint(v)
 }
 
-// resourcePath is the path variable, percent-decoded, as a path under /workspace: the engine
-// then cleans it and refuses what leads out. The home (~) and other absolute paths are
-// refused here: resources serve /workspace only.
+// resourcePath is the path variable, percent-decoded, checked by the engine's path rules
+// (engine.WorkspacePath) and relative to /workspace. The home (~) is refused here: resources
+// serve /workspace only.
 func resourcePath(req mcp.ReadResourceRequest) (string, error) {
 	raw := templateValue(req.Params.Arguments["path"])
 	p, err := url.PathUnescape(raw)
 	if err != nil {
 		return "", fmt.Errorf("invalid resource URI %s: path %q is not percent-encoded correctly", req.Params.URI, raw)
 	}
-	switch {
-	case strings.ContainsRune(p, 0):
-		return "", fmt.Errorf("invalid resource URI %s: the path holds a NUL byte", req.Params.URI)
-	case strings.HasPrefix(p, "~"):
+	if strings.HasPrefix(p, "~") {
 		return "", fmt.Errorf("invalid resource URI %s: resources serve /workspace only; read home files with read_file", req.Params.URI)
-	case strings.HasPrefix(p, "/") && p != "/workspace" && !strings.HasPrefix(p, "/workspace/"):
-		return "", fmt.Errorf("invalid resource URI %s: %s is outside /workspace; give a path relative to /workspace", req.Params.URI, p)
-	case p == "" || p == "/workspace":
-		return ".", nil
-	case !strings.HasPrefix(path.Clean("/workspace/"+strings.TrimPrefix(p, "/workspace/")), "/workspace"):
-		return "", fmt.Errorf("invalid resource URI %s: path %q leaves /workspace through \"..\"; give a path inside /workspace", req.Params.URI, p)
 	}
-	return p, nil
+	rel, err := engine.WorkspacePath(p)
+	if err != nil {
+		return "", fmt.Errorf("invalid resource URI %s: %v", req.Params.URI, err)
+	}
+	return rel, nil
 }
 
 // resourceErr is the JSON-RPC error for an engine failure: the engine's message, plus where to
