@@ -117,13 +117,18 @@ func (wp *warmPool) prestart(ref sandbox.SnapshotRef, label string) {
 		}
 		wp.mu.Lock()
 		keep := err == nil && !wp.closed && wp.bySnap[ref] == e
+		var evict []*localSandbox
 		if keep {
 			e.s = s
+			evict = wp.evictLocked() // starts that overlapped may have left more than size
 		} else if wp.bySnap[ref] == e {
 			delete(wp.bySnap, ref)
 		}
 		close(e.ready)
 		wp.mu.Unlock()
+		for _, old := range evict {
+			_ = old.end("a newer warm sandbox took its place")
+		}
 		if err != nil {
 			wp.p.log.Debug("local: no warm sandbox", "snapshot", ref, "err", err)
 		} else if !keep {
