@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -256,4 +257,34 @@ func (e *Engine) Fork(ctx context.Context, ref, commitID, name string) (Workspac
 	}
 	e.log.Info("workspace forked", "from", src.ID, "to", id)
 	return e.view(nw), nil
+}
+
+// HistoryPage is a workspace's history from the head back, newest first.
+type HistoryPage struct {
+	Commits []Commit
+	// More is true when older commits exist beyond the limit.
+	More bool
+	// PrunedBy, when set, says that the history went on before the oldest commit listed but
+	// retention pruned it, naming the policy that did ("keep_commits=3").
+	PrunedBy string
+}
+
+// rootCommit is the first commit of workspace wsID (the one without a parent; retention keeps
+// it), or ErrNotFound.
+func rootCommit(tx *store.Tx, wsID string) (store.Commit, error) {
+	cs, err := tx.Commits(wsID)
+	if err != nil {
+		return store.Commit{}, err
+	}
+	roots := cs[:0:0]
+	for _, c := range cs {
+		if c.Parent == "" {
+			roots = append(roots, c)
+		}
+	}
+	if len(roots) == 0 {
+		return store.Commit{}, fmt.Errorf("workspace %s has no first commit: %w", wsID, store.ErrNotFound)
+	}
+	sort.SliceStable(roots, func(i, j int) bool { return roots[i].Created.Before(roots[j].Created) })
+	return roots[0], nil
 }
