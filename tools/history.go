@@ -133,8 +133,8 @@ type historyView struct {
 	// PrunedBefore is true when the oldest commit listed had a parent that the operator's
 	// retention policy pruned: the history before it is gone.
 	PrunedBefore bool `json:"pruned_before,omitempty"`
-	// prunedBy names that policy, for the text.
-	prunedBy string
+	// PrunedBy names that policy, as the operator config writes it ("keep_commits=3").
+	PrunedBy string `json:"pruned_by,omitempty"`
 	Steps
 }
 
@@ -145,7 +145,7 @@ func (v historyView) text() string {
 		b.WriteString(" (older commits exist: raise limit)")
 	}
 	if v.PrunedBefore {
-		fmt.Fprintf(&b, " (earlier commits were pruned by the retention policy: %s)", v.prunedBy)
+		fmt.Fprintf(&b, " (earlier commits were pruned by the retention policy: %s)", v.PrunedBy)
 	}
 	for _, c := range v.Commits {
 		fmt.Fprintf(&b, "\n%s  %s  %-7s  %s  (%s)", c.ID, c.Created.Format(time.RFC3339), c.Kind, c.Message, c.changeText())
@@ -176,7 +176,7 @@ func (t *toolset) workspaceHistory() server.ServerTool {
 				return historyView{}, err
 			}
 			v := historyView{WorkspaceID: w.ID, Name: w.Name, Head: w.Head, Commits: make([]commitView, 0, len(page.Commits)),
-				More: page.More, PrunedBefore: page.PrunedBy != "", prunedBy: page.PrunedBy}
+				More: page.More, PrunedBefore: page.PrunedBy != "", PrunedBy: page.PrunedBy}
 			for _, c := range page.Commits {
 				v.Commits = append(v.Commits, newCommitView(c, w.Head, historyPaths))
 			}

@@ -9,7 +9,7 @@ import (
 )
 
 // TestRetentionHistory: under keep_commits=2, workspace_history says that earlier commits were
-// pruned (pruned_before, and in the text), and a tool naming a pruned commit fails with kind
+// pruned (pruned_before and pruned_by, and in the text), and a tool naming a pruned commit fails with kind
 // not_found saying the retention policy pruned it and to pick one from workspace_history; the
 // results match their output schemas (the rig checks).
 func TestRetentionHistory(t *testing.T) {
@@ -25,7 +25,7 @@ func TestRetentionHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, text := r.ok("workspace_history", map[string]any{"workspace": "w"})
-	if h["pruned_before"] != true || h["more"] != nil || len(h["commits"].([]any)) != 2 ||
+	if h["pruned_before"] != true || h["pruned_by"] != "keep_commits=2" || h["more"] != nil || len(h["commits"].([]any)) != 2 ||
 		!strings.Contains(text, "earlier commits were pruned by the retention policy: keep_commits=2") {
 		t.Errorf("history after pruning: %v\n%s", h, text)
 	}
