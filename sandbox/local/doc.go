@@ -1,8 +1,9 @@
 // Package local is the Linux sandbox provider of sandkit-mcp: sandboxes are bubblewrap (bwrap)
 // containers on this machine, and snapshots are overlayfs layers in a data directory. It needs
 // only the bwrap binary (Debian/Ubuntu: apt-get install -y bubblewrap); everything else is this
-// package, which re-executes its own binary to mount the overlays (helper.go), and the
-// in-sandbox agent (package agent), embedded as a small static binary (agentbin.go).
+// package, a helper that mounts the overlays and becomes bwrap (package helper), and the
+// in-sandbox agent (package agent); both come in one small static binary embedded here
+// (agentbin.go), or else from this executable re-executed (reexec.go).
 //
 // It builds on every system, but only Linux runs it: everything else is in files built for Linux
 // only; elsewhere (local_other.go) Usable, New and Diagnose say so and what to use instead.
@@ -40,7 +41,9 @@
 // # Snapshots
 //
 // The durable state is two overlay mounts, one for /workspace and one for the home directory,
-// over the snapshot's chain of immutable layers with a fresh upper directory per sandbox.
+// over the snapshot's chain of immutable layers with a fresh upper directory per sandbox,
+// mounted volatile (the overlay never syncs the host file system; an fsync inside does not reach
+// the disk, and what a commit keeps the provider syncs itself, layers.go).
 // Snapshot kills every process, compares the upper directory with the chain below it to report
 // what changed (changes.go: whiteouts and opaque directories are deletes, added or modified by
 // whether the path exists below), and renames the upper directory into a new layer (no copy)
@@ -71,8 +74,8 @@
 //
 // # Warm helpers
 //
-// Starting a durable sandbox's helper costs, on the run's critical path, the re-exec of this
-// executable (exec, the Go runtime, package inits) and, with limits on a cgroup v1 host, its first
+// Starting a durable sandbox's helper costs, on the run's critical path, the start of the helper
+// (the static agent binary, or this executable) and, with limits on a cgroup v1 host, its first
 // write to a cgroup.procs file (the kernel waits for an RCU grace period the first time in a
 // burst). So the provider keeps two spare helpers ready (spare.go): each was started exactly as a
 // durable sandbox's helper is (new mount namespace, plus a user namespace when not root; a
@@ -82,18 +85,28 @@
 // (the agent's listening socket, bwrap's info pipe, the log file, by SCM_RIGHTS) and the helper
 // spec; the spare puts them on the descriptors a cold helper has and carries on as one (mounts,
 // privilege drop, exec bwrap), so isolation and limits are the same either way, and its cgroups
-// become the sandbox's (removed when it ends). A replacement starts in the background. A Start
+// become the sandbox's (removed when it ends). A replacement starts in the background, 10 ms
+// after the sandbox ends (afterRun), or at once when no other spare is ready. A Start
 // that finds no ready spare, and every Detached one (those need a session of their own and no
 // parent-death signal), starts its helper as before. A spare that died is noticed (it was
 // reaped) and discarded; spares die with the provider, and Close kills them and removes their
-// cgroups. Each costs an idle process on the host: about 4 MiB of memory of its own (15 MiB
-// resident with the executable's pages, which it shares with the server).
+// cgroups. Each costs an idle process on the host, a few MiB of memory.
+//
+// # Warm sandboxes
+//
+// When a sandbox ends in a snapshot (the new one, or the one it started from when it changed
+// nothing), a sandbox is started from that snapshot in the background (warm.go) and kept, idle,
+// for the next Start from it: the workspace's next run. That Start gets it with its label,
+// environment, lifetime and egress policy applied then; each serves one Start. At most
+// Options.WarmSandboxes are kept, one unclaimed for two minutes ends, DeleteSnapshot ends its
+// snapshot's one, and Detached starts never take one.
 //
 // # Live sandboxes
 //
 // A sandbox started without StartOptions.Detached dies with the provider (bwrap
 // --die-with-parent, a parent-death signal on the helper), and the next provider removes its
-// directory. A Detached one runs in a session of its own without either, so it survives the
+// directory. Every agent also ends once bwrap's monitor is gone (a life pipe: helper.Spec
+// LifePipe), which --die-with-parent misses when the monitor dies right after the clone. A Detached one runs in a session of its own without either, so it survives the
 // provider's process being killed; it records its layer chain, deadline and processes (pids with
 // their start times) in sandboxes/<id>/meta.json. New adopts every live one it finds there
 // (Sandboxes lists them, Reconnect returns a working handle; background processes and their
